@@ -1,0 +1,131 @@
+"""The one place boto3 sessions and clients are made, with the one retry policy.
+
+Every client shares a botocore ``Config`` (standard retry mode, bounded attempts and
+timeouts), so no module writes a retry loop of its own, and every client reports its
+calls to one ``ApiCallCounter`` so a sweep can say exactly what it cost.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+
+RETRY_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 5},
+    connect_timeout=5,
+    read_timeout=20,
+    max_pool_connections=20,
+)
+
+THROTTLING_CODES = frozenset(
+    {"RequestLimitExceeded", "Throttling", "ThrottlingException", "RateExceeded", "TooManyRequestsException"}
+)
+ACCESS_DENIED_CODES = frozenset(
+    {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError", "AuthFailure"}
+)
+
+
+class AwsError(Exception):
+    """An AWS call failed in a way the sweep cannot work around; the message says what to do."""
+
+
+@dataclass
+class ApiCallCounter:
+    """Counts API calls (not HTTP attempts) as ``service.Operation``; thread-safe."""
+
+    calls: Counter[str] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def on_call(self, model: Any, **_: Any) -> None:
+        with self._lock:
+            self.calls[f"{model.service_model.service_name}.{model.name}"] += 1
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(sorted(self.calls.items()))
+
+    @property
+    def total(self) -> int:
+        with self._lock:
+            return sum(self.calls.values())
+
+
+class Clients:
+    """Lazily made, cached boto3 clients sharing one session, config and counter."""
+
+    def __init__(
+        self,
+        session: boto3.Session | None = None,
+        *,
+        region: str | None = None,
+        profile: str | None = None,
+        counter: ApiCallCounter | None = None,
+        config: Config = RETRY_CONFIG,
+    ) -> None:
+        try:
+            self.session = session or boto3.Session(region_name=region, profile_name=profile)
+        except BotoCoreError as exc:
+            raise AwsError(f"{exc} (check --profile and ~/.aws/config)") from None
+        self.counter = counter or ApiCallCounter()
+        self._config = config
+        self._cache: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def region(self) -> str | None:
+        return self.session.region_name
+
+    def client(self, service: str) -> Any:
+        with self._lock:
+            if service not in self._cache:
+                if not self.session.region_name:
+                    raise AwsError("no AWS region: pass --region, set AWS_REGION, or set one in the profile")
+                made = self.session.client(service, config=self._config)
+                made.meta.events.register("before-call.*.*", self.counter.on_call)
+                self._cache[service] = made
+            return self._cache[service]
+
+    @property
+    def ec2(self) -> Any:
+        return self.client("ec2")
+
+    @property
+    def cloudwatch(self) -> Any:
+        return self.client("cloudwatch")
+
+    @property
+    def autoscaling(self) -> Any:
+        return self.client("autoscaling")
+
+
+def error_code(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def describe_aws_error(exc: BaseException, permission: str | None = None) -> str:
+    """One line that names the problem and the fix, for any boto3/botocore failure."""
+    if isinstance(exc, NoCredentialsError):
+        return "no AWS credentials found: set AWS_PROFILE / --profile, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    if isinstance(exc, NoRegionError):
+        return "no AWS region: pass --region, set AWS_REGION, or set one in the profile"
+    if isinstance(exc, ClientError):
+        code = error_code(exc)
+        op = exc.operation_name
+        message = exc.response.get("Error", {}).get("Message", "")
+        if code in ACCESS_DENIED_CODES:
+            needed = permission or op
+            return f"access denied calling {op}: the caller lacks the IAM permission {needed} ({message})"
+        if code in THROTTLING_CODES:
+            return f"{op} was throttled ({code}) and retries ran out: lower the sweep cadence or probe concurrency and try again"
+        return f"{op} failed: {code}: {message}"
+    if isinstance(exc, BotoCoreError):
+        return f"AWS call failed: {exc}"
+    return f"AWS call failed: {exc!r}"

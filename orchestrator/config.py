@@ -1,0 +1,181 @@
+"""Every setting of orch, validated once, with one clear line per mistake.
+
+Precedence: defaults < TOML file (``--config`` or ``ORCH_CONFIG``) < ``ORCH_*``
+environment variables < command-line flags. Environment names are derived from the
+model itself (``ORCH_PROBE_PORT`` is ``probe.port``), so a new field is configurable
+everywhere the moment it exists, and a misspelt variable is an error, not a no-op.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ENV_PREFIX = "ORCH_"
+
+
+class ConfigError(Exception):
+    """A setting is wrong; the message names the field, what is allowed, and where it came from."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProbeSettings(_Section):
+    port: int = Field(22, ge=1, le=65535, description="TCP port of sshd")
+    connect_timeout: float = Field(3.0, gt=0, le=60, description="seconds for the TCP handshake")
+    banner_timeout: float = Field(5.0, gt=0, le=120, description="seconds from connect to the SSH- line")
+    max_banner_bytes: int = Field(8192, ge=256, le=1_048_576, description="bytes read before giving up on a banner")
+    concurrency: int = Field(200, ge=1, le=900, description="probes in flight at once (a Lambda has 1024 fds)")
+    attempts: int = Field(3, ge=1, le=10, description="probes of a failing target before it counts as unreachable")
+    retry_window: float = Field(20.0, ge=0, le=600, description="seconds over which the attempts of a failing target are spread")
+    address: Literal["private", "public"] = Field("private", description="which instance address to probe")
+
+
+class MemorySettings(_Section):
+    namespace: str = Field("CWAgent", min_length=1)
+    metric: str = Field("mem_used_percent", min_length=1)
+    window_minutes: int = Field(60, ge=5, le=1440)
+    period_seconds: int = Field(60, ge=60, le=3600)
+    critical_percent: float = Field(95.0, gt=0, le=100)
+    critical_minutes: float = Field(3.0, ge=0, le=1440, description="how long above critical_percent before it counts")
+    stale_minutes: float = Field(10.0, gt=0, le=1440, description="silence after which a reporting agent is stale")
+
+    @model_validator(mode="after")
+    def _period_fits_window(self) -> MemorySettings:
+        if self.period_seconds > self.window_minutes * 60:
+            raise ValueError("memory.period_seconds must not exceed memory.window_minutes * 60")
+        return self
+
+
+class LimitSettings(_Section):
+    max_actions_per_sweep: int = Field(3, ge=0, le=1000, description="mutating actions one sweep may take")
+
+
+class Settings(_Section):
+    region: str | None = Field(None, description="AWS region; default from the AWS profile/environment")
+    profile: str | None = Field(None, description="AWS named profile")
+    selector: dict[str, str] = Field(default_factory=lambda: {"orch:managed": "true"})
+    opt_out_tag: str = Field("orch:skip", min_length=1)
+    dry_run: bool = False
+    state: str | None = Field(None, description="SQLite path or dynamodb://TABLE")
+    probe: ProbeSettings = Field(default_factory=ProbeSettings)
+    memory: MemorySettings = Field(default_factory=MemorySettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+
+    @field_validator("selector")
+    @classmethod
+    def _selector_not_empty(cls, value: dict[str, str]) -> dict[str, str]:
+        # An empty selector would mean "every instance in the account" (SRE book, ch. 7).
+        if not value:
+            raise ValueError("must name at least one tag (an empty selector would select the whole account)")
+        for key in value:
+            if not key.strip():
+                raise ValueError("tag keys must not be blank")
+        return value
+
+
+def parse_selector(text: str) -> dict[str, str]:
+    """``key=value,key2=value2`` as used on the command line and in ORCH_SELECTOR."""
+    result: dict[str, str] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"selector: {part!r} is not KEY=VALUE (example: orch:managed=true)")
+        result[key.strip()] = value.strip()
+    return result
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Map ORCH_SECTION_FIELD variables onto the model's own field names."""
+    known: dict[str, tuple[str, ...]] = {}
+    for name, info in Settings.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, _Section):
+            for sub in annotation.model_fields:
+                known[f"{ENV_PREFIX}{name}_{sub}".upper()] = (name, sub)
+        else:
+            known[f"{ENV_PREFIX}{name}".upper()] = (name,)
+    result: dict[str, Any] = {}
+    for var, raw in environ.items():
+        if not var.startswith(ENV_PREFIX) or var == "ORCH_CONFIG":
+            continue
+        path = known.get(var)
+        if path is None:
+            raise ConfigError(f"{var}: unknown setting (known: {', '.join(sorted(known))})")
+        value: Any = parse_selector(raw) if path == ("selector",) else raw
+        _set_path(result, path, value)
+    return result
+
+
+def _set_path(target: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    for key in path[:-1]:
+        target = target.setdefault(key, {})
+    target[path[-1]] = value
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping) and key != "selector":
+            merged[key] = _merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist (set --config or ORCH_CONFIG to a TOML file)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+
+
+def describe_validation_error(exc: ValidationError, source: str = "") -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "settings"
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown setting"
+        lines.append(f"{where}: {message} (got {err.get('input')!r})" if err["type"] != "extra_forbidden" else f"{where}: {message}")
+    suffix = f" [from {source}]" if source else ""
+    return "invalid configuration" + suffix + ": " + "; ".join(lines)
+
+
+def load_settings(
+    config_path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build Settings from every source, raising ConfigError with a one-line message."""
+    env = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    sources = []
+    path = config_path or env.get("ORCH_CONFIG")
+    if path:
+        data = _merge(data, _read_toml(Path(path)))
+        sources.append(str(path))
+    env_data = _env_overrides(env)
+    if env_data:
+        data = _merge(data, env_data)
+        sources.append("ORCH_* environment")
+    if overrides:
+        data = _merge(data, {k: v for k, v in overrides.items() if v is not None})
+        sources.append("command line")
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, " / ".join(sources))) from None

@@ -1,0 +1,107 @@
+"""The state store port: what a sweep remembers between runs.
+
+Logic that decides lives in plan; logic that records lives in sweep; an adapter
+(SQLite for manual runs, DynamoDB when deployed) only stores and fetches, with
+conditional writes where two writers could race.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Iterable, Protocol
+
+from orchestrator.model import ActionKind, InstanceHistory
+
+
+class StateError(Exception):
+    """The store cannot be read or written; a sweep that cannot record must not act."""
+
+
+class LeaseHeld(StateError):
+    def __init__(self, scope: str, owner: str, expires_at: datetime) -> None:
+        super().__init__(f"another sweep holds the lease for {scope}: {owner} until {expires_at.isoformat()}")
+        self.scope = scope
+        self.owner = owner
+        self.expires_at = expires_at
+
+
+class LeaseLost(StateError):
+    """Our lease expired and was taken over (or its fence moved): stop mutating now."""
+
+
+class ActionStatus(str, enum.Enum):
+    INTENT = "intent"  # written before the call: a crash after this never repeats the call blindly
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    DRY_RUN = "dry-run"
+    VERIFIED = "verified"
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRecord:
+    key: str  # idempotency key: instance, action, time window
+    sweep_id: str
+    instance_id: str
+    action: ActionKind
+    reason: str
+    status: ActionStatus
+    created_at: datetime
+    updated_at: datetime
+    detail: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SweepRecord:
+    sweep_id: str
+    started_at: datetime
+    mode: str  # scan | heal | dry-run
+    scope: str
+    finished_at: datetime | None = None
+    partial: bool = False
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    scope: str
+    owner: str
+    expires_at: datetime
+    fence: int  # increases on every acquisition; a stale holder's fence no longer matches
+
+
+@dataclass(frozen=True, slots=True)
+class PauseState:
+    paused_at: datetime
+    by: str
+    reason: str = ""
+
+
+def action_key(instance_id: str, action: ActionKind, now: datetime, window: timedelta) -> str:
+    """Same instance, action and time window -> same key: a redelivered sweep cannot act twice."""
+    bucket = int(now.timestamp() // max(window.total_seconds(), 1))
+    return f"{instance_id}#{action.value}#{bucket}"
+
+
+class StateStore(Protocol):
+    def get_histories(self, instance_ids: Iterable[str]) -> dict[str, InstanceHistory]: ...
+    def put_histories(self, histories: Iterable[InstanceHistory]) -> None: ...
+    def put_action_intent(self, record: ActionRecord) -> bool:
+        """Conditional put; False when the key already exists (the action was already taken)."""
+        ...
+    def update_action(self, key: str, status: ActionStatus, now: datetime, detail: str = "", evidence: dict[str, Any] | None = None) -> None: ...
+    def get_action(self, key: str) -> ActionRecord | None: ...
+    def list_actions(self, instance_id: str | None = None, limit: int = 50) -> list[ActionRecord]: ...
+    def put_sweep(self, record: SweepRecord) -> None: ...
+    def list_sweeps(self, limit: int = 20) -> list[SweepRecord]: ...
+    def acquire_lease(self, scope: str, owner: str, ttl: timedelta, now: datetime) -> Lease: ...
+    def renew_lease(self, lease: Lease, ttl: timedelta, now: datetime) -> Lease: ...
+    def check_lease(self, lease: Lease, now: datetime) -> None: ...
+    def release_lease(self, lease: Lease) -> None: ...
+    def get_lease(self, scope: str) -> Lease | None: ...
+    def get_pause(self) -> PauseState | None: ...
+    def set_pause(self, state: PauseState | None) -> None: ...
+    def close(self) -> None: ...
