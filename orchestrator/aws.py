@@ -15,12 +15,23 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 RETRY_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 5},
     connect_timeout=5,
     read_timeout=20,
     max_pool_connections=20,
+)
+
+# Mutating calls are not retried by botocore: a read timeout after EC2 accepted a
+# reboot must not become a second reboot. Only throttling, which proves the call was
+# refused before it ran, is retried (by ``retry_throttled``).
+MUTATING_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 1},
+    connect_timeout=5,
+    read_timeout=30,
+    max_pool_connections=10,
 )
 
 THROTTLING_CODES = frozenset(
@@ -82,14 +93,22 @@ class Clients:
         return self.session.region_name
 
     def client(self, service: str) -> Any:
+        """A client for reads: botocore retries throttling, 5xx and timeouts."""
+        return self._make(service, self._config, service)
+
+    def mutating_client(self, service: str) -> Any:
+        """A client for mutations: no automatic retry (see MUTATING_CONFIG)."""
+        return self._make(service, MUTATING_CONFIG, f"{service}!mutating")
+
+    def _make(self, service: str, config: Config, key: str) -> Any:
         with self._lock:
-            if service not in self._cache:
+            if key not in self._cache:
                 if not self.session.region_name:
                     raise AwsError("no AWS region: pass --region, set AWS_REGION, or set one in the profile")
-                made = self.session.client(service, config=self._config)
+                made = self.session.client(service, config=config)
                 made.meta.events.register("before-call.*.*", self.counter.on_call)
-                self._cache[service] = made
-            return self._cache[service]
+                self._cache[key] = made
+            return self._cache[key]
 
     @property
     def ec2(self) -> Any:
@@ -129,3 +148,16 @@ def describe_aws_error(exc: BaseException, permission: str | None = None) -> str
     if isinstance(exc, BotoCoreError):
         return f"AWS call failed: {exc}"
     return f"AWS call failed: {exc!r}"
+
+
+def is_throttle(exc: BaseException) -> bool:
+    return error_code(exc) in THROTTLING_CODES
+
+
+retry_throttled = retry(
+    retry=retry_if_exception(is_throttle),
+    stop=stop_after_attempt(5),
+    wait=wait_exponential_jitter(initial=0.2, max=5),
+    reraise=True,
+)
+"""Decorator for mutating calls: retry only what AWS refused for rate, never a timeout."""

@@ -8,11 +8,13 @@ everywhere the moment it exists, and a misspelt variable is an error, not a no-o
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
+from orchestrator.model import ActionKind
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ENV_PREFIX = "ORCH_"
@@ -53,8 +55,53 @@ class MemorySettings(_Section):
         return self
 
 
-class LimitSettings(_Section):
+class SafetySettings(_Section):
+    """Every limit that keeps one bad network day from becoming a fleet-wide reboot."""
+
     max_actions_per_sweep: int = Field(3, ge=0, le=1000, description="mutating actions one sweep may take")
+    max_actions_per_hour: int = Field(20, ge=0, le=10000, description="actions across the fleet in any hour, in flight included")
+    max_group_percent: float = Field(10.0, gt=0, le=100, description="share of an Auto Scaling group's in-service instances acted on at once (at least 1)")
+    max_unhealthy: str = Field("20%", description="circuit breaker: uncorroborated unreachable instances tolerated, a count or a percent of the fleet")
+    az_fault_percent: float = Field(50.0, gt=0, le=100, description="share of one AZ or subnet unreachable that means a network fault there")
+    az_fault_min: int = Field(2, ge=1, description="instances that must be unreachable in one AZ before the AZ rule applies")
+    debounce_probes: int = Field(3, ge=1, le=100, description="failed probes before an instance counts as unreachable")
+    debounce_seconds: float = Field(20.0, ge=0, le=3600, description="seconds those failures must span")
+    launch_grace_minutes: float = Field(10.0, ge=0, le=1440, description="no action on instances younger than this")
+    ladder: tuple[ActionKind, ...] = Field(
+        (ActionKind.REBOOT, ActionKind.STOP_START, ActionKind.REPLACE), min_length=1, description="escalation ladder, first rung first"
+    )
+    verify_minutes: float = Field(10.0, gt=0, le=1440, description="after an action, how long before judging it")
+    reset_minutes: float = Field(30.0, ge=0, le=10080, description="healthy this long after an action resets the ladder")
+    quarantine_attempts: int = Field(4, ge=1, le=100, description="actions within quarantine_hours after which a human must look")
+    quarantine_hours: float = Field(6.0, gt=0, le=720)
+    stop_wait_seconds: int = Field(300, ge=0, le=840, description="how long a stop/start waits for the stop")
+
+    @field_validator("ladder")
+    @classmethod
+    def _ladder_steps(cls, value: tuple[ActionKind, ...]) -> tuple[ActionKind, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("a step appears twice")
+        return value
+
+    @field_validator("max_unhealthy")
+    @classmethod
+    def _count_or_percent(cls, value: str) -> str:
+        text = str(value).strip()
+        number = text[:-1] if text.endswith("%") else text
+        try:
+            parsed = float(number)
+        except ValueError:
+            raise ValueError("must be a count like 5 or a percent like 20%") from None
+        if parsed < 0 or (text.endswith("%") and parsed > 100) or (not text.endswith("%") and parsed != int(parsed)):
+            raise ValueError("must be a whole count >= 0 or a percent from 0% to 100%")
+        return text
+
+    def unhealthy_limit(self, fleet_size: int) -> int:
+        """How many uncorroborated unreachable instances the breaker tolerates."""
+        text = self.max_unhealthy
+        if text.endswith("%"):
+            return int(fleet_size * float(text[:-1]) / 100)
+        return int(text)
 
 
 class Settings(_Section):
@@ -66,7 +113,7 @@ class Settings(_Section):
     state: str | None = Field(None, description="SQLite path or dynamodb://TABLE")
     probe: ProbeSettings = Field(default_factory=ProbeSettings)
     memory: MemorySettings = Field(default_factory=MemorySettings)
-    limits: LimitSettings = Field(default_factory=LimitSettings)
+    safety: SafetySettings = Field(default_factory=SafetySettings)
 
     @field_validator("selector")
     @classmethod
@@ -109,10 +156,24 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
             continue
         path = known.get(var)
         if path is None:
-            raise ConfigError(f"{var}: unknown setting (known: {', '.join(sorted(known))})")
-        value: Any = parse_selector(raw) if path == ("selector",) else raw
+            close = difflib.get_close_matches(var, known, n=1)
+            hint = f"; did you mean {close[0]}?" if close else "; see the README's configuration section"
+            raise ConfigError(f"{var}: unknown setting{hint}")
+        value: Any = raw
+        if path == ("selector",):
+            value = parse_selector(raw)
+        elif _is_list_field(path):
+            value = [part.strip() for part in raw.split(",") if part.strip()]
         _set_path(result, path, value)
     return result
+
+
+def _is_list_field(path: tuple[str, ...]) -> bool:
+    model: Any = Settings
+    for key in path[:-1]:
+        model = model.model_fields[key].annotation
+    annotation = model.model_fields[path[-1]].annotation
+    return getattr(annotation, "__origin__", None) in (tuple, list)
 
 
 def _set_path(target: dict[str, Any], path: tuple[str, ...], value: Any) -> None:

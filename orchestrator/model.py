@@ -230,6 +230,7 @@ class OutcomeStatus(str, enum.Enum):
     DRY_RUN = "dry-run"
     SKIPPED = "skipped"
     FAILED = "failed"
+    UNCERTAIN = "uncertain"  # the call may have run (timeout); re-read, never repeated
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +248,7 @@ class InstanceHistory:
     first_failure_at: datetime | None = None
     failed_probes: int = 0  # consecutive failed probe attempts, across sweeps
     last_healthy_at: datetime | None = None
+    healthy_since: datetime | None = None  # start of the current healthy streak
     rung: int = 0  # index into the escalation ladder of the next action
     attempts: tuple[datetime, ...] = ()  # when actions were taken, for the quarantine window
     last_action: ActionKind | None = None

@@ -1,0 +1,138 @@
+"""The one choke point through which every mutation passes.
+
+An executor takes a ``Plan`` and returns an outcome per action. The dry-run executor
+returns what would happen and calls nothing; the AWS executor, before each call, asks
+the gate (lease still ours, not paused, time left), writes the intent to the journal
+(an idempotent record: a redelivered sweep finds it and does not act twice) and
+captures evidence; after the call it records the outcome. Nothing else in orch
+mutates AWS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from orchestrator.act import autoscaling, ec2
+from orchestrator.act.ec2 import Result, UncertainOutcome
+from orchestrator.aws import Clients, describe_aws_error
+from orchestrator.model import Action, ActionKind, ActionOutcome, OutcomeStatus, Plan
+
+
+class Journal(Protocol):
+    def begin(self, action: Action, evidence: dict[str, Any]) -> str | None:
+        """Record the intent; return why not to act (already recorded), or None to go on."""
+        ...
+
+    def finish(self, outcome: ActionOutcome) -> None: ...
+
+
+class Executor(Protocol):
+    def execute(self, plan: Plan) -> list[ActionOutcome]: ...
+
+
+Gate = Callable[[], str | None]
+EvidenceCapture = Callable[[Action], dict[str, Any]]
+
+
+def _no_refusal() -> str | None:
+    return None
+
+
+def _no_evidence(action: Action) -> dict[str, Any]:
+    return {}
+
+
+@dataclass
+class DryRunExecutor:
+    """Same plan, same output, no mutating call: dry run is a different executor, not an if."""
+
+    def execute(self, plan: Plan) -> list[ActionOutcome]:
+        return [ActionOutcome(a, OutcomeStatus.DRY_RUN, f"would {a.kind.value}") for a in plan.actions]
+
+
+@dataclass
+class AwsExecutor:
+    clients: Clients
+    journal: Journal
+    gate: Gate = _no_refusal
+    capture_evidence: EvidenceCapture = _no_evidence
+    stop_wait_seconds: int = 300
+    outcomes: list[ActionOutcome] = field(default_factory=list)
+
+    def execute(self, plan: Plan) -> list[ActionOutcome]:
+        self.outcomes = []
+        reboots: list[Action] = []
+        for action in plan.actions:
+            if not self._admit(action):
+                continue
+            if action.kind is ActionKind.REBOOT:
+                reboots.append(action)  # batched: one RebootInstances for all of them
+            else:
+                self._run_one(action)
+        if reboots:
+            self._run_reboots(reboots)
+        return self.outcomes
+
+    def _admit(self, action: Action) -> bool:
+        refusal = self.gate()
+        if refusal is not None:
+            self._finish(ActionOutcome(action, OutcomeStatus.SKIPPED, refusal), journal=False)
+            return False
+        try:
+            evidence = self.capture_evidence(action)
+        except Exception as exc:  # evidence is best effort; its absence is recorded, never fatal
+            evidence = {"error": f"evidence capture failed: {exc}"}
+        why_not = self.journal.begin(action, evidence)
+        if why_not is not None:
+            self._finish(ActionOutcome(action, OutcomeStatus.SKIPPED, why_not), journal=False)
+            return False
+        return True
+
+    def _run_reboots(self, actions: list[Action]) -> None:
+        by_id = {a.instance_id: a for a in actions}
+        try:
+            results = ec2.reboot(self.clients.mutating_client("ec2"), by_id)
+        except UncertainOutcome as exc:
+            for action in actions:
+                self._uncertain(action, exc)
+            return
+        except (ClientError, BotoCoreError) as exc:
+            message = describe_aws_error(exc, "ec2:RebootInstances")
+            for action in actions:
+                self._finish(ActionOutcome(action, OutcomeStatus.FAILED, message))
+            return
+        for instance_id, result in results.items():
+            self._finish(ActionOutcome(by_id[instance_id], result.status, result.detail))
+
+    def _run_one(self, action: Action) -> None:
+        try:
+            result = self._call(action)
+        except UncertainOutcome as exc:
+            self._uncertain(action, exc)
+            return
+        except (ClientError, BotoCoreError) as exc:
+            self._finish(ActionOutcome(action, OutcomeStatus.FAILED, describe_aws_error(exc)))
+            return
+        self._finish(ActionOutcome(action, result.status, result.detail))
+
+    def _call(self, action: Action) -> Result:
+        if action.kind is ActionKind.STOP_START:
+            return ec2.stop_start(self.clients.mutating_client("ec2"), action.instance_id, self.stop_wait_seconds)
+        if action.kind is ActionKind.REPLACE:
+            if action.asg_name is None:
+                return Result(OutcomeStatus.SKIPPED, "replace needs an Auto Scaling group; standalone replacement is not enabled")
+            return autoscaling.mark_unhealthy(self.clients.mutating_client("autoscaling"), action.instance_id)
+        raise AssertionError(f"unhandled action kind {action.kind}")
+
+    def _uncertain(self, action: Action, exc: UncertainOutcome) -> None:
+        state = ec2.current_state(self.clients.ec2, action.instance_id)
+        detail = f"no answer ({exc}); instance is now {state}; not repeated, the next sweep verifies"
+        self._finish(ActionOutcome(action, OutcomeStatus.UNCERTAIN, detail))
+
+    def _finish(self, outcome: ActionOutcome, journal: bool = True) -> None:
+        self.outcomes.append(outcome)
+        if journal:
+            self.journal.finish(outcome)

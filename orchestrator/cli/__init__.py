@@ -1,0 +1,27 @@
+"""`orch`: the command line. Each command is a thin shell over the library."""
+
+from __future__ import annotations
+
+import click
+
+from orchestrator.cli.sweep_cmds import heal_command, scan_command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="orch")
+def cli() -> None:
+    """Heal EC2 instances that pass AWS status checks but no longer answer SSH.
+
+    \b
+    Exit codes: 0 ok; 1 something is still unhealthy, blocked or failed;
+    2 bad usage or configuration; 3 AWS error (nothing acted on after it);
+    4 another sweep holds the lease; 5 state store unavailable.
+    """
+
+
+cli.add_command(scan_command)
+cli.add_command(heal_command)
+
+
+def main() -> None:
+    cli(prog_name="orch")

@@ -1,0 +1,149 @@
+"""Every safety rule of plan, table-driven, with a fixed clock and no AWS."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import pytest
+
+from orchestrator.model import ActionKind, Facts, InstanceHistory, ProbeOutcome, ScheduledEvent, VerdictKind
+from orchestrator.plan import make_plan
+from orchestrator.state.store import PauseState
+from tests.builders import NOW, confirmed, facts, instance, settings, verdict
+
+DOWN = ProbeOutcome.BANNER_TIMEOUT
+EVIDENCE = ("memory 99% (critical >= 95% for 12 min)",)
+
+
+@dataclass
+class Fleet:
+    """A fleet of ``size`` instances; ``down`` ones are unreachable (optionally corroborated)."""
+
+    size: int = 10
+    down: tuple[int, ...] = ()
+    corroborated: tuple[int, ...] = ()
+    zones: tuple[str, ...] = ("us-east-1a", "us-east-1b")
+    asg: dict[int, str] = field(default_factory=dict)
+    tags: dict[int, dict[str, str]] = field(default_factory=dict)
+    launched: dict[int, timedelta] = field(default_factory=dict)
+    lifecycle: dict[int, str] = field(default_factory=dict)
+    events: tuple[int, ...] = ()
+    history: dict[int, dict[str, object]] = field(default_factory=dict)
+
+    def build(self) -> tuple[dict[str, Facts], list, dict[str, InstanceHistory]]:
+        all_facts: dict[str, Facts] = {}
+        verdicts = []
+        histories: dict[str, InstanceHistory] = {}
+        for n in range(self.size):
+            inst = instance(
+                n,
+                az=self.zones[n % len(self.zones)],
+                tags=self.tags.get(n),
+                asg=self.asg.get(n),
+                launched=NOW - self.launched.get(n, timedelta(days=3)),
+            )
+            status = None
+            if n in self.events:
+                from tests.builders import status_ok
+
+                status = status_ok(inst.instance_id, (ScheduledEvent("system-reboot", NOW + timedelta(days=2)),))
+            f = facts(inst, DOWN if n in self.down else ProbeOutcome.OK, status=status, lifecycle=self.lifecycle.get(n))
+            all_facts[inst.instance_id] = f
+            if n in self.down:
+                verdicts.append(verdict(f, VerdictKind.UNREACHABLE, EVIDENCE if n in self.corroborated else ()))
+                histories[inst.instance_id] = confirmed(inst.instance_id, **self.history.get(n, {}))
+            else:
+                verdicts.append(verdict(f, VerdictKind.HEALTHY))
+                if n in self.history:
+                    histories[inst.instance_id] = InstanceHistory(inst.instance_id, **self.history[n])  # type: ignore[arg-type]
+        return all_facts, verdicts, histories
+
+
+def iid(n: int) -> str:
+    return instance(n).instance_id
+
+
+CASES = [
+    # name, fleet, settings overrides, paused, expected actions {n: kind}, expected blocked {n: substring}
+    ("one hung box is rebooted", Fleet(down=(3,)), {}, None, {3: ActionKind.REBOOT}, {}),
+    ("opt-out tag is respected", Fleet(down=(3,), tags={3: {"orch:skip": "true"}}), {}, None, {}, {3: "opted out"}),
+    ("not debounced yet", Fleet(down=(3,), history={3: {"failed_probes": 2}}), {}, None, {}, {3: "not confirmed yet: 2/3"}),
+    ("failures too close together", Fleet(down=(3,), history={3: {"first_failure_at": NOW - timedelta(seconds=5)}}), {}, None, {}, {3: "over 5/20 s"}),
+    ("young instance in launch grace", Fleet(down=(3,), launched={3: timedelta(minutes=2)}), {}, None, {}, {3: "launched 2 min ago"}),
+    ("ASG member in Standby", Fleet(down=(3,), asg={3: "web"}, lifecycle={3: "Standby"}), {}, None, {}, {3: "lifecycle state is Standby"}),
+    ("ASG member Pending:Wait", Fleet(down=(3,), asg={3: "web"}, lifecycle={3: "Pending:Wait"}), {}, None, {}, {3: "Pending:Wait"}),
+    ("scheduled EC2 event", Fleet(down=(3,), events=(3,)), {}, None, {}, {3: "scheduled event system-reboot"}),
+    ("quarantined", Fleet(down=(3,), history={3: {"quarantined_at": NOW - timedelta(hours=1), "quarantine_reason": "4 actions"}}), {}, None, {}, {3: "quarantined since"}),
+    ("action in flight awaits verification", Fleet(down=(3,), history={3: {"in_flight_key": "k", "last_action_at": NOW - timedelta(minutes=2), "last_action": ActionKind.REBOOT}}), {}, None, {}, {3: "awaits verification"}),
+    ("second rung is stop/start", Fleet(down=(3,), history={3: {"rung": 1, "attempts": (NOW - timedelta(minutes=20),)}}), {}, None, {3: ActionKind.STOP_START}, {}),
+    ("third rung replaces an ASG member", Fleet(down=(3,), asg={3: "web"}, history={3: {"rung": 2}}), {"max_group_percent": 100}, None, {3: ActionKind.REPLACE}, {}),
+    ("third rung never replaces a standalone box", Fleet(down=(3,), history={3: {"rung": 2}}), {}, None, {}, {3: "escalation reached replace"}),
+    ("custom ladder: reboot then replace", Fleet(down=(3,), asg={3: "web"}, history={3: {"rung": 1}}), {"ladder": ["reboot", "replace"], "max_group_percent": 100}, None, {3: ActionKind.REPLACE}, {}),
+    ("breaker: 3 of 10 uncorroborated > 20%", Fleet(down=(1, 2, 3)), {}, None, {}, {1: "too many unhealthy: 3 of 10", 2: "circuit breaker", 3: "circuit breaker"}),
+    ("breaker ignores corroborated failures", Fleet(down=(1, 2, 3), corroborated=(1, 2, 3)), {}, None, {1: ActionKind.REBOOT, 2: ActionKind.REBOOT, 3: ActionKind.REBOOT}, {}),
+    ("breaker blocks only the uncorroborated", Fleet(size=20, down=(1, 2, 3, 5, 7, 9, 11), corroborated=(1, 2, 3), zones=("a", "b", "c", "d", "e")), {"max_unhealthy": "3", "max_actions_per_sweep": 5}, None,
+     {1: ActionKind.REBOOT, 2: ActionKind.REBOOT, 3: ActionKind.REBOOT}, {5: "too many unhealthy: 4 of 20", 7: "circuit breaker", 9: "circuit breaker", 11: "circuit breaker"}),
+    ("every probe failed: prober suspect (gardener mcm #482)", Fleet(size=4, down=(0, 1, 2, 3), corroborated=(0, 1, 2, 3)), {"max_unhealthy": "100%"}, None, {}, {n: "every probe of this sweep failed (4/4)" for n in range(4)}),
+    ("one AZ mostly unreachable: network fault there", Fleet(down=(0, 2, 4)), {"max_unhealthy": "50%"}, None, {}, {n: "3 of 5 instances unreachable in availability zone us-east-1a" for n in (0, 2, 4)}),
+    ("AZ rule spares corroborated instances", Fleet(down=(0, 2, 4), corroborated=(0, 2, 4)), {"max_unhealthy": "50%"}, None, {0: ActionKind.REBOOT, 2: ActionKind.REBOOT, 4: ActionKind.REBOOT}, {}),
+    ("per-sweep budget", Fleet(size=40, down=(1, 6, 11, 16, 21), zones=("a", "b", "c", "d")), {}, None,
+     {1: ActionKind.REBOOT, 6: ActionKind.REBOOT, 11: ActionKind.REBOOT}, {16: "max 3 actions per sweep", 21: "max 3 actions per sweep"}),
+    ("per-hour budget counts earlier actions", Fleet(down=(3,), history={0: {"attempts": tuple(NOW - timedelta(minutes=m) for m in range(1, 21))}}), {}, None, {}, {3: "max 20 actions per hour"}),
+    ("per-group cap: 10% of 10 in service = 1", Fleet(size=10, down=(2, 4), asg={n: "web" for n in range(10)}, zones=("a", "b", "c", "d", "e")), {}, None,
+     {2: ActionKind.REBOOT}, {4: "already has 1 action(s) in flight (limit 1: 10% of 10 in service)"}),
+    ("in-flight actions count toward the group cap (openshift mao #902)", Fleet(size=10, down=(4,), asg={n: "web" for n in range(10)}, history={2: {"in_flight_key": "k", "last_action_at": NOW - timedelta(minutes=1)}}), {}, None,
+     {}, {4: "already has 1 action(s) in flight"}),
+    ("pause stops everything", Fleet(down=(3,)), {}, PauseState(NOW - timedelta(hours=1), "alice", "maintenance"), {}, {3: "paused since 2026-01-01 11:00 UTC by alice: maintenance"}),
+    ("zero actions allowed", Fleet(down=(3,)), {"max_actions_per_sweep": 0}, None, {}, {3: "max 0 actions per sweep"}),
+]
+
+
+@pytest.mark.parametrize("name, fleet, overrides, paused, want_actions, want_blocked", CASES, ids=[c[0] for c in CASES])
+def test_plan_rules(name, fleet, overrides, paused, want_actions, want_blocked):
+    all_facts, verdicts, histories = fleet.build()
+    plan = make_plan(all_facts, verdicts, histories, settings(**overrides), NOW, paused=paused)
+    assert {a.instance_id: a.kind for a in plan.actions} == {iid(n): k for n, k in want_actions.items()}
+    blocked = {b.instance_id: b.why for b in plan.blocked}
+    assert set(blocked) == {iid(n) for n in want_blocked}
+    for n, fragment in want_blocked.items():
+        assert fragment in blocked[iid(n)], blocked[iid(n)]
+
+
+def test_healthy_fleet_plans_nothing():
+    all_facts, verdicts, histories = Fleet(size=50).build()
+    plan = make_plan(all_facts, verdicts, histories, settings(), NOW)
+    assert plan.actions == () and plan.blocked == () and plan.notes == ()
+
+
+def test_unknown_and_impaired_verdicts_never_act():
+    all_facts, _, histories = Fleet(size=4, down=(0, 1, 2, 3)).build()
+    ids = list(all_facts)
+    verdicts = [
+        verdict(all_facts[ids[0]], VerdictKind.UNKNOWN),
+        verdict(all_facts[ids[1]], VerdictKind.AWS_IMPAIRED),
+        verdict(all_facts[ids[2]], VerdictKind.METRICS_STALE),
+        verdict(all_facts[ids[3]], VerdictKind.MEMORY_CRITICAL),
+    ]
+    plan = make_plan(all_facts, verdicts, histories, settings(), NOW)
+    assert plan.actions == () and plan.blocked == ()
+
+
+def test_breaker_says_the_numbers_in_a_note():
+    all_facts, verdicts, histories = Fleet(down=(1, 2, 3)).build()
+    plan = make_plan(all_facts, verdicts, histories, settings(), NOW)
+    assert any("too many unhealthy: 3 of 10" in note and "limit 20% = 2" in note for note in plan.notes)
+
+
+def test_longest_failing_is_served_first_when_budget_is_short():
+    fleet = Fleet(size=40, down=(1, 6, 11), zones=("a", "b", "c", "d"),
+                  history={11: {"first_failure_at": NOW - timedelta(hours=2)}, 6: {"first_failure_at": NOW - timedelta(hours=1)}})
+    all_facts, verdicts, histories = fleet.build()
+    plan = make_plan(all_facts, verdicts, histories, settings(max_actions_per_sweep=2), NOW)
+    assert [a.instance_id for a in plan.actions] == [iid(11), iid(6)]
+
+
+def test_corroborated_action_names_its_evidence():
+    all_facts, verdicts, histories = Fleet(down=(3,), corroborated=(3,)).build()
+    plan = make_plan(all_facts, verdicts, histories, settings(), NOW)
+    assert "corroborated by memory 99%" in plan.actions[0].reason
