@@ -157,7 +157,7 @@ def is_throttle(exc: BaseException) -> bool:
 retry_throttled = retry(
     retry=retry_if_exception(is_throttle),
     stop=stop_after_attempt(5),
-    wait=wait_exponential_jitter(initial=0.2, max=5),
+    wait=wait_exponential_jitter(multiplier=0.2, max=5),
     reraise=True,
 )
 """Decorator for mutating calls: retry only what AWS refused for rate, never a timeout."""

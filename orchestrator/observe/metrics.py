@@ -47,12 +47,14 @@ def discover_dimensions(cloudwatch: Any, namespace: str, metric: str) -> dict[st
     paginator = cloudwatch.get_paginator("list_metrics")
     for page in paginator.paginate(Namespace=namespace, MetricName=metric, Dimensions=[{"Name": "InstanceId"}]):
         for raw in page.get("Metrics", []):
-            dims: Dimensions = tuple(sorted((d["Name"], d["Value"]) for d in raw.get("Dimensions", [])))
+            # Kept in the order ListMetrics gives: CloudWatch matches sets in any order,
+            # but moto (and so every test) matches them only in the published order.
+            dims: Dimensions = tuple((d["Name"], d["Value"]) for d in raw.get("Dimensions", []))
             instance_id = dict(dims).get("InstanceId")
             if not instance_id:
                 continue
             current = found.get(instance_id)
-            if current is None or (len(dims), dims) < (len(current), current):
+            if current is None or (len(dims), sorted(dims)) < (len(current), sorted(current)):
                 found[instance_id] = dims
     return found
 
