@@ -155,7 +155,8 @@ def _trend(points: list[Point], now: datetime, s: MemorySettings) -> _Trend:
     """Slope, and minutes to exhaustion when the rise is credible as a leak."""
     xs, ys = _window(points, now, s.trend_minutes)
     if len(xs) < s.min_points:
-        return _Trend(None, None, (f"no trend: {len(xs)} points in the last {s.trend_minutes:g} min (needs {s.min_points})",))
+        few = f"no trend: {len(xs)} points in the last {s.trend_minutes:g} min (needs {s.min_points})"
+        return _Trend(None, None, (few,))
     fit = _fit(xs, ys)
     if fit is None:
         return _Trend(None, None, ("no trend: datapoints share timestamps",))

@@ -37,7 +37,9 @@ def mad(values: Sequence[float]) -> float:
     return median([abs(v - centre) for v in values])
 
 
-def condense(xs: Sequence[float], ys: Sequence[float], max_points: int = MAX_FIT_POINTS) -> tuple[list[float], list[float]]:
+def condense(
+    xs: Sequence[float], ys: Sequence[float], max_points: int = MAX_FIT_POINTS
+) -> tuple[list[float], list[float]]:
     """At most ``max_points`` (median x, median y) of consecutive groups, in order.
 
     ``xs`` must be ascending (its median is then its middle, no sort needed). Groups are
