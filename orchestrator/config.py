@@ -47,11 +47,27 @@ class MemorySettings(_Section):
     critical_percent: float = Field(95.0, gt=0, le=100)
     critical_minutes: float = Field(3.0, ge=0, le=1440, description="how long above critical_percent before it counts")
     stale_minutes: float = Field(10.0, gt=0, le=1440, description="silence after which a reporting agent is stale")
+    exhaustion_percent: float = Field(
+        97.0, gt=0, le=100, description="level at which sshd can no longer fork: the forecast's target"
+    )
+    horizon_minutes: float = Field(30.0, gt=0, le=1440, description="forecast exhaustion this far ahead")
+    trend_minutes: float = Field(30.0, gt=0, le=1440, description="trailing span the trend is fitted over")
+    min_points: int = Field(5, ge=3, le=1440, description="datapoints in the trend span needed for a trend")
+    min_slope_per_min: float = Field(
+        0.05, ge=0, le=100, description="percent per minute below which a rise is drift, not a leak"
+    )
 
     @model_validator(mode="after")
     def _period_fits_window(self) -> MemorySettings:
         if self.period_seconds > self.window_minutes * 60:
             raise ValueError("memory.period_seconds must not exceed memory.window_minutes * 60")
+        return self
+
+    @model_validator(mode="after")
+    def _trend_fits_window(self) -> MemorySettings:
+        # A trend span longer than the fetched window would silently fit less than it says.
+        if self.trend_minutes > self.window_minutes:
+            raise ValueError("memory.trend_minutes must not exceed memory.window_minutes")
         return self
 
 
