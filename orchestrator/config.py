@@ -120,6 +120,16 @@ class SafetySettings(_Section):
         return int(text)
 
 
+class EvidenceSettings(_Section):
+    console: bool = Field(True, description="read the console output before acting")
+    bucket: str | None = Field(None, description="S3 bucket for whole evidence bundles (summary always goes to the state store)")
+    prefix: str = Field("orch/evidence/", description="key prefix in the bucket")
+
+
+class NotifySettings(_Section):
+    topic_arn: str | None = Field(None, description="SNS topic for one message per sweep that acted or blocked")
+
+
 class Settings(_Section):
     region: str | None = Field(None, description="AWS region; default from the AWS profile/environment")
     profile: str | None = Field(None, description="AWS named profile")
@@ -130,6 +140,8 @@ class Settings(_Section):
     probe: ProbeSettings = Field(default_factory=ProbeSettings)
     memory: MemorySettings = Field(default_factory=MemorySettings)
     safety: SafetySettings = Field(default_factory=SafetySettings)
+    evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
 
     @field_validator("selector")
     @classmethod

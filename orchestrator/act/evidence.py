@@ -1,0 +1,110 @@
+"""Evidence first: what the box looked like before orch touched it.
+
+Captured by the executor right before each mutation, so the operator gets the OOM line
+the team once spent three days grepping for. A summary goes with the action record;
+the whole bundle goes to S3 when a bucket is configured. Capture is best effort: its
+failure is recorded in the bundle and never blocks the heal.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable, Mapping
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from orchestrator.aws import Clients, describe_aws_error
+from orchestrator.config import EvidenceSettings
+from orchestrator.kernel_log import parse_console
+from orchestrator.model import Action, Facts, Verdict
+from orchestrator.observe.console import read_console
+
+PERMISSIONS = frozenset({"s3:PutObject"})
+
+
+def bundle(action: Action, facts: Facts, verdict: Verdict, console_text: str, console_error: str | None, now: datetime) -> dict[str, Any]:
+    findings = parse_console(console_text)
+    probe = facts.probe
+    status = facts.status
+    return {
+        "instance_id": action.instance_id,
+        "name": facts.instance.name,
+        "captured_at": now.isoformat(),
+        "action": action.kind.value,
+        "reason": action.reason,
+        "verdict": {"kind": verdict.kind.value, "reasons": list(verdict.reasons), "evidence": list(verdict.evidence)},
+        "status_checks": None if status is None else {"system": status.system.value, "instance": status.instance.value},
+        "probe": None
+        if probe is None
+        else [
+            {"outcome": a.outcome.value, "started_at": a.started_at.isoformat(), "latency_s": round(a.latency_s, 3), "banner": a.banner, "detail": a.detail}
+            for a in probe.attempts
+        ],
+        "memory": {
+            "percent": verdict.memory_percent,
+            "slope_per_min": verdict.memory_slope_per_min,
+            "minutes_to_exhaustion": verdict.minutes_to_exhaustion,
+            "window": [] if facts.memory is None else [[t.isoformat(), v] for t, v in facts.memory.points],
+        },
+        "console": {
+            "cause": findings.cause.value,
+            "summary": findings.summary,
+            "oom_kills": [
+                {"process": k.process, "pid": k.pid, "anon_rss_kb": k.anon_rss_kb, "invoker": k.invoker, "line": k.line}
+                for k in findings.oom_kills
+            ],
+            "panic_lines": list(findings.panic_lines),
+            "error": console_error,
+            "tail": console_text[-8192:],
+        },
+    }
+
+
+def summary(evidence: Mapping[str, Any]) -> dict[str, Any]:
+    """What the action record keeps: small enough for a DynamoDB item."""
+    console = evidence.get("console", {})
+    return {
+        "incident_id": evidence.get("incident_id"),
+        "console_cause": console.get("cause"),
+        "console_summary": console.get("summary"),
+        "console_error": console.get("error"),
+        "memory_percent": evidence.get("memory", {}).get("percent"),
+        "probe": [p["outcome"] for p in evidence.get("probe") or []],
+        "s3_key": evidence.get("s3_key"),
+        "s3_error": evidence.get("s3_error"),
+    }
+
+
+def s3_key(prefix: str, sweep_id: str, instance_id: str, now: datetime) -> str:
+    return f"{prefix.rstrip('/')}/{now:%Y/%m/%d}/{sweep_id}-{instance_id}.json"
+
+
+@dataclass
+class EvidenceCollector:
+    clients: Clients
+    settings: EvidenceSettings
+    facts: Mapping[str, Facts]
+    verdicts: Mapping[str, Verdict]
+    sweep_id: str
+    clock: Callable[[], datetime]
+
+    def __call__(self, action: Action) -> dict[str, Any]:
+        now = self.clock()
+        text, error = ("", "console capture disabled") if not self.settings.console else read_console(self.clients.ec2, action.instance_id)
+        evidence = bundle(action, self.facts[action.instance_id], self.verdicts[action.instance_id], text, error, now)
+        evidence["incident_id"] = f"{self.sweep_id}-{action.instance_id}"
+        if self.settings.bucket:
+            key = s3_key(self.settings.prefix, self.sweep_id, action.instance_id, now)
+            try:
+                self.clients.client("s3").put_object(
+                    Bucket=self.settings.bucket,
+                    Key=key,
+                    Body=json.dumps(evidence, indent=2, default=str).encode(),
+                    ContentType="application/json",
+                )
+                evidence["s3_key"] = f"s3://{self.settings.bucket}/{key}"
+            except (ClientError, BotoCoreError) as exc:
+                evidence["s3_error"] = describe_aws_error(exc, "s3:PutObject")
+        return summary(evidence)
