@@ -304,8 +304,14 @@ def test_lease_rejects_bad_arguments(store: Any) -> None:
     assert store.get_lease(SCOPE) is None
 
 
-def test_only_one_of_eight_simultaneous_contenders_wins(concurrent_store: Any) -> None:
+@pytest.mark.parametrize("previous_holder", [False, True], ids=["free", "expired"])
+def test_only_one_of_eight_simultaneous_contenders_wins(concurrent_store: Any, previous_holder: bool) -> None:
+    """Called from the main thread, set-up is not a contender; the eight workers are."""
     contenders = 8
+    start = NOW
+    if previous_holder:
+        concurrent_store.acquire_lease(SCOPE, "crashed-sweeper", TTL, NOW)
+        start = NOW + TTL
     barrier = threading.Barrier(contenders)
     won: list[Lease] = []
     held: list[LeaseHeld] = []
@@ -315,7 +321,7 @@ def test_only_one_of_eight_simultaneous_contenders_wins(concurrent_store: Any) -
     def contend(n: int) -> None:
         barrier.wait()
         try:
-            lease = concurrent_store.acquire_lease(SCOPE, f"sweeper-{n}", TTL, NOW)
+            lease = concurrent_store.acquire_lease(SCOPE, f"sweeper-{n}", TTL, start)
         except LeaseHeld as exc:
             with lock:
                 held.append(exc)
@@ -337,3 +343,4 @@ def test_only_one_of_eight_simultaneous_contenders_wins(concurrent_store: Any) -
     assert len(held) == contenders - 1
     assert {exc.owner for exc in held} == {won[0].owner}
     assert concurrent_store.get_lease(SCOPE) == won[0]
+    assert won[0].fence == (2 if previous_holder else 1)
