@@ -149,6 +149,7 @@ def test_update_of_unknown_action_is_an_error(store: Any) -> None:
     with pytest.raises(StateError, match="no action recorded with key ghost"):
         store.update_action("ghost", ActionStatus.DONE, NOW)
     assert store.get_action("ghost") is None
+    assert store.put_action_intent(action("after-the-error")) is True, "a failed write must not wedge the store"
 
 
 def test_list_actions_newest_first_per_instance_and_limited(store: Any) -> None:

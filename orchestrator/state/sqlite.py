@@ -39,14 +39,18 @@ IN_CHUNK = 500  # well under SQLite's bound-parameter limit on every build
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS histories (instance_id TEXT PRIMARY KEY, data TEXT NOT NULL, updated_at TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS actions (key TEXT PRIMARY KEY, instance_id TEXT NOT NULL,"
-    " created_at TEXT NOT NULL, status TEXT NOT NULL, data TEXT NOT NULL)",
+    (
+        "CREATE TABLE IF NOT EXISTS actions (key TEXT PRIMARY KEY, instance_id TEXT NOT NULL,"
+        " created_at TEXT NOT NULL, status TEXT NOT NULL, data TEXT NOT NULL)"
+    ),
     "CREATE INDEX IF NOT EXISTS actions_by_instance ON actions (instance_id, created_at)",
     "CREATE INDEX IF NOT EXISTS actions_by_time ON actions (created_at)",
     "CREATE TABLE IF NOT EXISTS sweeps (sweep_id TEXT PRIMARY KEY, started_at TEXT NOT NULL, data TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS sweeps_by_time ON sweeps (started_at)",
-    "CREATE TABLE IF NOT EXISTS leases (scope TEXT PRIMARY KEY, owner TEXT NOT NULL,"
-    " expires_us INTEGER NOT NULL, fence INTEGER NOT NULL)",
+    (
+        "CREATE TABLE IF NOT EXISTS leases (scope TEXT PRIMARY KEY, owner TEXT NOT NULL,"
+        " expires_us INTEGER NOT NULL, fence INTEGER NOT NULL)"
+    ),
     "CREATE TABLE IF NOT EXISTS pause (id INTEGER PRIMARY KEY CHECK (id = 1), data TEXT NOT NULL)",
 )
 

@@ -15,6 +15,7 @@ from orchestrator.model import InstanceHistory
 from orchestrator.state.dynamodb import (
     BATCH_ATTEMPTS,
     PERMISSIONS,
+    SETUP_PERMISSIONS,
     TTL_ATTRIBUTE,
     DynamoStore,
     create_table,
@@ -120,6 +121,12 @@ def test_create_table_is_idempotent_and_enables_ttl(client: Any) -> None:
     table = client.describe_table(TableName=TABLE)["Table"]
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     assert {k["AttributeName"] for k in table["KeySchema"]} == {"pk", "sk"}
+
+
+def test_setup_permissions_name_exactly_the_calls_create_table_makes(clients: Clients) -> None:
+    create_table(clients.client("dynamodb"), "fresh-table")
+
+    assert {name.replace("dynamodb.", "dynamodb:") for name in clients.counter.snapshot()} == SETUP_PERMISSIONS
 
 
 def test_records_expire_but_leases_never_do(store: DynamoStore, client: Any) -> None:
