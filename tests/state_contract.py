@@ -72,7 +72,11 @@ def action(key: str, instance_id: str = "i-1", created: datetime = NOW, **change
 def test_history_round_trips_every_field(store: Any) -> None:
     history = full_history()
     defaults = InstanceHistory(instance_id=history.instance_id)
-    unchanged = [f.name for f in dataclasses.fields(history) if f.name != "instance_id" and getattr(history, f.name) == getattr(defaults, f.name)]
+    unchanged = [
+        f.name
+        for f in dataclasses.fields(history)
+        if f.name != "instance_id" and getattr(history, f.name) == getattr(defaults, f.name)
+    ]
     assert not unchanged, f"sample leaves fields at their defaults, so they are not tested: {unchanged}"
 
     store.put_histories([history])
@@ -135,14 +139,19 @@ def test_update_action_changes_status_detail_and_evidence(store: Any) -> None:
     store.update_action("k1", ActionStatus.DONE, later, detail="rebooted", evidence={"request_id": "r-1"})
     done = store.get_action("k1")
     assert (done.status, done.updated_at, done.detail, done.evidence) == (
-        ActionStatus.DONE, later, "rebooted", {"request_id": "r-1"}
+        ActionStatus.DONE,
+        later,
+        "rebooted",
+        {"request_id": "r-1"},
     )
     assert done.created_at == NOW and done.reason == "unreachable for 240s"
 
     store.update_action("k1", ActionStatus.VERIFIED, later + timedelta(minutes=5))
     verified = store.get_action("k1")
     assert verified.status is ActionStatus.VERIFIED
-    assert (verified.detail, verified.evidence) == ("rebooted", {"request_id": "r-1"}), "empty detail / None evidence keep what is stored"
+    assert (verified.detail, verified.evidence) == ("rebooted", {"request_id": "r-1"}), (
+        "empty detail / None evidence keep what is stored"
+    )
 
 
 def test_update_of_unknown_action_is_an_error(store: Any) -> None:
@@ -160,7 +169,12 @@ def test_list_actions_newest_first_per_instance_and_limited(store: Any) -> None:
     mine = store.list_actions("i-1")
     assert [a.key for a in mine] == [f"i-1#reboot#{n}" for n in (4, 3, 2, 1, 0)]
     assert [a.key for a in store.list_actions("i-1", limit=2)] == ["i-1#reboot#4", "i-1#reboot#3"]
-    assert [a.key for a in store.list_actions(limit=4)] == ["i-1#reboot#4", "i-1#reboot#3", "i-2#reboot#0", "i-1#reboot#2"]
+    assert [a.key for a in store.list_actions(limit=4)] == [
+        "i-1#reboot#4",
+        "i-1#reboot#3",
+        "i-2#reboot#0",
+        "i-1#reboot#2",
+    ]
     assert store.list_actions("i-3") == []
     assert store.list_actions("i-1", limit=0) == []
 
@@ -180,7 +194,12 @@ def test_sweeps_newest_first_limited_and_upserted(store: Any) -> None:
     for n in range(3):
         store.put_sweep(SweepRecord(f"s{n}", NOW + timedelta(minutes=5 * n), "heal", SCOPE))
     finished = SweepRecord(
-        "s2", NOW + timedelta(minutes=10), "heal", SCOPE, finished_at=NOW + timedelta(minutes=11), partial=True,
+        "s2",
+        NOW + timedelta(minutes=10),
+        "heal",
+        SCOPE,
+        finished_at=NOW + timedelta(minutes=11),
+        partial=True,
         summary={"actions": 1, "verdicts": {"healthy": 9, "unreachable": 1}},
     )
     store.put_sweep(finished)

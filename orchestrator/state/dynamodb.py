@@ -76,6 +76,17 @@ BATCH_GET_SIZE = 100  # BatchGetItem limit
 BATCH_WRITE_SIZE = 25  # BatchWriteItem limit
 BATCH_ATTEMPTS = 6
 NO_SORT = "-"
+_ACTION_TEXT_FIELDS = (
+    "key",
+    "sweep_id",
+    "instance_id",
+    "action",
+    "reason",
+    "status",
+    "created_at",
+    "updated_at",
+    "detail",
+)
 
 Clock = Callable[[], datetime]
 
@@ -215,7 +226,11 @@ class DynamoStore:
         latest = {h.instance_id: h for h in histories}  # BatchWriteItem rejects duplicate keys
         expires = self._expiry(self._clock(), self._history_retention)
         requests = [
-            {"PutRequest": {"Item": {**_key(f"HIST#{h.instance_id}"), "data": _s(codec.dumps(h)), TTL_ATTRIBUTE: expires}}}
+            {
+                "PutRequest": {
+                    "Item": {**_key(f"HIST#{h.instance_id}"), "data": _s(codec.dumps(h)), TTL_ATTRIBUTE: expires}
+                }
+            }
             for h in latest.values()
         ]
         for start in range(0, len(requests), BATCH_WRITE_SIZE):
@@ -247,8 +262,7 @@ class DynamoStore:
 
     @staticmethod
     def _action_from_item(item: Mapping[str, Any]) -> ActionRecord:
-        fields = {name: item[name]["S"] for name in ("key", "sweep_id", "instance_id", "action", "reason", "status",
-                                                      "created_at", "updated_at", "detail") if name in item}
+        fields = {name: item[name]["S"] for name in _ACTION_TEXT_FIELDS if name in item}
         return codec.record_from_dict(ActionRecord, {**fields, "evidence": json.loads(item["evidence"]["S"])})
 
     def put_action_intent(self, record: ActionRecord) -> bool:
@@ -357,7 +371,12 @@ class DynamoStore:
         current = self._current(scope)
         if current is not None and lease_is_live(current, now):
             raise LeaseHeld(scope, current.owner, current.expires_at)
-        lease = Lease(scope=scope, owner=owner, expires_at=(now + ttl).astimezone(codec.UTC), fence=(current.fence if current else 0) + 1)
+        lease = Lease(
+            scope=scope,
+            owner=owner,
+            expires_at=(now + ttl).astimezone(codec.UTC),
+            fence=(current.fence if current else 0) + 1,
+        )
         names: dict[str, str] = {}
         values: dict[str, Any] = {}
         if current is None:
@@ -412,7 +431,9 @@ class DynamoStore:
                 )
         except _ConditionFailed:
             problem = lease_problem(lease, self._current(lease.scope), now)
-            raise LeaseLost(problem or f"the lease for {lease.scope} changed while renewing it: stop mutating") from None
+            raise LeaseLost(
+                problem or f"the lease for {lease.scope} changed while renewing it: stop mutating"
+            ) from None
         return renewed
 
     def check_lease(self, lease: Lease, now: datetime) -> None:
@@ -470,7 +491,9 @@ class DynamoStore:
 
 def create_table(client: Any, table_name: str, *, wait_delay_s: int = 2, wait_attempts: int = 60) -> None:
     """Create the state table (on-demand, TTL on) if missing; safe to run again."""
-    index_key = [{"AttributeName": a, "AttributeType": "S"} for a in ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk")]
+    index_key = [
+        {"AttributeName": a, "AttributeType": "S"} for a in ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk")
+    ]
     try:
         client.create_table(
             TableName=table_name,
@@ -480,7 +503,10 @@ def create_table(client: Any, table_name: str, *, wait_delay_s: int = 2, wait_at
             GlobalSecondaryIndexes=[
                 {
                     "IndexName": name,
-                    "KeySchema": [{"AttributeName": hash_key, "KeyType": "HASH"}, {"AttributeName": range_key, "KeyType": "RANGE"}],
+                    "KeySchema": [
+                        {"AttributeName": hash_key, "KeyType": "HASH"},
+                        {"AttributeName": range_key, "KeyType": "RANGE"},
+                    ],
                     "Projection": {"ProjectionType": "ALL"},
                 }
                 for name, hash_key, range_key in (
@@ -491,7 +517,9 @@ def create_table(client: Any, table_name: str, *, wait_delay_s: int = 2, wait_at
         )
     except ClientError as exc:
         if error_code(exc) != "ResourceInUseException":
-            raise StateError(f"cannot create the DynamoDB table {table_name}: {describe_aws_error(exc, 'dynamodb:CreateTable')}") from exc
+            raise StateError(
+                f"cannot create the DynamoDB table {table_name}: {describe_aws_error(exc, 'dynamodb:CreateTable')}"
+            ) from exc
     try:
         client.get_waiter("table_exists").wait(
             TableName=table_name, WaiterConfig={"Delay": wait_delay_s, "MaxAttempts": wait_attempts}
@@ -502,4 +530,6 @@ def create_table(client: Any, table_name: str, *, wait_delay_s: int = 2, wait_at
                 TableName=table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE}
             )
     except (ClientError, BotoCoreError) as exc:
-        raise StateError(f"cannot finish setting up the DynamoDB table {table_name}: {describe_aws_error(exc)}") from exc
+        raise StateError(
+            f"cannot finish setting up the DynamoDB table {table_name}: {describe_aws_error(exc)}"
+        ) from exc

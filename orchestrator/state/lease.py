@@ -127,7 +127,12 @@ class LeaseKeeper:
         try:
             self.store.release_lease(lease)
         except Exception as exc:  # noqa: BLE001 - releasing is best effort by design, see module docstring
-            log.warning("could not release the lease for %s (it will expire at %s): %s", lease.scope, lease.expires_at.isoformat(), exc)
+            log.warning(
+                "could not release the lease for %s (it will expire at %s): %s",
+                lease.scope,
+                lease.expires_at.isoformat(),
+                exc,
+            )
 
     def __enter__(self) -> Self:
         self.acquire()

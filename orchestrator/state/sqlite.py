@@ -180,7 +180,13 @@ class SqliteStore:
             cursor = conn.execute(
                 "INSERT INTO actions (key, instance_id, created_at, status, data) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (key) DO NOTHING",
-                (record.key, record.instance_id, codec.to_iso(record.created_at), record.status.value, codec.dumps(record)),
+                (
+                    record.key,
+                    record.instance_id,
+                    codec.to_iso(record.created_at),
+                    record.status.value,
+                    codec.dumps(record),
+                ),
             )
             return cursor.rowcount == 1
 
@@ -296,7 +302,9 @@ class SqliteStore:
         with self._write() as conn:
             current, _ = self._current(conn, lease.scope)
             if current is None or current.owner != lease.owner or current.fence != lease.fence:
-                raise LeaseLost(lease_problem(lease, current, codec.EPOCH) or f"the lease for {lease.scope} is not ours")
+                raise LeaseLost(
+                    lease_problem(lease, current, codec.EPOCH) or f"the lease for {lease.scope} is not ours"
+                )
             conn.execute("UPDATE leases SET owner = '', expires_us = 0 WHERE scope = ?", (lease.scope,))
 
     def get_lease(self, scope: str) -> Lease | None:

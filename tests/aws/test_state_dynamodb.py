@@ -139,7 +139,9 @@ def test_records_expire_but_leases_never_do(store: DynamoStore, client: Any) -> 
         return int(raw_item(client, pk, sk)[TTL_ATTRIBUTE]["N"])
 
     assert expiry("ACTION#k1") == int((NOW + timedelta(days=90)).timestamp())
-    assert expiry("SWEEP", f"{NOW.isoformat(timespec='microseconds')}#s1") == int((NOW + timedelta(days=90)).timestamp())
+    assert expiry("SWEEP", f"{NOW.isoformat(timespec='microseconds')}#s1") == int(
+        (NOW + timedelta(days=90)).timestamp()
+    )
     assert expiry("HIST#i-1") == int((NOW + timedelta(days=30)).timestamp())
     assert TTL_ATTRIBUTE not in raw_item(client, f"LEASE#{SCOPE}"), "a TTL-deleted lease would reset its fence"
 
@@ -226,7 +228,9 @@ def test_items_left_unprocessed_forever_become_a_state_error(client: Any) -> Non
         calls.append(1)
         return {"UnprocessedItems": RequestItems}
 
-    store = DynamoStore(Faulty(client, batch_write_item=never_processed), TABLE, clock=lambda: NOW, sleep=lambda _: None)
+    store = DynamoStore(
+        Faulty(client, batch_write_item=never_processed), TABLE, clock=lambda: NOW, sleep=lambda _: None
+    )
 
     with pytest.raises(StateError, match="unprocessed"):
         store.put_histories([InstanceHistory("i-1")])

@@ -108,7 +108,9 @@ def test_a_taken_over_sweep_stops_and_exits_quietly(store: SqliteStore, clock: C
     assert store.get_lease(SCOPE) is None
 
 
-def test_release_failure_is_logged_not_raised(store: SqliteStore, clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+def test_release_failure_is_logged_not_raised(
+    store: SqliteStore, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
     class BrokenRelease(Recorder):
         def release_lease(self, lease: Lease) -> None:
             raise StateError("table gone")
