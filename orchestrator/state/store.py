@@ -105,3 +105,38 @@ class StateStore(Protocol):
     def get_pause(self) -> PauseState | None: ...
     def set_pause(self, state: PauseState | None) -> None: ...
     def close(self) -> None: ...
+
+
+def lease_is_live(current: Lease | None, now: datetime) -> bool:
+    """A released lease has no owner; an expired one may be taken over by anyone."""
+    return current is not None and bool(current.owner) and current.expires_at > now
+
+
+def lease_problem(lease: Lease, current: Lease | None, now: datetime) -> str | None:
+    """Why ``lease`` no longer entitles its holder to mutate, or None while it still does.
+
+    Both adapters use this one rule, so "lost" means the same in SQLite and DynamoDB:
+    someone else's owner or fence, a release, or plain expiry (even if nobody took
+    over yet: an expired holder may be overtaken at any moment).
+    """
+    if current is None or not current.owner:
+        return f"the lease for {lease.scope} was released or never existed: stop mutating"
+    if current.owner != lease.owner or current.fence != lease.fence:
+        return (
+            f"the lease for {lease.scope} was taken over by {current.owner} (fence {current.fence}, "
+            f"ours {lease.fence}) until {current.expires_at.isoformat()}: stop mutating"
+        )
+    if current.expires_at <= now:
+        return (
+            f"our lease for {lease.scope} expired at {current.expires_at.isoformat()}: stop mutating "
+            "(the sweep outran its lease; renew it more often or raise the lease TTL)"
+        )
+    return None
+
+
+def require_lease_args(ttl: timedelta | None, now: datetime | None) -> None:
+    """Shared argument checks, so a naive ``now`` fails loudly instead of being read as local time."""
+    if ttl is not None and ttl <= timedelta(0):
+        raise ValueError(f"a lease TTL must be positive, got {ttl}")
+    if now is not None and now.tzinfo is None:
+        raise ValueError(f"naive datetime {now!r}: the state store only takes timezone-aware datetimes")

@@ -1,0 +1,535 @@
+"""DynamoDB adapter: the state store when deployed, in one table with a generic key.
+
+Item layout (``pk`` / ``sk`` are the table key; ``gsi*`` feed two sparse indexes):
+
+================  ===================  =====================================================
+pk                sk                   what
+================  ===================  =====================================================
+HIST#<id>         -                    one InstanceHistory as JSON in ``data``
+ACTION#<key>      -                    one ActionRecord, one attribute per field; the
+                                       conditional put on this item is the idempotency check.
+                                       gsi1pk=INSTANCE#<id>, gsi1sk=<created>#<key> (by-instance)
+                                       gsi2pk=ACTION, gsi2sk=<created>#<key> (by-time)
+SWEEP             <started>#<id>       one SweepRecord as JSON in ``data``
+LEASE#<scope>     -                    owner, fence (N), expires_us (N); never deleted, so
+                                       the fence only ever grows
+PAUSE             -                    the global pause as JSON in ``data``
+================  ===================  =====================================================
+
+Actions and sweeps expire (TTL attribute ``expires_at_epoch``) 90 days after they were
+created; a history expires 30 days after its last write, which is how histories of
+terminated instances, no longer rewritten, go away.
+
+Every call goes through botocore's retry policy (aws.RETRY_CONFIG). The one thing it
+does not cover, items a batch call leaves unprocessed, is resent under a bounded
+tenacity policy.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+from botocore.exceptions import BotoCoreError, ClientError
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from orchestrator.aws import describe_aws_error, error_code
+from orchestrator.model import InstanceHistory
+from orchestrator.state import codec
+from orchestrator.state.store import (
+    ActionRecord,
+    ActionStatus,
+    Lease,
+    LeaseHeld,
+    LeaseLost,
+    PauseState,
+    StateError,
+    SweepRecord,
+    lease_is_live,
+    lease_problem,
+    require_lease_args,
+)
+
+PERMISSIONS = frozenset(
+    {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:Query",
+        "dynamodb:BatchGetItem",
+        "dynamodb:BatchWriteItem",
+    }
+)
+SETUP_PERMISSIONS = frozenset(
+    {"dynamodb:CreateTable", "dynamodb:DescribeTable", "dynamodb:UpdateTimeToLive", "dynamodb:DescribeTimeToLive"}
+)
+
+TTL_ATTRIBUTE = "expires_at_epoch"
+INDEX_BY_INSTANCE = "by-instance"
+INDEX_BY_TIME = "by-time"
+BATCH_GET_SIZE = 100  # BatchGetItem limit
+BATCH_WRITE_SIZE = 25  # BatchWriteItem limit
+BATCH_ATTEMPTS = 6
+NO_SORT = "-"
+_ACTION_TEXT_FIELDS = (
+    "key",
+    "sweep_id",
+    "instance_id",
+    "action",
+    "reason",
+    "status",
+    "created_at",
+    "updated_at",
+    "detail",
+)
+
+Clock = Callable[[], datetime]
+
+
+class _ConditionFailed(Exception):
+    """A conditional write lost: what that means is the caller's business."""
+
+
+class _Unprocessed(Exception):
+    pass
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _n(value: int) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def _key(pk: str, sk: str = NO_SORT) -> dict[str, dict[str, str]]:
+    return {"pk": _s(pk), "sk": _s(sk)}
+
+
+class DynamoStore:
+    """StateStore over one DynamoDB table (see the module docstring for the layout)."""
+
+    def __init__(
+        self,
+        client: Any,
+        table_name: str,
+        *,
+        action_retention: timedelta = timedelta(days=90),
+        history_retention: timedelta = timedelta(days=30),
+        clock: Clock = codec.utc_now,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._client = client
+        self.table_name = table_name
+        self._action_retention = action_retention
+        self._history_retention = history_retention
+        self._clock = clock
+        self._sleep = sleep
+
+    # -- plumbing ---------------------------------------------------------------
+
+    def _describe(self, exc: BaseException, operation: str) -> str:
+        if error_code(exc) == "ResourceNotFoundException":
+            region = getattr(getattr(self._client, "meta", None), "region_name", None) or "this region"
+            return (
+                f"the DynamoDB table {self.table_name} does not exist in {region}: create it by deploying the "
+                f"stack in cfn/ or with orchestrator.state.dynamodb.create_table(client, {self.table_name!r}), "
+                "or point --state at an existing table"
+            )
+        return f"state store dynamodb://{self.table_name}: " + describe_aws_error(exc, f"dynamodb:{operation}")
+
+    @contextmanager
+    def _aws(self, operation: str) -> Iterator[None]:
+        try:
+            yield
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                raise _ConditionFailed() from exc
+            raise StateError(self._describe(exc, operation)) from exc
+        except BotoCoreError as exc:
+            raise StateError(self._describe(exc, operation)) from exc
+
+    def _get(self, pk: str, sk: str = NO_SORT) -> dict[str, Any] | None:
+        with self._aws("GetItem"):
+            response = self._client.get_item(TableName=self.table_name, Key=_key(pk, sk), ConsistentRead=True)
+        item: dict[str, Any] | None = response.get("Item")
+        return item
+
+    def _batch(self, operation: str, request: dict[str, Any], collect: Callable[[dict[str, Any]], None]) -> None:
+        """Send one batch call and resend whatever DynamoDB leaves unprocessed, a bounded number of times."""
+        pending = request
+        retrying = Retrying(
+            stop=stop_after_attempt(BATCH_ATTEMPTS),
+            wait=wait_exponential(multiplier=0.1, max=3),
+            retry=retry_if_exception_type(_Unprocessed),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    with self._aws(operation):
+                        if operation == "BatchGetItem":
+                            response = self._client.batch_get_item(RequestItems=pending)
+                            unprocessed = response.get("UnprocessedKeys")
+                        else:
+                            response = self._client.batch_write_item(RequestItems=pending)
+                            unprocessed = response.get("UnprocessedItems")
+                    collect(response)
+                    if unprocessed:
+                        pending = unprocessed
+                        raise _Unprocessed()
+        except _Unprocessed:
+            raise StateError(
+                f"state store dynamodb://{self.table_name}: {operation} still left items unprocessed after "
+                f"{BATCH_ATTEMPTS} attempts: the table is being throttled; retry the sweep later"
+            ) from None
+
+    def _query(self, limit: int, **kwargs: Any) -> list[dict[str, Any]]:
+        paginator = self._client.get_paginator("query")
+        items: list[dict[str, Any]] = []
+        with self._aws("Query"):
+            for page in paginator.paginate(
+                TableName=self.table_name,
+                ScanIndexForward=False,
+                PaginationConfig={"MaxItems": limit, "PageSize": min(limit, 100)},
+                **kwargs,
+            ):
+                items.extend(page.get("Items", []))
+        return items[:limit]
+
+    def _expiry(self, start: datetime, retention: timedelta) -> dict[str, str]:
+        return _n(int((start + retention).timestamp()))
+
+    # -- histories --------------------------------------------------------------
+
+    def get_histories(self, instance_ids: Iterable[str]) -> dict[str, InstanceHistory]:
+        ids = sorted(set(instance_ids))  # BatchGetItem rejects duplicate keys
+        found: dict[str, InstanceHistory] = {}
+
+        def collect(response: dict[str, Any]) -> None:
+            for item in response.get("Responses", {}).get(self.table_name, []):
+                history = codec.loads(InstanceHistory, item["data"]["S"])
+                found[history.instance_id] = history
+
+        for start in range(0, len(ids), BATCH_GET_SIZE):
+            keys = [_key(f"HIST#{i}") for i in ids[start : start + BATCH_GET_SIZE]]
+            self._batch("BatchGetItem", {self.table_name: {"Keys": keys, "ConsistentRead": True}}, collect)
+        return found
+
+    def put_histories(self, histories: Iterable[InstanceHistory]) -> None:
+        latest = {h.instance_id: h for h in histories}  # BatchWriteItem rejects duplicate keys
+        expires = self._expiry(self._clock(), self._history_retention)
+        requests = [
+            {
+                "PutRequest": {
+                    "Item": {**_key(f"HIST#{h.instance_id}"), "data": _s(codec.dumps(h)), TTL_ATTRIBUTE: expires}
+                }
+            }
+            for h in latest.values()
+        ]
+        for start in range(0, len(requests), BATCH_WRITE_SIZE):
+            self._batch("BatchWriteItem", {self.table_name: requests[start : start + BATCH_WRITE_SIZE]}, lambda _: None)
+
+    # -- actions ----------------------------------------------------------------
+
+    def _action_item(self, record: ActionRecord) -> dict[str, Any]:
+        created = codec.to_iso(record.created_at)
+        order = f"{created}#{record.key}"
+        return {
+            **_key(f"ACTION#{record.key}"),
+            "gsi1pk": _s(f"INSTANCE#{record.instance_id}"),
+            "gsi1sk": _s(order),
+            "gsi2pk": _s("ACTION"),
+            "gsi2sk": _s(order),
+            "key": _s(record.key),
+            "sweep_id": _s(record.sweep_id),
+            "instance_id": _s(record.instance_id),
+            "action": _s(record.action.value),
+            "reason": _s(record.reason),
+            "status": _s(record.status.value),
+            "created_at": _s(created),
+            "updated_at": _s(codec.to_iso(record.updated_at)),
+            "detail": _s(record.detail),
+            "evidence": _s(codec.dumps_value(record.evidence)),
+            TTL_ATTRIBUTE: self._expiry(record.created_at, self._action_retention),
+        }
+
+    @staticmethod
+    def _action_from_item(item: Mapping[str, Any]) -> ActionRecord:
+        fields = {name: item[name]["S"] for name in _ACTION_TEXT_FIELDS if name in item}
+        return codec.record_from_dict(ActionRecord, {**fields, "evidence": json.loads(item["evidence"]["S"])})
+
+    def put_action_intent(self, record: ActionRecord) -> bool:
+        try:
+            with self._aws("PutItem"):
+                self._client.put_item(
+                    TableName=self.table_name,
+                    Item=self._action_item(record),
+                    ConditionExpression="attribute_not_exists(pk)",
+                )
+        except _ConditionFailed:
+            return False
+        return True
+
+    def update_action(
+        self,
+        key: str,
+        status: ActionStatus,
+        now: datetime,
+        detail: str = "",
+        evidence: dict[str, Any] | None = None,
+    ) -> None:
+        """An empty ``detail`` or ``None`` evidence keeps what is stored; given ones replace it."""
+        sets = ["#status = :status", "updated_at = :updated"]
+        values: dict[str, Any] = {":status": _s(status.value), ":updated": _s(codec.to_iso(now))}
+        if detail:
+            sets.append("detail = :detail")
+            values[":detail"] = _s(detail)
+        if evidence is not None:
+            sets.append("evidence = :evidence")
+            values[":evidence"] = _s(codec.dumps_value(evidence))
+        try:
+            with self._aws("UpdateItem"):
+                self._client.update_item(
+                    TableName=self.table_name,
+                    Key=_key(f"ACTION#{key}"),
+                    UpdateExpression="SET " + ", ".join(sets),
+                    ConditionExpression="attribute_exists(pk)",
+                    ExpressionAttributeNames={"#status": "status"},
+                    ExpressionAttributeValues=values,
+                )
+        except _ConditionFailed:
+            raise StateError(f"no action recorded with key {key} in dynamodb://{self.table_name}") from None
+
+    def get_action(self, key: str) -> ActionRecord | None:
+        item = self._get(f"ACTION#{key}")
+        return self._action_from_item(item) if item else None
+
+    def list_actions(self, instance_id: str | None = None, limit: int = 50) -> list[ActionRecord]:
+        if limit <= 0:
+            return []
+        if instance_id is None:
+            index, attribute, value = INDEX_BY_TIME, "gsi2pk", "ACTION"
+        else:
+            index, attribute, value = INDEX_BY_INSTANCE, "gsi1pk", f"INSTANCE#{instance_id}"
+        items = self._query(
+            limit,
+            IndexName=index,
+            KeyConditionExpression=f"{attribute} = :p",
+            ExpressionAttributeValues={":p": _s(value)},
+        )
+        return [self._action_from_item(item) for item in items]
+
+    # -- sweeps -----------------------------------------------------------------
+
+    def put_sweep(self, record: SweepRecord) -> None:
+        with self._aws("PutItem"):
+            self._client.put_item(
+                TableName=self.table_name,
+                Item={
+                    **_key("SWEEP", f"{codec.to_iso(record.started_at)}#{record.sweep_id}"),
+                    "data": _s(codec.dumps(record)),
+                    TTL_ATTRIBUTE: self._expiry(record.started_at, self._action_retention),
+                },
+            )
+
+    def list_sweeps(self, limit: int = 20) -> list[SweepRecord]:
+        if limit <= 0:
+            return []
+        items = self._query(
+            limit, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": _s("SWEEP")}, ConsistentRead=True
+        )
+        return [codec.loads(SweepRecord, item["data"]["S"]) for item in items]
+
+    # -- lease ------------------------------------------------------------------
+
+    @staticmethod
+    def _lease_from_item(scope: str, item: Mapping[str, Any] | None) -> Lease | None:
+        if not item:
+            return None
+        return Lease(
+            scope=scope,
+            owner=item["owner"]["S"],
+            expires_at=codec.from_us(int(item["expires_us"]["N"])),
+            fence=int(item["fence"]["N"]),
+        )
+
+    def _current(self, scope: str) -> Lease | None:
+        return self._lease_from_item(scope, self._get(f"LEASE#{scope}"))
+
+    def acquire_lease(self, scope: str, owner: str, ttl: timedelta, now: datetime) -> Lease:
+        """Read, then write conditioned on what was read: of two contenders only one write lands."""
+        require_lease_args(ttl, now)
+        if not owner:
+            raise ValueError("a lease owner must be a non-empty string")
+        current = self._current(scope)
+        if current is not None and lease_is_live(current, now):
+            raise LeaseHeld(scope, current.owner, current.expires_at)
+        lease = Lease(
+            scope=scope,
+            owner=owner,
+            expires_at=(now + ttl).astimezone(codec.UTC),
+            fence=(current.fence if current else 0) + 1,
+        )
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        if current is None:
+            condition = "attribute_not_exists(pk)"
+        else:
+            # The fence pins the version we judged expired; the expiry check stops us stealing
+            # a lease its holder renewed between our read and this write.
+            condition = "#fence = :old_fence AND #exp <= :now"
+            names = {"#fence": "fence", "#exp": "expires_us"}
+            values = {":old_fence": _n(current.fence), ":now": _n(codec.to_us(now))}
+        try:
+            with self._aws("PutItem"):
+                self._client.put_item(
+                    TableName=self.table_name,
+                    Item={
+                        **_key(f"LEASE#{scope}"),
+                        "scope": _s(scope),
+                        "owner": _s(owner),
+                        "fence": _n(lease.fence),
+                        "expires_us": _n(codec.to_us(lease.expires_at)),
+                        "expires_at": _s(codec.to_iso(lease.expires_at)),
+                    },
+                    ConditionExpression=condition,
+                    **({"ExpressionAttributeNames": names} if names else {}),
+                    **({"ExpressionAttributeValues": values} if values else {}),
+                )
+        except _ConditionFailed:
+            winner = self._current(scope)
+            if winner is not None and winner.owner:
+                raise LeaseHeld(scope, winner.owner, winner.expires_at) from None
+            raise LeaseHeld(scope, "another contender (since released)", now) from None
+        return lease
+
+    def renew_lease(self, lease: Lease, ttl: timedelta, now: datetime) -> Lease:
+        require_lease_args(ttl, now)
+        renewed = replace(lease, expires_at=(now + ttl).astimezone(codec.UTC))
+        try:
+            with self._aws("UpdateItem"):
+                self._client.update_item(
+                    TableName=self.table_name,
+                    Key=_key(f"LEASE#{lease.scope}"),
+                    UpdateExpression="SET #exp = :exp, expires_at = :exp_iso",
+                    ConditionExpression="#owner = :me AND #fence = :fence AND #exp > :now",
+                    ExpressionAttributeNames={"#owner": "owner", "#fence": "fence", "#exp": "expires_us"},
+                    ExpressionAttributeValues={
+                        ":exp": _n(codec.to_us(renewed.expires_at)),
+                        ":exp_iso": _s(codec.to_iso(renewed.expires_at)),
+                        ":me": _s(lease.owner),
+                        ":fence": _n(lease.fence),
+                        ":now": _n(codec.to_us(now)),
+                    },
+                )
+        except _ConditionFailed:
+            problem = lease_problem(lease, self._current(lease.scope), now)
+            raise LeaseLost(
+                problem or f"the lease for {lease.scope} changed while renewing it: stop mutating"
+            ) from None
+        return renewed
+
+    def check_lease(self, lease: Lease, now: datetime) -> None:
+        require_lease_args(None, now)
+        problem = lease_problem(lease, self._current(lease.scope), now)
+        if problem:
+            raise LeaseLost(problem)
+
+    def release_lease(self, lease: Lease) -> None:
+        """Clears the owner instead of deleting, so the fence never goes backwards for this scope."""
+        try:
+            with self._aws("UpdateItem"):
+                self._client.update_item(
+                    TableName=self.table_name,
+                    Key=_key(f"LEASE#{lease.scope}"),
+                    UpdateExpression="SET #owner = :none, #exp = :zero, expires_at = :epoch",
+                    ConditionExpression="#owner = :me AND #fence = :fence",
+                    ExpressionAttributeNames={"#owner": "owner", "#fence": "fence", "#exp": "expires_us"},
+                    ExpressionAttributeValues={
+                        ":none": _s(""),
+                        ":zero": _n(0),
+                        ":epoch": _s(codec.to_iso(codec.EPOCH)),
+                        ":me": _s(lease.owner),
+                        ":fence": _n(lease.fence),
+                    },
+                )
+        except _ConditionFailed:
+            problem = lease_problem(lease, self._current(lease.scope), codec.EPOCH)
+            raise LeaseLost(problem or f"the lease for {lease.scope} is not ours") from None
+
+    def get_lease(self, scope: str) -> Lease | None:
+        current = self._current(scope)
+        return current if current is not None and current.owner else None
+
+    # -- pause ------------------------------------------------------------------
+
+    def get_pause(self) -> PauseState | None:
+        item = self._get("PAUSE")
+        return codec.loads(PauseState, item["data"]["S"]) if item else None
+
+    def set_pause(self, state: PauseState | None) -> None:
+        if state is None:
+            with self._aws("DeleteItem"):
+                self._client.delete_item(TableName=self.table_name, Key=_key("PAUSE"))
+            return
+        with self._aws("PutItem"):
+            self._client.put_item(TableName=self.table_name, Item={**_key("PAUSE"), "data": _s(codec.dumps(state))})
+
+    def close(self) -> None:
+        """Nothing to release: the client belongs to the caller's Clients."""
+
+    def __repr__(self) -> str:
+        return f"DynamoStore({self.table_name!r})"
+
+
+def create_table(client: Any, table_name: str, *, wait_delay_s: int = 2, wait_attempts: int = 60) -> None:
+    """Create the state table (on-demand, TTL on) if missing; safe to run again."""
+    index_key = [
+        {"AttributeName": a, "AttributeType": "S"} for a in ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk")
+    ]
+    try:
+        client.create_table(
+            TableName=table_name,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=index_key,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": name,
+                    "KeySchema": [
+                        {"AttributeName": hash_key, "KeyType": "HASH"},
+                        {"AttributeName": range_key, "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+                for name, hash_key, range_key in (
+                    (INDEX_BY_INSTANCE, "gsi1pk", "gsi1sk"),
+                    (INDEX_BY_TIME, "gsi2pk", "gsi2sk"),
+                )
+            ],
+        )
+    except ClientError as exc:
+        if error_code(exc) != "ResourceInUseException":
+            raise StateError(
+                f"cannot create the DynamoDB table {table_name}: {describe_aws_error(exc, 'dynamodb:CreateTable')}"
+            ) from exc
+    try:
+        client.get_waiter("table_exists").wait(
+            TableName=table_name, WaiterConfig={"Delay": wait_delay_s, "MaxAttempts": wait_attempts}
+        )
+        ttl = client.describe_time_to_live(TableName=table_name)["TimeToLiveDescription"]
+        if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+            client.update_time_to_live(
+                TableName=table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE}
+            )
+    except (ClientError, BotoCoreError) as exc:
+        raise StateError(
+            f"cannot finish setting up the DynamoDB table {table_name}: {describe_aws_error(exc)}"
+        ) from exc

@@ -1,0 +1,144 @@
+"""LeaseKeeper: how a sweep holds its lease for the length of a with-block.
+
+A scheduled Lambda (possibly delivered twice) and a manual ``orch heal`` must never
+act on the same fleet at once. The sweep acquires on entry, checks before every
+mutating call (the check renews when half the TTL is gone, so a long sweep keeps
+its lease without a timer thread), and releases on exit. Releasing never raises:
+a sweep that already finished must not fail because the goodbye did; the lease
+then simply expires.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import time
+import uuid
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Callable, Self
+
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay, wait_fixed
+
+from orchestrator.state.codec import utc_now
+from orchestrator.state.store import Lease, LeaseHeld, LeaseLost, StateStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TTL = timedelta(minutes=5)
+Clock = Callable[[], datetime]
+
+
+def default_owner() -> str:
+    """Unique per process and per keeper: two sweeps on one host must not share an owner."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class LeaseKeeper:
+    def __init__(
+        self,
+        store: StateStore,
+        scope: str,
+        *,
+        ttl: timedelta = DEFAULT_TTL,
+        owner: str | None = None,
+        clock: Clock = utc_now,
+        wait_seconds: float = 0.0,
+        poll_seconds: float = 5.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if ttl <= timedelta(0):
+            raise ValueError(f"a lease TTL must be positive, got {ttl}")
+        self.store = store
+        self.scope = scope
+        self.ttl = ttl
+        self.owner = owner or default_owner()
+        self._clock = clock
+        self._wait_seconds = wait_seconds
+        self._poll_seconds = poll_seconds
+        self._sleep = sleep
+        self._lease: Lease | None = None
+
+    @property
+    def lease(self) -> Lease:
+        if self._lease is None:
+            raise LeaseLost(f"not holding the lease for {self.scope}: acquire it before mutating")
+        return self._lease
+
+    @property
+    def held(self) -> bool:
+        return self._lease is not None
+
+    def acquire(self, wait_seconds: float | None = None) -> Lease:
+        """Take the lease, polling while another sweep holds it for up to ``wait_seconds``.
+
+        The attempt cap (one per poll interval in the wait) bounds the loop even when
+        the clock used by ``stop_after_delay`` does not move, as under a fake sleep.
+        """
+        wait = self._wait_seconds if wait_seconds is None else wait_seconds
+        attempts = 1 + max(0, math.ceil(wait / self._poll_seconds)) if wait > 0 and self._poll_seconds > 0 else 1
+        retrying = Retrying(
+            stop=stop_after_attempt(attempts) | stop_after_delay(wait),
+            wait=wait_fixed(self._poll_seconds),
+            retry=retry_if_exception_type(LeaseHeld),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        for attempt in retrying:
+            with attempt:
+                self._lease = self.store.acquire_lease(self.scope, self.owner, self.ttl, self._clock())
+        log.info("lease %s acquired by %s (fence %d)", self.scope, self.owner, self.lease.fence)
+        return self.lease
+
+    def renew_if_due(self, now: datetime | None = None) -> bool:
+        """Renew once more than half the TTL has passed; True when it renewed."""
+        lease = self.lease
+        now = now or self._clock()
+        if lease.expires_at - now >= self.ttl / 2:
+            return False
+        try:
+            self._lease = self.store.renew_lease(lease, self.ttl, now)
+        except LeaseLost:
+            self._lease = None
+            raise
+        return True
+
+    def check(self, now: datetime | None = None) -> None:
+        """Raise LeaseLost unless we still hold the lease; call before every mutation.
+
+        When a renewal is due the renewal is the check (it is conditioned on our owner
+        and fence), so this costs one store call either way.
+        """
+        now = now or self._clock()
+        if self.renew_if_due(now):
+            return
+        try:
+            self.store.check_lease(self.lease, now)
+        except LeaseLost:
+            self._lease = None
+            raise
+
+    def release(self) -> None:
+        lease, self._lease = self._lease, None
+        if lease is None:
+            return
+        try:
+            self.store.release_lease(lease)
+        except Exception as exc:  # noqa: BLE001 - releasing is best effort by design, see module docstring
+            log.warning(
+                "could not release the lease for %s (it will expire at %s): %s",
+                lease.scope,
+                lease.expires_at.isoformat(),
+                exc,
+            )
+
+    def __enter__(self) -> Self:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()

@@ -1,0 +1,339 @@
+"""SQLite adapter: the state store for manual runs on one machine.
+
+WAL lets readers proceed while a sweep writes; every write is a ``BEGIN IMMEDIATE``
+transaction, so two processes (a cron sweep and a manual ``orch heal``) take the
+write lock before they read what they are about to decide on, and the busy timeout
+makes the loser wait instead of failing. Each thread gets its own connection, which
+is what sqlite3 wants, and SQLite's file lock then arbitrates between threads
+exactly as it does between processes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from orchestrator.model import InstanceHistory
+from orchestrator.state import codec
+from orchestrator.state.store import (
+    ActionRecord,
+    ActionStatus,
+    Lease,
+    LeaseHeld,
+    LeaseLost,
+    PauseState,
+    StateError,
+    SweepRecord,
+    lease_is_live,
+    lease_problem,
+    require_lease_args,
+)
+
+SCHEMA_VERSION = 1
+IN_CHUNK = 500  # well under SQLite's bound-parameter limit on every build
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS histories (instance_id TEXT PRIMARY KEY, data TEXT NOT NULL, updated_at TEXT NOT NULL)",
+    (
+        "CREATE TABLE IF NOT EXISTS actions (key TEXT PRIMARY KEY, instance_id TEXT NOT NULL,"
+        " created_at TEXT NOT NULL, status TEXT NOT NULL, data TEXT NOT NULL)"
+    ),
+    "CREATE INDEX IF NOT EXISTS actions_by_instance ON actions (instance_id, created_at)",
+    "CREATE INDEX IF NOT EXISTS actions_by_time ON actions (created_at)",
+    "CREATE TABLE IF NOT EXISTS sweeps (sweep_id TEXT PRIMARY KEY, started_at TEXT NOT NULL, data TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS sweeps_by_time ON sweeps (started_at)",
+    (
+        "CREATE TABLE IF NOT EXISTS leases (scope TEXT PRIMARY KEY, owner TEXT NOT NULL,"
+        " expires_us INTEGER NOT NULL, fence INTEGER NOT NULL)"
+    ),
+    "CREATE TABLE IF NOT EXISTS pause (id INTEGER PRIMARY KEY CHECK (id = 1), data TEXT NOT NULL)",
+)
+
+
+class SqliteStore:
+    """StateStore over one SQLite file; safe to share between threads."""
+
+    def __init__(self, path: str | Path, *, busy_timeout_s: float = 10.0) -> None:
+        self.path = Path(path).expanduser()
+        self._busy_timeout_s = busy_timeout_s
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateError(
+                f"cannot create the directory for the state file {self.path}: {exc.strerror or exc}; "
+                "pass a state path in a writable directory (--state PATH)"
+            ) from None
+        self._init_schema()
+
+    # -- plumbing ---------------------------------------------------------------
+
+    def _describe(self, exc: sqlite3.Error) -> str:
+        text = str(exc)
+        if isinstance(exc, sqlite3.DatabaseError) and ("not a database" in text or "malformed" in text):
+            return (
+                f"the state file {self.path} is not a usable SQLite database ({text}): move it aside "
+                "(orch starts a fresh one) or pass another path with --state"
+            )
+        if "locked" in text or "busy" in text:
+            return (
+                f"the state file {self.path} stayed locked for {self._busy_timeout_s:g}s ({text}): another orch "
+                "process is writing it; wait for it to finish"
+            )
+        return f"cannot use the state file {self.path} ({text}): check that it and its directory are writable"
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise StateError(self._describe(exc)) from exc
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StateError(f"the state store {self.path} is closed")
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            with self._errors():
+                conn = sqlite3.connect(
+                    self.path, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False
+                )
+                try:
+                    conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
+                    conn.execute("PRAGMA journal_mode = WAL")
+                    conn.execute("PRAGMA synchronous = NORMAL")
+                except sqlite3.Error:
+                    conn.close()
+                    raise
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that holds the write lock from its first read."""
+        conn = self._conn()
+        with self._errors():
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+
+    def _read(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._errors():
+            return self._conn().execute(sql, tuple(params)).fetchall()
+
+    def _init_schema(self) -> None:
+        with self._write() as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StateError(
+                    f"the state file {self.path} was written by a newer orch (schema {version}, "
+                    f"this one knows {SCHEMA_VERSION}): upgrade orch or pass another path"
+                )
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    # -- histories --------------------------------------------------------------
+
+    def get_histories(self, instance_ids: Iterable[str]) -> dict[str, InstanceHistory]:
+        ids = sorted(set(instance_ids))
+        found: dict[str, InstanceHistory] = {}
+        for start in range(0, len(ids), IN_CHUNK):
+            chunk = ids[start : start + IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for instance_id, data in self._read(
+                f"SELECT instance_id, data FROM histories WHERE instance_id IN ({marks})", chunk
+            ):
+                found[instance_id] = codec.loads(InstanceHistory, data)
+        return found
+
+    def put_histories(self, histories: Iterable[InstanceHistory]) -> None:
+        now = codec.to_iso(codec.utc_now())
+        rows = [(h.instance_id, codec.dumps(h), now) for h in histories]
+        if not rows:
+            return
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT INTO histories (instance_id, data, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (instance_id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+                rows,
+            )
+
+    # -- actions ----------------------------------------------------------------
+
+    def put_action_intent(self, record: ActionRecord) -> bool:
+        with self._write() as conn:
+            cursor = conn.execute(
+                "INSERT INTO actions (key, instance_id, created_at, status, data) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (key) DO NOTHING",
+                (
+                    record.key,
+                    record.instance_id,
+                    codec.to_iso(record.created_at),
+                    record.status.value,
+                    codec.dumps(record),
+                ),
+            )
+            return cursor.rowcount == 1
+
+    def update_action(
+        self,
+        key: str,
+        status: ActionStatus,
+        now: datetime,
+        detail: str = "",
+        evidence: dict[str, Any] | None = None,
+    ) -> None:
+        """An empty ``detail`` or ``None`` evidence keeps what is stored; given ones replace it."""
+        with self._write() as conn:
+            row = conn.execute("SELECT data FROM actions WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                raise StateError(f"no action recorded with key {key} in {self.path}")
+            current = codec.loads(ActionRecord, row[0])
+            updated = replace(
+                current,
+                status=status,
+                updated_at=now,
+                detail=detail or current.detail,
+                evidence=current.evidence if evidence is None else dict(evidence),
+            )
+            conn.execute(
+                "UPDATE actions SET status = ?, data = ? WHERE key = ?", (status.value, codec.dumps(updated), key)
+            )
+
+    def get_action(self, key: str) -> ActionRecord | None:
+        rows = self._read("SELECT data FROM actions WHERE key = ?", (key,))
+        return codec.loads(ActionRecord, rows[0][0]) if rows else None
+
+    def list_actions(self, instance_id: str | None = None, limit: int = 50) -> list[ActionRecord]:
+        if limit <= 0:
+            return []
+        if instance_id is None:
+            rows = self._read("SELECT data FROM actions ORDER BY created_at DESC, key DESC LIMIT ?", (limit,))
+        else:
+            rows = self._read(
+                "SELECT data FROM actions WHERE instance_id = ? ORDER BY created_at DESC, key DESC LIMIT ?",
+                (instance_id, limit),
+            )
+        return [codec.loads(ActionRecord, data) for (data,) in rows]
+
+    # -- sweeps -----------------------------------------------------------------
+
+    def put_sweep(self, record: SweepRecord) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO sweeps (sweep_id, started_at, data) VALUES (?, ?, ?) "
+                "ON CONFLICT (sweep_id) DO UPDATE SET started_at = excluded.started_at, data = excluded.data",
+                (record.sweep_id, codec.to_iso(record.started_at), codec.dumps(record)),
+            )
+
+    def list_sweeps(self, limit: int = 20) -> list[SweepRecord]:
+        if limit <= 0:
+            return []
+        rows = self._read("SELECT data FROM sweeps ORDER BY started_at DESC, sweep_id DESC LIMIT ?", (limit,))
+        return [codec.loads(SweepRecord, data) for (data,) in rows]
+
+    # -- lease ------------------------------------------------------------------
+
+    @staticmethod
+    def _lease_row(scope: str, row: tuple[Any, ...] | None) -> Lease | None:
+        if row is None:
+            return None
+        owner, expires_us, fence = row
+        return Lease(scope=scope, owner=owner, expires_at=codec.from_us(expires_us), fence=fence)
+
+    def _current(self, conn: sqlite3.Connection, scope: str) -> tuple[Lease | None, int]:
+        row = conn.execute("SELECT owner, expires_us, fence FROM leases WHERE scope = ?", (scope,)).fetchone()
+        current = self._lease_row(scope, row)
+        return current, (current.fence if current else 0)
+
+    def acquire_lease(self, scope: str, owner: str, ttl: timedelta, now: datetime) -> Lease:
+        require_lease_args(ttl, now)
+        if not owner:
+            raise ValueError("a lease owner must be a non-empty string")
+        with self._write() as conn:
+            current, fence = self._current(conn, scope)
+            if current is not None and lease_is_live(current, now):
+                raise LeaseHeld(scope, current.owner, current.expires_at)
+            lease = Lease(scope=scope, owner=owner, expires_at=(now + ttl).astimezone(codec.UTC), fence=fence + 1)
+            conn.execute(
+                "INSERT INTO leases (scope, owner, expires_us, fence) VALUES (?, ?, ?, ?) ON CONFLICT (scope) DO UPDATE "
+                "SET owner = excluded.owner, expires_us = excluded.expires_us, fence = excluded.fence",
+                (scope, owner, codec.to_us(lease.expires_at), lease.fence),
+            )
+            return lease
+
+    def renew_lease(self, lease: Lease, ttl: timedelta, now: datetime) -> Lease:
+        require_lease_args(ttl, now)
+        with self._write() as conn:
+            current, _ = self._current(conn, lease.scope)
+            problem = lease_problem(lease, current, now)
+            if problem:
+                raise LeaseLost(problem)
+            renewed = replace(lease, expires_at=(now + ttl).astimezone(codec.UTC))
+            conn.execute(
+                "UPDATE leases SET expires_us = ? WHERE scope = ?", (codec.to_us(renewed.expires_at), lease.scope)
+            )
+            return renewed
+
+    def check_lease(self, lease: Lease, now: datetime) -> None:
+        require_lease_args(None, now)
+        rows = self._read("SELECT owner, expires_us, fence FROM leases WHERE scope = ?", (lease.scope,))
+        problem = lease_problem(lease, self._lease_row(lease.scope, rows[0] if rows else None), now)
+        if problem:
+            raise LeaseLost(problem)
+
+    def release_lease(self, lease: Lease) -> None:
+        """Keeps the row (owner cleared) so the fence never goes backwards for this scope."""
+        with self._write() as conn:
+            current, _ = self._current(conn, lease.scope)
+            if current is None or current.owner != lease.owner or current.fence != lease.fence:
+                raise LeaseLost(
+                    lease_problem(lease, current, codec.EPOCH) or f"the lease for {lease.scope} is not ours"
+                )
+            conn.execute("UPDATE leases SET owner = '', expires_us = 0 WHERE scope = ?", (lease.scope,))
+
+    def get_lease(self, scope: str) -> Lease | None:
+        rows = self._read("SELECT owner, expires_us, fence FROM leases WHERE scope = ?", (scope,))
+        current = self._lease_row(scope, rows[0] if rows else None)
+        return current if current is not None and current.owner else None
+
+    # -- pause ------------------------------------------------------------------
+
+    def get_pause(self) -> PauseState | None:
+        rows = self._read("SELECT data FROM pause WHERE id = 1")
+        return codec.loads(PauseState, rows[0][0]) if rows else None
+
+    def set_pause(self, state: PauseState | None) -> None:
+        with self._write() as conn:
+            if state is None:
+                conn.execute("DELETE FROM pause WHERE id = 1")
+            else:
+                conn.execute(
+                    "INSERT INTO pause (id, data) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+                    (codec.dumps(state),),
+                )
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self.path)!r})"

@@ -1,0 +1,129 @@
+"""Choosing a store from a spec string, the lease scope, and the shared codec."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.aws import AwsError
+from orchestrator.model import ActionKind, InstanceHistory
+from orchestrator.state import (
+    StateError,
+    codec,
+    default_state_path,
+    lease_scope,
+    open_store,
+)
+from orchestrator.state.dynamodb import DynamoStore
+from orchestrator.state.sqlite import SqliteStore
+
+
+class FakeClients:
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def client(self, service: str) -> Any:
+        self.asked.append(service)
+        return object()
+
+
+def test_no_spec_opens_sqlite_under_xdg_state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+
+    store = open_store(None)
+
+    assert isinstance(store, SqliteStore)
+    assert store.path == tmp_path / "xdg" / "orch" / "state.db"
+    assert store.path.exists()
+    store.close()
+
+
+def test_default_path_falls_back_to_local_state(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+
+    assert default_state_path() == tmp_path / ".local" / "state" / "orch" / "state.db"
+
+
+def test_a_path_opens_sqlite(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "s" / "state.db"))
+    assert isinstance(store, SqliteStore)
+    store.close()
+
+
+def test_dynamodb_spec_uses_the_given_clients() -> None:
+    clients = FakeClients()
+
+    store = open_store("dynamodb://orch-state", clients_factory=lambda: clients)  # type: ignore[arg-type,return-value]
+
+    assert isinstance(store, DynamoStore)
+    assert store.table_name == "orch-state"
+    assert clients.asked == ["dynamodb"]
+
+
+def test_dynamodb_without_a_region_is_a_state_error() -> None:
+    def no_region() -> Any:
+        raise AwsError("no AWS region: pass --region")
+
+    with pytest.raises(StateError, match="no AWS region"):
+        open_store("dynamodb://orch-state", clients_factory=no_region)
+
+
+@pytest.mark.parametrize("spec", ["s3://bucket/state", "file:///tmp/x.db", "redis://localhost"])
+def test_unknown_schemes_name_the_allowed_forms(spec: str) -> None:
+    with pytest.raises(StateError) as caught:
+        open_store(spec)
+    assert spec in str(caught.value)
+    assert "dynamodb://TABLE" in str(caught.value) and "file path" in str(caught.value)
+
+
+@pytest.mark.parametrize("spec", ["dynamodb://", "dynamodb://ab", "dynamodb://has space", "dynamodb://a/b"])
+def test_bad_table_names_are_refused(spec: str) -> None:
+    with pytest.raises(StateError, match="does not name a DynamoDB table"):
+        open_store(spec, clients_factory=FakeClients)  # type: ignore[arg-type]
+
+
+def test_lease_scope_ignores_selector_order() -> None:
+    a = lease_scope("prod", "eu-west-1", {"team": "web", "env": "prod"})
+    b = lease_scope("prod", "eu-west-1", {"env": "prod", "team": "web"})
+    assert a == b == "prod/eu-west-1/env=prod,team=web"
+
+
+def test_lease_scope_cannot_be_confused_by_separators_in_values() -> None:
+    assert lease_scope("p", "r", {"a": "1,b=2"}) != lease_scope("p", "r", {"a": "1", "b": "2"})
+    assert lease_scope("p", "r", {}) == "p/r/*"
+
+
+def test_long_selectors_become_a_stable_digest() -> None:
+    selector = {f"k{n}": "v" * 40 for n in range(20)}
+    scope = lease_scope("p", "r", selector)
+    assert scope.startswith("p/r/sha256:") and len(scope) < 100
+    assert scope == lease_scope("p", "r", dict(reversed(list(selector.items()))))
+
+
+def test_codec_refuses_naive_datetimes_and_reads_offsetless_text_as_utc() -> None:
+    with pytest.raises(ValueError, match="naive"):
+        codec.to_iso(datetime(2026, 1, 1))
+    assert codec.from_iso("2026-01-01T00:00:00") == datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def test_codec_microseconds_are_exact() -> None:
+    moment = datetime(2026, 5, 6, 7, 8, 9, 123457, tzinfo=timezone(timedelta(hours=-5)))
+    assert codec.from_us(codec.to_us(moment)) == moment
+    assert codec.from_iso(codec.to_iso(moment)) == moment
+
+
+def test_codec_tolerates_older_and_newer_blobs() -> None:
+    """Missing fields take defaults (older writer); unknown fields are ignored (newer writer)."""
+    history = codec.record_from_dict(
+        InstanceHistory, {"instance_id": "i-1", "last_action": "reboot", "from_the_future": 1}
+    )
+    assert history == InstanceHistory("i-1", last_action=ActionKind.REBOOT)
+
+
+def test_codec_refuses_values_it_cannot_store() -> None:
+    with pytest.raises(StateError, match="cannot store a object"):
+        codec.dumps_value({"x": object()})
