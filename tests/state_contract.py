@@ -40,6 +40,7 @@ def full_history(instance_id: str = "i-0123456789abcdef0") -> InstanceHistory:
         first_failure_at=NOW - timedelta(minutes=7),
         failed_probes=4,
         last_healthy_at=datetime(2026, 1, 2, 4, 0, 0, tzinfo=timezone(timedelta(hours=2))),
+        healthy_since=datetime(2026, 1, 2, 4, 0, 0, tzinfo=timezone(timedelta(hours=2))),
         rung=2,
         attempts=(NOW - timedelta(hours=3), NOW - timedelta(hours=1, microseconds=5)),
         last_action=ActionKind.STOP_START,
