@@ -19,6 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from orchestrator import diagnose as diagnose_step
 from orchestrator import history as history_step
+from orchestrator.act.evidence import EvidenceCollector
 from orchestrator.act.executor import AwsExecutor, DryRunExecutor, Executor
 from orchestrator.aws import AwsError, Clients, describe_aws_error
 from orchestrator.config import Settings
@@ -27,7 +28,9 @@ from orchestrator.observe import asg, inventory, metrics, status
 from orchestrator.observe.probe import probe_fleet
 from orchestrator.plan import ACTIONABLE, make_plan
 from orchestrator.state.journal import StoreJournal
-from orchestrator.state.store import StateStore, SweepRecord
+from orchestrator.state import lease_scope
+from orchestrator.state.lease import LeaseKeeper
+from orchestrator.state.store import LeaseLost, StateStore, SweepRecord
 
 Prober = Callable[..., dict[str, ProbeResult]]
 Clock = Callable[[], datetime]
@@ -59,6 +62,7 @@ class SweepDeps:
     progress: Callable[[str], None] = _no_progress
     time_left: Callable[[], float] | None = None  # seconds; a Lambda passes its context's
     confirm: Callable[[Plan], bool] | None = None  # asked before acting, e.g. on a terminal
+    lease_wait_seconds: float = 0.0  # how long to wait for another sweep's lease
     dimension_cache: metrics.DimensionCache = field(default_factory=metrics.DimensionCache)
 
 
@@ -181,8 +185,16 @@ def sweep(settings: Settings, deps: SweepDeps, mode: Mode = Mode.HEAL, dry_run: 
     started = deps.clock()
     report = SweepReport(sweep_id=uuid.uuid4().hex[:12], mode=mode, dry_run=dry, started_at=started)
     counted_from = dict(deps.clients.counter.snapshot())
+    keeper: LeaseKeeper | None = None
+    if mode is Mode.HEAL and not dry:
+        # One healer per fleet at a time (gardener mcm-provider-aws #94): taken before
+        # observing, so two sweeps never plan on the same facts, and checked before
+        # every mutation in case it expired while we worked.
+        scope = lease_scope("-", deps.clients.region or "-", settings.selector)
+        keeper = LeaseKeeper(deps.store, scope, clock=deps.clock, wait_seconds=deps.lease_wait_seconds)
+        keeper.acquire()
     try:
-        _run(settings, deps, report, mode, dry)
+        _run(settings, deps, report, mode, dry, keeper)
     except SweepAborted as exc:
         report.notes.append(f"aborted: {exc}")
         raise
@@ -190,6 +202,8 @@ def sweep(settings: Settings, deps: SweepDeps, mode: Mode = Mode.HEAL, dry_run: 
         report.finished_at = deps.clock()
         report.api_calls = _diff(deps.clients.counter.snapshot(), counted_from)
         _record_sweep(settings, deps, report)
+        if keeper is not None:
+            keeper.release()
     return report
 
 
@@ -208,7 +222,7 @@ def _record_sweep(settings: Settings, deps: SweepDeps, report: SweepReport) -> N
     )
 
 
-def _run(settings: Settings, deps: SweepDeps, report: SweepReport, mode: Mode, dry: bool) -> None:
+def _run(settings: Settings, deps: SweepDeps, report: SweepReport, mode: Mode, dry: bool, keeper: LeaseKeeper | None) -> None:
     facts = observe(settings, deps, report, report.started_at)
     now = deps.clock()
     timer = _Timer(report.timings)
@@ -234,7 +248,18 @@ def _run(settings: Settings, deps: SweepDeps, report: SweepReport, mode: Mode, d
     if not dry and report.plan.actions and deps.confirm is not None and not deps.confirm(report.plan):
         report.outcomes = [ActionOutcome(a, OutcomeStatus.SKIPPED, "not confirmed") for a in report.plan.actions]
         return
-    executor: Executor = DryRunExecutor() if dry else AwsExecutor(deps.clients, journal, gate=_time_gate(deps, report))
+    executor: Executor
+    if dry:
+        executor = DryRunExecutor()
+    else:
+        verdicts = {v.instance_id: v for v in report.verdicts}
+        executor = AwsExecutor(
+            deps.clients,
+            journal,
+            gate=_gate(deps, report, keeper),
+            capture_evidence=EvidenceCollector(deps.clients, settings.evidence, by_id, verdicts, report.sweep_id, deps.clock),
+            stop_wait_seconds=settings.safety.stop_wait_seconds,
+        )
     deps.progress(f"acting: {len(report.plan.actions)} action(s)")
     with timer("act"):
         report.outcomes = executor.execute(report.plan)
@@ -268,11 +293,22 @@ def _with_lifecycle(facts: list[Facts], verdicts: list[Verdict], deps: SweepDeps
     ]
 
 
-def _time_gate(deps: SweepDeps, report: SweepReport, margin_s: float = 30.0) -> Callable[[], str | None]:
+def _gate(deps: SweepDeps, report: SweepReport, keeper: LeaseKeeper | None, margin_s: float = 30.0) -> Callable[[], str | None]:
+    """Asked by the executor before each mutation: time left, lease still ours, not paused."""
+
     def gate() -> str | None:
         if deps.time_left is not None and deps.time_left() < margin_s:
             report.partial = True
             return f"less than {margin_s:.0f} s left before the deadline: no new action started"
+        if keeper is not None:
+            try:
+                keeper.check()
+            except LeaseLost as exc:
+                report.partial = True
+                return f"lease lost ({exc}): no new action started"
+        paused = deps.store.get_pause()
+        if paused is not None:
+            return f"paused by {paused.by} while this sweep ran"
         return None
 
     return gate
