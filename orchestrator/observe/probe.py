@@ -1,0 +1,230 @@
+"""SSH probe: does sshd still answer, or does the kernel accept TCP and nothing follows?
+
+The incident orch exists for looks like BANNER_TIMEOUT: the handshake completes (the
+kernel does that) but sshd cannot fork to send its identification line. Everything
+else here keeps that signal honest: one total deadline so a tarpit cannot stall a
+sweep, a byte cap, re-probes spread over a window so one dropped connection is not
+an outage, and ERROR for "we could not probe" (out of file descriptors, no route
+from here) so our own trouble never reads as a dead box.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ipaddress
+import os
+import resource
+import socket
+from datetime import datetime, timezone
+from typing import Awaitable, Callable, Mapping
+
+from orchestrator.config import ProbeSettings
+from orchestrator.model import ProbeAttempt, ProbeOutcome, ProbeResult
+from orchestrator.observe.banner import BannerReader, BannerScan, ScanStatus
+
+PERMISSIONS: frozenset[str] = frozenset()  # no AWS API: plain TCP to the instances
+
+Target = str | tuple[str, int] | None
+"""A host (probed on settings.port), a (host, port) pair, or None when there is no address."""
+
+Clock = Callable[[], datetime]
+Sleep = Callable[[float], Awaitable[None]]
+
+_RECV_BYTES = 4096
+_FD_RESERVE = 32  # descriptors left for everything else in the process (boto3, logs, ...)
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+async def probe_once(
+    host: str,
+    port: int,
+    *,
+    connect_timeout: float,
+    banner_timeout: float,
+    max_bytes: int,
+    clock: Clock,
+) -> ProbeAttempt:
+    """One TCP connect and banner read; never raises for anything the network does.
+
+    A bare non-blocking socket (not asyncio streams) so that the descriptor is closed
+    the moment the attempt ends, even on cancellation: the fleet's semaphore then
+    bounds open sockets exactly.
+    """
+    loop = asyncio.get_running_loop()
+    started_at = clock()
+    t0 = loop.time()
+
+    def attempt(outcome: ProbeOutcome, detail: str = "", banner: str | None = None) -> ProbeAttempt:
+        return ProbeAttempt(outcome, started_at, loop.time() - t0, banner=banner, detail=detail)
+
+    try:
+        family, address = await _resolve(loop, host, port)
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:
+        return attempt(ProbeOutcome.ERROR, f"cannot probe: {_describe(exc)}")
+    try:
+        sock.setblocking(False)
+        try:
+            async with asyncio.timeout(connect_timeout):
+                await loop.sock_connect(sock, address)
+        except TimeoutError:
+            return attempt(ProbeOutcome.CONNECT_TIMEOUT, f"no TCP handshake within {connect_timeout:g}s")
+        except ConnectionRefusedError:
+            return attempt(ProbeOutcome.REFUSED, "connection refused")
+        except (ConnectionResetError, BrokenPipeError) as exc:
+            return attempt(ProbeOutcome.RESET, f"connect: {_describe(exc)}")
+        except OSError as exc:
+            # ENETUNREACH, EHOSTUNREACH, EADDRNOTAVAIL...: said by our side of the network.
+            return attempt(ProbeOutcome.ERROR, f"connect: {_describe(exc)}")
+        outcome, scan = await _read_banner(loop, sock, banner_timeout, max_bytes)
+        return attempt(outcome, scan.why, scan.banner if outcome is ProbeOutcome.OK else None)
+    finally:
+        sock.close()
+
+
+async def _read_banner(
+    loop: asyncio.AbstractEventLoop, sock: socket.socket, banner_timeout: float, max_bytes: int
+) -> tuple[ProbeOutcome, BannerScan]:
+    """Read under one total deadline: a tarpit dripping a byte a second never resets it."""
+    reader = BannerReader(max_bytes)
+    try:
+        async with asyncio.timeout(banner_timeout):
+            while True:
+                chunk = await loop.sock_recv(sock, _RECV_BYTES)
+                scan = reader.feed(chunk) if chunk else reader.finish()
+                if scan.decided:
+                    return _outcome(scan, silent=ProbeOutcome.RESET), scan
+    except TimeoutError:
+        scan = reader.expire()
+        return _outcome(scan, silent=ProbeOutcome.BANNER_TIMEOUT), scan
+    except (ConnectionResetError, BrokenPipeError) as exc:
+        scan = reader.finish()
+        if scan.status is ScanStatus.SILENT:
+            scan = BannerScan(ScanStatus.SILENT, why=f"{_describe(exc)} before the banner")
+        return _outcome(scan, silent=ProbeOutcome.RESET), scan
+    except OSError as exc:
+        return ProbeOutcome.ERROR, BannerScan(ScanStatus.SILENT, why=f"read: {_describe(exc)}")
+
+
+def _outcome(scan: BannerScan, *, silent: ProbeOutcome) -> ProbeOutcome:
+    if scan.status is ScanStatus.OK:
+        return ProbeOutcome.OK
+    if scan.status is ScanStatus.NOT_SSH:
+        return ProbeOutcome.NOT_SSH
+    return silent
+
+
+async def _resolve(loop: asyncio.AbstractEventLoop, host: str, port: int) -> tuple[int, tuple[str, int]]:
+    """IP literals (the fleet's case) need no resolver thread; names take the first address."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, _, _, _, sockaddr = infos[0]
+        return family, (str(sockaddr[0]), int(sockaddr[1]))
+    return (socket.AF_INET6 if ip.version == 6 else socket.AF_INET), (host, port)
+
+
+def _describe(exc: OSError) -> str:
+    if exc.errno is not None and exc.errno in errno.errorcode:
+        return f"{errno.errorcode[exc.errno]} ({exc.strerror})"
+    return str(exc) or type(exc).__name__
+
+
+def fd_budget(requested: int) -> int:
+    """Concurrency the process can afford in file descriptors (a Lambda has 1024).
+
+    Probing past the limit would only turn probes into ERROR; clamping keeps them
+    meaningful. Anything opened later still degrades to ERROR, never to a failure.
+    """
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return requested
+    try:
+        in_use = len(os.listdir("/proc/self/fd"))
+    except OSError:
+        in_use = 0
+    return max(1, min(requested, soft - in_use - _FD_RESERVE))
+
+
+async def probe_fleet_async(
+    targets: Mapping[str, Target],
+    settings: ProbeSettings,
+    clock: Clock = utc_now,
+    sleep: Sleep = asyncio.sleep,
+) -> dict[str, ProbeResult]:
+    """Probe every target; re-probe the ones that did not answer until they have
+    ``settings.attempts`` attempts, spread over ``settings.retry_window``.
+
+    One answer is proof enough, so re-probing stops at the first OK. A fixed pool of
+    workers (not one task per target) takes first attempts; only failing targets get
+    a follow-up task, which sleeps without holding a socket. Every attempt holds the
+    semaphore, so open sockets never exceed the concurrency.
+    """
+    loop = asyncio.get_running_loop()
+    items = list(targets.items())
+    concurrency = fd_budget(settings.concurrency)
+    slots = asyncio.Semaphore(concurrency)
+    spacing = settings.retry_window / (settings.attempts - 1) if settings.attempts > 1 else 0.0
+    attempts: dict[str, list[ProbeAttempt]] = {}
+    follow_ups: list[asyncio.Task[None]] = []
+
+    async def probe(address: str | tuple[str, int]) -> tuple[float, ProbeAttempt]:
+        host, port = (address, settings.port) if isinstance(address, str) else address
+        async with slots:
+            started = loop.time()
+            return started, await probe_once(
+                host,
+                port,
+                connect_timeout=settings.connect_timeout,
+                banner_timeout=settings.banner_timeout,
+                max_bytes=settings.max_banner_bytes,
+                clock=clock,
+            )
+
+    async def follow_up(key: str, address: str | tuple[str, int], first_started: float) -> None:
+        for number in range(1, settings.attempts):
+            delay = first_started + number * spacing - loop.time()
+            if delay > 0:
+                await sleep(delay)
+            _, result = await probe(address)
+            attempts[key].append(result)
+            if result.outcome is ProbeOutcome.OK:
+                return
+
+    async def worker(queue: list[tuple[str, Target]]) -> None:
+        while queue:
+            key, address = queue.pop()
+            if address is None:
+                attempts[key] = [ProbeAttempt(ProbeOutcome.NO_ADDRESS, clock(), 0.0, detail="instance has no address")]
+                continue
+            started, result = await probe(address)
+            attempts[key] = [result]
+            if result.outcome is not ProbeOutcome.OK and settings.attempts > 1:
+                follow_ups.append(asyncio.create_task(follow_up(key, address, started)))
+
+    queue = items[::-1]  # pop() from the end keeps the caller's order
+    workers = [asyncio.create_task(worker(queue)) for _ in range(min(concurrency, len(items)))]
+    try:
+        await asyncio.gather(*workers)
+        await asyncio.gather(*follow_ups)
+    finally:
+        pending = [t for t in (*workers, *follow_ups) if not t.done()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+    return {key: ProbeResult(key, tuple(attempts[key])) for key, _ in items}
+
+
+def probe_fleet(
+    targets: Mapping[str, Target],
+    settings: ProbeSettings,
+    clock: Clock = utc_now,
+    sleep: Sleep = asyncio.sleep,
+) -> dict[str, ProbeResult]:
+    """Synchronous entry for the sweep and the Lambda: one event loop, created and closed here."""
+    return asyncio.run(probe_fleet_async(targets, settings, clock=clock, sleep=sleep))
