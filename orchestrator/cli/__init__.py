@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from orchestrator.cli.state_cmds import history_command, pause_command, release_command, resume_command, status_command
 from orchestrator.cli.sweep_cmds import heal_command, scan_command
 
 
@@ -19,8 +20,8 @@ def cli() -> None:
     """
 
 
-cli.add_command(scan_command)
-cli.add_command(heal_command)
+for command in (scan_command, heal_command, status_command, history_command, pause_command, resume_command, release_command):
+    cli.add_command(command)
 
 
 def main() -> None:

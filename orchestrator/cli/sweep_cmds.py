@@ -14,7 +14,7 @@ from orchestrator.model import OutcomeStatus, Plan, VerdictKind
 from orchestrator.sweep import Mode, SweepAborted, SweepDeps, SweepReport, sweep
 
 
-def run_sweep(runtime: Runtime, mode: Mode, dry_run: bool, assume_yes: bool) -> SweepReport:
+def run_sweep(runtime: Runtime, mode: Mode, dry_run: bool, assume_yes: bool, wait: float = 0.0) -> SweepReport:
     err = Console(stderr=True)
     settings = runtime.settings
     status = err.status("starting sweep") if err.is_terminal and not runtime.json else None
@@ -36,6 +36,7 @@ def run_sweep(runtime: Runtime, mode: Mode, dry_run: bool, assume_yes: bool) -> 
         store=runtime.store,
         progress=progress,
         confirm=confirm if interactive else None,
+        lease_wait_seconds=wait,
     )
     if status is not None:
         status.start()
@@ -91,10 +92,11 @@ def scan_command(runtime: Runtime) -> None:
 @click.command("heal")
 @click.option("--dry-run", is_flag=True, help="Plan and print; make no mutating call.")
 @click.option("--yes", "-y", "assume_yes", is_flag=True, help="Do not ask before acting on a terminal.")
+@click.option("--wait", type=click.FloatRange(0, 3600), default=0, help="Seconds to wait for another sweep's lease.")
 @common_options
-def heal_command(runtime: Runtime, dry_run: bool, assume_yes: bool) -> None:
+def heal_command(runtime: Runtime, dry_run: bool, assume_yes: bool, wait: float) -> None:
     """Observe, diagnose, plan and act: reboot instances that pass status checks but not SSH."""
-    report = run_sweep(runtime, Mode.HEAL, dry_run=dry_run, assume_yes=assume_yes)
+    report = run_sweep(runtime, Mode.HEAL, dry_run=dry_run, assume_yes=assume_yes, wait=wait)
     if runtime.json:
         click.echo(json.dumps(report.summary(), indent=2, default=str))
     else:
