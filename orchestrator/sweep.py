@@ -19,6 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from orchestrator import diagnose as diagnose_step
 from orchestrator import history as history_step
+from orchestrator import notify
 from orchestrator.act.evidence import EvidenceCollector
 from orchestrator.act.executor import AwsExecutor, DryRunExecutor, Executor
 from orchestrator.aws import AwsError, Clients, describe_aws_error
@@ -82,6 +83,7 @@ class SweepReport:
     notes: list[str] = field(default_factory=list)
     partial: bool = False
     finished_at: datetime | None = None
+    evidence: dict[str, dict[str, Any]] = field(default_factory=dict)  # instance -> summary
 
     def verdict_counts(self) -> dict[str, int]:
         return dict(sorted(Counter(v.kind.value for v in self.verdicts).items()))
@@ -105,6 +107,7 @@ class SweepReport:
                     "reason": a.reason,
                     "outcome": outcome_by_id[a.instance_id].status.value if a.instance_id in outcome_by_id else "not-run",
                     "detail": outcome_by_id[a.instance_id].detail if a.instance_id in outcome_by_id else "",
+                    "evidence": self.evidence.get(a.instance_id),
                 }
                 for a in self.plan.actions
             ],
@@ -201,10 +204,21 @@ def sweep(settings: Settings, deps: SweepDeps, mode: Mode = Mode.HEAL, dry_run: 
     finally:
         report.finished_at = deps.clock()
         report.api_calls = _diff(deps.clients.counter.snapshot(), counted_from)
+        _notify(settings, deps, report)
         _record_sweep(settings, deps, report)
         if keeper is not None:
             keeper.release()
     return report
+
+
+def _notify(settings: Settings, deps: SweepDeps, report: SweepReport) -> None:
+    if not settings.notify.topic_arn or report.mode is Mode.SCAN:
+        return
+    message = notify.compose(report)
+    if message is None:
+        return
+    error = notify.publish(deps.clients.client("sns"), settings.notify.topic_arn, *message)
+    report.notes.append(error or f"notified {settings.notify.topic_arn}")
 
 
 def _record_sweep(settings: Settings, deps: SweepDeps, report: SweepReport) -> None:
@@ -253,11 +267,13 @@ def _run(settings: Settings, deps: SweepDeps, report: SweepReport, mode: Mode, d
         executor = DryRunExecutor()
     else:
         verdicts = {v.instance_id: v for v in report.verdicts}
+        collector = EvidenceCollector(deps.clients, settings.evidence, by_id, verdicts, report.sweep_id, deps.clock)
+        report.evidence = collector.captured
         executor = AwsExecutor(
             deps.clients,
             journal,
             gate=_gate(deps, report, keeper),
-            capture_evidence=EvidenceCollector(deps.clients, settings.evidence, by_id, verdicts, report.sweep_id, deps.clock),
+            capture_evidence=collector,
             stop_wait_seconds=settings.safety.stop_wait_seconds,
         )
     deps.progress(f"acting: {len(report.plan.actions)} action(s)")

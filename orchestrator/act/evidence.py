@@ -9,7 +9,7 @@ failure is recorded in the bundle and never blocks the heal.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Mapping
 
@@ -89,6 +89,7 @@ class EvidenceCollector:
     verdicts: Mapping[str, Verdict]
     sweep_id: str
     clock: Callable[[], datetime]
+    captured: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __call__(self, action: Action) -> dict[str, Any]:
         now = self.clock()
@@ -107,4 +108,5 @@ class EvidenceCollector:
                 evidence["s3_key"] = f"s3://{self.settings.bucket}/{key}"
             except (ClientError, BotoCoreError) as exc:
                 evidence["s3_error"] = describe_aws_error(exc, "s3:PutObject")
-        return summary(evidence)
+        self.captured[action.instance_id] = summary(evidence)
+        return self.captured[action.instance_id]

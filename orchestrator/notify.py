@@ -1,0 +1,82 @@
+"""Telling people: one readable SNS message per sweep that acted or blocked.
+
+Composing is pure (the words are tested as text); publishing is one SNS call.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from orchestrator.aws import describe_aws_error
+from orchestrator.model import ActionKind, Facts, OutcomeStatus, Verdict
+
+PERMISSIONS = frozenset({"sns:Publish"})
+SUBJECT_MAX = 100
+
+PAST = {ActionKind.REBOOT: "rebooted", ActionKind.STOP_START: "stopped and started", ActionKind.REPLACE: "marked for replacement"}
+
+
+def describe_instance(facts: Facts | None, instance_id: str) -> str:
+    name = facts.instance.name if facts else ""
+    return f"{instance_id} ({name})" if name else instance_id
+
+
+def memory_phrase(verdict: Verdict | None) -> str:
+    if verdict is None or verdict.memory_percent is None:
+        return ""
+    text = f"memory {verdict.memory_percent:.0f}%"
+    if verdict.memory_slope_per_min is not None and verdict.memory_slope_per_min >= 0.05:
+        text += f" rising {verdict.memory_slope_per_min:.1f}%/min"
+    return text
+
+
+def compose(report: Any) -> tuple[str, str] | None:
+    """(subject, body) for a sweep that acted or blocked; None when there is nothing to say."""
+    plan = report.plan
+    if not plan.actions and not plan.blocked and not plan.notes:
+        return None
+    facts: Mapping[str, Facts] = {f.instance.instance_id: f for f in report.facts}
+    verdicts: Mapping[str, Verdict] = {v.instance_id: v for v in report.verdicts}
+    outcomes = {o.action.instance_id: o for o in report.outcomes}
+    lines: list[str] = []
+    done = 0
+    for action in plan.actions:
+        outcome = outcomes.get(action.instance_id)
+        who = describe_instance(facts.get(action.instance_id), action.instance_id)
+        verdict = verdicts.get(action.instance_id)
+        parts = [action.reason.split("; corroborated by")[0]]
+        status = facts[action.instance_id].status if action.instance_id in facts else None
+        if status is not None:
+            parts.append(f"status checks {status.label()}")
+        memory = memory_phrase(verdict)
+        if memory:
+            parts.append(memory)
+        evidence = report.evidence.get(action.instance_id) or {}
+        if evidence.get("console_summary"):
+            parts.append(f"console: {evidence['console_summary']}")
+        if outcome is None or outcome.status is OutcomeStatus.DONE:
+            done += outcome is not None
+            verb = PAST[action.kind] if outcome is not None else f"{action.kind.value} planned"
+        elif outcome.status is OutcomeStatus.DRY_RUN:
+            verb = f"would be {PAST[action.kind]} (dry run)"
+        else:
+            verb = f"{action.kind.value} {outcome.status.value} ({outcome.detail})"
+        lines.append(f"{who} {verb}: {'; '.join(parts)}")
+    for blocked in plan.blocked:
+        lines.append(f"{describe_instance(facts.get(blocked.instance_id), blocked.instance_id)} not {PAST[blocked.kind]}: {blocked.why}")
+    lines.extend(f"note: {note}" for note in plan.notes)
+    subject = f"orch: {done} healed, {len(plan.blocked)} blocked of {len(report.facts)} instances"
+    if any("circuit breaker" in n or "every probe" in n for n in plan.notes):
+        subject = "orch: circuit breaker open, " + subject.removeprefix("orch: ")
+    return subject[:SUBJECT_MAX], "\n".join(lines) + f"\n\nsweep {report.sweep_id}"
+
+
+def publish(sns: Any, topic_arn: str, subject: str, body: str) -> str | None:
+    """Returns an error line instead of raising: a failed alert must not undo a sweep's record."""
+    try:
+        sns.publish(TopicArn=topic_arn, Subject=subject, Message=body)
+    except (ClientError, BotoCoreError) as exc:
+        return describe_aws_error(exc, "sns:Publish")
+    return None
