@@ -57,6 +57,21 @@ class MemorySettings(_Section):
         0.05, ge=0, le=100, description="percent per minute below which a rise is drift, not a leak"
     )
 
+    full_read_every: int = Field(
+        1, ge=1, le=1000, description="read the whole fleet's memory every K sweeps; suspects are read every sweep"
+    )
+    proactive: Literal["off", "notify", "ssm", "reboot"] = Field(
+        "off", description="what to do about a forecast exhaustion before SSH dies"
+    )
+    ssm_document: str = Field("AWS-RunShellScript", min_length=1, description="SSM document for proactive = ssm")
+    ssm_commands: tuple[str, ...] = Field((), description="shell commands for proactive = ssm, e.g. systemctl restart crawler")
+
+    @model_validator(mode="after")
+    def _ssm_has_commands(self) -> MemorySettings:
+        if self.proactive == "ssm" and not self.ssm_commands:
+            raise ValueError("memory.proactive = ssm needs memory.ssm_commands (what to run on the box)")
+        return self
+
     @model_validator(mode="after")
     def _period_fits_window(self) -> MemorySettings:
         if self.period_seconds > self.window_minutes * 60:

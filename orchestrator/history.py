@@ -21,11 +21,15 @@ def recent_attempts(history: InstanceHistory, now: datetime, window: timedelta) 
 
 
 def observe(prev: InstanceHistory, facts: Facts, verdict: Verdict, now: datetime, safety: SafetySettings) -> InstanceHistory:
+    if verdict.kind is VerdictKind.UNKNOWN:
+        return prev  # proves nothing either way, and keeps the last real suspicion
     if verdict.kind is VerdictKind.HEALTHY:
-        return _healthy(prev, now, safety)
-    if verdict.kind is VerdictKind.UNREACHABLE and facts.probe is not None:
-        return _unreachable(prev, facts, now, safety)
-    return prev  # unknown and the rest prove nothing either way
+        current = _healthy(prev, now, safety)
+    elif verdict.kind is VerdictKind.UNREACHABLE and facts.probe is not None:
+        current = _unreachable(prev, facts, now, safety)
+    else:
+        current = prev
+    return replace(current, last_verdict=verdict.kind)
 
 
 def _healthy(prev: InstanceHistory, now: datetime, safety: SafetySettings) -> InstanceHistory:

@@ -24,7 +24,7 @@ from orchestrator.act.evidence import EvidenceCollector
 from orchestrator.act.executor import AwsExecutor, DryRunExecutor, Executor
 from orchestrator.aws import AwsError, Clients, describe_aws_error
 from orchestrator.config import Settings
-from orchestrator.model import ActionOutcome, Facts, OutcomeStatus, InstanceHistory, MemorySeries, Plan, ProbeResult, Verdict
+from orchestrator.model import ActionOutcome, Facts, Instance, OutcomeStatus, VerdictKind, InstanceHistory, MemorySeries, Plan, ProbeResult, Verdict
 from orchestrator.observe import asg, inventory, metrics, status
 from orchestrator.observe.probe import probe_fleet
 from orchestrator.plan import ACTIONABLE, make_plan
@@ -83,6 +83,8 @@ class SweepReport:
     notes: list[str] = field(default_factory=list)
     partial: bool = False
     finished_at: datetime | None = None
+    sweep_number: int = 0  # counts sweeps in this store, for the memory cadence
+    memory_full_read: bool = True
     evidence: dict[str, dict[str, Any]] = field(default_factory=dict)  # instance -> summary
 
     def verdict_counts(self) -> dict[str, int]:
@@ -116,6 +118,8 @@ class SweepReport:
             "api_calls": self.api_calls,
             "api_calls_total": sum(self.api_calls.values()),
             "metrics_requested": self.metrics_requested,
+            "memory_full_read": self.memory_full_read,
+            "sweep_number": self.sweep_number,
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
         }
 
@@ -141,7 +145,35 @@ class _Phase:
         self.timings[self.name] = self.timings.get(self.name, 0.0) + time.perf_counter() - self.start
 
 
-def observe(settings: Settings, deps: SweepDeps, report: SweepReport, now: datetime) -> list[Facts]:
+MEMORY_SUSPECTS = frozenset(
+    {VerdictKind.UNREACHABLE, VerdictKind.MEMORY_CRITICAL, VerdictKind.MEMORY_FORECAST, VerdictKind.METRICS_STALE}
+)
+
+
+def memory_targets(
+    running: list[Instance],
+    probes: Mapping[str, ProbeResult],
+    histories: Mapping[str, InstanceHistory],
+    full: bool,
+) -> list[str]:
+    """Whose memory to read: everyone on a full sweep, else only the suspects.
+
+    GetMetricData is billed per metric requested; at 10,000 instances every 5 minutes a
+    full read costs about $860 a month. Suspects (a failed probe now, or a memory or
+    reachability verdict last time) are read every sweep, so what matters is never late.
+    """
+    if full:
+        return [i.instance_id for i in running]
+    chosen = []
+    for inst in running:
+        probe = probes.get(inst.instance_id)
+        history = histories.get(inst.instance_id)
+        if (probe is not None and probe.outcome.is_failure) or (history is not None and history.last_verdict in MEMORY_SUSPECTS):
+            chosen.append(inst.instance_id)
+    return chosen
+
+
+def observe(settings: Settings, deps: SweepDeps, report: SweepReport, now: datetime) -> tuple[list[Facts], dict[str, InstanceHistory]]:
     """Read every fact the decision needs, or raise SweepAborted: never plan on partial facts."""
     timer = _Timer(report.timings)
     clients = deps.clients
@@ -152,17 +184,6 @@ def observe(settings: Settings, deps: SweepDeps, report: SweepReport, now: datet
             running = [i for i in instances if i.state == "running"]
             deps.progress(f"reading status checks of {len(running)} running instances")
             checks = status.read_status_checks(clients.ec2, (i.instance_id for i in running))
-            deps.progress("reading memory metrics")
-            reader = metrics.MemoryReader(
-                clients.cloudwatch,
-                settings.memory.namespace,
-                settings.memory.metric,
-                window=timedelta(minutes=settings.memory.window_minutes),
-                period_seconds=settings.memory.period_seconds,
-                cache=deps.dimension_cache,
-            )
-            memory: Mapping[str, MemorySeries] = reader.read((i.instance_id for i in running), now)
-            report.metrics_requested = reader.metrics_requested
     except (ClientError, BotoCoreError) as exc:
         raise SweepAborted(describe_aws_error(exc)) from exc
     targets = {
@@ -171,7 +192,24 @@ def observe(settings: Settings, deps: SweepDeps, report: SweepReport, now: datet
     deps.progress(f"probing SSH on {len(targets)} instances")
     with timer("probe"):
         probes = deps.prober(targets, settings.probe, clock=deps.clock) if targets else {}
-    return [
+    histories = deps.store.get_histories(i.instance_id for i in instances)
+    wanted = memory_targets(running, probes, histories, report.memory_full_read)
+    try:
+        with timer("aws"):
+            deps.progress(f"reading memory metrics of {len(wanted)} instances")
+            reader = metrics.MemoryReader(
+                clients.cloudwatch,
+                settings.memory.namespace,
+                settings.memory.metric,
+                window=timedelta(minutes=settings.memory.window_minutes),
+                period_seconds=settings.memory.period_seconds,
+                cache=deps.dimension_cache,
+            )
+            memory: Mapping[str, MemorySeries] = reader.read(wanted, now) if wanted else {}
+            report.metrics_requested = reader.metrics_requested
+    except (ClientError, BotoCoreError) as exc:
+        raise SweepAborted(describe_aws_error(exc)) from exc
+    facts = [
         Facts(
             instance=i,
             status=checks.get(i.instance_id),
@@ -180,6 +218,7 @@ def observe(settings: Settings, deps: SweepDeps, report: SweepReport, now: datet
         )
         for i in instances
     ]
+    return facts, histories
 
 
 def sweep(settings: Settings, deps: SweepDeps, mode: Mode = Mode.HEAL, dry_run: bool | None = None) -> SweepReport:
@@ -188,6 +227,12 @@ def sweep(settings: Settings, deps: SweepDeps, mode: Mode = Mode.HEAL, dry_run: 
     started = deps.clock()
     report = SweepReport(sweep_id=uuid.uuid4().hex[:12], mode=mode, dry_run=dry, started_at=started)
     counted_from = dict(deps.clients.counter.snapshot())
+    every = settings.memory.full_read_every
+    if every > 1:
+        last = deps.store.list_sweeps(1)
+        report.sweep_number = int(last[0].summary.get("sweep_number", 0)) + 1 if last else 1
+        report.memory_full_read = report.sweep_number % every == 1
+
     keeper: LeaseKeeper | None = None
     if mode is Mode.HEAL and not dry:
         # One healer per fleet at a time (gardener mcm-provider-aws #94): taken before
@@ -237,7 +282,7 @@ def _record_sweep(settings: Settings, deps: SweepDeps, report: SweepReport) -> N
 
 
 def _run(settings: Settings, deps: SweepDeps, report: SweepReport, mode: Mode, dry: bool, keeper: LeaseKeeper | None) -> None:
-    facts = observe(settings, deps, report, report.started_at)
+    facts, previous = observe(settings, deps, report, report.started_at)
     now = deps.clock()
     timer = _Timer(report.timings)
     with timer("decide"):
@@ -248,7 +293,6 @@ def _run(settings: Settings, deps: SweepDeps, report: SweepReport, mode: Mode, d
     facts = _with_lifecycle(facts, report.verdicts, deps)
     report.facts = facts
     by_id = {f.instance.instance_id: f for f in facts}
-    previous = deps.store.get_histories(by_id)
     paused = deps.store.get_pause()
     with timer("decide"):
         histories = {
