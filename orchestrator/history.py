@@ -28,8 +28,15 @@ def observe(prev: InstanceHistory, facts: Facts, verdict: Verdict, now: datetime
     elif verdict.kind is VerdictKind.UNREACHABLE and facts.probe is not None:
         current = _unreachable(prev, facts, now, safety)
     else:
-        current = prev
+        current = _other(prev, now, safety)
     return replace(current, last_verdict=verdict.kind)
+
+
+def _other(prev: InstanceHistory, now: datetime, safety: SafetySettings) -> InstanceHistory:
+    """Memory trouble and the rest: a proactive action in flight expires after the verify window."""
+    if prev.in_flight_key is not None and prev.last_action_at is not None and now - prev.last_action_at >= timedelta(minutes=safety.verify_minutes):
+        return replace(prev, in_flight_key=None, healthy_since=None)
+    return replace(prev, healthy_since=None)
 
 
 def _healthy(prev: InstanceHistory, now: datetime, safety: SafetySettings) -> InstanceHistory:

@@ -15,7 +15,7 @@ from typing import Any, Callable, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from orchestrator.act import autoscaling, ec2
+from orchestrator.act import autoscaling, ec2, ssm
 from orchestrator.act.ec2 import Result, UncertainOutcome
 from orchestrator.aws import Clients, describe_aws_error
 from orchestrator.model import Action, ActionKind, ActionOutcome, OutcomeStatus, Plan
@@ -60,6 +60,8 @@ class AwsExecutor:
     gate: Gate = _no_refusal
     capture_evidence: EvidenceCapture = _no_evidence
     stop_wait_seconds: int = 300
+    ssm_document: str = "AWS-RunShellScript"
+    ssm_commands: tuple[str, ...] = ()
     outcomes: list[ActionOutcome] = field(default_factory=list)
 
     def execute(self, plan: Plan) -> list[ActionOutcome]:
@@ -125,6 +127,8 @@ class AwsExecutor:
             if action.asg_name is None:
                 return Result(OutcomeStatus.SKIPPED, "replace needs an Auto Scaling group; standalone replacement is not enabled")
             return autoscaling.mark_unhealthy(self.clients.mutating_client("autoscaling"), action.instance_id)
+        if action.kind is ActionKind.RUN_COMMAND:
+            return ssm.run_command(self.clients.mutating_client("ssm"), action.instance_id, self.ssm_document, self.ssm_commands)
         raise AssertionError(f"unhandled action kind {action.kind}")
 
     def _uncertain(self, action: Action, exc: UncertainOutcome) -> None:
