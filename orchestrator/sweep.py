@@ -25,9 +25,9 @@ from orchestrator.act.executor import AwsExecutor, DryRunExecutor, Executor
 from orchestrator.aws import AwsError, Clients, describe_aws_error
 from orchestrator.config import Settings
 from orchestrator.model import ActionOutcome, Facts, Instance, OutcomeStatus, VerdictKind, InstanceHistory, MemorySeries, Plan, ProbeResult, Verdict
-from orchestrator.observe import asg, inventory, metrics, status
+from orchestrator.observe import asg, inventory, metrics, ssm, status
 from orchestrator.observe.probe import probe_fleet
-from orchestrator.plan import ACTIONABLE, make_plan
+from orchestrator.plan import MEMORY_TROUBLE, actionable, make_plan
 from orchestrator.state.journal import StoreJournal
 from orchestrator.state import lease_scope
 from orchestrator.state.lease import LeaseKeeper
@@ -290,7 +290,7 @@ def _run(settings: Settings, deps: SweepDeps, report: SweepReport, mode: Mode, d
         report.verdicts = diagnose_step.diagnose_all(facts, now, settings)
     if mode is Mode.SCAN:
         return
-    facts = _with_lifecycle(facts, report.verdicts, deps)
+    facts = _suspect_facts(facts, report.verdicts, settings, deps)
     report.facts = facts
     by_id = {f.instance.instance_id: f for f in facts}
     paused = deps.store.get_pause()
@@ -319,6 +319,8 @@ def _run(settings: Settings, deps: SweepDeps, report: SweepReport, mode: Mode, d
             gate=_gate(deps, report, keeper),
             capture_evidence=collector,
             stop_wait_seconds=settings.safety.stop_wait_seconds,
+            ssm_document=settings.memory.ssm_document,
+            ssm_commands=settings.memory.ssm_commands,
         )
     deps.progress(f"acting: {len(report.plan.actions)} action(s)")
     with timer("act"):
@@ -333,24 +335,33 @@ def _run(settings: Settings, deps: SweepDeps, report: SweepReport, mode: Mode, d
     deps.store.put_histories(histories.values())
 
 
-def _with_lifecycle(facts: list[Facts], verdicts: list[Verdict], deps: SweepDeps) -> list[Facts]:
-    """Lifecycle states for suspects in Auto Scaling groups only: healthy ones cost no call."""
-    suspects = {
-        v.instance_id for v in verdicts if v.kind in ACTIONABLE
-    }
+def _suspect_facts(facts: list[Facts], verdicts: list[Verdict], settings: Settings, deps: SweepDeps) -> list[Facts]:
+    """Facts only suspects need, so a healthy fleet costs no call here.
+
+    Auto Scaling lifecycle state for group members (an instance in Standby or
+    Terminating is in someone else's hands), and whether SSM can reach a memory
+    suspect when the proactive action is an SSM command.
+    """
+    wanted = actionable(settings)
+    suspects = {v.instance_id for v in verdicts if v.kind in wanted}
     members = [f.instance.instance_id for f in facts if f.instance.instance_id in suspects and f.instance.asg_name]
-    if not members:
+    memory_suspects = [v.instance_id for v in verdicts if v.kind in MEMORY_TROUBLE] if settings.memory.proactive == "ssm" else []
+    if not members and not memory_suspects:
         return facts
     try:
-        states = asg.lifecycle_states(deps.clients.autoscaling, members)
+        states = asg.lifecycle_states(deps.clients.autoscaling, members) if members else {}
+        online = ssm.agents_online(deps.clients.client("ssm"), memory_suspects) if memory_suspects else {}
     except (ClientError, BotoCoreError) as exc:
-        raise SweepAborted(describe_aws_error(exc, "autoscaling:DescribeAutoScalingInstances")) from exc
-    return [
-        replace(f, lifecycle_state=states.get(f.instance.instance_id, "not in a group"))
-        if f.instance.instance_id in states or f.instance.instance_id in members
-        else f
-        for f in facts
-    ]
+        raise SweepAborted(describe_aws_error(exc)) from exc
+    enriched = []
+    for f in facts:
+        iid = f.instance.instance_id
+        if iid in members:
+            f = replace(f, lifecycle_state=states.get(iid, "not in a group"))
+        if iid in online:
+            f = replace(f, ssm_online=online[iid])
+        enriched.append(f)
+    return enriched
 
 
 def _gate(deps: SweepDeps, report: SweepReport, keeper: LeaseKeeper | None, margin_s: float = 30.0) -> Callable[[], str | None]:

@@ -8,7 +8,7 @@ import json
 from click.testing import CliRunner
 from rich.console import Console
 
-from orchestrator.cli_probe import probe_command, render_table
+from orchestrator.cli.probe_cmd import probe_command, render_table
 from tests.e2e.fake_endpoints import BANNER, EndpointLoop, refusing_socket, sends, silent
 
 

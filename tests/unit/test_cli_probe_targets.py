@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.cli_probe import parse_target
+from orchestrator.cli.probe_cmd import parse_target
 
 
 @pytest.mark.parametrize(
