@@ -64,6 +64,7 @@ class SweepDeps:
     time_left: Callable[[], float] | None = None  # seconds; a Lambda passes its context's
     confirm: Callable[[Plan], bool] | None = None  # asked before acting, e.g. on a terminal
     lease_wait_seconds: float = 0.0  # how long to wait for another sweep's lease
+    only_instances: tuple[str, ...] = ()  # narrow a scan to these ids (orch explain)
     dimension_cache: metrics.DimensionCache = field(default_factory=metrics.DimensionCache)
 
 
@@ -180,7 +181,7 @@ def observe(settings: Settings, deps: SweepDeps, report: SweepReport, now: datet
     try:
         with timer("aws"):
             deps.progress("listing instances")
-            instances = inventory.list_instances(clients.ec2, settings.selector)
+            instances = inventory.list_instances(clients.ec2, settings.selector, deps.only_instances)
             running = [i for i in instances if i.state == "running"]
             deps.progress(f"reading status checks of {len(running)} running instances")
             checks = status.read_status_checks(clients.ec2, (i.instance_id for i in running))

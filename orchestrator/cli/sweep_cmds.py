@@ -14,7 +14,9 @@ from orchestrator.model import OutcomeStatus, Plan, VerdictKind
 from orchestrator.sweep import Mode, SweepAborted, SweepDeps, SweepReport, sweep
 
 
-def run_sweep(runtime: Runtime, mode: Mode, dry_run: bool, assume_yes: bool, wait: float = 0.0) -> SweepReport:
+def run_sweep(
+    runtime: Runtime, mode: Mode, dry_run: bool, assume_yes: bool, wait: float = 0.0, only: tuple[str, ...] = ()
+) -> SweepReport:
     err = Console(stderr=True)
     settings = runtime.settings
     status = err.status("starting sweep") if err.is_terminal and not runtime.json else None
@@ -37,6 +39,7 @@ def run_sweep(runtime: Runtime, mode: Mode, dry_run: bool, assume_yes: bool, wai
         progress=progress,
         confirm=confirm if interactive else None,
         lease_wait_seconds=wait,
+        only_instances=only,
     )
     if status is not None:
         status.start()
