@@ -9,7 +9,7 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from pydantic import ValidationError
@@ -18,13 +18,18 @@ from rich.console import Console
 from orchestrator.cli.common import Exit, OrchError
 from orchestrator.cli.render import print_report
 from orchestrator.config import describe_validation_error
-from orchestrator.sandbox.demo import aws_env, exports, run_demo, stage
-from orchestrator.sandbox.fleet import Sandbox
-from orchestrator.sandbox.spec import FleetSpec
 from orchestrator.sweep import SweepReport
+
+if TYPE_CHECKING:
+    from orchestrator.sandbox.spec import FleetSpec
 
 
 def _spec(**fields: Any) -> FleetSpec:
+    # moto is the sandbox's embedded AWS: an extra, not something a deployed orch carries.
+    try:
+        from orchestrator.sandbox.spec import FleetSpec
+    except ImportError as exc:
+        raise OrchError(f"the sandbox needs moto ({exc.name} is missing): pip install 'orch[sandbox]'", Exit.USAGE) from None
     try:
         return FleetSpec(**fields)
     except ValidationError as exc:
@@ -68,6 +73,8 @@ def sandbox_command(instances: int, hung: int, refusing: int, leaking: int, seed
 
     if status is not None:
         status.start()
+    from orchestrator.sandbox.demo import run_demo
+
     try:
         result = run_demo(spec, progress=progress, on_sweep=on_sweep)
     except OSError as exc:
@@ -100,6 +107,9 @@ def sandbox_command(instances: int, hung: int, refusing: int, leaking: int, seed
 
 
 def _serve(spec: FleetSpec, state_dir: Path | None) -> None:
+    from orchestrator.sandbox.demo import aws_env, exports, stage
+    from orchestrator.sandbox.fleet import Sandbox
+
     directory = state_dir or Path(tempfile.mkdtemp(prefix="orch-sandbox-"))
     directory.mkdir(parents=True, exist_ok=True)
     stop = threading.Event()
