@@ -248,9 +248,9 @@ def sweep(settings: Settings, deps: SweepDeps, mode: Mode = Mode.HEAL, dry_run: 
         report.notes.append(f"aborted: {exc}")
         raise
     finally:
+        _notify(settings, deps, report)
         report.finished_at = deps.clock()
         report.api_calls = _diff(deps.clients.counter.snapshot(), counted_from)
-        _notify(settings, deps, report)
         _record_sweep(settings, deps, report)
         if keeper is not None:
             keeper.release()
