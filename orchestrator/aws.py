@@ -14,8 +14,18 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
-from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    NoRegionError,
+)
+from tenacity import (
+    retry,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
 
 RETRY_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 5},

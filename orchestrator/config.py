@@ -14,8 +14,16 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
 from orchestrator.model import ActionKind
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ENV_PREFIX = "ORCH_"
 

@@ -10,7 +10,14 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from orchestrator.config import SafetySettings
-from orchestrator.model import ActionOutcome, Facts, InstanceHistory, OutcomeStatus, Verdict, VerdictKind
+from orchestrator.model import (
+    ActionOutcome,
+    Facts,
+    InstanceHistory,
+    OutcomeStatus,
+    Verdict,
+    VerdictKind,
+)
 
 # Outcomes after which the action counts as taken (and must be verified, not repeated).
 TAKEN = frozenset({OutcomeStatus.DONE, OutcomeStatus.UNCERTAIN})

@@ -16,7 +16,17 @@ from typing import Callable, Iterable, Mapping
 
 from orchestrator.config import Settings
 from orchestrator.history import recent_attempts
-from orchestrator.model import Action, ActionKind, Blocked, Facts, InstanceHistory, Plan, ProbeOutcome, Verdict, VerdictKind
+from orchestrator.model import (
+    Action,
+    ActionKind,
+    Blocked,
+    Facts,
+    InstanceHistory,
+    Plan,
+    ProbeOutcome,
+    Verdict,
+    VerdictKind,
+)
 from orchestrator.state.store import PauseState
 
 ACTIONABLE = frozenset({VerdictKind.UNREACHABLE})

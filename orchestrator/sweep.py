@@ -22,14 +22,25 @@ from orchestrator import history as history_step
 from orchestrator import notify
 from orchestrator.act.evidence import EvidenceCollector
 from orchestrator.act.executor import AwsExecutor, DryRunExecutor, Executor
-from orchestrator.aws import AwsError, Clients, describe_aws_error
+from orchestrator.aws import Clients, describe_aws_error
 from orchestrator.config import Settings
-from orchestrator.model import ActionOutcome, Facts, Instance, OutcomeStatus, VerdictKind, InstanceHistory, MemorySeries, Plan, ProbeResult, Verdict
+from orchestrator.model import (
+    ActionOutcome,
+    Facts,
+    Instance,
+    InstanceHistory,
+    MemorySeries,
+    OutcomeStatus,
+    Plan,
+    ProbeResult,
+    Verdict,
+    VerdictKind,
+)
 from orchestrator.observe import asg, inventory, metrics, ssm, status
 from orchestrator.observe.probe import probe_fleet
 from orchestrator.plan import MEMORY_TROUBLE, actionable, make_plan
-from orchestrator.state.journal import StoreJournal
 from orchestrator.state import lease_scope
+from orchestrator.state.journal import StoreJournal
 from orchestrator.state.lease import LeaseKeeper
 from orchestrator.state.store import LeaseLost, StateStore, SweepRecord
 

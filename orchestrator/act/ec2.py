@@ -6,7 +6,12 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError, WaiterError
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ReadTimeoutError,
+    WaiterError,
+)
 
 from orchestrator.aws import error_code, retry_throttled
 from orchestrator.model import OutcomeStatus

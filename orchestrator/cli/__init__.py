@@ -7,7 +7,13 @@ import click
 from orchestrator.cli.insight_cmds import explain_command, report_command
 from orchestrator.cli.probe_cmd import probe_command
 from orchestrator.cli.sandbox_cmd import sandbox_command
-from orchestrator.cli.state_cmds import history_command, pause_command, release_command, resume_command, status_command
+from orchestrator.cli.state_cmds import (
+    history_command,
+    pause_command,
+    release_command,
+    resume_command,
+    status_command,
+)
 from orchestrator.cli.sweep_cmds import heal_command, scan_command
 
 

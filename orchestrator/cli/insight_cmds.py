@@ -8,10 +8,10 @@ from dataclasses import asdict
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
+from orchestrator.cli.render import stdout_console
 from orchestrator.cli.sweep_cmds import run_sweep
 from orchestrator.kernel_log import parse_console
 from orchestrator.model import MemorySeries
@@ -72,7 +72,7 @@ def explain_command(runtime: Runtime, instance_id: str, with_console: bool) -> N
             )
         )
         return
-    out = Console()
+    out = stdout_console()
     inst = facts.instance
     out.print(f"[bold]{instance_id}[/] {inst.name}  {inst.instance_type or ''} {inst.availability_zone}  {inst.private_ip or 'no private ip'}  {inst.state}")
     out.print(f"verdict: [bold]{verdict.kind.value}[/]")
@@ -116,7 +116,7 @@ def report_command(runtime: Runtime, tag: str | None) -> None:
         payload: dict[str, Any] = {name: [asdict(r) for r in rows] for name, rows in found.items()}
         click.echo(json.dumps({"instances": len(report.facts), "patterns": payload}, indent=2))
         return
-    out = Console()
+    out = stdout_console()
     out.print(f"{len(report.facts)} instances; verdicts: {', '.join(f'{n} {k}' for k, n in report.verdict_counts().items())}")
     for name, rows in found.items():
         table = Table(title=name, title_justify="left")

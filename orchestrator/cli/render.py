@@ -100,3 +100,9 @@ def print_report(console: Console, report: SweepReport, show_fleet: bool = True,
         console.print(f"[yellow]note:[/] {note}")
     calls = sum(report.api_calls.values())
     console.print(f"[dim]{calls} AWS API calls, {report.metrics_requested} metrics requested, sweep {report.sweep_id}[/]")
+
+
+def stdout_console() -> Console:
+    """A terminal's own width; piped output gets room for a whole instance row."""
+    console = Console()
+    return console if console.is_terminal else Console(width=160)

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from orchestrator.cli.common import Exit, OrchError
-from orchestrator.cli.render import print_report
+from orchestrator.cli.render import print_report, stdout_console
 from orchestrator.config import describe_validation_error
 from orchestrator.sweep import SweepReport
 
@@ -54,7 +54,7 @@ def sandbox_command(instances: int, hung: int, refusing: int, leaking: int, seed
         _serve(spec, state_dir)
         return
     err = Console(stderr=True)
-    out = Console()
+    out = stdout_console()
     status = err.status("starting") if err.is_terminal and output == "table" else None
 
     def progress(message: str) -> None:

@@ -9,7 +9,7 @@ import click
 from rich.console import Console
 
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
-from orchestrator.cli.render import plan_tables, print_report
+from orchestrator.cli.render import plan_tables, print_report, stdout_console
 from orchestrator.model import OutcomeStatus, Plan, VerdictKind
 from orchestrator.sweep import Mode, SweepAborted, SweepDeps, SweepReport, sweep
 
@@ -88,7 +88,7 @@ def scan_command(runtime: Runtime) -> None:
         ]
         click.echo(json.dumps(summary, indent=2, default=str))
     else:
-        print_report(Console(), report, show_plan=False)
+        print_report(stdout_console(), report, show_plan=False)
     sys.exit(int(exit_code(report)))
 
 
@@ -103,5 +103,5 @@ def heal_command(runtime: Runtime, dry_run: bool, assume_yes: bool, wait: float)
     if runtime.json:
         click.echo(json.dumps(report.summary(), indent=2, default=str))
     else:
-        print_report(Console(), report, show_fleet=True)
+        print_report(stdout_console(), report, show_fleet=True)
     sys.exit(int(exit_code(report)))

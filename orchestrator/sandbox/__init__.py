@@ -7,8 +7,20 @@ Public API::
         sb.env(); sb.instances; sb.events; sb.advance(5); sb.now()
 """
 
-from orchestrator.sandbox.endpoints import BANNER, EndpointFleet, FdLimitError, Mode, ensure_fd_limit
-from orchestrator.sandbox.fleet import ACTIONS, EventKind, Sandbox, SandboxEvent, SimInstance
+from orchestrator.sandbox.endpoints import (
+    BANNER,
+    EndpointFleet,
+    FdLimitError,
+    Mode,
+    ensure_fd_limit,
+)
+from orchestrator.sandbox.fleet import (
+    ACTIONS,
+    EventKind,
+    Sandbox,
+    SandboxEvent,
+    SimInstance,
+)
 from orchestrator.sandbox.server import MotoServer, sandbox_env
 from orchestrator.sandbox.spec import FleetSpec, assign_roles
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 import boto3
-from contextlib import contextmanager
 
 from orchestrator import notify
 from orchestrator.aws import Clients

@@ -9,7 +9,13 @@ from click.testing import CliRunner
 from rich.console import Console
 
 from orchestrator.cli.probe_cmd import probe_command, render_table
-from tests.e2e.fake_endpoints import BANNER, EndpointLoop, refusing_socket, sends, silent
+from tests.e2e.fake_endpoints import (
+    BANNER,
+    EndpointLoop,
+    refusing_socket,
+    sends,
+    silent,
+)
 
 
 def run(*args: str) -> tuple[int, str]:

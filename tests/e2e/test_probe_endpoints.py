@@ -20,7 +20,13 @@ import pytest
 from orchestrator.config import ProbeSettings
 from orchestrator.model import ProbeAttempt, ProbeOutcome
 from orchestrator.observe import probe as probe_module
-from orchestrator.observe.probe import Target, probe_fleet, probe_fleet_async, probe_once, utc_now
+from orchestrator.observe.probe import (
+    Target,
+    probe_fleet,
+    probe_fleet_async,
+    probe_once,
+    utc_now,
+)
 from tests.e2e.fake_endpoints import (
     BANNER,
     Behaviour,

@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.observe.banner import MAX_LINE_BYTES, BannerReader, BannerScan, ScanStatus, scan_banner
+from orchestrator.observe.banner import (
+    MAX_LINE_BYTES,
+    BannerReader,
+    BannerScan,
+    ScanStatus,
+    scan_banner,
+)
 
 OK, NOT_SSH, NEED_MORE, SILENT, DROPPED = (
     ScanStatus.OK, ScanStatus.NOT_SSH, ScanStatus.NEED_MORE, ScanStatus.SILENT, ScanStatus.DROPPED

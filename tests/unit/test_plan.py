@@ -7,8 +7,15 @@ from datetime import timedelta
 
 import pytest
 
-from orchestrator.model import ActionKind, Facts, InstanceHistory, ProbeOutcome, ScheduledEvent, VerdictKind
 from orchestrator.config import Settings
+from orchestrator.model import (
+    ActionKind,
+    Facts,
+    InstanceHistory,
+    ProbeOutcome,
+    ScheduledEvent,
+    VerdictKind,
+)
 from orchestrator.plan import make_plan
 from orchestrator.state.store import PauseState
 from tests.builders import NOW, confirmed, facts, instance, settings, verdict

@@ -10,7 +10,13 @@ import time
 import pytest
 
 from orchestrator.sandbox.build import subnet_cidrs
-from orchestrator.sandbox.endpoints import BANNER, EndpointFleet, FdLimitError, Mode, ensure_fd_limit
+from orchestrator.sandbox.endpoints import (
+    BANNER,
+    EndpointFleet,
+    FdLimitError,
+    Mode,
+    ensure_fd_limit,
+)
 from orchestrator.sandbox.memory import EXHAUSTED_AT, MemoryModel, MemoryShape
 from orchestrator.sandbox.spec import FleetSpec, assign_roles
 
