@@ -26,9 +26,10 @@ RETRY_CONFIG = Config(
 
 # Mutating calls are not retried by botocore: a read timeout after EC2 accepted a
 # reboot must not become a second reboot. Only throttling, which proves the call was
-# refused before it ran, is retried (by ``retry_throttled``).
+# refused before it ran, is retried (by ``retry_throttled``). botocore's ``max_attempts``
+# counts retries (1 would mean two attempts); ``total_max_attempts`` counts attempts.
 MUTATING_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 1},
+    retries={"mode": "standard", "total_max_attempts": 1},
     connect_timeout=5,
     read_timeout=30,
     max_pool_connections=10,
