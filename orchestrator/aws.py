@@ -130,6 +130,18 @@ def error_code(exc: BaseException) -> str:
     return ""
 
 
+def declared_permission(operation: str) -> str | None:
+    """The IAM action orch declares for an API operation (``ec2:DescribeInstances``), if unique.
+
+    AWS's denial messages do not always name the action (EC2's UnauthorizedOperation
+    does not), and the operator needs the ``service:Action`` form to fix the policy.
+    """
+    from orchestrator.permissions import ALL  # late: permissions imports every adapter, which import this module
+
+    found = [p for p in ALL if p.partition(":")[2] == operation]
+    return found[0] if len(found) == 1 else None
+
+
 def describe_aws_error(exc: BaseException, permission: str | None = None) -> str:
     """One line that names the problem and the fix, for any boto3/botocore failure."""
     if isinstance(exc, NoCredentialsError):
@@ -141,7 +153,7 @@ def describe_aws_error(exc: BaseException, permission: str | None = None) -> str
         op = exc.operation_name
         message = exc.response.get("Error", {}).get("Message", "")
         if code in ACCESS_DENIED_CODES:
-            needed = permission or op
+            needed = permission or declared_permission(op) or op
             return f"access denied calling {op}: the caller lacks the IAM permission {needed} ({message})"
         if code in THROTTLING_CODES:
             return f"{op} was throttled ({code}) and retries ran out: lower the sweep cadence or probe concurrency and try again"
