@@ -128,8 +128,12 @@ class Call:
 
     def instance_ids(self) -> list[str]:
         """EC2 ``InstanceId.N`` parameters, in order."""
-        found = {k: v[0] for k, v in self.params().items() if k.startswith("InstanceId.")}
-        return [found[k] for k in sorted(found, key=lambda k: int(k.split(".")[1]))]
+        return _instance_ids(self.params())
+
+
+def _instance_ids(params: dict[str, Any]) -> list[str]:
+    found = {k: v[0] for k, v in params.items() if k.startswith("InstanceId.")}
+    return [found[k] for k in sorted(found, key=lambda k: int(k.split(".")[1]))]
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,9 @@ class Record:
     fault: str | None  # the fault's name, or None when the call went through
     reached_server: bool
     params: dict[str, Any] = field(repr=False, compare=False)
+
+    def instance_ids(self) -> list[str]:
+        return _instance_ids(self.params)
 
 
 # -- faults ---------------------------------------------------------------------------

@@ -39,8 +39,10 @@ def backoffs(monkeypatch: pytest.MonkeyPatch) -> Any:
     return no_backoff(monkeypatch)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def moto() -> Iterator[None]:
+    """One moto for the module: these tests make their own clients and instances, and
+    resetting moto's backends per test costs more than all the tests together."""
     with mock_aws():
         yield
 
@@ -136,13 +138,12 @@ def test_read_timeout_raised_in_before_send_is_retried_as_a_transport_error(moto
 # -- moto stays out of answered calls, unless the fault says the call reached it ----------
 
 
-@pytest.fixture
-def fleet() -> Iterator[tuple[Clients, str]]:
-    with mock_aws():
-        aws = Clients(boto3.Session(region_name=REGION))
-        vpc = aws.ec2.create_vpc(CidrBlock="127.20.0.0/16")["Vpc"]["VpcId"]
-        subnet = aws.ec2.create_subnet(VpcId=vpc, CidrBlock="127.20.1.0/24", AvailabilityZone=f"{REGION}a")["Subnet"]["SubnetId"]
-        yield aws, subnet
+@pytest.fixture(scope="module")
+def fleet(moto: None) -> tuple[Clients, str]:
+    aws = Clients(boto3.Session(region_name=REGION))
+    vpc = aws.ec2.create_vpc(CidrBlock="127.20.0.0/16")["Vpc"]["VpcId"]
+    subnet = aws.ec2.create_subnet(VpcId=vpc, CidrBlock="127.20.1.0/24", AvailabilityZone=f"{REGION}a")["Subnet"]["SubnetId"]
+    return aws, subnet
 
 
 def state(aws: Clients, instance_id: str) -> str:
