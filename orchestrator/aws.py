@@ -166,7 +166,7 @@ def describe_aws_error(exc: BaseException, permission: str | None = None) -> str
             needed = permission or declared_permission(op) or op
             return f"access denied calling {op}: the caller lacks the IAM permission {needed} ({message})"
         if code in THROTTLING_CODES:
-            return f"{op} was throttled ({code}) and retries ran out: lower the sweep cadence or probe concurrency and try again"
+            return f"{op} was throttled ({code}): the account's API rate budget is shared by every tool in it; sweep less often or try again later"
         return f"{op} failed: {code}: {message}"
     if isinstance(exc, BotoCoreError):
         return f"AWS call failed: {exc}"

@@ -145,7 +145,7 @@ def test_throttled_on_every_attempt_aborts_before_acting(aws, subnet, store, pla
         run(aws, store, prober)
     message = str(aborted.value)
     assert f"{operation} was throttled ({code})" in message
-    assert "lower the sweep cadence" in message
+    assert "sweep less often" in message
     assert plan.attempts(operation) == read_attempts(aws)
     if operation.startswith("Describe"):
         assert prober.calls == 0  # inventory and status come first: nothing probed on partial facts
