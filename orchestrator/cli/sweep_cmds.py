@@ -28,7 +28,7 @@ def run_sweep(
     def confirm(plan: Plan) -> bool:
         if status is not None:
             status.stop()
-        for table in plan_tables_only(plan):
+        for table in plan_tables(plan):
             err.print(table)
         return click.confirm(f"take {len(plan.actions)} action(s)?", default=False, err=True)
 
@@ -50,12 +50,6 @@ def run_sweep(
     finally:
         if status is not None:
             status.stop()
-
-
-def plan_tables_only(plan: Plan) -> list:
-    report = SweepReport(sweep_id="-", mode=Mode.HEAL, dry_run=True, started_at=None)  # type: ignore[arg-type]
-    report.plan = plan
-    return plan_tables(report)
 
 
 def exit_code(report: SweepReport) -> Exit:
