@@ -63,14 +63,14 @@ def _wait_listening(sshd: Sshd, timeout: float = 10.0) -> None:
     pytest.fail(f"sshd did not start listening within {timeout}s: {sshd.log.read_text()}")
 
 
-def _start(directory: Path, extra: list[str]) -> Sshd:
+def _start(directory: Path, extra: list[str], host: str = HOST) -> Sshd:
     key = directory / "hostkey"
     subprocess.run([str(KEYGEN), "-t", "ed25519", "-N", "", "-f", str(key), "-q"], check=True)
-    port = _free_port(HOST)
+    port = _free_port(host)
     config = directory / "sshd_config"
     lines = [
         f"HostKey {key}",
-        f"ListenAddress {HOST}",
+        f"ListenAddress {host}",
         f"Port {port}",
         f"PidFile {directory / 'sshd.pid'}",
         "UsePAM no",
@@ -90,7 +90,7 @@ def _start(directory: Path, extra: list[str]) -> Sshd:
             stderr=sink,
             start_new_session=True,
         )
-    return Sshd(process, HOST, port, log)
+    return Sshd(process, host, port, log)
 
 
 def _stop(server: Sshd) -> None:
@@ -111,10 +111,10 @@ def start_sshd(tmp_path: Path) -> Iterator[Callable[..., Sshd]]:
     os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # privilege separation directory
     started: list[Sshd] = []
 
-    def start(*extra: str) -> Sshd:
+    def start(*extra: str, host: str = HOST) -> Sshd:
         directory = tmp_path / f"sshd{len(started)}"
         directory.mkdir()
-        server = _start(directory, list(extra))
+        server = _start(directory, list(extra), host)
         started.append(server)
         _wait_listening(server)
         return server
@@ -182,3 +182,49 @@ def test_sshd_shedding_is_a_reset_then_recovers(start_sshd: Callable[..., Sshd])
     # The children notice the close and exit; re-probes absorb the moment that takes.
     settings = ProbeSettings(attempts=3, retry_window=2.0, connect_timeout=2.0, banner_timeout=2.0)
     assert probe_fleet({"i-1": (server.host, server.port)}, settings)["i-1"].outcome is ProbeOutcome.OK
+
+
+def test_sweep_reboots_the_box_whose_sshd_is_stopped_and_only_then(start_sshd: Callable[..., Sshd], tmp_path: Path) -> None:
+    """A moto instance whose private IP is where a real sshd listens: the whole pipeline, for real."""
+    import boto3
+    from moto import mock_aws
+
+    from orchestrator.aws import Clients
+    from orchestrator.config import Settings
+    from orchestrator.state.sqlite import SqliteStore
+    from orchestrator.sweep import SweepDeps, sweep
+
+    with mock_aws():
+        clients = Clients(boto3.Session(region_name="us-east-1"))
+        ec2 = clients.ec2
+        vpc = ec2.create_vpc(CidrBlock="127.20.0.0/16")["Vpc"]["VpcId"]
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="127.20.9.0/24")["Subnet"]["SubnetId"]
+        tags = [{"ResourceType": "instance", "Tags": [{"Key": "orch:managed", "Value": "true"}]}]
+        reply = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, SubnetId=subnet, TagSpecifications=tags)
+        instance = reply["Instances"][0]
+        server = start_sshd(host=instance["PrivateIpAddress"])
+        settings = Settings.model_validate(
+            {
+                "probe": {"port": server.port, "banner_timeout": 1.0, "connect_timeout": 1.0, "retry_window": 1.0},
+                "safety": {"launch_grace_minutes": 0, "debounce_seconds": 0.5, "max_unhealthy": "100%"},
+            }
+        )
+        store = SqliteStore(tmp_path / "state.db")
+        deps = SweepDeps(clients=clients, store=store)
+
+        running = sweep(settings, deps).summary()
+        assert running["verdicts"] == {"healthy": 1} and running["actions"] == []
+
+        server.signal_group(signal.SIGSTOP)
+        try:
+            stopped = sweep(settings, deps).summary()
+        finally:
+            server.signal_group(signal.SIGCONT)
+        assert stopped["verdicts"] == {"unreachable": 1}
+        assert [(a["instance_id"], a["action"], a["outcome"]) for a in stopped["actions"]] == [(instance["InstanceId"], "reboot", "done")]
+        assert "SSH banner timeout" in stopped["actions"][0]["reason"] and "(TCP accepted)" in stopped["actions"][0]["reason"]
+
+        again = sweep(settings, deps).summary()
+        assert again["verdicts"] == {"healthy": 1} and again["actions"] == []
+        assert clients.counter.snapshot()["ec2.RebootInstances"] == 1
+        store.close()
