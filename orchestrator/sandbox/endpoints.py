@@ -29,13 +29,12 @@ import socket
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable
 
 log = logging.getLogger(__name__)
 
 BANNER = b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n"
 FD_HEADROOM = 1024  # probes in flight, moto's server and clients, pytest itself
-_T = TypeVar("_T")
 
 
 class Mode(str, enum.Enum):

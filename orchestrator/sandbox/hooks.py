@@ -95,7 +95,7 @@ def _for(backend: Any) -> Listener | None:
 def _notify(listener: Listener, where: str, fn: Callable[[], Any]) -> Any:
     try:
         return fn()
-    except Exception as exc:  # noqa: BLE001 - the AWS call itself succeeded; say so, keep going
+    except Exception as exc:  # the AWS call itself succeeded: say so, keep going
         log.exception("sandbox hook %s failed", where)
         listener.on_error(where, exc)
         return None

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from orchestrator.sandbox.endpoints import Mode
 from orchestrator.sandbox.memory import MemoryShape
 
-LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
+LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
 
 
 class FleetSpec(BaseModel):

@@ -361,15 +361,22 @@ def test_same_seed_same_fleet_other_seed_other_fleet() -> None:
 
 
 def test_stop_leaves_no_threads_no_patches_and_no_listeners() -> None:
+    from moto.cloudwatch.models import CloudWatchBackend
+    from moto.ec2.models.core import TaggedEC2Resource
     from moto.ec2.models.instances import InstanceBackend
 
-    original = InstanceBackend.__dict__["reboot_instances"]
+    originals = [
+        (InstanceBackend, "reboot_instances", InstanceBackend.__dict__["reboot_instances"]),
+        (TaggedEC2Resource, "get_tags", TaggedEC2Resource.__dict__["get_tags"]),
+        (CloudWatchBackend, "get_metric_data", CloudWatchBackend.__dict__["get_metric_data"]),
+    ]
     sb = Sandbox(SPEC).start()
     sim = pick(sb, Mode.HEALTHY)
     port, url = sb.port, sb.endpoint_url
     sb.stop()
     sb.stop()  # idempotent
-    assert InstanceBackend.__dict__["reboot_instances"] is original
+    for owner, name, original in originals:
+        assert owner.__dict__[name] is original, f"{owner.__name__}.{name} still patched"
     assert not any("_server_entry" in t.name for t in threading.enumerate())  # moto's serving thread
     assert not any(t.name == "orch-sandbox-endpoints" for t in threading.enumerate())
     assert_refused(sim, port)
