@@ -28,6 +28,9 @@ class FleetSpec(BaseModel):
     instances: int = Field(24, ge=0, le=20_000, description="managed instances (crawler-1..N)")
     hung: int = Field(2, ge=0, description="TCP accepted, no banner, memory exhausted: the incident")
     refusing: int = Field(1, ge=0, description="nothing listens on the SSH port")
+    silent_hung: int = Field(
+        0, ge=0, description="TCP accepted, no banner, memory normal: unreachable with no host-side evidence"
+    )
     leaking: int = Field(2, ge=0, description="healthy now, memory climbing ~1 %/min toward exhaustion")
     slow: int = Field(0, ge=0, description="banner after slow_delay seconds")
     no_metrics: int = Field(0, ge=0, description="healthy instances whose agent sends nothing")
@@ -63,10 +66,10 @@ class FleetSpec(BaseModel):
 
     @model_validator(mode="after")
     def _counts_fit(self) -> FleetSpec:
-        special = self.opt_out + self.hung + self.refusing + self.leaking + self.slow
+        special = self.opt_out + self.hung + self.silent_hung + self.refusing + self.leaking + self.slow
         if special > self.instances:
             raise ValueError(
-                f"opt_out + hung + refusing + leaking + slow = {special} exceeds instances = {self.instances}"
+                f"opt_out + hung + silent_hung + refusing + leaking + slow = {special} exceeds instances = {self.instances}"
             )
         if self.no_metrics > self.instances - special:
             raise ValueError(f"no_metrics = {self.no_metrics} exceeds the {self.instances - special} plain healthy instances")
@@ -111,6 +114,7 @@ def assign_roles(spec: FleetSpec) -> list[Role]:
     else:
         take(spec.opt_out, Mode.HEALTHY, MemoryShape.FLAT, opt_out=True)
     take(spec.hung, Mode.HUNG, MemoryShape.EXHAUSTED)
+    take(spec.silent_hung, Mode.HUNG, MemoryShape.FLAT)
     take(spec.refusing, Mode.REFUSING, MemoryShape.FLAT)
     take(spec.leaking, Mode.HEALTHY, MemoryShape.LEAKING)
     take(spec.slow, Mode.SLOW, MemoryShape.FLAT)

@@ -91,7 +91,7 @@ def test_scan_reports_without_acting(fleet):
     assert sb.acted_on() == set()
 
 
-@pytest.mark.parametrize("fleet", [FleetSpec(instances=20, hung=0, refusing=6, leaking=0, opt_out=0, seed=5, port=0)], indirect=True)
+@pytest.mark.parametrize("fleet", [FleetSpec(instances=20, hung=0, silent_hung=6, refusing=0, leaking=0, opt_out=0, seed=5, port=0)], indirect=True)
 def test_thirty_percent_hung_at_once_trips_the_breaker(fleet):
     """Six of twenty unreachable with no host-side evidence: a network problem until proven otherwise."""
     sb, env = fleet
@@ -167,3 +167,16 @@ def test_status_history_pause_release_round_trip(fleet):
 
 def broken_before(summary: dict[str, Any]) -> set[str]:
     return {a["instance_id"] for a in summary["actions"] if a["outcome"] == "done"}
+
+
+@pytest.mark.parametrize("fleet", [FleetSpec(instances=20, hung=6, refusing=0, leaking=0, opt_out=0, seed=5, port=0)], indirect=True)
+def test_thirty_percent_hung_with_exhausted_memory_is_healed_at_budget_pace(fleet):
+    """The incident itself: a leak shipped to every box. Host-side evidence corroborates it."""
+    sb, env = fleet
+    code, first = heal_json(env)
+    assert len(first["actions"]) == 3 and all("corroborated by memory" in a["reason"] for a in first["actions"])
+    assert all("max 3 actions per sweep" in b["why"] for b in first["blocked"]) and len(first["blocked"]) == 3
+    code, second = heal_json(env)
+    assert len(second["actions"]) == 3
+    assert sb.acted_on() == broken(sb) | {a["instance_id"] for a in first["actions"] + second["actions"]}
+    assert len(sb.acted_on()) == 6
