@@ -147,6 +147,9 @@ class EvidenceSettings(_Section):
     console: bool = Field(True, description="read the console output before acting")
     bucket: str | None = Field(None, description="S3 bucket for whole evidence bundles (summary always goes to the state store)")
     prefix: str = Field("orch/evidence/", description="key prefix in the bucket")
+    diagnostic_interrupt: bool = Field(
+        False, description="reboot with SendDiagnosticInterrupt (a kdump crash dump first); only for instances set up for kdump"
+    )
 
 
 class NotifySettings(_Section):

@@ -333,6 +333,7 @@ def _run(settings: Settings, deps: SweepDeps, report: SweepReport, mode: Mode, d
             stop_wait_seconds=settings.safety.stop_wait_seconds,
             ssm_document=settings.memory.ssm_document,
             ssm_commands=settings.memory.ssm_commands,
+            diagnostic_interrupt=settings.evidence.diagnostic_interrupt,
         )
     deps.progress(f"acting: {len(report.plan.actions)} action(s)")
     with timer("act"):

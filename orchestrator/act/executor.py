@@ -62,6 +62,7 @@ class AwsExecutor:
     stop_wait_seconds: int = 300
     ssm_document: str = "AWS-RunShellScript"
     ssm_commands: tuple[str, ...] = ()
+    diagnostic_interrupt: bool = False  # reboot via SendDiagnosticInterrupt (kdump) instead
     outcomes: list[ActionOutcome] = field(default_factory=list)
 
     def execute(self, plan: Plan) -> list[ActionOutcome]:
@@ -70,7 +71,7 @@ class AwsExecutor:
         for action in plan.actions:
             if not self._admit(action):
                 continue
-            if action.kind is ActionKind.REBOOT:
+            if action.kind is ActionKind.REBOOT and not self.diagnostic_interrupt:
                 reboots.append(action)  # batched: one RebootInstances for all of them
             else:
                 self._run_one(action)
@@ -121,6 +122,8 @@ class AwsExecutor:
         self._finish(ActionOutcome(action, result.status, result.detail))
 
     def _call(self, action: Action) -> Result:
+        if action.kind is ActionKind.REBOOT:  # only here when diagnostic_interrupt is on
+            return ec2.diagnostic_interrupt(self.clients.mutating_client("ec2"), action.instance_id)
         if action.kind is ActionKind.STOP_START:
             return ec2.stop_start(self.clients.mutating_client("ec2"), action.instance_id, self.stop_wait_seconds)
         if action.kind is ActionKind.REPLACE:
