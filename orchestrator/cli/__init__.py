@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from orchestrator.cli.deploy_cmds import deploy_command, destroy_command, package_command
 from orchestrator.cli.state_cmds import history_command, pause_command, release_command, resume_command, status_command
 from orchestrator.cli.sweep_cmds import heal_command, scan_command
 
@@ -21,6 +22,8 @@ def cli() -> None:
 
 
 for command in (scan_command, heal_command, status_command, history_command, pause_command, resume_command, release_command):
+    cli.add_command(command)
+for command in (package_command, deploy_command, destroy_command):
     cli.add_command(command)
 
 
