@@ -109,12 +109,12 @@ def test_scheduled_event_reboots_the_hung_instance_and_logs_each_decision(aws, s
     assert record.status.value == "done"
 
     lines = log_lines(capsys)
-    actions = [l for l in lines if l.get("event") == "action"]
-    assert [(l["instance_id"], l["action"], l["outcome"]) for l in actions] == [(ids[0], "reboot", "done")]
+    actions = [line for line in lines if line.get("event") == "action"]
+    assert [(line["instance_id"], line["action"], line["outcome"]) for line in actions] == [(ids[0], "reboot", "done")]
     assert actions[0]["reason"]
-    (sweep_line,) = [l for l in lines if l.get("event") == "sweep"]
+    (sweep_line,) = [line for line in lines if line.get("event") == "sweep"]
     assert sweep_line["trigger"] == "schedule" and sweep_line["actions"] == 1 and sweep_line["instances"] == 4
-    (emf,) = [l for l in lines if "_aws" in l]
+    (emf,) = [line for line in lines if "_aws" in line]
     (directive,) = emf["_aws"]["CloudWatchMetrics"]
     assert directive["Namespace"] == "orch" and directive["Dimensions"] == [["Selector"]]
     assert {m["Name"] for m in directive["Metrics"]} == {
@@ -132,7 +132,7 @@ def test_deployed_dry_run_plans_and_mutates_nothing(aws, subnet, table, capsys):
     assert summary["dry_run"] is True
     assert [(a["instance_id"], a["outcome"]) for a in summary["actions"]] == [(ids[1], "dry-run")]
     assert not MUTATIONS & set(_diff(aws, before))
-    emf = [l for l in log_lines(capsys) if "_aws" in l][0]
+    emf = [line for line in log_lines(capsys) if "_aws" in line][0]
     assert emf["Actions"] == 0 and emf["dry_run"] is True
 
 
@@ -220,8 +220,8 @@ def test_little_time_left_makes_a_partial_sweep_with_no_new_action(aws, subnet, 
     assert not MUTATIONS & set(_diff(aws, before))
     assert prober.calls[0].retry_window == 0  # the probe was fitted to the time left
     lines = log_lines(capsys)
-    assert any(l.get("event") == "deadline" and "probe retry window cut" in l["note"] for l in lines)
-    assert [l["level"] for l in lines if l.get("event") == "sweep"] == ["warning"]
+    assert any(line.get("event") == "deadline" and "probe retry window cut" in line["note"] for line in lines)
+    assert [line["level"] for line in lines if line.get("event") == "sweep"] == ["warning"]
 
 
 def test_plenty_of_time_leaves_the_probe_settings_alone(aws, subnet, table):
@@ -241,7 +241,7 @@ def test_a_held_lease_skips_the_sweep_without_failing(aws, subnet, table, capsys
     assert result["skipped"].startswith("lease held by operator@laptop until ")
     assert result["actions"] == [] and prober.calls == []
     assert not MUTATIONS & set(_diff(aws, before))
-    assert [l["event"] for l in log_lines(capsys)] == ["lease-held"]
+    assert [line["event"] for line in log_lines(capsys)] == ["lease-held"]
 
 
 def test_an_unreadable_fact_aborts_the_sweep_and_fails_the_invocation(aws, subnet, table, capsys):
@@ -255,8 +255,8 @@ def test_an_unreadable_fact_aborts_the_sweep_and_fails_the_invocation(aws, subne
     with pytest.raises(heal.HandlerError, match="sweep aborted before acting: access denied calling DescribeInstanceStatus"):
         invoke(aws, SCHEDULED_EVENT, ScriptedProber({ids[0]}))
     assert not MUTATIONS & set(_diff(aws, before))
-    errors = [l for l in log_lines(capsys) if l["level"] == "error"]
-    assert [l["event"] for l in errors] == ["sweep-aborted"]
+    errors = [line for line in log_lines(capsys) if line["level"] == "error"]
+    assert [line["event"] for line in errors] == ["sweep-aborted"]
 
 
 def test_a_missing_state_table_fails_the_invocation_before_acting(aws, subnet, capsys):
@@ -266,7 +266,7 @@ def test_a_missing_state_table_fails_the_invocation_before_acting(aws, subnet, c
     with pytest.raises(heal.HandlerError, match="state store: .*does not exist"):
         invoke(aws, SCHEDULED_EVENT, prober)
     assert not MUTATIONS & set(_diff(aws, before)) and prober.calls == []
-    assert [l["event"] for l in log_lines(capsys)] == ["state"]
+    assert [line["event"] for line in log_lines(capsys)] == ["state"]
 
 
 def test_every_probe_failing_trips_the_breaker_metric(aws, subnet, table, capsys):
@@ -276,8 +276,8 @@ def test_every_probe_failing_trips_the_breaker_metric(aws, subnet, table, capsys
     assert summary["actions"] == [] and len(summary["blocked"]) == 3
     assert not MUTATIONS & set(_diff(aws, before))
     lines = log_lines(capsys)
-    assert len([l for l in lines if l.get("event") == "blocked"]) == 3
-    emf = [l for l in lines if "_aws" in l][0]
+    assert len([line for line in lines if line.get("event") == "blocked"]) == 3
+    emf = [line for line in lines if "_aws" in line][0]
     assert emf["BreakerTripped"] == 1 and emf["Blocked"] == 3 and emf["Actions"] == 0
 
 
