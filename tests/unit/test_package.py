@@ -229,3 +229,21 @@ def test_real_build_is_self_contained_and_imports_the_handler(tmp_path, offline_
     shown = subprocess.run([sys.executable, "-I", "-S", "-c", probe, str(unpacked)], capture_output=True, text=True)
     assert shown.returncode == 0, shown.stderr
     assert all(line.startswith(str(unpacked)) for line in shown.stdout.split()), shown.stdout
+
+
+def test_scripts_package_runs_orch_package_with_its_arguments(tmp_path):
+    """The script only sets up the venv (scripts/_setup) and hands its arguments over."""
+    root = Path(__file__).resolve().parents[2]
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").symlink_to(sys.executable)
+    digest = subprocess.run(["sha1sum", "pyproject.toml"], cwd=root, capture_output=True, text=True).stdout[:12]
+    (venv / f".installed-{digest}").touch()  # ensure_venv: already installed
+    orch = Path(sys.executable).parent / "orch"
+    (venv / "bin" / "orch").symlink_to(orch)
+    shown = subprocess.run(
+        ["bash", str(root / "scripts" / "package"), "--help"],
+        capture_output=True, text=True, env={**os.environ, "ORCH_VENV": str(venv)},
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "Usage: orch package" in shown.stdout and "--wheelhouse" in shown.stdout
