@@ -41,6 +41,11 @@ def _errors() -> Iterator[None]:
         raise OrchError(describe_aws_error(exc), Exit.AWS) from None
 
 
+def can_ask() -> bool:
+    """Only a person at a terminal can confirm a deletion."""
+    return sys.stdin.isatty()
+
+
 def _echo_json(value: Json) -> None:
     click.echo(json.dumps(value, indent=2, default=str))
 
@@ -210,7 +215,7 @@ def destroy_command(runtime: Runtime, stack_name: str, assume_yes: bool) -> None
             return
         kept = deploy.retained_resources(cfn, stack_name)
         if not assume_yes:
-            if not sys.stdin.isatty():
+            if not can_ask():
                 raise OrchError(f"refusing to delete stack {stack_name} without --yes (no terminal to ask on)", Exit.USAGE)
             click.confirm(f"delete stack {stack_name} ({stack['StackStatus']})?", abort=True, err=True)
         status = deploy.destroy(clients, stack, err.print)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import urllib.request
-import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -35,6 +34,7 @@ from tests.unit.test_package import fake_installer
 
 REGION = "us-east-1"
 BUCKET = "orch-artifacts"
+pytestmark = pytest.mark.filterwarnings("ignore:.*not supported by moto's CloudFormation")
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,6 @@ def endpoint(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """A clean moto for each test, reached the way a user would: AWS_ENDPOINT_URL."""
     urllib.request.urlopen(urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")).read()
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    warnings.filterwarnings("ignore", message=".*not supported by moto's CloudFormation.*")
     return moto_endpoint
 
 
@@ -256,13 +255,31 @@ def test_destroy_deletes_the_stack_and_keeps_the_records(session, network, code_
     made = stack_resources(session)
     result = orch("destroy", "--stack-name", "orch", "--yes")
     assert result.exit_code == 0, result.output
-    assert "stack orch: DELETE_COMPLETE" in result.output
+    assert "DELETE_IN_PROGRESS" in result.output and "stack orch: DELETE_COMPLETE" in result.output
     assert f"kept AWS::DynamoDB::Table {made['StateTable']}" in result.output
     assert f"kept AWS::S3::Bucket {made['EvidenceBucket']}" in result.output
     assert session.client("lambda").list_functions()["Functions"] == []
     session.client("dynamodb").describe_table(TableName=made["StateTable"])  # still there
     session.client("s3").head_bucket(Bucket=made["EvidenceBucket"])
     assert "nothing to destroy" in orch("destroy", "--stack-name", "orch", "--yes").output
+
+
+def test_destroy_asks_on_a_terminal(session, network, code_zip, monkeypatch):
+    assert orch(*deploy_args(network, code_zip)).exit_code == 0
+    monkeypatch.setattr("orchestrator.cli.deploy_cmds.can_ask", lambda: True)
+    result = CliRunner().invoke(cli, ["destroy", "--stack-name", "orch", "--region", REGION], input="n\n")
+    assert "delete stack orch (CREATE_COMPLETE)?" in result.output and result.exit_code == 1
+    assert session.client("cloudformation").describe_stacks(StackName="orch")["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+
+
+def test_a_failed_stack_exits_3_with_the_reason(session, network, code_zip, monkeypatch):
+    def fails(*args, **kwargs):
+        raise deploy.DeployError("stack orch ended ROLLBACK_COMPLETE: Function: Error occurred while GetObject")
+
+    monkeypatch.setattr(deploy, "execute", fails)
+    result = orch(*deploy_args(network, code_zip))
+    assert result.exit_code == 3 and "Function: Error occurred while GetObject" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_destroy_without_yes_and_without_a_terminal_refuses(session, network, code_zip):
@@ -387,3 +404,6 @@ def test_the_deployed_functions_environment_heals_and_orch_reads_its_records(ses
     assert orch("pause", "--state", state, "--reason", "change freeze").exit_code == 0
     paused = heal.handler(SCHEDULED_EVENT, Context(), heal.Hooks(prober=ScriptedProber({ids[1]}), environ=environ))
     assert paused["actions"] == [] and "change freeze" in paused["blocked"][0]["why"]
+    assert orch("resume", "--state", state).exit_code == 0
+    resumed = heal.handler(SCHEDULED_EVENT, Context(), heal.Hooks(prober=ScriptedProber({ids[1]}), environ=environ))
+    assert [(a["instance_id"], a["outcome"]) for a in resumed["actions"]] == [(ids[1], "done")]

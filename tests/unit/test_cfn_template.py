@@ -120,6 +120,11 @@ def test_every_mutating_action_is_conditioned_on_the_selector_tag(template) -> N
             assert statement["Resource"] != "*"
             seen |= mutating
     assert seen == permissions.MUTATE
+    by_action = {a: s for _, s in policy_statements(template) for a in actions_of(s)}
+    assert by_action["ec2:GetConsoleOutput"].get("Condition") == tag_condition  # a read, but of one instance
+    assert by_action["ec2:RebootInstances"]["Resource"] == "arn:aws:ec2:us-east-1:123456789012:instance/*"
+    # SetInstanceHealth is authorized against the Auto Scaling group, not the instance.
+    assert ":autoScalingGroup:" in by_action["autoscaling:SetInstanceHealth"]["Resource"]
 
 
 def test_only_star_only_actions_are_granted_on_star(template) -> None:
@@ -295,6 +300,10 @@ def test_log_group_has_retention_and_is_the_functions(template) -> None:
 def test_retained_resources_match_what_destroy_reports(template) -> None:
     retained = {r["Type"] for r in template["Resources"].values() if r.get("DeletionPolicy") == "Retain"}
     assert retained == deploy.RETAINED_TYPES
+
+
+def test_the_state_store_output_is_what_orch_state_takes(template) -> None:
+    assert template["Outputs"]["StateStore"]["Value"] == {"Fn::Sub": "dynamodb://${StateTable}"}
 
 
 def test_deploy_sets_exactly_the_code_parameters_the_template_declares(template) -> None:
