@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from orchestrator.cli.deploy_cmds import deploy_command, destroy_command, package_command
 from orchestrator.cli.state_cmds import history_command, pause_command, release_command, resume_command, status_command
 from orchestrator.cli.sweep_cmds import heal_command, scan_command
+from orchestrator.cli.deploy_cmds import deploy_command, destroy_command, package_command  # noqa: I001 (kept apart for merges)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
