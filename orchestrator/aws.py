@@ -14,8 +14,18 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
-from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    NoRegionError,
+)
+from tenacity import (
+    retry,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
 
 RETRY_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 5},
@@ -26,9 +36,10 @@ RETRY_CONFIG = Config(
 
 # Mutating calls are not retried by botocore: a read timeout after EC2 accepted a
 # reboot must not become a second reboot. Only throttling, which proves the call was
-# refused before it ran, is retried (by ``retry_throttled``).
+# refused before it ran, is retried (by ``retry_throttled``). botocore's ``max_attempts``
+# counts retries (1 would mean two attempts); ``total_max_attempts`` counts attempts.
 MUTATING_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 1},
+    retries={"mode": "standard", "total_max_attempts": 1},
     connect_timeout=5,
     read_timeout=30,
     max_pool_connections=10,
@@ -129,6 +140,18 @@ def error_code(exc: BaseException) -> str:
     return ""
 
 
+def declared_permission(operation: str) -> str | None:
+    """The IAM action orch declares for an API operation (``ec2:DescribeInstances``), if unique.
+
+    AWS's denial messages do not always name the action (EC2's UnauthorizedOperation
+    does not), and the operator needs the ``service:Action`` form to fix the policy.
+    """
+    from orchestrator.permissions import ALL  # late: permissions imports every adapter, which import this module
+
+    found = [p for p in ALL if p.partition(":")[2] == operation]
+    return found[0] if len(found) == 1 else None
+
+
 def describe_aws_error(exc: BaseException, permission: str | None = None) -> str:
     """One line that names the problem and the fix, for any boto3/botocore failure."""
     if isinstance(exc, NoCredentialsError):
@@ -140,10 +163,10 @@ def describe_aws_error(exc: BaseException, permission: str | None = None) -> str
         op = exc.operation_name
         message = exc.response.get("Error", {}).get("Message", "")
         if code in ACCESS_DENIED_CODES:
-            needed = permission or op
+            needed = permission or declared_permission(op) or op
             return f"access denied calling {op}: the caller lacks the IAM permission {needed} ({message})"
         if code in THROTTLING_CODES:
-            return f"{op} was throttled ({code}) and retries ran out: lower the sweep cadence or probe concurrency and try again"
+            return f"{op} was throttled ({code}): the account's API rate budget is shared by every tool in it; sweep less often or try again later"
         return f"{op} failed: {code}: {message}"
     if isinstance(exc, BotoCoreError):
         return f"AWS call failed: {exc}"

@@ -14,8 +14,16 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
 from orchestrator.model import ActionKind
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ENV_PREFIX = "ORCH_"
 
@@ -56,6 +64,21 @@ class MemorySettings(_Section):
     min_slope_per_min: float = Field(
         0.05, ge=0, le=100, description="percent per minute below which a rise is drift, not a leak"
     )
+
+    full_read_every: int = Field(
+        1, ge=1, le=1000, description="read the whole fleet's memory every K sweeps; suspects are read every sweep"
+    )
+    proactive: Literal["off", "notify", "ssm", "reboot"] = Field(
+        "off", description="what to do about a forecast exhaustion before SSH dies"
+    )
+    ssm_document: str = Field("AWS-RunShellScript", min_length=1, description="SSM document for proactive = ssm")
+    ssm_commands: tuple[str, ...] = Field((), description="shell commands for proactive = ssm, e.g. systemctl restart crawler")
+
+    @model_validator(mode="after")
+    def _ssm_has_commands(self) -> MemorySettings:
+        if self.proactive == "ssm" and not self.ssm_commands:
+            raise ValueError("memory.proactive = ssm needs memory.ssm_commands (what to run on the box)")
+        return self
 
     @model_validator(mode="after")
     def _period_fits_window(self) -> MemorySettings:
@@ -124,6 +147,9 @@ class EvidenceSettings(_Section):
     console: bool = Field(True, description="read the console output before acting")
     bucket: str | None = Field(None, description="S3 bucket for whole evidence bundles (summary always goes to the state store)")
     prefix: str = Field("orch/evidence/", description="key prefix in the bucket")
+    diagnostic_interrupt: bool = Field(
+        False, description="reboot with SendDiagnosticInterrupt (a kdump crash dump first); only for instances set up for kdump"
+    )
 
 
 class NotifySettings(_Section):

@@ -10,7 +10,14 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from orchestrator.config import SafetySettings
-from orchestrator.model import ActionOutcome, Facts, InstanceHistory, OutcomeStatus, Verdict, VerdictKind
+from orchestrator.model import (
+    ActionOutcome,
+    Facts,
+    InstanceHistory,
+    OutcomeStatus,
+    Verdict,
+    VerdictKind,
+)
 
 # Outcomes after which the action counts as taken (and must be verified, not repeated).
 TAKEN = frozenset({OutcomeStatus.DONE, OutcomeStatus.UNCERTAIN})
@@ -21,11 +28,22 @@ def recent_attempts(history: InstanceHistory, now: datetime, window: timedelta) 
 
 
 def observe(prev: InstanceHistory, facts: Facts, verdict: Verdict, now: datetime, safety: SafetySettings) -> InstanceHistory:
+    if verdict.kind is VerdictKind.UNKNOWN:
+        return prev  # proves nothing either way, and keeps the last real suspicion
     if verdict.kind is VerdictKind.HEALTHY:
-        return _healthy(prev, now, safety)
-    if verdict.kind is VerdictKind.UNREACHABLE and facts.probe is not None:
-        return _unreachable(prev, facts, now, safety)
-    return prev  # unknown and the rest prove nothing either way
+        current = _healthy(prev, now, safety)
+    elif verdict.kind is VerdictKind.UNREACHABLE and facts.probe is not None:
+        current = _unreachable(prev, facts, now, safety)
+    else:
+        current = _other(prev, now, safety)
+    return replace(current, last_verdict=verdict.kind)
+
+
+def _other(prev: InstanceHistory, now: datetime, safety: SafetySettings) -> InstanceHistory:
+    """Memory trouble and the rest: a proactive action in flight expires after the verify window."""
+    if prev.in_flight_key is not None and prev.last_action_at is not None and now - prev.last_action_at >= timedelta(minutes=safety.verify_minutes):
+        return replace(prev, in_flight_key=None, healthy_since=None)
+    return replace(prev, healthy_since=None)
 
 
 def _healthy(prev: InstanceHistory, now: datetime, safety: SafetySettings) -> InstanceHistory:

@@ -32,7 +32,14 @@ from operator import itemgetter
 
 from orchestrator.config import MemorySettings
 from orchestrator.model import MemorySeries
-from orchestrator.trend import MAD_TO_SIGMA, condense, level_at, mad, max_drawdown, theil_sen_slopes
+from orchestrator.trend import (
+    MAD_TO_SIGMA,
+    condense,
+    level_at,
+    mad,
+    max_drawdown,
+    theil_sen_slopes,
+)
 
 # A fall smaller than this (percentage points) never counts as memory given back:
 # CloudWatch's mem_used_percent jitters by a point or two on an idle box.

@@ -171,6 +171,7 @@ class Facts:
     probe: ProbeResult | None = None
     memory: MemorySeries | None = None
     lifecycle_state: str | None = None
+    ssm_online: bool | None = None  # None: not asked
 
 
 class VerdictKind(str, enum.Enum):
@@ -199,6 +200,7 @@ class ActionKind(str, enum.Enum):
     REBOOT = "reboot"
     STOP_START = "stop-start"
     REPLACE = "replace"
+    RUN_COMMAND = "run-command"  # SSM: restart the leaking service before SSH dies
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,3 +258,4 @@ class InstanceHistory:
     in_flight_key: str | None = None  # action taken, not yet verified
     quarantined_at: datetime | None = None
     quarantine_reason: str = ""
+    last_verdict: VerdictKind | None = None  # what the last sweep concluded: picks memory suspects

@@ -15,7 +15,12 @@ from orchestrator.model import ActionKind, Facts, OutcomeStatus, Verdict
 PERMISSIONS = frozenset({"sns:Publish"})
 SUBJECT_MAX = 100
 
-PAST = {ActionKind.REBOOT: "rebooted", ActionKind.STOP_START: "stopped and started", ActionKind.REPLACE: "marked for replacement"}
+PAST = {
+    ActionKind.REBOOT: "rebooted",
+    ActionKind.STOP_START: "stopped and started",
+    ActionKind.REPLACE: "marked for replacement",
+    ActionKind.RUN_COMMAND: "sent an SSM command",
+}
 
 
 def describe_instance(facts: Facts | None, instance_id: str) -> str:

@@ -16,7 +16,17 @@ from typing import Callable, Iterable, Mapping
 
 from orchestrator.config import Settings
 from orchestrator.history import recent_attempts
-from orchestrator.model import Action, ActionKind, Blocked, Facts, InstanceHistory, Plan, ProbeOutcome, Verdict, VerdictKind
+from orchestrator.model import (
+    Action,
+    ActionKind,
+    Blocked,
+    Facts,
+    InstanceHistory,
+    Plan,
+    ProbeOutcome,
+    Verdict,
+    VerdictKind,
+)
 from orchestrator.state.store import PauseState
 
 ACTIONABLE = frozenset({VerdictKind.UNREACHABLE})
@@ -71,6 +81,8 @@ def gate_in_flight(c: Candidate, settings: Settings, now: datetime) -> str | Non
 
 
 def gate_debounce(c: Candidate, settings: Settings, now: datetime) -> str | None:
+    if c.verdict.kind is not VerdictKind.UNREACHABLE:
+        return None  # memory verdicts are debounced by their own duration and trend rules
     s = settings.safety
     h = c.history
     span = (now - h.first_failure_at).total_seconds() if h.first_failure_at else 0.0
@@ -112,6 +124,12 @@ def gate_replace_possible(c: Candidate, settings: Settings, now: datetime) -> st
     return None
 
 
+def gate_ssm_online(c: Candidate, settings: Settings, now: datetime) -> str | None:
+    if c.kind is ActionKind.RUN_COMMAND and c.facts.ssm_online is not True:
+        return "SSM agent is not online: the command could not run"
+    return None
+
+
 PER_INSTANCE_GATES: tuple[Gate, ...] = (
     gate_opt_out,
     gate_running,
@@ -122,6 +140,7 @@ PER_INSTANCE_GATES: tuple[Gate, ...] = (
     gate_launch_grace,
     gate_debounce,
     gate_replace_possible,
+    gate_ssm_online,
 )
 
 
@@ -130,15 +149,26 @@ def ladder_action(history: InstanceHistory, settings: Settings) -> ActionKind:
     return ladder[min(history.rung, len(ladder) - 1)]
 
 
+MEMORY_TROUBLE = frozenset({VerdictKind.MEMORY_FORECAST, VerdictKind.MEMORY_CRITICAL})
+PROACTIVE_ACTION = {"ssm": ActionKind.RUN_COMMAND, "reboot": ActionKind.REBOOT}
+
+
+def actionable(settings: Settings) -> frozenset[VerdictKind]:
+    """Unreachable always; memory trouble too when proactive action is configured."""
+    return ACTIONABLE | MEMORY_TROUBLE if settings.memory.proactive in PROACTIVE_ACTION else ACTIONABLE
+
+
 def candidates(
     facts: Mapping[str, Facts], verdicts: Iterable[Verdict], histories: Mapping[str, InstanceHistory], settings: Settings
 ) -> list[Candidate]:
     found = []
+    wanted = actionable(settings)
     for verdict in verdicts:
-        if verdict.kind not in ACTIONABLE:
+        if verdict.kind not in wanted:
             continue
         history = histories.get(verdict.instance_id) or InstanceHistory(verdict.instance_id)
-        found.append(Candidate(facts[verdict.instance_id], verdict, history, ladder_action(history, settings)))
+        kind = PROACTIVE_ACTION[settings.memory.proactive] if verdict.kind in MEMORY_TROUBLE else ladder_action(history, settings)
+        found.append(Candidate(facts[verdict.instance_id], verdict, history, kind))
     # Longest-failing first, so a budget spends itself where waiting has cost the most.
     found.sort(key=lambda c: (c.history.first_failure_at is None, c.history.first_failure_at or datetime.min, c.instance_id))
     return found
@@ -287,7 +317,7 @@ class Budget:
 
 def action_reason(c: Candidate) -> str:
     reason = c.verdict.reasons[0] if c.verdict.reasons else c.verdict.kind.value
-    if c.kind is not ActionKind.REBOOT:
+    if c.kind in (ActionKind.STOP_START, ActionKind.REPLACE):
         reason += f" (escalated: rung {c.history.rung + 1} after {len(c.history.attempts)} earlier action(s))"
     if c.corroborated:
         reason += f"; corroborated by {'; '.join(c.verdict.evidence)}"
@@ -320,6 +350,10 @@ def make_plan(
             continue
         budget.spend(c)
         actions.append(Action(c.instance_id, c.kind, action_reason(c), asg_name=c.facts.instance.asg_name))
+    if settings.memory.proactive == "notify":
+        for v in verdict_list:
+            if v.kind in MEMORY_TROUBLE and settings.opt_out_tag not in facts[v.instance_id].instance.tags:
+                notes.append(f"{v.instance_id}: {'; '.join(v.reasons[:1])} (memory.proactive = notify: no action)")
     for instance_id, h in sorted(histories.items()):
         if h.quarantined_at is not None and by_id.get(instance_id) and by_id[instance_id].kind is not VerdictKind.UNREACHABLE:
             notes.append(f"{instance_id} is quarantined ({h.quarantine_reason}); `orch release {instance_id}` when fixed")

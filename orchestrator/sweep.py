@@ -22,14 +22,25 @@ from orchestrator import history as history_step
 from orchestrator import notify
 from orchestrator.act.evidence import EvidenceCollector
 from orchestrator.act.executor import AwsExecutor, DryRunExecutor, Executor
-from orchestrator.aws import AwsError, Clients, describe_aws_error
+from orchestrator.aws import Clients, describe_aws_error
 from orchestrator.config import Settings
-from orchestrator.model import ActionOutcome, Facts, OutcomeStatus, InstanceHistory, MemorySeries, Plan, ProbeResult, Verdict
-from orchestrator.observe import asg, inventory, metrics, status
+from orchestrator.model import (
+    ActionOutcome,
+    Facts,
+    Instance,
+    InstanceHistory,
+    MemorySeries,
+    OutcomeStatus,
+    Plan,
+    ProbeResult,
+    Verdict,
+    VerdictKind,
+)
+from orchestrator.observe import asg, inventory, metrics, ssm, status
 from orchestrator.observe.probe import probe_fleet
-from orchestrator.plan import ACTIONABLE, make_plan
-from orchestrator.state.journal import StoreJournal
+from orchestrator.plan import MEMORY_TROUBLE, actionable, make_plan
 from orchestrator.state import lease_scope
+from orchestrator.state.journal import StoreJournal
 from orchestrator.state.lease import LeaseKeeper
 from orchestrator.state.store import LeaseLost, StateStore, SweepRecord
 
@@ -64,6 +75,7 @@ class SweepDeps:
     time_left: Callable[[], float] | None = None  # seconds; a Lambda passes its context's
     confirm: Callable[[Plan], bool] | None = None  # asked before acting, e.g. on a terminal
     lease_wait_seconds: float = 0.0  # how long to wait for another sweep's lease
+    only_instances: tuple[str, ...] = ()  # narrow a scan to these ids (orch explain)
     dimension_cache: metrics.DimensionCache = field(default_factory=metrics.DimensionCache)
 
 
@@ -83,6 +95,8 @@ class SweepReport:
     notes: list[str] = field(default_factory=list)
     partial: bool = False
     finished_at: datetime | None = None
+    sweep_number: int = 0  # counts sweeps in this store, for the memory cadence
+    memory_full_read: bool = True
     evidence: dict[str, dict[str, Any]] = field(default_factory=dict)  # instance -> summary
 
     def verdict_counts(self) -> dict[str, int]:
@@ -116,6 +130,8 @@ class SweepReport:
             "api_calls": self.api_calls,
             "api_calls_total": sum(self.api_calls.values()),
             "metrics_requested": self.metrics_requested,
+            "memory_full_read": self.memory_full_read,
+            "sweep_number": self.sweep_number,
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
         }
 
@@ -141,28 +157,45 @@ class _Phase:
         self.timings[self.name] = self.timings.get(self.name, 0.0) + time.perf_counter() - self.start
 
 
-def observe(settings: Settings, deps: SweepDeps, report: SweepReport, now: datetime) -> list[Facts]:
+MEMORY_SUSPECTS = frozenset(
+    {VerdictKind.UNREACHABLE, VerdictKind.MEMORY_CRITICAL, VerdictKind.MEMORY_FORECAST, VerdictKind.METRICS_STALE}
+)
+
+
+def memory_targets(
+    running: list[Instance],
+    probes: Mapping[str, ProbeResult],
+    histories: Mapping[str, InstanceHistory],
+    full: bool,
+) -> list[str]:
+    """Whose memory to read: everyone on a full sweep, else only the suspects.
+
+    GetMetricData is billed per metric requested; at 10,000 instances every 5 minutes a
+    full read costs about $860 a month. Suspects (a failed probe now, or a memory or
+    reachability verdict last time) are read every sweep, so what matters is never late.
+    """
+    if full:
+        return [i.instance_id for i in running]
+    chosen = []
+    for inst in running:
+        probe = probes.get(inst.instance_id)
+        history = histories.get(inst.instance_id)
+        if (probe is not None and probe.outcome.is_failure) or (history is not None and history.last_verdict in MEMORY_SUSPECTS):
+            chosen.append(inst.instance_id)
+    return chosen
+
+
+def observe(settings: Settings, deps: SweepDeps, report: SweepReport, now: datetime) -> tuple[list[Facts], dict[str, InstanceHistory]]:
     """Read every fact the decision needs, or raise SweepAborted: never plan on partial facts."""
     timer = _Timer(report.timings)
     clients = deps.clients
     try:
         with timer("aws"):
             deps.progress("listing instances")
-            instances = inventory.list_instances(clients.ec2, settings.selector)
+            instances = inventory.list_instances(clients.ec2, settings.selector, deps.only_instances)
             running = [i for i in instances if i.state == "running"]
             deps.progress(f"reading status checks of {len(running)} running instances")
             checks = status.read_status_checks(clients.ec2, (i.instance_id for i in running))
-            deps.progress("reading memory metrics")
-            reader = metrics.MemoryReader(
-                clients.cloudwatch,
-                settings.memory.namespace,
-                settings.memory.metric,
-                window=timedelta(minutes=settings.memory.window_minutes),
-                period_seconds=settings.memory.period_seconds,
-                cache=deps.dimension_cache,
-            )
-            memory: Mapping[str, MemorySeries] = reader.read((i.instance_id for i in running), now)
-            report.metrics_requested = reader.metrics_requested
     except (ClientError, BotoCoreError) as exc:
         raise SweepAborted(describe_aws_error(exc)) from exc
     targets = {
@@ -171,7 +204,24 @@ def observe(settings: Settings, deps: SweepDeps, report: SweepReport, now: datet
     deps.progress(f"probing SSH on {len(targets)} instances")
     with timer("probe"):
         probes = deps.prober(targets, settings.probe, clock=deps.clock) if targets else {}
-    return [
+    histories = deps.store.get_histories(i.instance_id for i in instances)
+    wanted = memory_targets(running, probes, histories, report.memory_full_read)
+    try:
+        with timer("aws"):
+            deps.progress(f"reading memory metrics of {len(wanted)} instances")
+            reader = metrics.MemoryReader(
+                clients.cloudwatch,
+                settings.memory.namespace,
+                settings.memory.metric,
+                window=timedelta(minutes=settings.memory.window_minutes),
+                period_seconds=settings.memory.period_seconds,
+                cache=deps.dimension_cache,
+            )
+            memory: Mapping[str, MemorySeries] = reader.read(wanted, now) if wanted else {}
+            report.metrics_requested = reader.metrics_requested
+    except (ClientError, BotoCoreError) as exc:
+        raise SweepAborted(describe_aws_error(exc)) from exc
+    facts = [
         Facts(
             instance=i,
             status=checks.get(i.instance_id),
@@ -180,6 +230,7 @@ def observe(settings: Settings, deps: SweepDeps, report: SweepReport, now: datet
         )
         for i in instances
     ]
+    return facts, histories
 
 
 def sweep(settings: Settings, deps: SweepDeps, mode: Mode = Mode.HEAL, dry_run: bool | None = None) -> SweepReport:
@@ -188,6 +239,12 @@ def sweep(settings: Settings, deps: SweepDeps, mode: Mode = Mode.HEAL, dry_run: 
     started = deps.clock()
     report = SweepReport(sweep_id=uuid.uuid4().hex[:12], mode=mode, dry_run=dry, started_at=started)
     counted_from = dict(deps.clients.counter.snapshot())
+    every = settings.memory.full_read_every
+    if every > 1:
+        last = deps.store.list_sweeps(1)
+        report.sweep_number = int(last[0].summary.get("sweep_number", 0)) + 1 if last else 1
+        report.memory_full_read = report.sweep_number % every == 1
+
     keeper: LeaseKeeper | None = None
     if mode is Mode.HEAL and not dry:
         # One healer per fleet at a time (gardener mcm-provider-aws #94): taken before
@@ -202,9 +259,9 @@ def sweep(settings: Settings, deps: SweepDeps, mode: Mode = Mode.HEAL, dry_run: 
         report.notes.append(f"aborted: {exc}")
         raise
     finally:
+        _notify(settings, deps, report)
         report.finished_at = deps.clock()
         report.api_calls = _diff(deps.clients.counter.snapshot(), counted_from)
-        _notify(settings, deps, report)
         _record_sweep(settings, deps, report)
         if keeper is not None:
             keeper.release()
@@ -237,7 +294,7 @@ def _record_sweep(settings: Settings, deps: SweepDeps, report: SweepReport) -> N
 
 
 def _run(settings: Settings, deps: SweepDeps, report: SweepReport, mode: Mode, dry: bool, keeper: LeaseKeeper | None) -> None:
-    facts = observe(settings, deps, report, report.started_at)
+    facts, previous = observe(settings, deps, report, report.started_at)
     now = deps.clock()
     timer = _Timer(report.timings)
     with timer("decide"):
@@ -245,10 +302,9 @@ def _run(settings: Settings, deps: SweepDeps, report: SweepReport, mode: Mode, d
         report.verdicts = diagnose_step.diagnose_all(facts, now, settings)
     if mode is Mode.SCAN:
         return
-    facts = _with_lifecycle(facts, report.verdicts, deps)
+    facts = _suspect_facts(facts, report.verdicts, settings, deps)
     report.facts = facts
     by_id = {f.instance.instance_id: f for f in facts}
-    previous = deps.store.get_histories(by_id)
     paused = deps.store.get_pause()
     with timer("decide"):
         histories = {
@@ -275,6 +331,9 @@ def _run(settings: Settings, deps: SweepDeps, report: SweepReport, mode: Mode, d
             gate=_gate(deps, report, keeper),
             capture_evidence=collector,
             stop_wait_seconds=settings.safety.stop_wait_seconds,
+            ssm_document=settings.memory.ssm_document,
+            ssm_commands=settings.memory.ssm_commands,
+            diagnostic_interrupt=settings.evidence.diagnostic_interrupt,
         )
     deps.progress(f"acting: {len(report.plan.actions)} action(s)")
     with timer("act"):
@@ -289,24 +348,33 @@ def _run(settings: Settings, deps: SweepDeps, report: SweepReport, mode: Mode, d
     deps.store.put_histories(histories.values())
 
 
-def _with_lifecycle(facts: list[Facts], verdicts: list[Verdict], deps: SweepDeps) -> list[Facts]:
-    """Lifecycle states for suspects in Auto Scaling groups only: healthy ones cost no call."""
-    suspects = {
-        v.instance_id for v in verdicts if v.kind in ACTIONABLE
-    }
+def _suspect_facts(facts: list[Facts], verdicts: list[Verdict], settings: Settings, deps: SweepDeps) -> list[Facts]:
+    """Facts only suspects need, so a healthy fleet costs no call here.
+
+    Auto Scaling lifecycle state for group members (an instance in Standby or
+    Terminating is in someone else's hands), and whether SSM can reach a memory
+    suspect when the proactive action is an SSM command.
+    """
+    wanted = actionable(settings)
+    suspects = {v.instance_id for v in verdicts if v.kind in wanted}
     members = [f.instance.instance_id for f in facts if f.instance.instance_id in suspects and f.instance.asg_name]
-    if not members:
+    memory_suspects = [v.instance_id for v in verdicts if v.kind in MEMORY_TROUBLE] if settings.memory.proactive == "ssm" else []
+    if not members and not memory_suspects:
         return facts
     try:
-        states = asg.lifecycle_states(deps.clients.autoscaling, members)
+        states = asg.lifecycle_states(deps.clients.autoscaling, members) if members else {}
+        online = ssm.agents_online(deps.clients.client("ssm"), memory_suspects) if memory_suspects else {}
     except (ClientError, BotoCoreError) as exc:
-        raise SweepAborted(describe_aws_error(exc, "autoscaling:DescribeAutoScalingInstances")) from exc
-    return [
-        replace(f, lifecycle_state=states.get(f.instance.instance_id, "not in a group"))
-        if f.instance.instance_id in states or f.instance.instance_id in members
-        else f
-        for f in facts
-    ]
+        raise SweepAborted(describe_aws_error(exc)) from exc
+    enriched = []
+    for f in facts:
+        iid = f.instance.instance_id
+        if iid in members:
+            f = replace(f, lifecycle_state=states.get(iid, "not in a group"))
+        if iid in online:
+            f = replace(f, ssm_online=online[iid])
+        enriched.append(f)
+    return enriched
 
 
 def _gate(deps: SweepDeps, report: SweepReport, keeper: LeaseKeeper | None, margin_s: float = 30.0) -> Callable[[], str | None]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.model import ActionKind, InstanceHistory
+from orchestrator.model import ActionKind, InstanceHistory, VerdictKind
 from orchestrator.state.store import (
     ActionRecord,
     ActionStatus,
@@ -48,6 +48,7 @@ def full_history(instance_id: str = "i-0123456789abcdef0") -> InstanceHistory:
         in_flight_key=f"{instance_id}#stop-start#42",
         quarantined_at=NOW,
         quarantine_reason="3 actions in 6h",
+        last_verdict=VerdictKind.UNREACHABLE,
     )
 
 

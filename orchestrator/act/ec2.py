@@ -6,12 +6,19 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError, WaiterError
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ReadTimeoutError,
+    WaiterError,
+)
 
 from orchestrator.aws import error_code, retry_throttled
 from orchestrator.model import OutcomeStatus
 
-PERMISSIONS = frozenset({"ec2:RebootInstances", "ec2:StopInstances", "ec2:StartInstances", "ec2:DescribeInstances"})
+PERMISSIONS = frozenset(
+    {"ec2:RebootInstances", "ec2:StopInstances", "ec2:StartInstances", "ec2:SendDiagnosticInterrupt", "ec2:DescribeInstances"}
+)
 
 # Errors that concern one instance, not the call: a batch hit by one is split up.
 PER_INSTANCE_CODES = frozenset({"InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed", "IncorrectInstanceState", "IncorrectState"})
@@ -62,6 +69,28 @@ def _skip_reason(exc: ClientError) -> str:
     if code.startswith("InvalidInstanceID"):
         return f"instance no longer exists ({code})"
     return f"instance not in a state that allows it ({code}: {exc.response['Error'].get('Message', '')})"
+
+
+@retry_throttled
+def _interrupt(ec2: Any, instance_id: str) -> None:
+    ec2.send_diagnostic_interrupt(InstanceId=instance_id)
+
+
+def diagnostic_interrupt(ec2: Any, instance_id: str) -> Result:
+    """A kernel panic on purpose: with kdump set up the box writes a crash dump, then reboots.
+
+    The dump shows what held the memory, which a plain reboot throws away. Only for
+    instances configured for it (Nitro, kdump enabled); AWS refuses it elsewhere.
+    """
+    try:
+        _interrupt(ec2, instance_id)
+    except (ReadTimeoutError, ConnectionClosedError) as exc:
+        raise UncertainOutcome(f"SendDiagnosticInterrupt {instance_id}: {exc}") from exc
+    except ClientError as exc:
+        if error_code(exc) in PER_INSTANCE_CODES or error_code(exc) == "UnsupportedOperation":
+            return Result(OutcomeStatus.SKIPPED, _skip_reason(exc))
+        raise
+    return Result(OutcomeStatus.DONE, "diagnostic interrupt sent (kdump, then reboot)")
 
 
 @retry_throttled

@@ -15,7 +15,7 @@ from typing import Any, Callable, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from orchestrator.act import autoscaling, ec2
+from orchestrator.act import autoscaling, ec2, ssm
 from orchestrator.act.ec2 import Result, UncertainOutcome
 from orchestrator.aws import Clients, describe_aws_error
 from orchestrator.model import Action, ActionKind, ActionOutcome, OutcomeStatus, Plan
@@ -60,6 +60,9 @@ class AwsExecutor:
     gate: Gate = _no_refusal
     capture_evidence: EvidenceCapture = _no_evidence
     stop_wait_seconds: int = 300
+    ssm_document: str = "AWS-RunShellScript"
+    ssm_commands: tuple[str, ...] = ()
+    diagnostic_interrupt: bool = False  # reboot via SendDiagnosticInterrupt (kdump) instead
     outcomes: list[ActionOutcome] = field(default_factory=list)
 
     def execute(self, plan: Plan) -> list[ActionOutcome]:
@@ -68,7 +71,7 @@ class AwsExecutor:
         for action in plan.actions:
             if not self._admit(action):
                 continue
-            if action.kind is ActionKind.REBOOT:
+            if action.kind is ActionKind.REBOOT and not self.diagnostic_interrupt:
                 reboots.append(action)  # batched: one RebootInstances for all of them
             else:
                 self._run_one(action)
@@ -119,12 +122,16 @@ class AwsExecutor:
         self._finish(ActionOutcome(action, result.status, result.detail))
 
     def _call(self, action: Action) -> Result:
+        if action.kind is ActionKind.REBOOT:  # only here when diagnostic_interrupt is on
+            return ec2.diagnostic_interrupt(self.clients.mutating_client("ec2"), action.instance_id)
         if action.kind is ActionKind.STOP_START:
             return ec2.stop_start(self.clients.mutating_client("ec2"), action.instance_id, self.stop_wait_seconds)
         if action.kind is ActionKind.REPLACE:
             if action.asg_name is None:
                 return Result(OutcomeStatus.SKIPPED, "replace needs an Auto Scaling group; standalone replacement is not enabled")
             return autoscaling.mark_unhealthy(self.clients.mutating_client("autoscaling"), action.instance_id)
+        if action.kind is ActionKind.RUN_COMMAND:
+            return ssm.run_command(self.clients.mutating_client("ssm"), action.instance_id, self.ssm_document, self.ssm_commands)
         raise AssertionError(f"unhandled action kind {action.kind}")
 
     def _uncertain(self, action: Action, exc: UncertainOutcome) -> None:

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import click
 
-from orchestrator.cli.state_cmds import history_command, pause_command, release_command, resume_command, status_command
+from orchestrator.cli.insight_cmds import explain_command, report_command
+from orchestrator.cli.probe_cmd import probe_command
+from orchestrator.cli.sandbox_cmd import sandbox_command
+from orchestrator.cli.state_cmds import (
+    history_command,
+    pause_command,
+    release_command,
+    resume_command,
+    status_command,
+)
 from orchestrator.cli.sweep_cmds import heal_command, scan_command
 from orchestrator.cli.deploy_cmds import deploy_command, destroy_command, package_command  # noqa: I001 (kept apart for merges)
 
@@ -21,7 +30,7 @@ def cli() -> None:
     """
 
 
-for command in (scan_command, heal_command, status_command, history_command, pause_command, resume_command, release_command):
+for command in (sandbox_command, scan_command, heal_command, probe_command, explain_command, report_command, status_command, history_command, pause_command, resume_command, release_command):
     cli.add_command(command)
 for command in (package_command, deploy_command, destroy_command):
     cli.add_command(command)

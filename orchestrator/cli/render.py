@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Iterable
+
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator.model import Facts, OutcomeStatus, ProbeOutcome, Verdict, VerdictKind
+from orchestrator.model import ActionOutcome, Facts, OutcomeStatus, Plan, ProbeOutcome, Verdict, VerdictKind
 from orchestrator.sweep import SweepReport
 
 VERDICT_STYLE = {
@@ -64,23 +66,23 @@ def fleet_table(report: SweepReport) -> Table:
     return table
 
 
-def plan_tables(report: SweepReport) -> list[Table]:
+def plan_tables(plan: Plan, outcome_list: Iterable[ActionOutcome] = ()) -> list[Table]:
     tables = []
-    outcomes = {o.action.instance_id: o for o in report.outcomes}
-    if report.plan.actions:
+    outcomes = {o.action.instance_id: o for o in outcome_list}
+    if plan.actions:
         table = Table(title="actions", title_justify="left")
         for column in ("instance", "action", "reason", "outcome"):
             table.add_column(column)
-        for action in report.plan.actions:
+        for action in plan.actions:
             outcome = outcomes.get(action.instance_id)
             cell = "-" if outcome is None else f"[{OUTCOME_STYLE[outcome.status]}]{outcome.status.value}[/] {outcome.detail}"
             table.add_row(action.instance_id, action.kind.value, action.reason, cell)
         tables.append(table)
-    if report.plan.blocked:
+    if plan.blocked:
         table = Table(title="blocked", title_justify="left")
         for column in ("instance", "action", "why"):
             table.add_column(column)
-        for blocked in report.plan.blocked:
+        for blocked in plan.blocked:
             table.add_row(blocked.instance_id, blocked.kind.value, f"[yellow]{blocked.why}[/]")
         tables.append(table)
     return tables
@@ -92,7 +94,7 @@ def print_report(console: Console, report: SweepReport, show_fleet: bool = True,
     counts = ", ".join(f"{n} {k}" for k, n in report.verdict_counts().items())
     console.print(f"verdicts: {counts or 'none'}")
     if show_plan:
-        for table in plan_tables(report):
+        for table in plan_tables(report.plan, report.outcomes):
             console.print(table)
         if not report.plan.actions and not report.plan.blocked:
             console.print("nothing to do")
@@ -100,3 +102,9 @@ def print_report(console: Console, report: SweepReport, show_fleet: bool = True,
         console.print(f"[yellow]note:[/] {note}")
     calls = sum(report.api_calls.values())
     console.print(f"[dim]{calls} AWS API calls, {report.metrics_requested} metrics requested, sweep {report.sweep_id}[/]")
+
+
+def stdout_console() -> Console:
+    """A terminal's own width; piped output gets room for a whole instance row."""
+    console = Console()
+    return console if console.is_terminal else Console(width=160)

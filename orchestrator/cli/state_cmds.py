@@ -10,11 +10,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from orchestrator import history as history_step
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
+from orchestrator.cli.render import stdout_console
 from orchestrator.observe import inventory
 from orchestrator.state import lease_scope
 from orchestrator.state.store import PauseState
@@ -57,7 +57,7 @@ def status_command(runtime: Runtime) -> None:
             }
         )
         return
-    console = Console()
+    console = stdout_console()
     console.print(f"{len(instances)} selected instances ({', '.join(f'{k}={v}' for k, v in settings.selector.items())})")
     console.print(f"lease: {f'held by {lease.owner} until {_iso(lease.expires_at)} UTC' if lease else 'free'}")
     console.print(f"paused: {f'yes, by {pause.by} since {_iso(pause.paused_at)} UTC: {pause.reason}' if pause else 'no'}")
@@ -101,7 +101,7 @@ def history_command(runtime: Runtime, instance_id: str | None, limit: int) -> No
     for r in records:
         evidence = r.evidence.get("console_summary") or ""
         table.add_row(_iso(r.created_at), r.instance_id, r.action.value, r.status.value, r.reason, "; ".join(x for x in (r.detail, evidence) if x))
-    Console().print(table)
+    stdout_console().print(table)
 
 
 @click.command("pause")

@@ -9,12 +9,14 @@ import click
 from rich.console import Console
 
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
-from orchestrator.cli.render import plan_tables, print_report
+from orchestrator.cli.render import plan_tables, print_report, stdout_console
 from orchestrator.model import OutcomeStatus, Plan, VerdictKind
 from orchestrator.sweep import Mode, SweepAborted, SweepDeps, SweepReport, sweep
 
 
-def run_sweep(runtime: Runtime, mode: Mode, dry_run: bool, assume_yes: bool, wait: float = 0.0) -> SweepReport:
+def run_sweep(
+    runtime: Runtime, mode: Mode, dry_run: bool, assume_yes: bool, wait: float = 0.0, only: tuple[str, ...] = ()
+) -> SweepReport:
     err = Console(stderr=True)
     settings = runtime.settings
     status = err.status("starting sweep") if err.is_terminal and not runtime.json else None
@@ -26,7 +28,7 @@ def run_sweep(runtime: Runtime, mode: Mode, dry_run: bool, assume_yes: bool, wai
     def confirm(plan: Plan) -> bool:
         if status is not None:
             status.stop()
-        for table in plan_tables_only(plan):
+        for table in plan_tables(plan):
             err.print(table)
         return click.confirm(f"take {len(plan.actions)} action(s)?", default=False, err=True)
 
@@ -37,6 +39,7 @@ def run_sweep(runtime: Runtime, mode: Mode, dry_run: bool, assume_yes: bool, wai
         progress=progress,
         confirm=confirm if interactive else None,
         lease_wait_seconds=wait,
+        only_instances=only,
     )
     if status is not None:
         status.start()
@@ -47,12 +50,6 @@ def run_sweep(runtime: Runtime, mode: Mode, dry_run: bool, assume_yes: bool, wai
     finally:
         if status is not None:
             status.stop()
-
-
-def plan_tables_only(plan: Plan) -> list:
-    report = SweepReport(sweep_id="-", mode=Mode.HEAL, dry_run=True, started_at=None)  # type: ignore[arg-type]
-    report.plan = plan
-    return plan_tables(report)
 
 
 def exit_code(report: SweepReport) -> Exit:
@@ -85,7 +82,7 @@ def scan_command(runtime: Runtime) -> None:
         ]
         click.echo(json.dumps(summary, indent=2, default=str))
     else:
-        print_report(Console(), report, show_plan=False)
+        print_report(stdout_console(), report, show_plan=False)
     sys.exit(int(exit_code(report)))
 
 
@@ -100,5 +97,5 @@ def heal_command(runtime: Runtime, dry_run: bool, assume_yes: bool, wait: float)
     if runtime.json:
         click.echo(json.dumps(report.summary(), indent=2, default=str))
     else:
-        print_report(Console(), report, show_fleet=True)
+        print_report(stdout_console(), report, show_fleet=True)
     sys.exit(int(exit_code(report)))

@@ -19,6 +19,9 @@ MAX_LINE_BYTES = 255
 _SSH = b"SSH-"
 _ACCEPTED = (b"SSH-2.0-", b"SSH-1.99-")  # 1.99 = a server that also speaks protocol 2
 _SAMPLE_CHARS = 60
+# OpenSSH's sshd writes this line instead of forking when MaxStartups (or, since 9.8,
+# PerSourceMaxStartups / PerSourcePenalties) sheds an unauthenticated connection.
+_SSHD_SHEDDING = b"Exceeded MaxStartups"
 
 
 class ScanStatus(str, enum.Enum):
@@ -26,6 +29,7 @@ class ScanStatus(str, enum.Enum):
     OK = "ok"
     NOT_SSH = "not-ssh"
     SILENT = "silent"  # nothing that rules SSH out arrived: the caller decides (timeout / reset)
+    DROPPED = "dropped"  # sshd itself said it is shedding this connection: alive, not answering
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +126,8 @@ class BannerReader:
         if len(line) > MAX_LINE_BYTES:
             return _LINE_TOO_LONG
         body = line.rstrip(b"\n").rstrip(b"\r")
+        if body == _SSHD_SHEDDING:
+            return BannerScan(ScanStatus.DROPPED, why="sshd shed the connection: Exceeded MaxStartups")
         if not body.startswith(_SSH):
             self._skipped += 1
             if self._skipped == 1:

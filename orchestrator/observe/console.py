@@ -27,6 +27,7 @@ def read_console(ec2: Any, instance_id: str) -> tuple[str, str | None]:
         return "", describe_aws_error(exc, "ec2:GetConsoleOutput")
     raw = reply.get("Output") or ""
     try:
-        return base64.b64decode(raw).decode("utf-8", errors="replace"), None
+        # validate=True: plain text (some emulators answer it) must not decode to garbage.
+        return base64.b64decode("".join(raw.split()), validate=True).decode("utf-8", errors="replace"), None
     except (binascii.Error, ValueError):
-        return raw, None  # some endpoints answer plain text
+        return raw, None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from orchestrator.model import Instance
 
@@ -20,11 +20,18 @@ def selector_filters(selector: Mapping[str, str]) -> list[dict[str, Any]]:
     return filters
 
 
-def list_instances(ec2: Any, selector: Mapping[str, str]) -> list[Instance]:
-    """Every selected instance, all pages; stopped ones are kept so plan can say why it skips them."""
+def list_instances(ec2: Any, selector: Mapping[str, str], only: Iterable[str] = ()) -> list[Instance]:
+    """Every selected instance, all pages; stopped ones are kept so plan can say why it skips them.
+
+    ``only`` narrows to some ids (for `orch explain`) without ever widening the selector.
+    """
+    filters = selector_filters(selector)
+    wanted = sorted(set(only))
+    if wanted:
+        filters.append({"Name": "instance-id", "Values": wanted})
     paginator = ec2.get_paginator("describe_instances")
     instances: list[Instance] = []
-    for page in paginator.paginate(Filters=selector_filters(selector), PaginationConfig={"PageSize": PAGE_SIZE}):
+    for page in paginator.paginate(Filters=filters, PaginationConfig={"PageSize": PAGE_SIZE}):
         for reservation in page.get("Reservations", []):
             for raw in reservation.get("Instances", []):
                 instances.append(instance_from_api(raw))

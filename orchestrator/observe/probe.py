@@ -33,6 +33,9 @@ Sleep = Callable[[float], Awaitable[None]]
 
 _RECV_BYTES = 4096
 _FD_RESERVE = 32  # descriptors left for everything else in the process (boto3, logs, ...)
+# Unauthenticated connections one sshd gets from us at once: below MaxStartups' default
+# start (10), with room for real users, so the prober never makes sshd shed its own probes.
+PER_ENDPOINT = 4
 
 
 def utc_now() -> datetime:
@@ -111,6 +114,15 @@ async def _read_banner(
 
 
 def _outcome(scan: BannerScan, *, silent: ProbeOutcome) -> ProbeOutcome:
+    """Map the reader's decision to an outcome.
+
+    sshd shedding load ("Exceeded MaxStartups") is a RESET, a failure: in the incident
+    stalled children pile up until sshd sheds every new connection, so treating it as
+    "could not probe" would hide the late stage. Re-probes absorb the random shedding
+    of a merely busy sshd.
+    """
+    if scan.status is ScanStatus.DROPPED:
+        return ProbeOutcome.RESET
     if scan.status is ScanStatus.OK:
         return ProbeOutcome.OK
     if scan.status is ScanStatus.NOT_SSH:
@@ -163,19 +175,22 @@ async def probe_fleet_async(
     One answer is proof enough, so re-probing stops at the first OK. A fixed pool of
     workers (not one task per target) takes first attempts; only failing targets get
     a follow-up task, which sleeps without holding a socket. Every attempt holds the
-    semaphore, so open sockets never exceed the concurrency.
+    semaphore, so open sockets never exceed the concurrency; targets that share an
+    endpoint (host, port) also share PER_ENDPOINT.
     """
     loop = asyncio.get_running_loop()
     items = list(targets.items())
     concurrency = fd_budget(settings.concurrency)
     slots = asyncio.Semaphore(concurrency)
     spacing = settings.retry_window / (settings.attempts - 1) if settings.attempts > 1 else 0.0
+    endpoints: dict[tuple[str, int], asyncio.Semaphore] = {}
     attempts: dict[str, list[ProbeAttempt]] = {}
     follow_ups: list[asyncio.Task[None]] = []
 
     async def probe(address: str | tuple[str, int]) -> tuple[float, ProbeAttempt]:
         host, port = (address, settings.port) if isinstance(address, str) else address
-        async with slots:
+        endpoint = endpoints.setdefault((host, port), asyncio.Semaphore(PER_ENDPOINT))
+        async with endpoint, slots:  # endpoint first: waiting for it must not hold a global slot
             started = loop.time()
             return started, await probe_once(
                 host,

@@ -1,0 +1,42 @@
+"""Embedded AWS (moto server on 127.0.0.1) and a simulated fleet with fake sshd endpoints.
+
+Public API::
+
+    from orchestrator.sandbox import Sandbox, FleetSpec, Mode
+    with Sandbox(FleetSpec(instances=24, hung=3, seed=1, port=0)) as sb:
+        sb.env(); sb.instances; sb.events; sb.advance(5); sb.now()
+"""
+
+from orchestrator.sandbox.endpoints import (
+    BANNER,
+    EndpointFleet,
+    FdLimitError,
+    Mode,
+    ensure_fd_limit,
+)
+from orchestrator.sandbox.fleet import (
+    ACTIONS,
+    EventKind,
+    Sandbox,
+    SandboxEvent,
+    SimInstance,
+)
+from orchestrator.sandbox.server import MotoServer, sandbox_env
+from orchestrator.sandbox.spec import FleetSpec, assign_roles
+
+__all__ = [
+    "ACTIONS",
+    "BANNER",
+    "EndpointFleet",
+    "EventKind",
+    "FdLimitError",
+    "FleetSpec",
+    "Mode",
+    "MotoServer",
+    "Sandbox",
+    "SandboxEvent",
+    "SimInstance",
+    "assign_roles",
+    "ensure_fd_limit",
+    "sandbox_env",
+]

@@ -35,7 +35,12 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from botocore.exceptions import BotoCoreError, ClientError
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from orchestrator.aws import describe_aws_error, error_code
 from orchestrator.model import InstanceHistory

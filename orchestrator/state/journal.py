@@ -44,8 +44,11 @@ class StoreJournal:
         )
         if not self.store.put_action_intent(record):
             existing = self.store.get_action(key)
-            who = f" by sweep {existing.sweep_id} ({existing.status.value})" if existing else ""
-            return f"already recorded{who} as {key}: not repeated"
+            if not (existing is not None and existing.sweep_id == self.sweep_id and existing.status is ActionStatus.INTENT):
+                who = f" by sweep {existing.sweep_id} ({existing.status.value})" if existing else ""
+                return f"already recorded{who} as {key}: not repeated"
+            # Our own intent: the write landed, its reply was lost, and the SDK's resend
+            # of the conditional put found it. Nothing has acted on it yet: go on.
         self.keys[action.instance_id] = key
         return None
 

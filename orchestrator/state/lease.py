@@ -20,7 +20,13 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Callable, Self
 
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay, wait_fixed
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_fixed,
+)
 
 from orchestrator.state.codec import utc_now
 from orchestrator.state.store import Lease, LeaseHeld, LeaseLost, StateStore

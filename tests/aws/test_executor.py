@@ -85,3 +85,23 @@ def test_dry_run_executor_calls_nothing(aws, subnet):
     outcomes = DryRunExecutor().execute(reboots(ids))
     assert [o.status for o in outcomes] == [OutcomeStatus.DRY_RUN] * 2
     assert aws.counter.snapshot() == before
+
+
+def test_diagnostic_interrupt_replaces_the_reboot_when_configured():
+    """moto lacks SendDiagnosticInterrupt, so the wire is stubbed: one call per instance, no reboot."""
+    import boto3
+    from botocore.stub import Stubber
+
+    from orchestrator.aws import Clients
+
+    clients = Clients(boto3.Session(region_name="us-east-1"))
+    ec2 = clients.mutating_client("ec2")
+    stub = Stubber(ec2)
+    stub.add_response("send_diagnostic_interrupt", {}, {"InstanceId": "i-0000000000000000a"})
+    stub.add_client_error("send_diagnostic_interrupt", "UnsupportedOperation", "not a Nitro instance", expected_params={"InstanceId": "i-0000000000000000b"})
+    with stub:
+        outcomes = AwsExecutor(clients, MemoryJournal(), diagnostic_interrupt=True).execute(reboots(["i-0000000000000000a", "i-0000000000000000b"]))
+    stub.assert_no_pending_responses()
+    by_id = {o.action.instance_id: o for o in outcomes}
+    assert by_id["i-0000000000000000a"].status is OutcomeStatus.DONE and "kdump" in by_id["i-0000000000000000a"].detail
+    assert by_id["i-0000000000000000b"].status is OutcomeStatus.SKIPPED

@@ -31,7 +31,7 @@ def test_inventory_refuses_an_empty_selector(aws):
 
 
 def test_inventory_follows_every_page():
-    """moto ignores MaxResults, so pages are stubbed: two pages must both be read."""
+    """Pages are stubbed so the test does not depend on how moto pages: both must be read."""
     import boto3
 
     ec2 = boto3.client("ec2", region_name="us-east-1")

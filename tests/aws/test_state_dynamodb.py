@@ -20,7 +20,13 @@ from orchestrator.state.dynamodb import (
     DynamoStore,
     create_table,
 )
-from orchestrator.state.store import ActionStatus, LeaseHeld, PauseState, StateError, SweepRecord
+from orchestrator.state.store import (
+    ActionStatus,
+    LeaseHeld,
+    PauseState,
+    StateError,
+    SweepRecord,
+)
 from tests.state_contract import *  # noqa: F403 - the contract suite runs here against DynamoDB
 from tests.state_contract import NOW, SCOPE, TTL, action
 

@@ -129,3 +129,18 @@ def test_deadline_starts_no_new_action(aws, subnet, store):
     assert summary["partial"] is True
     assert summary["actions"][0]["outcome"] == "skipped" and "deadline" in summary["actions"][0]["detail"]
     assert "ec2.RebootInstances" not in summary["api_calls"]
+
+
+def test_memory_cadence_reads_the_fleet_every_k_sweeps_and_suspects_every_sweep(aws, subnet, store):
+    ids = launch(aws, subnet, 5)
+    now = datetime.now(timezone.utc)
+    for instance_id in ids:
+        aws.cloudwatch.put_metric_data(
+            Namespace="CWAgent",
+            MetricData=[{"MetricName": "mem_used_percent", "Dimensions": [{"Name": "InstanceId", "Value": instance_id}], "Timestamp": now - timedelta(minutes=2), "Value": 40.0}],
+        )
+    settings = Settings.model_validate({"safety": {"launch_grace_minutes": 0, "max_unhealthy": "50%"}, "memory": {"full_read_every": 3}})
+    prober = ScriptedProber({ids[0]})
+    runs = [sweep(settings, SweepDeps(clients=aws, store=store, prober=prober), dry_run=True).summary() for _ in range(4)]
+    assert [r["memory_full_read"] for r in runs] == [True, False, False, True]
+    assert [r["metrics_requested"] for r in runs] == [5, 1, 1, 5]

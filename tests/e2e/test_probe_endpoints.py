@@ -20,7 +20,13 @@ import pytest
 from orchestrator.config import ProbeSettings
 from orchestrator.model import ProbeAttempt, ProbeOutcome
 from orchestrator.observe import probe as probe_module
-from orchestrator.observe.probe import probe_fleet, probe_fleet_async, probe_once, utc_now
+from orchestrator.observe.probe import (
+    Target,
+    probe_fleet,
+    probe_fleet_async,
+    probe_once,
+    utc_now,
+)
 from tests.e2e.fake_endpoints import (
     BANNER,
     Behaviour,
@@ -46,13 +52,13 @@ def probe(host: str, port: int, *, connect_timeout: float = 2.0, banner_timeout:
     )
 
 
-def client_sockets(port: int) -> int:
-    """Our sockets connected to ``port``; the fake servers' own ends (same process) do not count."""
+def client_sockets(*ports: int) -> int:
+    """Our sockets connected to ``ports``; the fake servers' own ends (same process) do not count."""
     count = 0
     for name in os.listdir("/proc/self/fd"):
         try:
             with socket.fromfd(int(name), socket.AF_INET, socket.SOCK_STREAM) as dup:
-                count += dup.getpeername()[1] == port
+                count += dup.getpeername()[1] in ports
         except (OSError, IndexError, TypeError):
             continue  # not a connected socket
     return count
@@ -77,10 +83,11 @@ def monotonic_clock() -> datetime:
         (endless_lines(), "127.0.0.6", O.NOT_SSH, "first 8192 bytes"),
         (close_at_once, "127.0.0.7", O.RESET, "without sending"),
         (reset_at_once, "127.0.0.8", O.RESET, "ECONNRESET"),
+        (sends(b"Exceeded MaxStartups\r\n", then_close=True), "127.0.0.8", O.RESET, "MaxStartups"),
         (silent, "127.0.0.9", O.BANNER_TIMEOUT, "no bytes"),
     ],
     ids=["ok", "ssh-1.99", "lines-first", "ssh-1.5", "smtp", "http-close", "binary-close", "long-line",
-         "endless-lines", "accept-close", "reset", "silent"],
+         "endless-lines", "accept-close", "reset", "sshd-shedding", "silent"],
 )
 def test_outcomes(endpoints: EndpointLoop, behaviour: Behaviour, host: str, outcome: ProbeOutcome, detail: str) -> None:
     attempt = probe(host, endpoints.serve(behaviour, host))
@@ -244,47 +251,62 @@ def test_ok_target_is_probed_once(endpoints: EndpointLoop) -> None:
     assert len(result.attempts) == 1
 
 
-def test_open_probes_never_exceed_concurrency(endpoints: EndpointLoop, monkeypatch: pytest.MonkeyPatch) -> None:
+def counting_probes(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Wrap probe_once to record the most attempts ever in flight at once."""
     real = probe_module.probe_once
-    in_flight = 0
-    peak = 0
+    count = {"now": 0, "peak": 0}
 
     async def counting(*args: Any, **kwargs: Any) -> ProbeAttempt:
-        nonlocal in_flight, peak
-        in_flight += 1
-        peak = max(peak, in_flight)
+        count["now"] += 1
+        count["peak"] = max(count["peak"], count["now"])
         try:
             return await real(*args, **kwargs)
         finally:
-            in_flight -= 1
+            count["now"] -= 1
 
     monkeypatch.setattr(probe_module, "probe_once", counting)
-    port = endpoints.serve(silent, "127.0.0.9")
-    results = probe_fleet({f"i-{n}": ("127.0.0.9", port) for n in range(30)}, fast(concurrency=7, attempts=2, banner_timeout=0.05))
-    assert peak == 7
+    return count
+
+
+def silent_fleet(endpoints: EndpointLoop, hosts: int, per_host: int, subnet: str = "127.0.2") -> dict[str, Target]:
+    addresses = [(f"{subnet}.{n}", endpoints.serve(silent, f"{subnet}.{n}")) for n in range(1, hosts + 1)]
+    return {f"i-{h}-{k}": address for h, address in enumerate(addresses) for k in range(per_host)}
+
+
+def test_open_probes_never_exceed_concurrency(endpoints: EndpointLoop, monkeypatch: pytest.MonkeyPatch) -> None:
+    count = counting_probes(monkeypatch)
+    results = probe_fleet(silent_fleet(endpoints, hosts=10, per_host=3), fast(concurrency=7, attempts=2, banner_timeout=0.05))
+    assert count["peak"] == 7
     assert all(len(r.attempts) == 2 for r in results.values())
 
 
+def test_one_endpoint_is_never_flooded(endpoints: EndpointLoop, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many targets on one sshd would trip its MaxStartups: the prober itself would cause drops."""
+    count = counting_probes(monkeypatch)
+    probe_fleet(silent_fleet(endpoints, hosts=1, per_host=12), fast(concurrency=50, attempts=1, banner_timeout=0.05))
+    assert count["peak"] == probe_module.PER_ENDPOINT
+
+
 def test_thousands_of_healthy_targets_in_one_round(endpoints: EndpointLoop) -> None:
-    ports = [endpoints.serve(sends(BANNER), f"127.0.1.{n}") for n in range(1, 5)]
-    targets = {f"i-{n:05d}": (f"127.0.1.{n % 4 + 1}", ports[n % 4]) for n in range(3000)}
+    addresses = [(f"127.0.1.{n}", endpoints.serve(sends(BANNER), f"127.0.1.{n}")) for n in range(1, 61)]
+    targets = {f"i-{n:05d}": addresses[n % len(addresses)] for n in range(3000)}
     results = probe_fleet(targets, ProbeSettings(concurrency=200))
     assert all(r.outcome is O.OK and len(r.attempts) == 1 for r in results.values())
 
 
 def test_cancelling_the_fleet_cancels_every_probe(endpoints: EndpointLoop) -> None:
-    port = endpoints.serve(silent, "127.0.0.10")
+    targets = silent_fleet(endpoints, hosts=10, per_host=2, subnet="127.0.3")
+    ports = {address[1] for address in targets.values() if isinstance(address, tuple)}
 
     async def scenario() -> tuple[int, int]:
-        targets = {f"i-{n}": ("127.0.0.10", port) for n in range(20)}
         task = asyncio.create_task(probe_fleet_async(targets, fast(banner_timeout=30, concurrency=8)))
-        while client_sockets(port) < 8:  # every slot connected and waiting for a banner
+        while client_sockets(*ports) < 8:  # every slot connected and waiting for a banner
             await asyncio.sleep(0.01)
-        during = client_sockets(port)
+        during = client_sockets(*ports)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        return during, client_sockets(port)
+        return during, client_sockets(*ports)
 
     assert asyncio.run(asyncio.wait_for(scenario(), 10)) == (8, 0)
 
@@ -326,7 +348,7 @@ print(json.dumps({"roomy": summary(roomy), "starved": summary(asyncio.run(starve
 
 
 def test_low_file_descriptor_limit(endpoints: EndpointLoop) -> None:
-    hosts = ["127.0.0.11", "127.0.0.12"]
+    hosts = [f"127.0.4.{n}" for n in range(1, 9)]
     addresses = [[h, endpoints.serve(sends(BANNER), h)] for h in hosts]
     done = subprocess.run(
         [sys.executable, "-c", CHILD, str(ROOT), json.dumps(addresses)], capture_output=True, text=True, timeout=60

@@ -9,7 +9,14 @@ import pytest
 
 from orchestrator.config import Settings
 from orchestrator.diagnose import diagnose
-from orchestrator.model import CheckState, Facts, MemorySeries, ProbeOutcome, StatusChecks, VerdictKind
+from orchestrator.model import (
+    CheckState,
+    Facts,
+    MemorySeries,
+    ProbeOutcome,
+    StatusChecks,
+    VerdictKind,
+)
 from tests.builders import NOW, facts, flat_memory, instance
 
 INST = instance(1)

@@ -8,7 +8,15 @@ import pytest
 
 from orchestrator.config import SafetySettings
 from orchestrator.history import acted, observe, release
-from orchestrator.model import Action, ActionKind, ActionOutcome, InstanceHistory, OutcomeStatus, ProbeOutcome, VerdictKind
+from orchestrator.model import (
+    Action,
+    ActionKind,
+    ActionOutcome,
+    InstanceHistory,
+    OutcomeStatus,
+    ProbeOutcome,
+    VerdictKind,
+)
 from tests.builders import NOW, facts, instance, verdict
 
 SAFETY = SafetySettings()

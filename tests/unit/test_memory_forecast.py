@@ -9,7 +9,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Sequence
 
 import pytest
-from hypothesis import given, settings as hyp_settings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from orchestrator.config import MemorySettings

@@ -7,7 +7,15 @@ from datetime import timedelta
 
 import pytest
 
-from orchestrator.model import ActionKind, Facts, InstanceHistory, ProbeOutcome, ScheduledEvent, VerdictKind
+from orchestrator.config import Settings
+from orchestrator.model import (
+    ActionKind,
+    Facts,
+    InstanceHistory,
+    ProbeOutcome,
+    ScheduledEvent,
+    VerdictKind,
+)
 from orchestrator.plan import make_plan
 from orchestrator.state.store import PauseState
 from tests.builders import NOW, confirmed, facts, instance, settings, verdict
@@ -147,3 +155,41 @@ def test_corroborated_action_names_its_evidence():
     all_facts, verdicts, histories = Fleet(down=(3,), corroborated=(3,)).build()
     plan = make_plan(all_facts, verdicts, histories, settings(), NOW)
     assert "corroborated by memory 99%" in plan.actions[0].reason
+
+
+def memory_fleet(kind: VerdictKind, ssm_online: bool | None = None):
+    from dataclasses import replace as dc_replace
+
+    all_facts, verdicts, histories = Fleet(size=10).build()
+    target = iid(3)
+    all_facts[target] = dc_replace(all_facts[target], ssm_online=ssm_online)
+    verdicts = [verdict(all_facts[target], kind, ("memory 81% rising 1.4%/min: 97% in ~11 min",)) if v.instance_id == target else v for v in verdicts]
+    return all_facts, verdicts, histories
+
+
+@pytest.mark.parametrize(
+    "proactive, kind, online, want_action, want_blocked, want_note",
+    [
+        ("off", VerdictKind.MEMORY_FORECAST, None, None, None, None),
+        ("notify", VerdictKind.MEMORY_FORECAST, None, None, None, "memory.proactive = notify"),
+        ("reboot", VerdictKind.MEMORY_FORECAST, None, ActionKind.REBOOT, None, None),
+        ("reboot", VerdictKind.MEMORY_CRITICAL, None, ActionKind.REBOOT, None, None),
+        ("ssm", VerdictKind.MEMORY_FORECAST, True, ActionKind.RUN_COMMAND, None, None),
+        ("ssm", VerdictKind.MEMORY_FORECAST, False, None, "SSM agent is not online", None),
+    ],
+)
+def test_proactive_memory_action(proactive, kind, online, want_action, want_blocked, want_note):
+    all_facts, verdicts, histories = memory_fleet(kind, online)
+    memory = {"proactive": proactive, "ssm_commands": ["systemctl restart crawler"]}
+    s = Settings.model_validate({"memory": memory})
+    plan = make_plan(all_facts, verdicts, histories, s, NOW)
+    assert [a.kind for a in plan.actions] == ([want_action] if want_action else [])
+    assert [b.why.split(":")[0] for b in plan.blocked] == ([want_blocked] if want_blocked else [])
+    assert any(want_note in n for n in plan.notes) if want_note else plan.notes == ()
+
+
+def test_proactive_actions_respect_opt_out_and_budgets():
+    all_facts, verdicts, histories = memory_fleet(VerdictKind.MEMORY_FORECAST)
+    s = Settings.model_validate({"memory": {"proactive": "reboot"}, "safety": {"max_actions_per_sweep": 0}})
+    plan = make_plan(all_facts, verdicts, histories, s, NOW)
+    assert plan.actions == () and "max 0 actions per sweep" in plan.blocked[0].why

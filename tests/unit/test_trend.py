@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings as hyp_settings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 
-from orchestrator.trend import condense, level_at, mad, max_drawdown, median, theil_sen_slope, theil_sen_slopes
+from orchestrator.trend import (
+    condense,
+    level_at,
+    mad,
+    max_drawdown,
+    median,
+    theil_sen_slope,
+    theil_sen_slopes,
+)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,129 @@
+"""Make moto's CloudWatch answer like CloudWatch for the agent's multi-dimension metrics.
+
+Three moto 5.x defects matter for orch, all found with the sandbox's own data:
+
+1. ``Dimension.__lt__`` is not an ordering (it compares a value with a name), so
+   GetMetricData's ``sorted(datum dims) == sorted(query dims)`` depends on the order
+   the dimensions were written in: a query naming the same set in another order
+   gets no data. CloudWatch treats dimensions as a set. Fixed: order by (name, value).
+2. ``are_dimensions_same`` compares every dimension with every other, so a metric
+   with two or more dimensions is never "already present": ListMetrics returns one
+   entry per datapoint (60 duplicates per instance per hour) and the dedupe is
+   quadratic. Fixed: ``get_filtered_metrics`` dedupes by (namespace, name, dim set).
+3. GetMetricData scans every stored datapoint for every query and every period:
+   queries x periods x datapoints, hours at 10,000 instances. Fixed for MetricStat
+   queries with dimensions: an incremental index (name, dim set) -> datapoints hands
+   moto's own algorithm only the matching datapoints, query by query. Any other query
+   shape (expressions, no dimensions) falls through to moto unchanged.
+
+The fixes keep moto's result format because they reuse its code; they are installed
+only while a Sandbox runs and removed when it stops.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
+
+from moto.cloudwatch.models import CloudWatchBackend, Dimension, MetricDatumBase
+
+DimKey = tuple[str, str, frozenset[tuple[str | None, str | None]]]
+
+_lock = threading.Lock()
+_originals: dict[tuple[type, str], Any] = {}
+_indexes: dict[int, _Index] = {}
+
+
+def _dim_lt(self: Dimension, other: Dimension) -> bool:
+    return (self.name or "", self.value or "") < (other.name or "", other.value or "")
+
+
+def _key(namespace: str, name: str, dimensions: list[Dimension]) -> DimKey:
+    return (namespace, name, frozenset((d.name, d.value) for d in dimensions))
+
+
+def _get_filtered_metrics(
+    self: CloudWatchBackend, metric_name: str, namespace: str, dimensions: list[dict[str, str]]
+) -> list[MetricDatumBase]:
+    seen: set[DimKey] = set()
+    found: list[MetricDatumBase] = []
+    for datum in self.get_all_metrics():
+        if not datum.filter(namespace=namespace, name=metric_name, dimensions=dimensions):
+            continue
+        key = _key(datum.namespace, datum.name, datum.dimensions)
+        if key not in seen:
+            seen.add(key)
+            found.append(datum)
+    return found
+
+
+class _Index:
+    """(name, dimension set) -> datapoints, extended as moto appends to ``metric_data``."""
+
+    def __init__(self, data: list[MetricDatumBase]) -> None:
+        self.data = data
+        self.indexed = 0
+        self.by_key: dict[tuple[str, frozenset[tuple[str | None, str | None]]], list[MetricDatumBase]] = {}
+
+    def refresh(self) -> None:
+        for datum in self.data[self.indexed :]:
+            key = (datum.name, frozenset((d.name, d.value) for d in datum.dimensions))
+            self.by_key.setdefault(key, []).append(datum)
+        self.indexed = len(self.data)
+
+
+def _index_for(backend: CloudWatchBackend) -> _Index:
+    with _lock:
+        index = _indexes.get(id(backend))
+        if index is None or index.data is not backend.metric_data or len(backend.metric_data) < index.indexed:
+            index = _Index(backend.metric_data)
+            _indexes[id(backend)] = index
+        index.refresh()
+        return index
+
+
+def _get_metric_data(
+    self: CloudWatchBackend,
+    queries: list[dict[str, Any]],
+    start_time: datetime,
+    end_time: datetime,
+    scan_by: str = "TimestampAscending",
+) -> list[dict[str, Any]]:
+    original = _originals[(CloudWatchBackend, "get_metric_data")]
+    simple = all("MetricStat" in q and q["MetricStat"]["Metric"].get("Dimensions") for q in queries)
+    if not simple or self.aws_metric_data:
+        return original(self, queries, start_time, end_time, scan_by)
+    index = _index_for(self)
+    results: list[dict[str, Any]] = []
+    for query in queries:
+        metric = query["MetricStat"]["Metric"]
+        key = (metric["MetricName"], frozenset((d["Name"], d["Value"]) for d in metric["Dimensions"]))
+        subset = list(index.by_key.get(key, ()))
+        # moto's own algorithm, seeing only this query's datapoints.
+        view = SimpleNamespace(get_all_metrics=lambda subset=subset: subset)
+        results.extend(original(view, [query], start_time, end_time, scan_by))
+    return results
+
+
+def install() -> None:
+    """Patch moto's CloudWatch (idempotent)."""
+    with _lock:
+        if _originals:
+            return
+        for owner, name, replacement in (
+            (Dimension, "__lt__", _dim_lt),
+            (CloudWatchBackend, "get_filtered_metrics", _get_filtered_metrics),
+            (CloudWatchBackend, "get_metric_data", _get_metric_data),
+        ):
+            _originals[(owner, name)] = owner.__dict__[name]
+            setattr(owner, name, replacement)
+
+
+def uninstall() -> None:
+    with _lock:
+        for (owner, name), original in _originals.items():
+            setattr(owner, name, original)
+        _originals.clear()
+        _indexes.clear()

@@ -1,0 +1,161 @@
+"""The sandbox's main job: a simulated fleet on embedded AWS, healed for real.
+
+Everything below the sweep is real: boto3 talks HTTP to moto on 127.0.0.1 through
+AWS_ENDPOINT_URL, probes open TCP connections to each instance's loopback address,
+the state store is a SQLite file, evidence goes to an S3 bucket and the message to an
+SNS topic in the embedded AWS. Only the instances are simulated.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+import boto3
+
+from orchestrator import notify
+from orchestrator.aws import Clients
+from orchestrator.config import Settings, load_settings
+from orchestrator.sandbox.endpoints import Mode as EndpointMode
+from orchestrator.sandbox.fleet import Sandbox
+from orchestrator.sandbox.spec import FleetSpec
+from orchestrator.state.sqlite import SqliteStore
+from orchestrator.sweep import Mode, SweepDeps, SweepReport, sweep
+
+EVIDENCE_BUCKET = "orch-sandbox-evidence"
+TOPIC_NAME = "orch-sandbox"
+
+# The fleet was launched seconds ago, so the launch grace would (rightly) block every
+# action; and a demo should not wait 20 s per failing probe. Everything else is the
+# default a real deployment gets.
+SANDBOX_OVERRIDES: dict[str, Any] = {
+    "safety": {"launch_grace_minutes": 0, "debounce_seconds": 3},
+    "probe": {"retry_window": 3.0, "banner_timeout": 2.0, "connect_timeout": 1.0},
+}
+
+
+@contextmanager
+def aws_env(env: Mapping[str, str]) -> Iterator[None]:
+    """Point boto3 in this process at the sandbox, as `export` would for `orch heal`."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        saved.setdefault(name, os.environ.pop(name, None))
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@dataclass
+class Stage:
+    """Resources the sandbox adds beside the fleet: a bucket and a topic, like the stack has."""
+
+    bucket: str
+    topic_arn: str
+    state_path: Path
+
+
+def stage(sb: Sandbox, state_dir: Path) -> Stage:
+    s3 = sb.client("s3")
+    s3.create_bucket(Bucket=EVIDENCE_BUCKET)
+    topic_arn = sb.client("sns").create_topic(Name=TOPIC_NAME)["TopicArn"]
+    return Stage(EVIDENCE_BUCKET, topic_arn, state_dir / "state.db")
+
+
+def sandbox_settings(sb: Sandbox, staged: Stage, extra: Mapping[str, Any] | None = None) -> Settings:
+    overrides: dict[str, Any] = {
+        **SANDBOX_OVERRIDES,
+        "region": sb.region,
+        "state": str(staged.state_path),
+        "evidence": {"bucket": staged.bucket},
+        "notify": {"topic_arn": staged.topic_arn},
+    }
+    overrides["probe"] = {**SANDBOX_OVERRIDES["probe"], "port": sb.port}
+    return load_settings(environ={}, overrides={**overrides, **(extra or {})})
+
+
+def exports(sb: Sandbox, staged: Stage) -> dict[str, str]:
+    """What `orch scan` / `orch heal` in another shell need to target this sandbox."""
+    return {
+        **sb.env(),
+        "ORCH_PROBE_PORT": str(sb.port),
+        "ORCH_PROBE_RETRY_WINDOW": str(SANDBOX_OVERRIDES["probe"]["retry_window"]),
+        "ORCH_PROBE_BANNER_TIMEOUT": str(SANDBOX_OVERRIDES["probe"]["banner_timeout"]),
+        "ORCH_SAFETY_LAUNCH_GRACE_MINUTES": "0",
+        "ORCH_SAFETY_DEBOUNCE_SECONDS": str(SANDBOX_OVERRIDES["safety"]["debounce_seconds"]),
+        "ORCH_STATE": str(staged.state_path),
+        "ORCH_EVIDENCE_BUCKET": staged.bucket,
+        "ORCH_NOTIFY_TOPIC_ARN": staged.topic_arn,
+    }
+
+
+@dataclass
+class DemoResult:
+    first: SweepReport
+    second: SweepReport
+    hung: list[str]
+    healed: list[str]
+    untouched_bystanders: bool
+    message: tuple[str, str] | None
+    evidence_keys: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.hung) and set(self.hung) <= set(self.healed) and self.untouched_bystanders
+
+
+def run_demo(
+    spec: FleetSpec,
+    progress: Callable[[str], None] = lambda message: None,
+    on_sweep: Callable[[str, SweepReport], None] = lambda title, report: None,
+    state_dir: Path | None = None,
+) -> DemoResult:
+    """Build the fleet, heal it with the real sweep, sweep again to show it healthy."""
+    with tempfile.TemporaryDirectory(prefix="orch-sandbox-") as tmp:
+        directory = state_dir or Path(tmp)
+        progress(f"starting embedded AWS and {spec.instances} simulated instances")
+        with Sandbox(spec) as sb, aws_env(sb.env()):
+            staged = stage(sb, directory)
+            settings = sandbox_settings(sb, staged)
+            store = SqliteStore(staged.state_path)
+            clients = Clients(boto3.Session(region_name=sb.region))
+            broken = [
+                s.instance_id for s in sb.instances if s.managed and not s.opt_out and s.mode in (EndpointMode.HUNG, EndpointMode.REFUSING)
+            ]
+            try:
+                deps = SweepDeps(clients=clients, store=store, clock=sb.now, progress=progress)
+                first = sweep(settings, deps, mode=Mode.HEAL)
+                on_sweep("first sweep: find and heal", first)
+                acted = {a.instance_id for a in first.plan.actions}
+                # A reboot takes a moment; then every agent reports again.
+                time.sleep(max(spec.boot_delay, 0.5))
+                sb.advance(1)
+                second = sweep(settings, deps, mode=Mode.HEAL)
+                on_sweep("second sweep: verify", second)
+            finally:
+                store.close()
+            verdicts = {v.instance_id: v.kind.value for v in second.verdicts}
+            healed = [i for i in broken if i in acted and verdicts.get(i) == "healthy"]
+            bystanders = {s.instance_id for s in sb.instances if s.opt_out or not s.managed}
+            evidence_keys = [
+                o["Key"] for o in sb.client("s3").list_objects_v2(Bucket=staged.bucket).get("Contents", [])
+            ]
+            return DemoResult(
+                first=first,
+                second=second,
+                hung=broken,
+                healed=healed,
+                untouched_bystanders=not (bystanders & sb.acted_on()),
+                message=notify.compose(first),
+                evidence_keys=evidence_keys,
+            )

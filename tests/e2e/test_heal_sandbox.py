@@ -1,0 +1,182 @@
+"""`orch heal` end to end: the CLI, over HTTP to the embedded AWS, probing loopback sshd fakes.
+
+Each test builds its own sandbox (actions change the fleet) and drives the real CLI
+through click's runner with the sandbox's environment, exactly as a person would after
+`orch sandbox --serve`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from click.testing import CliRunner, Result
+
+from orchestrator.cli import cli
+from orchestrator.sandbox import FleetSpec, Mode, Sandbox
+from orchestrator.sandbox.demo import exports, stage
+
+pytestmark = pytest.mark.e2e
+
+MUTATIONS = ("ec2.RebootInstances", "ec2.StopInstances", "ec2.StartInstances", "autoscaling.SetInstanceHealth")
+
+
+@pytest.fixture
+def fleet(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Sandbox, dict[str, str]]]:
+    spec: FleetSpec = getattr(request, "param", FleetSpec(instances=20, hung=2, refusing=1, leaking=1, opt_out=1, seed=3, port=0))
+    with Sandbox(spec) as sb:
+        staged = stage(sb, tmp_path)
+        env = exports(sb, staged)
+        yield sb, env
+
+
+def orch(env: dict[str, str], *args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def heal_json(env: dict[str, str], *extra: str) -> tuple[int, dict[str, Any]]:
+    result = orch(env, "heal", "--output", "json", "--yes", *extra)
+    return result.exit_code, json.loads(result.stdout)
+
+
+def broken(sb: Sandbox) -> set[str]:
+    return {s.instance_id for s in sb.instances if s.managed and not s.opt_out and s.mode in (Mode.HUNG, Mode.REFUSING)}
+
+
+def test_heal_reboots_the_hung_and_leaves_everyone_else_alone(fleet):
+    sb, env = fleet
+    targets = broken(sb)
+    opt_out = {s.instance_id for s in sb.instances if s.opt_out}
+    unmanaged = {s.instance_id for s in sb.instances if not s.managed}
+    assert len(targets) == 3 and opt_out and unmanaged
+
+    code, summary = heal_json(env)
+
+    assert code == 1  # the opt-out instance is blocked, so not everything was healed
+    assert {a["instance_id"] for a in summary["actions"]} == targets
+    assert all(a["action"] == "reboot" and a["outcome"] == "done" for a in summary["actions"])
+    assert {b["instance_id"] for b in summary["blocked"]} == opt_out
+    assert summary["api_calls"]["ec2.RebootInstances"] == 1
+    assert sb.acted_on() == targets  # the simulated instances saw exactly these reboots
+    assert summary["instances"] == 20
+
+    # The next sweep: the rebooted instances answer again; nothing new is done.
+    code, again = heal_json(env)
+    assert again["actions"] == [] and "ec2.RebootInstances" not in again["api_calls"]
+    assert again["verdicts"]["unreachable"] == 1  # only the opted-out one
+    scan = json.loads(orch(env, "scan", "--output", "json").stdout)
+    by_id = {i["instance_id"]: i for i in scan["instances_detail"]}
+    assert all(by_id[i]["probe"] == "ok" for i in targets)
+
+
+def test_dry_run_makes_no_mutating_call(fleet):
+    sb, env = fleet
+    code, summary = heal_json(env, "--dry-run")
+    assert {a["outcome"] for a in summary["actions"]} == {"dry-run"}
+    assert len(summary["actions"]) == 3
+    assert not set(MUTATIONS) & set(summary["api_calls"])
+    assert sb.acted_on() == set()
+
+
+def test_scan_reports_without_acting(fleet):
+    sb, env = fleet
+    result = orch(env, "scan", "--output", "json")
+    assert result.exit_code == 1
+    summary = json.loads(result.stdout)
+    by_id = {i["instance_id"]: i for i in summary["instances_detail"]}
+    for instance_id in broken(sb):
+        assert by_id[instance_id]["verdict"] == "unreachable"
+    assert sb.acted_on() == set()
+
+
+@pytest.mark.parametrize("fleet", [FleetSpec(instances=20, hung=0, silent_hung=6, refusing=0, leaking=0, opt_out=0, seed=5, port=0)], indirect=True)
+def test_thirty_percent_hung_at_once_trips_the_breaker(fleet):
+    """Six of twenty unreachable with no host-side evidence: a network problem until proven otherwise."""
+    sb, env = fleet
+    code, summary = heal_json(env)
+    assert summary["actions"] == []
+    assert len(summary["blocked"]) == 6
+    assert all("too many unhealthy: 6 of 20" in b["why"] for b in summary["blocked"])
+    assert any("circuit breaker" in n for n in summary["notes"])
+    assert sb.acted_on() == set()
+
+
+def test_evidence_bundle_in_s3_names_the_oom_kill(fleet):
+    sb, env = fleet
+    code, summary = heal_json(env)
+    hung = [a for a in summary["actions"] if a["evidence"]["probe"][0] == "banner-timeout"]
+    assert hung
+    for action in hung:
+        evidence = action["evidence"]
+        assert evidence["console_cause"] == "oom"
+        assert "oom-killer killed" in evidence["console_summary"]
+        bucket, key = evidence["s3_key"].removeprefix("s3://").split("/", 1)
+        bundle = json.loads(sb.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+        assert bundle["instance_id"] == action["instance_id"]
+        assert bundle["console"]["oom_kills"] and bundle["console"]["oom_kills"][0]["anon_rss_kb"] > 0
+        assert len(bundle["probe"]) == 3 and bundle["memory"]["window"]
+
+
+def test_leak_is_forecast_before_ssh_dies(fleet):
+    sb, env = fleet
+    leaking = [s for s in sb.instances if s.leaking and s.mode is Mode.HEALTHY]
+    assert leaking
+    result = orch(env, "scan", "--output", "json")
+    by_id = {i["instance_id"]: i for i in json.loads(result.stdout)["instances_detail"]}
+    for sim in leaking:
+        assert by_id[sim.instance_id]["verdict"] == "memory-exhaustion-forecast"
+        assert by_id[sim.instance_id]["probe"] == "ok"  # SSH still answers: this is early warning
+
+
+def test_second_healer_is_refused_while_the_lease_is_held(fleet):
+    sb, env = fleet
+    from datetime import datetime, timedelta, timezone
+
+    from orchestrator.state import lease_scope
+    from orchestrator.state.sqlite import SqliteStore
+
+    store = SqliteStore(env["ORCH_STATE"])
+    store.acquire_lease(lease_scope("-", sb.region, {"orch:managed": "true"}), "lambda:42", timedelta(minutes=5), datetime.now(timezone.utc))
+    store.close()
+    result = CliRunner().invoke(cli, ["heal", "--yes"], env=env)
+    assert result.exit_code == 4
+    assert "lambda:42" in result.stderr and "Traceback" not in result.stderr
+    assert sb.acted_on() == set()
+
+
+def test_status_history_pause_release_round_trip(fleet):
+    sb, env = fleet
+    assert orch(env, "pause", "--reason", "game day").exit_code == 0
+    code, summary = heal_json(env)
+    assert summary["actions"] == [] and all("paused" in b["why"] for b in summary["blocked"])
+    status = json.loads(orch(env, "status", "--output", "json").stdout)
+    assert status["paused"]["reason"] == "game day"
+    assert orch(env, "resume").exit_code == 0
+    code, summary = heal_json(env)
+    healed = {a["instance_id"] for a in summary["actions"]}
+    assert healed == broken_before(summary)
+    history = json.loads(orch(env, "history", "--output", "json").stdout)
+    assert {h["instance_id"] for h in history} == healed
+    one = next(iter(healed))
+    assert orch(env, "release", one).exit_code == 0
+    explain = json.loads(orch(env, "explain", one, "--output", "json").stdout)
+    assert explain["instance_id"] == one and explain["actions"]
+
+
+def broken_before(summary: dict[str, Any]) -> set[str]:
+    return {a["instance_id"] for a in summary["actions"] if a["outcome"] == "done"}
+
+
+@pytest.mark.parametrize("fleet", [FleetSpec(instances=20, hung=6, refusing=0, leaking=0, opt_out=0, seed=5, port=0)], indirect=True)
+def test_thirty_percent_hung_with_exhausted_memory_is_healed_at_budget_pace(fleet):
+    """The incident itself: a leak shipped to every box. Host-side evidence corroborates it."""
+    sb, env = fleet
+    code, first = heal_json(env)
+    assert len(first["actions"]) == 3 and all("corroborated by memory" in a["reason"] for a in first["actions"])
+    assert all("max 3 actions per sweep" in b["why"] for b in first["blocked"]) and len(first["blocked"]) == 3
+    code, second = heal_json(env)
+    assert len(second["actions"]) == 3
+    assert sb.acted_on() == broken(sb) | {a["instance_id"] for a in first["actions"] + second["actions"]}
+    assert len(sb.acted_on()) == 6

@@ -1,0 +1,161 @@
+"""The sandbox's pure parts (roles, memory shapes, subnet sizing) and its endpoint loop."""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+import socket
+import time
+
+import pytest
+
+from orchestrator.sandbox.build import subnet_cidrs
+from orchestrator.sandbox.endpoints import (
+    BANNER,
+    EndpointFleet,
+    FdLimitError,
+    Mode,
+    ensure_fd_limit,
+)
+from orchestrator.sandbox.memory import EXHAUSTED_AT, MemoryModel, MemoryShape
+from orchestrator.sandbox.spec import FleetSpec, assign_roles
+
+
+def test_roles_are_a_function_of_the_seed() -> None:
+    spec = FleetSpec(instances=40, hung=4, refusing=2, leaking=3, slow=1, no_metrics=2, seed=3)
+    assert assign_roles(spec) == assign_roles(spec)
+    assert assign_roles(spec) != assign_roles(spec.model_copy(update={"seed": 4}))
+    roles = assign_roles(spec)
+    assert [r.index for r in roles] == list(range(40))
+    plain = [r for r in roles if not r.opt_out]
+    assert sum(r.mode is Mode.HUNG for r in plain) == 4
+    assert sum(r.mode is Mode.REFUSING for r in plain) == 2
+    assert sum(r.mode is Mode.SLOW for r in plain) == 1
+    assert sum(r.memory is MemoryShape.LEAKING for r in plain) == 3
+    silent = [r for r in roles if not r.reports_metrics]
+    assert len(silent) == 2 and all(r.mode is Mode.HEALTHY and r.memory is MemoryShape.FLAT for r in silent)
+    (opted,) = [r for r in roles if r.opt_out]
+    assert opted.mode is Mode.HUNG and opted.memory is MemoryShape.EXHAUSTED
+
+
+def test_opt_out_can_be_healthy() -> None:
+    roles = assign_roles(FleetSpec(instances=5, hung=0, refusing=0, leaking=0, opt_out=2, opt_out_hung=False))
+    assert [r.mode for r in roles if r.opt_out] == [Mode.HEALTHY, Mode.HEALTHY]
+
+
+def test_leak_climbs_to_exhaustion_within_half_an_hour() -> None:
+    for seed in range(20):
+        model = MemoryModel.create(MemoryShape.LEAKING, random.Random(seed))
+        assert 75.0 <= model.level <= 85.0
+        history = model.history(60)
+        assert history[-1] == model.level and history[-1] > history[-11] + 7.0
+        steps = 0
+        while model.shape is MemoryShape.LEAKING:
+            model.step()
+            steps += 1
+        assert steps <= 30 and model.level >= EXHAUSTED_AT
+
+
+def test_exhausted_sits_at_the_top_and_reboot_returns_to_baseline() -> None:
+    model = MemoryModel.create(MemoryShape.EXHAUSTED, random.Random(1))
+    assert all(v >= EXHAUSTED_AT for v in model.history(60)[-6:])
+    assert model.history(60)[0] < 60.0  # the climb is visible an hour back
+    assert 33.0 <= model.reset() <= 37.0
+    assert model.shape is MemoryShape.FLAT  # the hung box's leak does not come back
+
+
+def test_a_leaky_process_leaks_again_after_a_reboot() -> None:
+    model = MemoryModel.create(MemoryShape.LEAKING, random.Random(2))
+    model.reset()
+    first = model.level
+    for _ in range(10):
+        model.step()
+    assert model.shape is MemoryShape.LEAKING and model.level > first + 7.0
+
+
+def test_flat_memory_stays_flat() -> None:
+    model = MemoryModel.create(MemoryShape.FLAT, random.Random(5))
+    values = model.history(60) + [model.step() for _ in range(60)]
+    assert all(25.0 <= v <= 55.0 for v in values)
+
+
+@pytest.mark.parametrize(
+    ("per_subnet", "expected_prefix"),
+    [(10, 24), (251, 24), (252, 23), (5_100, 19), (16_000, 18), (16_500, 17)],
+)
+def test_subnets_grow_with_the_fleet(per_subnet: int, expected_prefix: int) -> None:
+    first, second = (ipaddress.ip_network(c) for c in subnet_cidrs("127.20.0.0/16", per_subnet))
+    vpc = ipaddress.ip_network("127.20.0.0/16")
+    assert first.prefixlen == second.prefixlen == expected_prefix
+    assert first.subnet_of(vpc) and second.subnet_of(vpc) and not first.overlaps(second)
+    assert first.num_addresses - 5 >= per_subnet
+    if expected_prefix == 24:
+        assert (str(first), str(second)) == ("127.20.1.0/24", "127.20.2.0/24")
+
+
+def test_fd_limit_is_raised_and_an_impossible_one_is_refused() -> None:
+    assert ensure_fd_limit(64) >= 64
+    with pytest.raises(FdLimitError, match="file descriptors"):
+        ensure_fd_limit(10**12)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("0.0.0.0", 0))
+        return int(probe.getsockname()[1])
+
+
+def _outcome(ip: str, port: int) -> str:
+    try:
+        sock = socket.create_connection((ip, port), timeout=2)
+    except ConnectionRefusedError:
+        return "refused"
+    with sock:
+        sock.settimeout(0.3)
+        try:
+            return "banner" if sock.recv(64) == BANNER else "other"
+        except TimeoutError:
+            return "silent"
+
+
+def test_endpoint_modes_switch_at_runtime_and_a_later_change_wins() -> None:
+    port = _free_port()
+    fleet = EndpointFleet(port)
+    fleet.start(expected_endpoints=3)
+    try:
+        fleet.add_many([("i-a", "127.20.250.4", Mode.HEALTHY), ("i-b", "127.20.250.5", Mode.HUNG)])
+        fleet.add("i-c", "127.20.250.6", Mode.REFUSING)
+        assert [_outcome(f"127.20.250.{n}", port) for n in (4, 5, 6)] == ["banner", "silent", "refused"]
+        with pytest.raises(ValueError, match="already exists"):
+            fleet.add("i-a", "127.20.250.7")
+
+        fleet.set_mode("i-b", Mode.HEALTHY)
+        fleet.set_mode("i-c", Mode.HEALTHY)
+        fleet.set_mode("i-a", Mode.REFUSING)
+        assert [_outcome(f"127.20.250.{n}", port) for n in (4, 5, 6)] == ["refused", "banner", "banner"]
+
+        fleet.set_mode("i-a", Mode.HEALTHY, delay=0.05)  # a boot that a hang overtakes
+        fleet.set_mode("i-a", Mode.HUNG)
+        time.sleep(0.3)
+        assert fleet.mode("i-a") is Mode.HUNG and _outcome("127.20.250.4", port) == "silent"
+
+        fleet.remove("i-b")
+        assert "i-b" not in fleet and len(fleet) == 2
+        assert _outcome("127.20.250.5", port) == "refused"
+    finally:
+        fleet.stop()
+    assert _outcome("127.20.250.6", port) == "refused"
+
+
+def test_a_half_built_batch_leaves_nothing_behind() -> None:
+    port = _free_port()
+    fleet = EndpointFleet(port)
+    fleet.start()
+    try:
+        with pytest.raises(OSError, match="cannot listen"):
+            # 8.8.8.8 is not a local address: bind fails, nothing is ever sent anywhere.
+            fleet.add_many([("i-a", "127.20.250.8", Mode.HEALTHY), ("i-b", "8.8.8.8", Mode.HEALTHY)])
+        assert len(fleet) == 0
+        assert _outcome("127.20.250.8", port) == "refused"
+    finally:
+        fleet.stop()
