@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from orchestrator.cli.deploy_cmds import deploy_command, destroy_command, package_command
 from orchestrator.cli.insight_cmds import explain_command, report_command
 from orchestrator.cli.probe_cmd import probe_command
 from orchestrator.cli.sandbox_cmd import sandbox_command
@@ -15,7 +16,6 @@ from orchestrator.cli.state_cmds import (
     status_command,
 )
 from orchestrator.cli.sweep_cmds import heal_command, scan_command
-from orchestrator.cli.deploy_cmds import deploy_command, destroy_command, package_command  # noqa: I001 (kept apart for merges)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

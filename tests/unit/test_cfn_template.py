@@ -41,6 +41,7 @@ STAR_ONLY_ACTIONS = frozenset(
         "cloudwatch:GetMetricData",
         "cloudwatch:ListMetrics",
         "autoscaling:DescribeAutoScalingInstances",
+        "ssm:DescribeInstanceInformation",
     }
 )
 SAMPLE = {
@@ -50,6 +51,7 @@ SAMPLE = {
     "AWS::StackName": "orch",
     "SelectorKey": "team:fleet",
     "SelectorValue": "web",
+    "SsmDocument": "AWS-RunShellScript",
 }
 
 
@@ -110,17 +112,26 @@ def test_role_grants_exactly_what_the_adapters_declare(template) -> None:
     assert not any("*" in a for a in granted), "no wildcard actions"
 
 
+SSM_DOCUMENT_ARN = "arn:aws:ssm:us-east-1::document/AWS-RunShellScript"
+
+
 def test_every_mutating_action_is_conditioned_on_the_selector_tag(template) -> None:
+    """One documented exception: ssm:SendCommand also needs its document, which has no tag,
+    so a separate statement grants it on that one named document and nothing else."""
     tag_condition = {"StringEquals": {f"aws:ResourceTag/{SAMPLE['SelectorKey']}": SAMPLE["SelectorValue"]}}
     seen = set()
     for _, statement in policy_statements(template):
         mutating = set(actions_of(statement)) & permissions.MUTATE
-        if mutating:
-            assert statement.get("Condition") == tag_condition, statement
-            assert statement["Resource"] != "*"
-            seen |= mutating
+        if not mutating:
+            continue
+        if statement["Resource"] == SSM_DOCUMENT_ARN:
+            assert mutating == {"ssm:SendCommand"} and "Condition" not in statement
+            continue
+        assert statement.get("Condition") == tag_condition, statement
+        assert statement["Resource"].endswith(":instance/*") or ":autoScalingGroup:" in statement["Resource"]
+        seen |= mutating
     assert seen == permissions.MUTATE
-    by_action = {a: s for _, s in policy_statements(template) for a in actions_of(s)}
+    by_action = {a: s for _, s in policy_statements(template) for a in actions_of(s) if s["Resource"] != SSM_DOCUMENT_ARN}
     assert by_action["ec2:GetConsoleOutput"].get("Condition") == tag_condition  # a read, but of one instance
     assert by_action["ec2:RebootInstances"]["Resource"] == "arn:aws:ec2:us-east-1:123456789012:instance/*"
     # SetInstanceHealth is authorized against the Auto Scaling group, not the instance.
@@ -236,6 +247,7 @@ def test_the_environment_the_template_sets_is_valid_orch_configuration(template,
     assert settings.selector == {"team:fleet": "web"}
     assert settings.notify.topic_arn == parameters["Topic"] and settings.evidence.bucket == "orch-evidencebucket-1"
     assert settings.safety.max_unhealthy == "5" and settings.probe.port == 22
+    assert settings.memory.ssm_document == "AWS-RunShellScript"
 
 
 def test_breaker_alarm_watches_the_metric_the_handler_publishes(template) -> None:
