@@ -26,6 +26,9 @@ for _name, _value in {
     "AWS_CONFIG_FILE": os.devnull,
     "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
     "AWS_EC2_METADATA_DISABLED": "true",
+    # pip runs in a subprocess the socket guard cannot see: no package index unless a
+    # test deliberately points pip at local (file://) sources.
+    "PIP_NO_INDEX": "1",
 }.items():
     os.environ[_name] = _value
 for _name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from orchestrator.cli.deploy_cmds import deploy_command, destroy_command, package_command
 from orchestrator.cli.insight_cmds import explain_command, report_command
 from orchestrator.cli.probe_cmd import probe_command
 from orchestrator.cli.sandbox_cmd import sandbox_command
@@ -30,6 +31,8 @@ def cli() -> None:
 
 
 for command in (sandbox_command, scan_command, heal_command, probe_command, explain_command, report_command, status_command, history_command, pause_command, resume_command, release_command):
+    cli.add_command(command)
+for command in (package_command, deploy_command, destroy_command):
     cli.add_command(command)
 
 

@@ -1,0 +1,1 @@
+"""Lambda entry points: thin shells over ``orchestrator.sweep`` (see heal.py)."""

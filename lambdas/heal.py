@@ -1,0 +1,372 @@
+"""The scheduled Lambda: a thin shell over the same ``sweep`` as ``orch heal``.
+
+Contract
+========
+
+Input (``event``), validated before anything else happens:
+
+- an EventBridge scheduled event: ``source == "aws.events"`` and
+  ``detail-type == "Scheduled Event"`` (other envelope fields are accepted as AWS sends
+  them, so a new field from AWS never breaks the schedule);
+- or a manual invoke ``{"orch": {"dry_run": true, "mode": "scan"}}``, both keys
+  optional and nothing else allowed. A manual invoke can only make the sweep *more*
+  careful: ``dry_run: true`` or ``mode: scan``. ``dry_run: false`` on a function
+  deployed with ``Mode=dry-run`` is refused: whoever may invoke the function cannot
+  turn on healing that the operator left off (redeploy with ``Mode=heal`` for that).
+
+Settings: the ``ORCH_*`` environment variables the template sets, validated by the same
+``load_settings`` as the CLI. The deadline is the context's remaining time: the sweep
+starts no new action in its last 30 seconds and reports itself partial, and the SSH
+probe's retry window is shortened when it would not fit.
+
+Output: ``SweepReport.summary()``, the JSON ``orch heal --output json`` prints. When
+another sweep holds the lease the result is ``{"skipped": "lease held by ...", ...}``:
+not an error, the next schedule tries again.
+
+Errors: a malformed event, a bad setting, a fact that could not be read
+(``SweepAborted``), an AWS client that cannot be made, or a state store that cannot be
+used: one JSON line ``{"level": "error", "event": ..., "error": ...}`` on stdout, then
+``HandlerError`` is raised, so the invocation fails, the Errors alarm fires, and a
+manual invoker sees the same message. Nothing has been acted on in any of these cases.
+(The Lambda runtime adds its own record of the raised error; ours is the one line
+meant to be read.)
+
+Logs: one JSON line per decision (each action with its outcome, each blocked action
+with why, each plan note), one summary line, and one CloudWatch embedded-metric-format
+line per sweep (namespace ``orch``, dimension ``Selector``), which the template's
+breaker alarm watches.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from orchestrator.aws import AwsError, Clients
+from orchestrator.config import ConfigError, Settings, load_settings
+from orchestrator.observe.metrics import DimensionCache
+from orchestrator.observe.probe import probe_fleet
+from orchestrator.state import open_store
+from orchestrator.state.store import LeaseHeld, StateError
+from orchestrator.sweep import Mode, Prober, SweepAborted, SweepDeps, SweepReport, sweep, utcnow
+
+METRIC_NAMESPACE = "orch"
+GATE_MARGIN_S = 30.0  # sweep's gate refuses new actions with less than this left
+OBSERVE_RESERVE_S = 30.0  # inventory, status, metrics, lease and record around the probe
+BREAKER_MARKERS = ("circuit breaker", "every probe")  # plan notes of a fleet-wide stop
+ACTED = frozenset({"done", "uncertain"})  # outcomes where AWS may have accepted the call
+
+
+class HandlerError(Exception):
+    """The invocation failed before acting (or the sweep aborted); the message says why."""
+
+
+class InvalidEvent(ValueError):
+    """The event is neither a scheduled event nor a valid manual invoke."""
+
+
+# -- events --------------------------------------------------------------------------
+
+
+class ScheduledEvent(BaseModel):
+    """What EventBridge sends for a schedule rule; unknown envelope fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    source: Literal["aws.events"]
+    detail_type: Literal["Scheduled Event"] = Field(alias="detail-type")
+    id: str | None = None
+    time: datetime | None = None
+    resources: list[str] = Field(default_factory=list)
+
+
+class Overrides(BaseModel):
+    """A manual invoke's knobs: each can only make the sweep more careful."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dry_run: bool | None = None
+    mode: Literal["heal", "scan"] = "heal"
+
+
+class ManualInvoke(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    orch: Overrides = Field(default_factory=Overrides)
+
+
+@dataclass(frozen=True)
+class Request:
+    trigger: str  # "schedule" | "manual"
+    mode: Mode
+    dry_run: bool | None  # None: the deployed setting (ORCH_DRY_RUN)
+
+
+EXPECTED = (
+    'expected an EventBridge scheduled event (source "aws.events", detail-type "Scheduled Event") '
+    'or a manual invoke such as {"orch": {"dry_run": true}}'
+)
+
+
+def _validation_text(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "event"
+        message = "unknown key (not allowed)" if err["type"] == "extra_forbidden" else err["msg"]
+        parts.append(f"{where}: {message}")
+    return "; ".join(parts)
+
+
+def parse_event(event: Any) -> Request:
+    """Which of the two accepted shapes this is, or InvalidEvent naming what is wrong."""
+    if not isinstance(event, Mapping):
+        raise InvalidEvent(f"event is {type(event).__name__}, not a JSON object: {EXPECTED}")
+    try:
+        if "orch" in event:
+            manual = ManualInvoke.model_validate(dict(event))
+            mode = Mode.SCAN if manual.orch.mode == "scan" else Mode.HEAL
+            return Request("manual", mode, manual.orch.dry_run)
+        if "source" in event or "detail-type" in event:
+            ScheduledEvent.model_validate(dict(event))
+            return Request("schedule", Mode.HEAL, None)
+    except ValidationError as exc:
+        raise InvalidEvent(f"invalid event: {_validation_text(exc)}; {EXPECTED}") from None
+    keys = ", ".join(sorted(map(str, event))) or "none"
+    raise InvalidEvent(f"unrecognised event (keys: {keys}): {EXPECTED}")
+
+
+def effective_dry_run(request: Request, settings: Settings) -> bool:
+    """The deployed setting, made more careful by a manual invoke, never less."""
+    if request.dry_run is False and settings.dry_run:
+        raise InvalidEvent(
+            'refused: "dry_run": false cannot override the deployed dry-run mode; '
+            "redeploy with --parameter Mode=heal to let orch act"
+        )
+    return bool(settings.dry_run or request.dry_run)
+
+
+# -- deadline --------------------------------------------------------------------------
+
+
+def fit_probe_to_deadline(settings: Settings, seconds_left: float | None) -> tuple[Settings, str | None]:
+    """Shorten the probe's retry window when the worst-case probe would not fit.
+
+    Failures spread over less time than ``safety.debounce_seconds`` do not debounce, so a
+    shortened window can only delay an action, never cause one.
+    """
+    if seconds_left is None:
+        return settings, None
+    probe = settings.probe
+    attempt = probe.connect_timeout + probe.banner_timeout
+    room = seconds_left - GATE_MARGIN_S - OBSERVE_RESERVE_S
+    if probe.retry_window + attempt <= room:
+        return settings, None
+    window = max(0.0, room - attempt)
+    shorter = settings.model_copy(update={"probe": probe.model_copy(update={"retry_window": window})})
+    return shorter, (
+        f"{seconds_left:.0f} s left: probe retry window cut from {probe.retry_window:g} s to {window:g} s"
+    )
+
+
+def _time_left(context: Any) -> Callable[[], float] | None:
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining is None:
+        return None
+    return lambda: remaining() / 1000.0
+
+
+# -- logs and metrics --------------------------------------------------------------------
+
+
+def emit(record: Mapping[str, Any]) -> None:
+    """One JSON object per line on stdout, which Lambda sends to the function's log group."""
+    sys.stdout.write(json.dumps(record, default=str, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+
+
+def selector_dimension(selector: Mapping[str, str]) -> str:
+    """``key=value[,key=value]``: the template's alarm uses the same text for one tag."""
+    return ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+
+
+def breaker_tripped(notes: list[str]) -> bool:
+    return any(marker in note for note in notes for marker in BREAKER_MARKERS)
+
+
+def decision_lines(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    sweep_id = summary["sweep_id"]
+    lines: list[dict[str, Any]] = []
+    for action in summary["actions"]:
+        level = "info" if action["outcome"] in ("done", "dry-run") else "warning"
+        lines.append(
+            {
+                "level": level,
+                "event": "action",
+                "sweep_id": sweep_id,
+                "instance_id": action["instance_id"],
+                "action": action["action"],
+                "reason": action["reason"],
+                "outcome": action["outcome"],
+                "detail": action["detail"],
+            }
+        )
+    for blocked in summary["blocked"]:
+        lines.append(
+            {
+                "level": "info",
+                "event": "blocked",
+                "sweep_id": sweep_id,
+                "instance_id": blocked["instance_id"],
+                "action": blocked["action"],
+                "why": blocked["why"],
+            }
+        )
+    lines.extend({"level": "info", "event": "note", "sweep_id": sweep_id, "note": n} for n in summary["notes"])
+    return lines
+
+
+def metrics_record(report: SweepReport, summary: Mapping[str, Any], selector: Mapping[str, str]) -> dict[str, Any]:
+    """One CloudWatch embedded-metric-format object: the metrics of one sweep."""
+    finished = report.finished_at or report.started_at
+    values = {
+        "Instances": summary["instances"],
+        "Unreachable": summary["verdicts"].get("unreachable", 0),
+        "Actions": sum(1 for a in summary["actions"] if a["outcome"] in ACTED),
+        "Blocked": len(summary["blocked"]),
+        "BreakerTripped": 1 if breaker_tripped(summary["notes"]) else 0,
+        "DurationSeconds": round((finished - report.started_at).total_seconds(), 3),
+        "ApiCalls": summary["api_calls_total"],
+    }
+    units = {name: "Count" for name in values} | {"DurationSeconds": "Seconds"}
+    return {
+        "_aws": {
+            "Timestamp": int(finished.timestamp() * 1000),
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": METRIC_NAMESPACE,
+                    "Dimensions": [["Selector"]],
+                    "Metrics": [{"Name": name, "Unit": units[name]} for name in values],
+                }
+            ],
+        },
+        "Selector": selector_dimension(selector),
+        "sweep_id": report.sweep_id,
+        "dry_run": report.dry_run,
+        "partial": report.partial,
+        **values,
+    }
+
+
+# -- the handler ---------------------------------------------------------------------------
+
+
+def default_clients(settings: Settings) -> Clients:
+    return Clients(region=settings.region, profile=settings.profile)
+
+
+@dataclass
+class Hooks:
+    """What a test replaces; the defaults are the production path (real clients, real probe).
+
+    The default instance lives for the life of a warm Lambda container, so discovered
+    metric dimensions are reused across scheduled invocations.
+    """
+
+    clients: Callable[[Settings], Clients] = default_clients
+    prober: Prober = probe_fleet
+    clock: Callable[[], datetime] = utcnow
+    dimension_cache: DimensionCache = field(default_factory=DimensionCache)
+    environ: Mapping[str, str] | None = None  # None: os.environ
+
+
+_WARM = Hooks()
+
+
+def _fail(kind: str, message: str) -> HandlerError:
+    emit({"level": "error", "event": kind, "error": message})
+    return HandlerError(message)
+
+
+def handler(event: Any, context: Any, hooks: Hooks | None = None) -> dict[str, Any]:
+    """Lambda entry point (``lambdas.heal.handler``); see the module docstring for the contract."""
+    hooks = hooks or _WARM
+    environ = os.environ if hooks.environ is None else hooks.environ
+    try:
+        request = parse_event(event)
+        settings = load_settings(environ=environ)
+        dry_run = effective_dry_run(request, settings)
+    except InvalidEvent as exc:
+        raise _fail("invalid-event", str(exc)) from None
+    except ConfigError as exc:
+        raise _fail("invalid-settings", str(exc)) from None
+    time_left = _time_left(context)
+    settings, cut = fit_probe_to_deadline(settings, time_left() if time_left else None)
+    if cut:
+        emit({"level": "warning", "event": "deadline", "note": cut})
+    try:
+        clients = hooks.clients(settings)
+        store = open_store(settings.state, lambda: clients)
+    except AwsError as exc:
+        raise _fail("aws", str(exc)) from None
+    except StateError as exc:
+        raise _fail("state", f"state store: {exc}; nothing was acted on") from None
+    deps = SweepDeps(
+        clients=clients,
+        store=store,
+        clock=hooks.clock,
+        prober=hooks.prober,
+        time_left=time_left,
+        dimension_cache=hooks.dimension_cache,
+    )
+    started = time.monotonic()
+    try:
+        report = sweep(settings, deps, mode=request.mode, dry_run=dry_run)
+    except LeaseHeld as exc:
+        skipped = f"lease held by {exc.owner} until {exc.expires_at.isoformat()}"
+        emit({"level": "warning", "event": "lease-held", "skipped": skipped, "error": str(exc)})
+        return {
+            "skipped": skipped,
+            "mode": request.mode.value,
+            "dry_run": dry_run,
+            "instances": 0,
+            "actions": [],
+            "blocked": [],
+            "notes": [f"{exc}; not acting, the next schedule tries again"],
+        }
+    except SweepAborted as exc:
+        raise _fail("sweep-aborted", f"sweep aborted before acting: {exc}") from None
+    except StateError as exc:
+        raise _fail("state", f"state store: {exc}; nothing was acted on") from None
+    except AwsError as exc:
+        raise _fail("aws", str(exc)) from None
+    finally:
+        store.close()
+    summary: dict[str, Any] = json.loads(json.dumps(report.summary(), default=str))
+    for line in decision_lines(summary):
+        emit(line)
+    emit(
+        {
+            "level": "warning" if report.partial else "info",
+            "event": "sweep",
+            "trigger": request.trigger,
+            "sweep_id": summary["sweep_id"],
+            "mode": summary["mode"],
+            "dry_run": summary["dry_run"],
+            "partial": summary["partial"],
+            "instances": summary["instances"],
+            "verdicts": summary["verdicts"],
+            "actions": len(summary["actions"]),
+            "blocked": len(summary["blocked"]),
+            "api_calls_total": summary["api_calls_total"],
+            "seconds": round(time.monotonic() - started, 3),
+        }
+    )
+    emit(metrics_record(report, summary, settings.selector))
+    return summary

@@ -1,0 +1,228 @@
+"""`orch package`, `orch deploy`, `orch destroy`: from source to a running stack and back.
+
+Thin shells over orchestrator.package and orchestrator.deploy. Progress (build sizes,
+stack events) goes to stderr; the change set, the outputs, or with ``-o json`` one
+JSON document, go to stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import click
+from botocore.exceptions import BotoCoreError, ClientError
+from rich.console import Console
+from rich.table import Table
+
+from orchestrator import deploy, package
+from orchestrator.aws import describe_aws_error
+from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
+
+Json = dict[str, Any]
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Every failure the user can act on as one line and a documented exit code."""
+    try:
+        yield
+    except deploy.DeployUsageError as exc:
+        raise OrchError(str(exc), Exit.USAGE) from None
+    except deploy.DeployError as exc:
+        raise OrchError(str(exc), Exit.AWS) from None
+    except package.PackageError as exc:
+        raise OrchError(str(exc), Exit.USAGE) from None
+    except (ClientError, BotoCoreError) as exc:
+        raise OrchError(describe_aws_error(exc), Exit.AWS) from None
+
+
+def can_ask() -> bool:
+    """Only a person at a terminal can confirm a deletion."""
+    return sys.stdin.isatty()
+
+
+def _echo_json(value: Json) -> None:
+    click.echo(json.dumps(value, indent=2, default=str))
+
+
+def _package_json(result: package.PackageResult) -> Json:
+    return {
+        "path": str(result.path),
+        "python": result.target.python_version,
+        "arch": result.target.arch,
+        "zipped_bytes": result.zipped_bytes,
+        "unzipped_bytes": result.unzipped_bytes,
+        "files": result.files,
+        "sha256": result.sha256,
+        "distributions": list(result.distributions),
+    }
+
+
+@click.command("package")
+@click.option("--output", "output_path", type=click.Path(dir_okay=False, path_type=Path), default=Path("orch-lambda.zip"), show_default=True, help="Where to write the zip.")
+@click.option("--arch", type=click.Choice(sorted(package.ARCHITECTURES)), default="x86_64", show_default=True, help="Lambda architecture.")
+@click.option("--python-version", default=package.LAMBDA_PYTHON, show_default=True, help="Lambda's Python (the template runs python3.12; orch deploy refuses other builds).")
+@click.option("--no-boto3", is_flag=True, help="Leave boto3 out and use the Lambda runtime's copy (smaller zip).")
+@click.option("--unpinned", is_flag=True, help="Take orch's declared version ranges instead of the versions installed here.")
+@click.option("--wheelhouse", type=click.Path(path_type=Path), help="Install only from this directory of wheels (offline builds).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def package_command(
+    output_path: Path, arch: str, python_version: str, no_boto3: bool, unpinned: bool, wheelhouse: Path | None, as_json: bool
+) -> None:
+    """Build the Lambda zip: orch plus its dependencies as wheels for Lambda's platform.
+
+    Dependencies are pinned to the versions installed here (what the tests ran against).
+    """
+    with _errors():
+        result = package.build(
+            output_path,
+            package.Target(arch, python_version),
+            include_boto3=not no_boto3,
+            pin_installed=not unpinned,
+            wheelhouse=wheelhouse,
+        )
+    if as_json:
+        _echo_json(_package_json(result))
+    else:
+        click.echo(result.describe())
+        click.echo("bundled: " + ", ".join(result.distributions))
+
+
+def change_table(change_set: deploy.ChangeSet) -> Table:
+    table = Table(title=f"change set for {change_set.stack_name} ({change_set.change_set_type})", title_justify="left")
+    for column in ("action", "resource", "type", "replacement"):
+        table.add_column(column)
+    for c in change_set.changes:
+        table.add_row(c.action, c.logical_id, c.resource_type, c.replacement if c.action == "Modify" else "")
+    return table
+
+
+def outputs_table(outputs: dict[str, str]) -> Table:
+    table = Table(title="outputs", title_justify="left")
+    table.add_column("key")
+    table.add_column("value", overflow="fold")
+    for key, value in sorted(outputs.items()):
+        table.add_row(key, value)
+    return table
+
+
+def _deploy_parameters(runtime: Runtime, pairs: tuple[str, ...]) -> dict[str, str]:
+    """--parameter pairs, plus --selector mapped onto SelectorKey/SelectorValue."""
+    given = deploy.parse_parameters(pairs)
+    if runtime.overrides.get("state"):
+        raise deploy.DeployUsageError("--state does not apply to deploy: the stack makes its own table (see the StateStore output)")
+    selector = runtime.overrides.get("selector")
+    if selector:
+        if len(selector) != 1:
+            raise deploy.DeployUsageError("the stack manages instances by one tag: pass --selector KEY=VALUE with a single pair")
+        if {"SelectorKey", "SelectorValue"} & set(given):
+            raise deploy.DeployUsageError("give the selector either as --selector or as --parameter SelectorKey/SelectorValue, not both")
+        ((key, value),) = selector.items()
+        given.update(SelectorKey=key, SelectorValue=value)
+    return given
+
+
+@click.command("deploy")
+@click.option("--stack-name", required=True, help="CloudFormation stack to create or update.")
+@click.option("--bucket", required=True, help="Existing S3 bucket in the stack's region for the code zip.")
+@click.option("--parameter", "-p", "parameters", multiple=True, metavar="KEY=VALUE", help="Template parameter (repeatable), e.g. Mode=heal.")
+@click.option("--zip", "zip_path", type=click.Path(dir_okay=False, path_type=Path), help="Deploy this zip from orch package instead of building one.")
+@click.option("--arch", type=click.Choice(sorted(package.ARCHITECTURES)), default="x86_64", show_default=True, help="Architecture when building the zip.")
+@click.option("--template", "template_path", type=click.Path(dir_okay=False, path_type=Path), help="Template (default: cfn/orchestrator.yaml).")
+@click.option("--dry-run", is_flag=True, help="Show the change set, then delete it; change nothing.")
+@common_options
+def deploy_command(
+    runtime: Runtime,
+    stack_name: str,
+    bucket: str,
+    parameters: tuple[str, ...],
+    zip_path: Path | None,
+    arch: str,
+    template_path: Path | None,
+    dry_run: bool,
+) -> None:
+    """Package, upload and create or update the stack through a change set."""
+    err = Console(stderr=True)
+    out = Console()
+    with _errors():
+        given = _deploy_parameters(runtime, parameters)
+        body = deploy.read_template(template_path or deploy.default_template())
+        clients = runtime.clients
+        prepared = deploy.prepare(clients, stack_name, body, given)
+        with tempfile.TemporaryDirectory(prefix="orch-deploy-") as tmp:
+            if zip_path is None:
+                built = package.build(Path(tmp) / "orch-lambda.zip", package.Target(arch))
+                err.print(built.describe())
+                zip_path = built.path
+            uploaded = deploy.upload_code(clients, bucket, zip_path)
+        err.print(f"uploaded s3://{uploaded.bucket}/{uploaded.key} ({uploaded.size / 1048576:.1f} MB)")
+        change_set = deploy.create_change_set(clients, prepared, uploaded)
+        result: Json = {
+            "stack_name": stack_name,
+            "code": {"bucket": uploaded.bucket, "key": uploaded.key, "bytes": uploaded.size},
+            "change_set_type": change_set.change_set_type,
+            "changes": [c.__dict__ for c in change_set.changes],
+            "executed": False,
+        }
+        if change_set.no_changes:
+            result["status"] = "no changes"
+            if runtime.json:
+                _echo_json(result)
+            else:
+                out.print(f"no changes: stack {stack_name} is already up to date")
+            return
+        if not runtime.json:
+            out.print(change_table(change_set))
+        if dry_run:
+            deploy.discard(clients, change_set)
+            result["status"] = "dry run: change set deleted"
+            if runtime.json:
+                _echo_json(result)
+            else:
+                out.print("dry run: change set deleted, nothing changed")
+            return
+        stack = deploy.execute(clients, change_set, err.print)
+        result.update(executed=True, status=stack.status, outputs=stack.outputs)
+    if runtime.json:
+        _echo_json(result)
+        return
+    out.print(f"stack {stack_name}: {stack.status}")
+    if stack.outputs:
+        out.print(outputs_table(stack.outputs))
+    else:
+        out.print("(the stack reports no outputs)")
+
+
+@click.command("destroy")
+@click.option("--stack-name", required=True, help="CloudFormation stack to delete.")
+@click.option("--yes", "-y", "assume_yes", is_flag=True, help="Do not ask for confirmation.")
+@common_options
+def destroy_command(runtime: Runtime, stack_name: str, assume_yes: bool) -> None:
+    """Delete the stack. The state table and the evidence bucket are kept (DeletionPolicy Retain)."""
+    out = Console()
+    err = Console(stderr=True)
+    with _errors():
+        clients = runtime.clients
+        cfn = clients.client("cloudformation")
+        stack = deploy.current_stack(cfn, stack_name)
+        if stack is None:
+            out.print(f"no stack {stack_name} in {clients.region}: nothing to destroy")
+            return
+        kept = deploy.retained_resources(cfn, stack_name)
+        if not assume_yes:
+            if not can_ask():
+                raise OrchError(f"refusing to delete stack {stack_name} without --yes (no terminal to ask on)", Exit.USAGE)
+            click.confirm(f"delete stack {stack_name} ({stack['StackStatus']})?", abort=True, err=True)
+        status = deploy.destroy(clients, stack, err.print)
+    result = {"stack_name": stack_name, "status": status, "retained": [{"type": t, "id": i} for t, i in kept]}
+    if runtime.json:
+        _echo_json(result)
+        return
+    out.print(f"stack {stack_name}: {status}")
+    for rtype, physical in kept:
+        out.print(f"kept {rtype} {physical} (DeletionPolicy Retain): delete it by hand when no longer needed")
