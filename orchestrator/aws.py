@@ -7,6 +7,7 @@ calls to one ``ApiCallCounter`` so a sweep can say exactly what it cost.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -91,7 +92,9 @@ class Clients:
         config: Config = RETRY_CONFIG,
     ) -> None:
         try:
-            self.session = session or boto3.Session(region_name=region, profile_name=profile)
+            # AWS_REGION is what Lambda and most AWS tools set; botocore reads only
+            # AWS_DEFAULT_REGION, so honour both, the explicit --region first.
+            self.session = session or boto3.Session(region_name=region or os.environ.get("AWS_REGION") or None, profile_name=profile)
         except BotoCoreError as exc:
             raise AwsError(f"{exc} (check --profile and ~/.aws/config)") from None
         self.counter = counter or ApiCallCounter()

@@ -91,7 +91,7 @@ def _selector_option(ctx: click.Context, param: click.Parameter, value: str | No
 def common_options(func: F) -> F:
     """The AWS CLI puts --region/--profile/--output after the command; so does orch."""
 
-    @click.option("--region", envvar=None, help="AWS region (default: AWS_REGION or the profile's).")
+    @click.option("--region", envvar=None, help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION or the profile's).")
     @click.option("--profile", help="AWS named profile (default: AWS_PROFILE).")
     @click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="ORCH_CONFIG", help="TOML settings file.")
     @click.option("--state", help="State store: a SQLite path or dynamodb://TABLE.")

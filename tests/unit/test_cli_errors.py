@@ -33,3 +33,12 @@ def test_user_errors(args, env, code, fragment):
 def test_help_lists_exit_codes():
     result = CliRunner().invoke(cli, ["--help"])
     assert "4 another sweep holds the lease" in result.output
+
+
+def test_aws_region_alone_is_enough(monkeypatch):
+    from orchestrator.aws import Clients
+
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.setenv("AWS_REGION", "eu-west-3")
+    assert Clients().region == "eu-west-3"
+    assert Clients(region="us-west-2").region == "us-west-2"
