@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from typing import Any, Mapping
 
-from orchestrator.config import Settings
+from orchestrator.config import ProbeSettings, Settings
 from orchestrator.model import (
     CheckState,
     Facts,
@@ -83,3 +84,24 @@ def confirmed(instance_id: str, **changes: object) -> InstanceHistory:
 
 def settings(**safety: object) -> Settings:
     return Settings.model_validate({"safety": safety})
+
+
+class ScriptedProber:
+    """Stands in for SSH in sweeps over moto: instances in ``down`` accept TCP and never
+    send a banner (the incident, three attempts over 20 s); the rest answer at once."""
+
+    def __init__(self, down: set[str]) -> None:
+        self.down = down
+        self.calls: list[ProbeSettings] = []
+
+    def __call__(self, targets: Mapping[str, Any], settings: ProbeSettings, clock: Any = None) -> dict[str, ProbeResult]:
+        self.calls.append(settings)
+        now = datetime.now(timezone.utc)
+        results = {}
+        for instance_id, host in targets.items():
+            if instance_id in self.down:
+                attempts = tuple(ProbeAttempt(ProbeOutcome.BANNER_TIMEOUT, now - timedelta(seconds=30 - 10 * i), 5.0) for i in range(3))
+            else:
+                attempts = (ProbeAttempt(ProbeOutcome.OK, now, 0.002, "SSH-2.0-OpenSSH_9.2"),)
+            results[instance_id] = ProbeResult(str(host), attempts)
+        return results

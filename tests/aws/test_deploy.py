@@ -378,7 +378,8 @@ def test_the_deployed_functions_environment_heals_and_orch_reads_its_records(ses
     holds for the function: the template's settings load, the stack's table takes the lease and
     the records, and `orch history` / `orch pause` work on it through --state."""
     from lambdas import heal
-    from tests.aws.test_lambda_heal import SCHEDULED_EVENT, Context, ScriptedProber
+    from tests.aws.test_lambda_heal import SCHEDULED_EVENT, Context
+    from tests.builders import ScriptedProber
 
     extra = ("-p", "Mode=heal", "-p", "LaunchGraceMinutes=0", "-p", "MaxUnhealthy=50%")
     assert orch(*deploy_args(network, code_zip, *extra)).exit_code == 0

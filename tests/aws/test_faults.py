@@ -29,7 +29,8 @@ from orchestrator.state.store import ActionStatus, StateError
 from orchestrator.sweep import Mode, SweepAborted, SweepDeps, sweep
 from tests.aws.conftest import launch
 from tests.aws.test_observe_adapters import put_memory
-from tests.aws.test_sweep import MUTATIONS, SETTINGS, ScriptedProber
+from tests.aws.test_sweep import MUTATIONS, SETTINGS
+from tests.builders import ScriptedProber
 from tests.faults import (
     FaultPlan,
     access_denied,
@@ -148,7 +149,7 @@ def test_throttled_on_every_attempt_aborts_before_acting(aws, subnet, store, pla
     assert "sweep less often" in message
     assert plan.attempts(operation) == read_attempts(aws)
     if operation.startswith("Describe"):
-        assert prober.calls == 0  # inventory and status come first: nothing probed on partial facts
+        assert prober.calls == []  # inventory and status come first: nothing probed on partial facts
     assert_nothing_mutated(aws, plan, store)
     (record,) = store.list_sweeps()
     assert any(note.startswith("aborted: ") for note in record.summary["notes"])
@@ -185,7 +186,7 @@ def test_a_5xx_on_status_checks_every_time_aborts_before_acting(aws, subnet, sto
     with pytest.raises(SweepAborted, match="DescribeInstanceStatus failed"):
         run(aws, store, prober)
     assert plan.attempts("DescribeInstanceStatus") == read_attempts(aws)
-    assert prober.calls == 0
+    assert prober.calls == []
     assert_nothing_mutated(aws, plan, store)
 
 
@@ -299,7 +300,7 @@ def test_access_denied_on_the_inventory_aborts_naming_the_permission(aws, subnet
         run(aws, store, prober)
     assert "the caller lacks the IAM permission ec2:DescribeInstances" in str(aborted.value)
     assert plan.attempts("DescribeInstances") == 1  # not retried
-    assert prober.calls == 0
+    assert prober.calls == []
     assert_nothing_mutated(aws, plan, store)
 
 

@@ -12,10 +12,10 @@ from botocore.exceptions import ClientError
 from lambdas import heal
 from orchestrator.aws import Clients
 from orchestrator.config import ProbeSettings
-from orchestrator.model import ProbeAttempt, ProbeOutcome, ProbeResult
 from orchestrator.state import lease_scope
 from orchestrator.state.dynamodb import DynamoStore, create_table
 from tests.aws.conftest import REGION, launch
+from tests.builders import ScriptedProber
 
 MUTATIONS = {"ec2.RebootInstances", "ec2.StopInstances", "ec2.StartInstances", "autoscaling.SetInstanceHealth", "ec2.TerminateInstances"}
 TABLE = "orch-state"
@@ -45,26 +45,6 @@ class Context:
 
     def get_remaining_time_in_millis(self) -> int:
         return self.millis_left
-
-
-class ScriptedProber:
-    """Instances in ``down`` accept TCP and never send a banner (the incident); the rest answer."""
-
-    def __init__(self, down: set[str]) -> None:
-        self.down = down
-        self.calls: list[ProbeSettings] = []
-
-    def __call__(self, targets: Mapping[str, Any], settings: ProbeSettings, clock: Any = None) -> dict[str, ProbeResult]:
-        self.calls.append(settings)
-        now = datetime.now(timezone.utc)
-        results = {}
-        for instance_id, host in targets.items():
-            if instance_id in self.down:
-                attempts = tuple(ProbeAttempt(ProbeOutcome.BANNER_TIMEOUT, now - timedelta(seconds=30 - 10 * i), 5.0) for i in range(3))
-            else:
-                attempts = (ProbeAttempt(ProbeOutcome.OK, now, 0.002, "SSH-2.0-OpenSSH_9.2"),)
-            results[instance_id] = ProbeResult(str(host), attempts)
-        return results
 
 
 @pytest.fixture

@@ -3,38 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Mapping
 
 import pytest
 
-from orchestrator.config import ProbeSettings, Settings
-from orchestrator.model import ProbeAttempt, ProbeOutcome, ProbeResult, VerdictKind
+from orchestrator.config import Settings
+from orchestrator.model import VerdictKind
 from orchestrator.state.sqlite import SqliteStore
 from orchestrator.state.store import LeaseHeld, PauseState
 from orchestrator.sweep import Mode, SweepDeps, sweep
 from tests.aws.conftest import launch
+from tests.builders import ScriptedProber
 
 MUTATIONS = {"ec2.RebootInstances", "ec2.StopInstances", "ec2.StartInstances", "autoscaling.SetInstanceHealth", "ec2.TerminateInstances"}
-
-
-class ScriptedProber:
-    """Answers per instance id; everything not listed answers with a banner."""
-
-    def __init__(self, down: set[str]) -> None:
-        self.down = down
-        self.calls = 0
-
-    def __call__(self, targets: Mapping[str, str | None], settings: ProbeSettings, clock=None) -> dict[str, ProbeResult]:
-        self.calls += 1
-        now = datetime.now(timezone.utc)
-        results = {}
-        for instance_id, host in targets.items():
-            if instance_id in self.down:
-                attempts = tuple(ProbeAttempt(ProbeOutcome.BANNER_TIMEOUT, now - timedelta(seconds=30 - 10 * i), 5.0) for i in range(3))
-            else:
-                attempts = (ProbeAttempt(ProbeOutcome.OK, now, 0.002, "SSH-2.0-OpenSSH_9.2"),)
-            results[instance_id] = ProbeResult(str(host), attempts)
-        return results
 
 
 @pytest.fixture
@@ -110,7 +90,7 @@ def test_a_held_lease_stops_a_second_healer_before_it_observes(aws, subnet, stor
     prober = ScriptedProber(set())
     with pytest.raises(LeaseHeld, match="lambda-1"):
         run(aws, store, prober)
-    assert prober.calls == 0
+    assert prober.calls == []
 
 
 def test_dry_run_needs_no_lease(aws, subnet, store):
