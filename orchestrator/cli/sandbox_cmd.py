@@ -18,6 +18,7 @@ from rich.console import Console
 from orchestrator.cli.common import Exit, OrchError
 from orchestrator.cli.render import print_report, stdout_console
 from orchestrator.config import describe_validation_error
+from orchestrator.model import VerdictKind
 from orchestrator.sweep import SweepReport
 
 if TYPE_CHECKING:
@@ -95,6 +96,10 @@ def sandbox_command(instances: int, hung: int, refusing: int, leaking: int, seed
         }, indent=2, default=str))
     else:
         out.rule("what orch did")
+        names = {f.instance.instance_id: f.instance.name for f in result.first.facts}
+        for verdict in result.first.verdicts:
+            if verdict.kind is VerdictKind.MEMORY_FORECAST:
+                out.print(f"forecast {verdict.instance_id} ({names.get(verdict.instance_id, '')}): {verdict.reasons[0]}; SSH still answers")
         for action in result.first.summary()["actions"]:
             evidence = action.get("evidence") or {}
             out.print(f"{action['instance_id']}: {action['action']} -> {action['outcome']}; evidence {evidence.get('s3_key') or '-'}; console: {evidence.get('console_summary') or '-'}")
