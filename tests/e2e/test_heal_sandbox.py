@@ -180,3 +180,16 @@ def test_thirty_percent_hung_with_exhausted_memory_is_healed_at_budget_pace(flee
     assert len(second["actions"]) == 3
     assert sb.acted_on() == broken(sb) | {a["instance_id"] for a in first["actions"] + second["actions"]}
     assert len(sb.acted_on()) == 6
+
+
+def test_orch_sandbox_demo_heals_and_verifies():
+    """The README's first command, in small: found, rebooted, healthy on the next sweep."""
+    result = CliRunner().invoke(cli, ["sandbox", "--instances", "12", "--hung", "2", "--refusing", "1", "--leaking", "1", "--port", "0", "--output", "json"])
+    assert result.exit_code == 0, result.output
+    demo = json.loads(result.stdout)
+    assert demo["ok"] and demo["bystanders_untouched"]
+    assert sorted(demo["healed"]) == sorted(demo["broken"]) and len(demo["broken"]) == 3
+    assert {a["instance_id"] for a in demo["first"]["actions"]} == set(demo["broken"])
+    assert demo["second"]["actions"] == [] and demo["second"]["verdicts"]["unreachable"] == 1  # the opted-out one
+    assert len(demo["evidence_keys"]) == 3 and "rebooted" in demo["sns_message"]["body"]
+    assert demo["first"]["verdicts"]["memory-exhaustion-forecast"] == 1
