@@ -7,7 +7,6 @@ import shlex
 import signal
 import sys
 import tempfile
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -117,9 +116,15 @@ def _serve(spec: FleetSpec, state_dir: Path | None) -> None:
 
     directory = state_dir or Path(tempfile.mkdtemp(prefix="orch-sandbox-"))
     directory.mkdir(parents=True, exist_ok=True)
-    stop = threading.Event()
+    # A flag and signal.pause, not a threading.Event: Event.set from a signal handler
+    # deadlocks against the main thread's own Event.wait (both take one plain lock).
+    stopping: list[int] = []
+
+    def request_stop(signum: int, frame: object) -> None:
+        stopping.append(signum)
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, request_stop)
     try:
         with Sandbox(spec) as sb, aws_env(sb.env()):
             staged = stage(sb, directory)
@@ -127,6 +132,7 @@ def _serve(spec: FleetSpec, state_dir: Path | None) -> None:
                 click.echo(f"export {name}={shlex.quote(value)}")
             click.echo("ready", err=False)
             sys.stdout.flush()
-            stop.wait()
+            while not stopping:
+                signal.pause()
     except OSError as exc:
         raise OrchError(f"sandbox could not start: {exc} (try another --port)", Exit.USAGE) from None
