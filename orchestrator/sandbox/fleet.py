@@ -34,7 +34,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ec2.models.instances import Instance as MotoInstance
 from moto.moto_api._internal.models import moto_api_backend
 
-from orchestrator.sandbox import cloudwatch_fixes, hooks
+from orchestrator.sandbox import cloudwatch_fixes, ec2_fixes, hooks
 from orchestrator.sandbox.build import MANAGED_TAG, BuiltFleet, Launched, build_fleet
 from orchestrator.sandbox.console import boot_log, oom_log
 from orchestrator.sandbox.endpoints import EndpointFleet, Mode
@@ -140,6 +140,7 @@ class Sandbox:
         self._installed = True
         try:
             moto_api_backend.reset()
+            ec2_fixes.install()
             self._server.start()
             if self.port == 0:
                 self.port = _free_port()
@@ -165,6 +166,7 @@ class Sandbox:
             self._endpoints = None
         if self._installed:
             cloudwatch_fixes.uninstall()
+            ec2_fixes.uninstall()
             hooks.uninstall(self)
             moto_api_backend.reset()
             self._installed = False
