@@ -91,6 +91,18 @@ def _index_for(backend: CloudWatchBackend) -> _Index:
         return index
 
 
+def _builtin_by_key(backend: CloudWatchBackend) -> dict[Any, list[MetricDatumBase]]:
+    """moto's built-in AWS/* metrics (an S3 bucket's size, ...), computed per call as moto does.
+
+    A sandbox always has the evidence bucket, so these are never empty: they join the
+    index's datapoints instead of sending every query down moto's slow path.
+    """
+    found: dict[Any, list[MetricDatumBase]] = {}
+    for datum in backend.aws_metric_data:
+        found.setdefault((datum.name, frozenset((d.name, d.value) for d in datum.dimensions)), []).append(datum)
+    return found
+
+
 def _get_metric_data(
     self: CloudWatchBackend,
     queries: list[dict[str, Any]],
@@ -100,9 +112,10 @@ def _get_metric_data(
 ) -> list[dict[str, Any]]:
     original = _originals[(CloudWatchBackend, "get_metric_data")]
     simple = all("MetricStat" in q and q["MetricStat"]["Metric"].get("Dimensions") for q in queries)
-    if not simple or self.aws_metric_data:
+    if not simple:
         return original(self, queries, start_time, end_time, scan_by)
     index = _index_for(self)
+    builtin = _builtin_by_key(self)
     start_time = start_time.replace(microsecond=0)
     end_time = end_time.replace(microsecond=0)
     if start_time >= end_time:
@@ -112,7 +125,8 @@ def _get_metric_data(
         metric_stat = query["MetricStat"]
         metric = metric_stat["Metric"]
         key = (metric["MetricName"], frozenset((d["Name"], d["Value"]) for d in metric["Dimensions"]))
-        results.append(_metric_stat(query, index.by_key.get(key, ()), start_time, end_time, scan_by))
+        data = [*index.by_key.get(key, ()), *builtin.get(key, ())]
+        results.append(_metric_stat(query, data, start_time, end_time, scan_by))
     return [r for r, q in zip(results, queries) if q.get("ReturnData", True)]
 
 
@@ -159,11 +173,11 @@ def _get_metric_statistics(
     unit: str | None = None,
 ) -> list[Any]:
     original = _originals[(CloudWatchBackend, "get_metric_statistics")]
-    if not dimensions or self.aws_metric_data:
+    if not dimensions:
         return original(self, namespace, metric_name, start_time, end_time, period, stats, dimensions, unit)
     index = _index_for(self)
     key = (metric_name, frozenset((d["Name"], d.get("Value")) for d in dimensions))
-    subset = list(index.by_key.get(key, ()))
+    subset = [*index.by_key.get(key, ()), *_builtin_by_key(self).get(key, ())]
     view = SimpleNamespace(get_all_metrics=lambda: subset)
     return original(view, namespace, metric_name, start_time, end_time, period, stats, dimensions, unit)
 
