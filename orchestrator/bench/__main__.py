@@ -145,6 +145,7 @@ def render(console: Console, results: list[dict[str, Any]]) -> None:
         row("  probing", _seconds(result["probe_seconds"]), _seconds(b.get("probe_seconds", 0)))
         row("  deciding", _seconds(result["decide_seconds"]), _seconds(b.get("decide_seconds", 0)))
         row("  acting (dry run) + store", _seconds(result["act_seconds"] + result["other_seconds"]), "-")
+        row("CPU time of the measuring process", _seconds(result["cpu_seconds"]), _seconds(b.get("cpu_seconds", 0)))
         row("peak RSS", f"{result['peak_rss_mb']:.0f} MB", f"{b.get('peak_rss_mb', 0):.0f} MB")
         row("verdicts", ", ".join(f"{k} {v}" for k, v in result["verdicts"].items()),
             f"unhealthy {b.get('unhealthy_found')}")
@@ -195,10 +196,11 @@ def main(sizes: str, output: str, no_baseline: bool, baseline_sample: int, seed:
         err.print(f"[dim]{time.monotonic() - started:6.0f}s load {load[0]:.2f}[/] {message}")
 
     directory = work_dir or Path(tempfile.mkdtemp(prefix="orch-bench-"))
-    results = [
-        bench_size(n, baseline=not no_baseline, sample=baseline_sample, seed=seed, work_dir=directory, say=say)
-        for n in wanted
-    ]
+    results: list[dict[str, Any]] = []
+    for n in wanted:
+        results.append(bench_size(n, baseline=not no_baseline, sample=baseline_sample, seed=seed, work_dir=directory, say=say))
+        (directory / "results.json").write_text(json.dumps(results, indent=2))  # survives an interrupted run
+    say(f"done; JSON also in {directory / 'results.json'}")
     if output == "json":
         click.echo(json.dumps(results, indent=2))
     else:

@@ -74,9 +74,11 @@ def run_ours(fleet: dict[str, Any]) -> dict[str, Any]:
             del warm
             gc.collect()
             load_before = os.getloadavg()
+            cpu_started = time.process_time()
             started = time.perf_counter()
             report = sweep(settings, deps, mode=Mode.HEAL, dry_run=True)
             sweep_seconds = time.perf_counter() - started
+            cpu_seconds = time.process_time() - cpu_started
             load_after = os.getloadavg()
         finally:
             store.close()
@@ -101,6 +103,7 @@ def run_ours(fleet: dict[str, Any]) -> dict[str, Any]:
         "decide_seconds": round(timings.get("decide", 0.0), 3),
         "act_seconds": round(timings.get("act", 0.0), 3),
         "other_seconds": round(max(0.0, sweep_seconds - accounted), 3),
+        "cpu_seconds": round(cpu_seconds, 3),  # this process's CPU: the rest of the wall time is waiting (moto, sockets)
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "verdicts": summary["verdicts"],
         "planned_actions": len(summary["actions"]),
@@ -143,6 +146,7 @@ def run_baseline(fleet: dict[str, Any], sample: int = 0) -> dict[str, Any]:
     ec2, cloudwatch = clients.ec2, clients.cloudwatch
     watch = _Stopwatch()
     load_before = os.getloadavg()
+    cpu_started = time.process_time()
     started = time.perf_counter()
 
     with watch("list"):
@@ -191,6 +195,7 @@ def run_baseline(fleet: dict[str, Any], sample: int = 0) -> dict[str, Any]:
             if not checks_ok or attempt.outcome is not ProbeOutcome.OK or (latest is not None and latest >= memory.critical_percent):
                 unhealthy += 1
     sweep_seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started
     load_after = os.getloadavg()
 
     # With a sample, the listing was measured in full and the per-instance part scales.
@@ -214,6 +219,7 @@ def run_baseline(fleet: dict[str, Any], sample: int = 0) -> dict[str, Any]:
         "aws_seconds": round(listing + watch.seconds["aws"] * scale, 3),
         "probe_seconds": round(watch.seconds["probe"] * scale, 3),
         "decide_seconds": round(watch.seconds["decide"] * scale, 4),
+        "cpu_seconds": round(cpu_seconds * scale, 3),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "unhealthy_found": round(unhealthy * scale),
         "probe_outcomes": {k: round(v * scale) for k, v in outcomes.items()},
