@@ -41,15 +41,21 @@ def _spec(**fields: Any) -> FleetSpec:
 @click.option("--hung", default=2, show_default=True, type=click.IntRange(0), help="TCP accepted, no banner: the incident.")
 @click.option("--refusing", default=1, show_default=True, type=click.IntRange(0), help="Nothing listens on the SSH port.")
 @click.option("--leaking", default=2, show_default=True, type=click.IntRange(0), help="Healthy now, memory climbing.")
+@click.option("--slow", default=0, show_default=True, type=click.IntRange(0), help="Banner only after --slow-delay seconds.")
+@click.option("--slow-delay", default=1.5, show_default=True, type=click.FloatRange(0, 60), help="Seconds before a slow banner.")
+@click.option("--no-metrics", default=0, show_default=True, type=click.IntRange(0), help="Healthy instances whose agent sends nothing.")
+@click.option("--opt-out", default=1, show_default=True, type=click.IntRange(0), help="Instances tagged orch:skip (hung: must be left alone).")
+@click.option("--unmanaged", default=2, show_default=True, type=click.IntRange(0), help="Hung bystanders without the orch tag.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same fleet.")
 @click.option("--port", default=2222, show_default=True, type=click.IntRange(0, 65535), help="Fake sshd port on every instance (0: any free).")
 @click.option("--serve", is_flag=True, help="Keep the embedded AWS and fleet running for `orch scan` / `orch heal` by hand.")
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), help="Where --serve keeps its state file.")
 @click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def sandbox_command(instances: int, hung: int, refusing: int, leaking: int, seed: int, port: int, serve: bool,
-                    state_dir: Path | None, output: str) -> None:
+def sandbox_command(instances: int, hung: int, refusing: int, leaking: int, slow: int, slow_delay: float, no_metrics: int,
+                    opt_out: int, unmanaged: int, seed: int, port: int, serve: bool, state_dir: Path | None, output: str) -> None:
     """A simulated fleet on embedded AWS (moto on 127.0.0.1), healed by the real sweep."""
-    spec = _spec(instances=instances, hung=hung, refusing=refusing, leaking=leaking, seed=seed, port=port)
+    spec = _spec(instances=instances, hung=hung, refusing=refusing, leaking=leaking, slow=slow, slow_delay=slow_delay,
+                 no_metrics=no_metrics, opt_out=opt_out, unmanaged=unmanaged, seed=seed, port=port)
     if serve:
         _serve(spec, state_dir)
         return

@@ -91,6 +91,7 @@ def exports(sb: Sandbox, staged: Stage) -> dict[str, str]:
         "ORCH_PROBE_PORT": str(sb.port),
         "ORCH_PROBE_RETRY_WINDOW": str(SANDBOX_OVERRIDES["probe"]["retry_window"]),
         "ORCH_PROBE_BANNER_TIMEOUT": str(SANDBOX_OVERRIDES["probe"]["banner_timeout"]),
+        "ORCH_PROBE_CONNECT_TIMEOUT": str(SANDBOX_OVERRIDES["probe"]["connect_timeout"]),
         "ORCH_SAFETY_LAUNCH_GRACE_MINUTES": "0",
         "ORCH_SAFETY_DEBOUNCE_SECONDS": str(SANDBOX_OVERRIDES["safety"]["debounce_seconds"]),
         "ORCH_STATE": str(staged.state_path),
