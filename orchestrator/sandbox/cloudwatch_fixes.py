@@ -36,10 +36,11 @@ from typing import Any, Iterable
 
 from moto.cloudwatch.models import CloudWatchBackend, Dimension, MetricDatumBase, Statistics
 
+from orchestrator.sandbox.patching import PatchSet
+
 DimKey = tuple[str, str, frozenset[tuple[str | None, str | None]]]
 
 _lock = threading.Lock()
-_originals: dict[tuple[type, str], Any] = {}
 _indexes: dict[int, _Index] = {}
 
 
@@ -110,7 +111,7 @@ def _get_metric_data(
     end_time: datetime,
     scan_by: str = "TimestampAscending",
 ) -> list[dict[str, Any]]:
-    original = _originals[(CloudWatchBackend, "get_metric_data")]
+    original = PATCHES.original(CloudWatchBackend, "get_metric_data")
     simple = all("MetricStat" in q and q["MetricStat"]["Metric"].get("Dimensions") for q in queries)
     if not simple:
         return original(self, queries, start_time, end_time, scan_by)
@@ -172,7 +173,7 @@ def _get_metric_statistics(
     dimensions: list[dict[str, str]],
     unit: str | None = None,
 ) -> list[Any]:
-    original = _originals[(CloudWatchBackend, "get_metric_statistics")]
+    original = PATCHES.original(CloudWatchBackend, "get_metric_statistics")
     if not dimensions:
         return original(self, namespace, metric_name, start_time, end_time, period, stats, dimensions, unit)
     index = _index_for(self)
@@ -182,24 +183,20 @@ def _get_metric_statistics(
     return original(view, namespace, metric_name, start_time, end_time, period, stats, dimensions, unit)
 
 
+PATCHES = PatchSet(
+    (Dimension, "__lt__", _dim_lt),
+    (CloudWatchBackend, "get_filtered_metrics", _get_filtered_metrics),
+    (CloudWatchBackend, "get_metric_data", _get_metric_data),
+    (CloudWatchBackend, "get_metric_statistics", _get_metric_statistics),
+)
+
+
 def install() -> None:
     """Patch moto's CloudWatch (idempotent)."""
-    with _lock:
-        if _originals:
-            return
-        for owner, name, replacement in (
-            (Dimension, "__lt__", _dim_lt),
-            (CloudWatchBackend, "get_filtered_metrics", _get_filtered_metrics),
-            (CloudWatchBackend, "get_metric_data", _get_metric_data),
-            (CloudWatchBackend, "get_metric_statistics", _get_metric_statistics),
-        ):
-            _originals[(owner, name)] = owner.__dict__[name]
-            setattr(owner, name, replacement)
+    PATCHES.install()
 
 
 def uninstall() -> None:
+    PATCHES.uninstall()
     with _lock:
-        for (owner, name), original in _originals.items():
-            setattr(owner, name, original)
-        _originals.clear()
         _indexes.clear()

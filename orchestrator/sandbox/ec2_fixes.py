@@ -25,7 +25,6 @@ Installed only while a Sandbox runs and removed when it stops, like ``cloudwatch
 from __future__ import annotations
 
 import copy
-import threading
 from typing import Any
 
 from moto.core.responses import ActionResult
@@ -33,11 +32,11 @@ from moto.ec2.models.core import TaggedEC2Resource
 from moto.ec2.responses.instances import InstanceResponse
 from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
 
+from orchestrator.sandbox.patching import PatchSet
+
 MAX_PAGE = 1000  # EC2's ceiling for MaxResults on both calls
 _TOKEN_PREFIX = "orch-sandbox-offset-"
 
-_lock = threading.Lock()
-_originals: dict[tuple[type, str], Any] = {}
 
 
 def _get_tags(self: TaggedEC2Resource) -> list[dict[str, str]]:
@@ -62,7 +61,7 @@ def _token(end: int, total: int) -> str | None:
 
 def _describe_instances(self: InstanceResponse) -> ActionResult:
     if "MaxResults" not in self.data or self._get_param("InstanceIds", []):
-        return _originals[(InstanceResponse, "describe_instances")](self)
+        return PATCHES.original(InstanceResponse, "describe_instances")(self)
     self.error_on_dryrun()
     reservations = self.ec2_backend.describe_instances(filters=self._filters_from_querystring())
     total = sum(len(r.instances) for r in reservations)
@@ -84,7 +83,7 @@ def _describe_instances(self: InstanceResponse) -> ActionResult:
 
 def _describe_instance_status(self: InstanceResponse) -> ActionResult:
     if "MaxResults" not in self.data or self._get_param("InstanceIds", []):
-        return _originals[(InstanceResponse, "describe_instance_status")](self)
+        return PATCHES.original(InstanceResponse, "describe_instance_status")(self)
     filters = [{"name": k, "values": v} for k, v in self._filters_from_querystring().items()]
     include_all = self._get_bool_param("IncludeAllInstances", False)
     instances = self.ec2_backend.describe_instance_status([], include_all, filters)
@@ -92,22 +91,17 @@ def _describe_instance_status(self: InstanceResponse) -> ActionResult:
     return ActionResult({"InstanceStatuses": instances[start:end], "NextToken": _token(end, len(instances))})
 
 
+PATCHES = PatchSet(
+    (InstanceResponse, "describe_instances", _describe_instances),
+    (InstanceResponse, "describe_instance_status", _describe_instance_status),
+    (TaggedEC2Resource, "get_tags", _get_tags),
+)
+
+
 def install() -> None:
     """Patch moto's EC2 responses (idempotent)."""
-    with _lock:
-        if _originals:
-            return
-        for owner, name, replacement in (
-            (InstanceResponse, "describe_instances", _describe_instances),
-            (InstanceResponse, "describe_instance_status", _describe_instance_status),
-            (TaggedEC2Resource, "get_tags", _get_tags),
-        ):
-            _originals[(owner, name)] = owner.__dict__[name]
-            setattr(owner, name, replacement)
+    PATCHES.install()
 
 
 def uninstall() -> None:
-    with _lock:
-        for (owner, name), original in _originals.items():
-            setattr(owner, name, original)
-        _originals.clear()
+    PATCHES.uninstall()
