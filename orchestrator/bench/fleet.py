@@ -61,10 +61,6 @@ class Fleet:
     def aws_env(self) -> dict[str, str]:
         return {k: v for k, v in self.exports.items() if k.startswith("AWS_")}
 
-    @property
-    def probe_port(self) -> int:
-        return int(self.exports["ORCH_PROBE_PORT"])
-
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import enum
 import functools
-import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
@@ -119,7 +118,3 @@ def common_options(func: F) -> F:
             runtime.close()
 
     return wrapper  # type: ignore[return-value]
-
-
-def stderr_is_tty() -> bool:
-    return sys.stderr.isatty()

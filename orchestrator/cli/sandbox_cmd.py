@@ -91,7 +91,7 @@ def sandbox_command(instances: int, hung: int, refusing: int, leaking: int, slow
     if output == "json":
         click.echo(json.dumps({
             "ok": result.ok,
-            "broken": result.hung,
+            "broken": result.broken,
             "healed": result.healed,
             "bystanders_untouched": result.untouched_bystanders,
             "evidence_keys": result.evidence_keys,
@@ -111,7 +111,7 @@ def sandbox_command(instances: int, hung: int, refusing: int, leaking: int, slow
         if result.message:
             out.print(f"\n[bold]SNS message[/] ({result.message[0]}):\n{result.message[1]}")
         verdict = "[green]healed[/]" if result.ok else "[red]not all healed[/]"
-        out.print(f"\n{verdict}: {len(result.healed)} of {len(result.hung)} broken instances answer SSH again; "
+        out.print(f"\n{verdict}: {len(result.healed)} of {len(result.broken)} broken instances answer SSH again; "
                   f"opt-out and unmanaged instances {'untouched' if result.untouched_bystanders else '[red]TOUCHED[/]'}")
     sys.exit(int(Exit.OK if result.ok else Exit.UNHEALTHY))
 

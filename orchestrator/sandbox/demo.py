@@ -104,7 +104,7 @@ def exports(sb: Sandbox, staged: Stage) -> dict[str, str]:
 class DemoResult:
     first: SweepReport
     second: SweepReport
-    hung: list[str]
+    broken: list[str]  # hung or refusing, managed and not opted out, before the first sweep
     healed: list[str]
     untouched_bystanders: bool
     message: tuple[str, str] | None
@@ -112,7 +112,7 @@ class DemoResult:
 
     @property
     def ok(self) -> bool:
-        return bool(self.hung) and set(self.hung) <= set(self.healed) and self.untouched_bystanders
+        return bool(self.broken) and set(self.broken) <= set(self.healed) and self.untouched_bystanders
 
 
 def run_demo(
@@ -154,7 +154,7 @@ def run_demo(
             return DemoResult(
                 first=first,
                 second=second,
-                hung=broken,
+                broken=broken,
                 healed=healed,
                 untouched_bystanders=not (bystanders & sb.acted_on()),
                 message=notify.compose(first),
