@@ -45,7 +45,8 @@ from orchestrator.sandbox import cloudwatch_fixes, ec2_fixes, hooks
 from orchestrator.sandbox.build import MANAGED_TAG, BuiltFleet, Launched, build_fleet
 from orchestrator.sandbox.console import boot_log, oom_log
 from orchestrator.sandbox.endpoints import EndpointFleet, Mode
-from orchestrator.sandbox.memory import MemoryModel, MemoryShape
+from orchestrator.boxmodel import Box, Fault, Sshd
+from orchestrator.sandbox.memory import MemoryShape, box_for
 from orchestrator.sandbox.server import MotoServer, sandbox_env
 from orchestrator.sandbox.spec import FleetSpec, Role, assign_roles, opt_out_indices
 
@@ -126,7 +127,8 @@ class Sandbox:
         self._endpoints: EndpointFleet | None = None
         self._clients: dict[str, Any] = {}
         self._sims: dict[str, SimInstance] = {}
-        self._memory: dict[str, MemoryModel] = {}
+        self._boxes: dict[str, Box] = {}
+        self._level: dict[str, float] = {}  # the value of each instance's newest datapoint
         self._console: dict[str, str] = {}
         self._console_rng: dict[str, random.Random] = {}
         self._impaired: dict[str, datetime] = {}
@@ -212,7 +214,7 @@ class Sandbox:
                 dataclasses.replace(
                     sim,
                     mode=live.get(sim.instance_id, Mode.REFUSING),
-                    memory_percent=self._memory[sim.instance_id].level
+                    memory_percent=self._level.get(sim.instance_id)
                     if sim.reports_metrics and sim.state == "running"
                     else None,
                     impaired=sim.instance_id in self._impaired,
@@ -274,13 +276,17 @@ class Sandbox:
             for sim in list(self._sims.values()):
                 if sim.state != "running" or not sim.reports_metrics:
                     continue
-                model = self._memory[sim.instance_id]
+                box = self._boxes[sim.instance_id]
                 for step in range(1, minutes + 1):
-                    was = model.shape
-                    value = model.step()
-                    points.append((sim, start + timedelta(minutes=step), value))
-                    if was is MemoryShape.LEAKING and model.shape is MemoryShape.EXHAUSTED:
-                        caused.append(self._exhaust(sim, start + timedelta(minutes=step)))
+                    at = start + timedelta(minutes=step)
+                    if at < box.current.started_at:
+                        continue  # minutes the box's (re)boot already left behind
+                    value = box.memory(at)
+                    if value is not None:
+                        points.append((sim, at, value))
+                        self._level[sim.instance_id] = value
+                    if box.wedged(at) and not box.wedged(at - timedelta(minutes=1)):
+                        caused.append(self._exhaust(sim, at))
             self._series_end = start + timedelta(minutes=minutes)
             self._offset += timedelta(minutes=minutes)
         self._put_points(points)
@@ -306,12 +312,13 @@ class Sandbox:
             for instance_id in self._known(instance_ids):
                 self._record(instance_id, EventKind.REBOOT)
                 if self._sims[instance_id].state == "running":
-                    self._boot(instance_id)
+                    self._boot(instance_id, restart=False)
 
     def on_stop(self, instance_ids: list[str]) -> None:
         with self._lock:
             for instance_id in self._known(instance_ids):
                 self._record(instance_id, EventKind.STOP)
+                self._boxes[instance_id].stop(self.now())
                 self._update(instance_id, state="stopped", mode=Mode.REFUSING)
                 self._impaired.pop(instance_id, None)
                 self._require_endpoints().set_mode(instance_id, Mode.REFUSING)
@@ -321,12 +328,13 @@ class Sandbox:
             for instance_id in self._known(instance_ids):
                 self._record(instance_id, EventKind.START)
                 self._update(instance_id, state="running")
-                self._boot(instance_id)
+                self._boot(instance_id, restart=True)
 
     def on_terminate(self, instance_ids: list[str]) -> None:
         with self._lock:
             for instance_id in self._known(instance_ids):
                 self._record(instance_id, EventKind.TERMINATE)
+                self._boxes[instance_id].terminate(self.now())
                 self._update(instance_id, state="terminated", mode=Mode.REFUSING)
                 self._impaired.pop(instance_id, None)
                 self._require_endpoints().remove(instance_id)
@@ -363,11 +371,13 @@ class Sandbox:
                     index=index,
                 )
                 self._sims[instance.id] = sim
-                self._memory[instance.id] = MemoryModel.create(MemoryShape.FLAT, self._rng("memory", instance.id))
+                self._boxes[instance.id] = box_for(
+                    MemoryShape.FLAT, self._rng("memory", instance.id), self.now(), seed=self._box_seed(instance.id)
+                )
                 self._console_rng[instance.id] = self._rng("console", instance.id)
                 self._record(instance.id, EventKind.LAUNCH)
                 self._require_endpoints().add(instance.id, sim.private_ip, Mode.REFUSING)
-                self._boot(instance.id)
+                self._boot(instance.id, restart=False)
 
     def on_unhealthy(self, instance_id: str) -> bool:
         with self._lock:
@@ -392,6 +402,7 @@ class Sandbox:
 
     def _build(self) -> None:
         spec = self.spec
+        self._series_end = datetime.now(timezone.utc).replace(microsecond=0)  # 'now' for the shapes
         roles = assign_roles(spec)
         built = build_fleet(
             self.client("ec2", validate=False),
@@ -438,7 +449,10 @@ class Sandbox:
             index=index,
         )
         self._sims[sim.instance_id] = sim
-        self._memory[sim.instance_id] = MemoryModel.create(shape, self._rng("memory", key))
+        fault = {Mode.REFUSING: Fault.REFUSED, Mode.SLOW: Fault.SLOW}.get(mode)
+        if mode is Mode.HUNG and shape is not MemoryShape.EXHAUSTED:
+            fault = Fault.HUNG  # hung with memory normal: nothing on the host says why
+        self._boxes[sim.instance_id] = box_for(shape, self._rng("memory", key), self._series_end, self._box_seed(key), fault)
         rng = self._rng("console", key)
         self._console_rng[sim.instance_id] = rng
         text = boot_log(rng, _hostname(sim.private_ip))
@@ -450,17 +464,23 @@ class Sandbox:
         return random.Random(f"orch-sandbox/{purpose}/{self.spec.seed}/{key}")
 
     def _write_history(self) -> None:
-        end = datetime.now(timezone.utc).replace(microsecond=0)
+        end = self._series_end
         minutes = self.spec.metric_minutes
         points: list[tuple[SimInstance, datetime, float]] = []
         for sim in self._sims.values():
             if not sim.reports_metrics:
                 continue
-            history = self._memory[sim.instance_id].history(minutes)
-            for ago, value in zip(range(minutes - 1, -1, -1), history):
-                points.append((sim, end - timedelta(minutes=ago), value))
-        self._series_end = end
+            box = self._boxes[sim.instance_id]
+            for ago in range(minutes - 1, -1, -1):
+                at = end - timedelta(minutes=ago)
+                value = box.memory(at)
+                if value is not None:
+                    points.append((sim, at, value))
+                    self._level[sim.instance_id] = value
         self._put_points(points)
+
+    def _box_seed(self, key: str) -> str:
+        return f"orch-sandbox/box/{self.spec.seed}/{key}"
 
     def _put_points(self, points: list[tuple[SimInstance, datetime, float]]) -> None:
         """PutMetricData in batches, like many agents reporting at once."""
@@ -478,26 +498,37 @@ class Sandbox:
             "Unit": "Percent",
         }
 
-    def _boot(self, instance_id: str) -> None:
-        """A (re)boot: fresh console, memory back to baseline now, sshd up after boot_delay."""
+    def _boot(self, instance_id: str, *, restart: bool) -> None:
+        """A reboot (or a start after a stop): the box model opens a new cycle, whose
+        sshd, memory and console the endpoint, CloudWatch and GetConsoleOutput then show.
+
+        The cycle starts strictly after the last regular datapoint, so a query can tell
+        the boot's first point from the ones before it; sshd is up after boot_delay.
+        """
         sim = self._sims[instance_id]
+        box = self._boxes[instance_id]
+        at = max(self.now(), self._series_end + timedelta(seconds=1))
+        if restart:
+            box.start(at)
+        else:
+            box.reboot(at)
         endpoints = self._require_endpoints()
+        mode = _ENDPOINT_MODE[box.sshd(at)]
         if self.spec.boot_delay > 0:
             endpoints.set_mode(instance_id, Mode.REFUSING)
-            endpoints.set_mode(instance_id, Mode.HEALTHY, delay=self.spec.boot_delay)
+            endpoints.set_mode(instance_id, mode, delay=self.spec.boot_delay)
         else:
-            endpoints.set_mode(instance_id, Mode.HEALTHY)
-        self._update(instance_id, mode=Mode.HEALTHY)
+            endpoints.set_mode(instance_id, mode)
+        self._update(instance_id, mode=mode)
         self._impaired.pop(instance_id, None)
         self._console[instance_id] = boot_log(self._console_rng[instance_id], _hostname(sim.private_ip))
-        level = self._memory[instance_id].reset()
-        if sim.reports_metrics:
+        level = box.memory(at)
+        if sim.reports_metrics and level is not None:
             # Straight into moto's backend: we are inside a moto request thread here.
             # moto keeps request timestamps as naive UTC; an aware one would not compare.
-            # Strictly after the last regular point, so a query can tell them apart.
-            at = max(self.now(), self._series_end + timedelta(seconds=1)).replace(tzinfo=None)
             backend = cloudwatch_backends[self.account_id][self.region]
-            backend.put_metric_data(self.spec.namespace, [self._datum(sim, at, level)])
+            backend.put_metric_data(self.spec.namespace, [self._datum(sim, at.replace(tzinfo=None), level)])
+            self._level[instance_id] = level
 
     def _exhaust(self, sim: SimInstance, at: datetime) -> SandboxEvent:
         """A leak won: sshd can no longer fork; the kernel says so on the console."""
@@ -523,6 +554,9 @@ class Sandbox:
         if self._endpoints is None:
             raise RuntimeError("sandbox not started")
         return self._endpoints
+
+
+_ENDPOINT_MODE = {Sshd.OK: Mode.HEALTHY, Sshd.SLOW: Mode.SLOW, Sshd.HUNG: Mode.HUNG, Sshd.REFUSED: Mode.REFUSING}
 
 
 def _dimensions(sim: SimInstance, agent_dimensions: bool) -> list[dict[str, str]]:

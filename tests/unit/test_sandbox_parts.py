@@ -6,6 +6,7 @@ import ipaddress
 import random
 import socket
 import time
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -17,7 +18,7 @@ from orchestrator.sandbox.endpoints import (
     Mode,
     ensure_fd_limit,
 )
-from orchestrator.sandbox.memory import EXHAUSTED_AT, MemoryModel, MemoryShape
+from orchestrator.sandbox.memory import EXHAUSTED_AT, MemoryShape, box_for
 from orchestrator.sandbox.spec import FleetSpec, assign_roles
 
 
@@ -43,40 +44,54 @@ def test_opt_out_can_be_healthy() -> None:
     assert [r.mode for r in roles if r.opt_out] == [Mode.HEALTHY, Mode.HEALTHY]
 
 
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def minutes(m: float) -> timedelta:
+    return timedelta(minutes=m)
+
+
+def series(box, start: datetime, count: int) -> list[float]:
+    return [box.memory(start + minutes(i)) for i in range(count)]
+
+
 def test_leak_climbs_to_exhaustion_within_half_an_hour() -> None:
     for seed in range(20):
-        model = MemoryModel.create(MemoryShape.LEAKING, random.Random(seed))
-        assert 75.0 <= model.level <= 85.0
-        history = model.history(60)
-        assert history[-1] == model.level and history[-1] > history[-11] + 7.0
-        steps = 0
-        while model.shape is MemoryShape.LEAKING:
-            model.step()
-            steps += 1
-        assert steps <= 30 and model.level >= EXHAUSTED_AT
+        box = box_for(MemoryShape.LEAKING, random.Random(seed), NOW, seed=f"s{seed}")
+        level = box.memory(NOW)
+        assert 74.0 <= level <= 86.0
+        history = series(box, NOW - minutes(59), 60)
+        assert history[-1] == level and history[-1] > history[-11] + 7.0
+        wedged_at = box.wedged_since(NOW + minutes(30))
+        assert wedged_at is not None and wedged_at - NOW <= minutes(30) and box.memory(wedged_at) >= EXHAUSTED_AT
 
 
 def test_exhausted_sits_at_the_top_and_reboot_returns_to_baseline() -> None:
-    model = MemoryModel.create(MemoryShape.EXHAUSTED, random.Random(1))
-    assert all(v >= EXHAUSTED_AT for v in model.history(60)[-6:])
-    assert model.history(60)[0] < 60.0  # the climb is visible an hour back
-    assert 33.0 <= model.reset() <= 37.0
-    assert model.shape is MemoryShape.FLAT  # the hung box's leak does not come back
+    box = box_for(MemoryShape.EXHAUSTED, random.Random(1), NOW, seed="x")
+    history = series(box, NOW - minutes(59), 60)
+    assert all(v >= EXHAUSTED_AT for v in history[-6:]) and box.wedged(NOW)
+    assert history[0] < 60.0  # the climb is visible an hour back
+    box.reboot(NOW + minutes(1))
+    assert 33.0 <= box.memory(NOW + minutes(1)) <= 37.0 and not box.wedged(NOW + minutes(1))
+    assert box.memory(NOW + minutes(120)) < 40.0  # the hung box's leak does not come back
 
 
 def test_a_leaky_process_leaks_again_after_a_reboot() -> None:
-    model = MemoryModel.create(MemoryShape.LEAKING, random.Random(2))
-    model.reset()
-    first = model.level
-    for _ in range(10):
-        model.step()
-    assert model.shape is MemoryShape.LEAKING and model.level > first + 7.0
+    box = box_for(MemoryShape.LEAKING, random.Random(2), NOW, seed="y")
+    box.reboot(NOW)
+    first = box.memory(NOW)
+    assert box.memory(NOW + minutes(10)) > first + 7.0 and not box.wedged(NOW + minutes(10))
 
 
 def test_flat_memory_stays_flat() -> None:
-    model = MemoryModel.create(MemoryShape.FLAT, random.Random(5))
-    values = model.history(60) + [model.step() for _ in range(60)]
-    assert all(25.0 <= v <= 55.0 for v in values)
+    box = box_for(MemoryShape.FLAT, random.Random(5), NOW, seed="z")
+    values = series(box, NOW - minutes(59), 120)
+    assert all(25.0 <= v <= 55.0 for v in values) and not box.wedged(NOW + minutes(600))
+
+
+def test_the_same_seed_replays_the_same_series() -> None:
+    one, two = (box_for(MemoryShape.LEAKING, random.Random(3), NOW, seed="same") for _ in range(2))
+    assert series(one, NOW - minutes(30), 60) == series(two, NOW - minutes(30), 60)
 
 
 @pytest.mark.parametrize(
