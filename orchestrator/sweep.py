@@ -1,8 +1,8 @@
 """One sweep: observe -> diagnose -> plan -> act -> record.
 
 The CLI and the Lambda handlers are thin shells over ``sweep``. Its dependencies
-(clients, store, clock, prober, executor choice) are injected, so tests drive the very
-same function against moto, a sandbox fleet or a real sshd.
+(store, clock and a ``Fleet``: AWS through boto3, or the simulator) are injected, so tests drive the very
+same function against moto, a sandbox fleet, a real sshd or simulated days.
 """
 
 from __future__ import annotations
@@ -11,38 +11,35 @@ import enum
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Mapping
-
-from botocore.exceptions import BotoCoreError, ClientError
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Mapping, Protocol
 
 from orchestrator import diagnose as diagnose_step
 from orchestrator import history as history_step
 from orchestrator import notify
-from orchestrator.act.evidence import EvidenceCollector
-from orchestrator.act.executor import AwsExecutor, DryRunExecutor, Executor
-from orchestrator.aws import Clients, describe_aws_error
+from orchestrator.act.executor import DryRunExecutor, Executor, Gate, Journal
+from orchestrator.aws import Clients
+from orchestrator.awsfleet import AwsFleet, HistoryReader, SweepAborted, memory_targets
 from orchestrator.config import Settings
 from orchestrator.model import (
     ActionOutcome,
     Facts,
-    Instance,
     InstanceHistory,
-    MemorySeries,
     OutcomeStatus,
     Plan,
     ProbeResult,
     Verdict,
-    VerdictKind,
 )
-from orchestrator.observe import asg, inventory, metrics, ssm, status
+from orchestrator.observe import metrics
 from orchestrator.observe.probe import probe_fleet
-from orchestrator.plan import MEMORY_TROUBLE, actionable, make_plan
+from orchestrator.plan import make_plan
 from orchestrator.state import lease_scope
 from orchestrator.state.journal import StoreJournal
 from orchestrator.state.lease import LeaseKeeper
 from orchestrator.state.store import LeaseLost, StateStore, SweepRecord
+
+__all__ = ["Fleet", "Mode", "SweepAborted", "SweepDeps", "SweepReport", "memory_targets", "sweep", "utcnow"]
 
 Prober = Callable[..., dict[str, ProbeResult]]
 Clock = Callable[[], datetime]
@@ -53,10 +50,6 @@ class Mode(str, enum.Enum):
     HEAL = "heal"
 
 
-class SweepAborted(Exception):
-    """The sweep stopped before acting because a fact it needs could not be read."""
-
-
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -65,9 +58,36 @@ def _no_progress(message: str) -> None:
     return None
 
 
+class Fleet(Protocol):
+    """Where a sweep's facts come from and where its actions go: AWS, or the simulator."""
+
+    @property
+    def region(self) -> str | None: ...
+
+    def api_calls(self) -> Mapping[str, int]: ...
+
+    def observe(
+        self, settings: Settings, histories_of: HistoryReader, report: SweepReport, now: datetime
+    ) -> tuple[list[Facts], dict[str, InstanceHistory]]: ...
+
+    def enrich(self, facts: list[Facts], verdicts: list[Verdict], settings: Settings) -> list[Facts]: ...
+
+    def executor(
+        self,
+        settings: Settings,
+        journal: Journal,
+        gate: Gate,
+        facts: Mapping[str, Facts],
+        verdicts: Mapping[str, Verdict],
+        report: SweepReport,
+    ) -> Executor: ...
+
+    def publish(self, topic_arn: str, subject: str, body: str) -> str | None: ...
+
+
 @dataclass
 class SweepDeps:
-    clients: Clients
+    clients: Clients | None
     store: StateStore
     clock: Clock = utcnow
     prober: Prober = probe_fleet
@@ -77,6 +97,20 @@ class SweepDeps:
     lease_wait_seconds: float = 0.0  # how long to wait for another sweep's lease
     only_instances: tuple[str, ...] = ()  # narrow a scan to these ids (orch explain)
     dimension_cache: metrics.DimensionCache = field(default_factory=metrics.DimensionCache)
+    fleet: Fleet | None = None  # None: AWS through ``clients``
+
+    def __post_init__(self) -> None:
+        if self.fleet is None:
+            if self.clients is None:
+                raise ValueError("a sweep needs AWS clients or a fleet")
+            self.fleet = AwsFleet(
+                self.clients, self.clock, self.prober, self.progress, self.only_instances, self.dimension_cache
+            )
+
+    @property
+    def the_fleet(self) -> Fleet:
+        assert self.fleet is not None
+        return self.fleet
 
 
 @dataclass
@@ -98,6 +132,10 @@ class SweepReport:
     sweep_number: int = 0  # counts sweeps in this store, for the memory cadence
     memory_full_read: bool = True
     evidence: dict[str, dict[str, Any]] = field(default_factory=dict)  # instance -> summary
+
+    @property
+    def timer(self) -> _Timer:
+        return _Timer(self.timings)
 
     def verdict_counts(self) -> dict[str, int]:
         return dict(sorted(Counter(v.kind.value for v in self.verdicts).items()))
@@ -157,88 +195,13 @@ class _Phase:
         self.timings[self.name] = self.timings.get(self.name, 0.0) + time.perf_counter() - self.start
 
 
-MEMORY_SUSPECTS = frozenset(
-    {VerdictKind.UNREACHABLE, VerdictKind.MEMORY_CRITICAL, VerdictKind.MEMORY_FORECAST, VerdictKind.METRICS_STALE}
-)
-
-
-def memory_targets(
-    running: list[Instance],
-    probes: Mapping[str, ProbeResult],
-    histories: Mapping[str, InstanceHistory],
-    full: bool,
-) -> list[str]:
-    """Whose memory to read: everyone on a full sweep, else only the suspects.
-
-    GetMetricData is billed per metric requested; at 10,000 instances every 5 minutes a
-    full read costs about $860 a month. Suspects (a failed probe now, or a memory or
-    reachability verdict last time) are read every sweep, so what matters is never late.
-    """
-    if full:
-        return [i.instance_id for i in running]
-    chosen = []
-    for inst in running:
-        probe = probes.get(inst.instance_id)
-        history = histories.get(inst.instance_id)
-        if (probe is not None and probe.outcome.is_failure) or (history is not None and history.last_verdict in MEMORY_SUSPECTS):
-            chosen.append(inst.instance_id)
-    return chosen
-
-
-def observe(settings: Settings, deps: SweepDeps, report: SweepReport, now: datetime) -> tuple[list[Facts], dict[str, InstanceHistory]]:
-    """Read every fact the decision needs, or raise SweepAborted: never plan on partial facts."""
-    timer = _Timer(report.timings)
-    clients = deps.clients
-    try:
-        with timer("aws"):
-            deps.progress("listing instances")
-            instances = inventory.list_instances(clients.ec2, settings.selector, deps.only_instances)
-            running = [i for i in instances if i.state == "running"]
-            deps.progress(f"reading status checks of {len(running)} running instances")
-            checks = status.read_status_checks(clients.ec2, (i.instance_id for i in running))
-    except (ClientError, BotoCoreError) as exc:
-        raise SweepAborted(describe_aws_error(exc)) from exc
-    targets = {
-        i.instance_id: (i.private_ip if settings.probe.address == "private" else i.public_ip) for i in running
-    }
-    deps.progress(f"probing SSH on {len(targets)} instances")
-    with timer("probe"):
-        probes = deps.prober(targets, settings.probe, clock=deps.clock) if targets else {}
-    histories = deps.store.get_histories(i.instance_id for i in instances)
-    wanted = memory_targets(running, probes, histories, report.memory_full_read)
-    try:
-        with timer("aws"):
-            deps.progress(f"reading memory metrics of {len(wanted)} instances")
-            reader = metrics.MemoryReader(
-                clients.cloudwatch,
-                settings.memory.namespace,
-                settings.memory.metric,
-                window=timedelta(minutes=settings.memory.window_minutes),
-                period_seconds=settings.memory.period_seconds,
-                cache=deps.dimension_cache,
-            )
-            memory: Mapping[str, MemorySeries] = reader.read(wanted, now) if wanted else {}
-            report.metrics_requested = reader.metrics_requested
-    except (ClientError, BotoCoreError) as exc:
-        raise SweepAborted(describe_aws_error(exc)) from exc
-    facts = [
-        Facts(
-            instance=i,
-            status=checks.get(i.instance_id),
-            probe=probes.get(i.instance_id),
-            memory=memory.get(i.instance_id),
-        )
-        for i in instances
-    ]
-    return facts, histories
-
-
 def sweep(settings: Settings, deps: SweepDeps, mode: Mode = Mode.HEAL, dry_run: bool | None = None) -> SweepReport:
     """Run one sweep; raises SweepAborted, LeaseHeld or StateError without having acted."""
     dry = settings.dry_run if dry_run is None else dry_run
     started = deps.clock()
     report = SweepReport(sweep_id=uuid.uuid4().hex[:12], mode=mode, dry_run=dry, started_at=started)
-    counted_from = dict(deps.clients.counter.snapshot())
+    fleet = deps.the_fleet
+    counted_from = dict(fleet.api_calls())
     every = settings.memory.full_read_every
     if every > 1:
         last = deps.store.list_sweeps(1)
@@ -250,7 +213,7 @@ def sweep(settings: Settings, deps: SweepDeps, mode: Mode = Mode.HEAL, dry_run: 
         # One healer per fleet at a time (gardener mcm-provider-aws #94): taken before
         # observing, so two sweeps never plan on the same facts, and checked before
         # every mutation in case it expired while we worked.
-        scope = lease_scope("-", deps.clients.region or "-", settings.selector)
+        scope = lease_scope("-", fleet.region or "-", settings.selector)
         keeper = LeaseKeeper(deps.store, scope, clock=deps.clock, wait_seconds=deps.lease_wait_seconds)
         keeper.acquire()
     try:
@@ -261,7 +224,7 @@ def sweep(settings: Settings, deps: SweepDeps, mode: Mode = Mode.HEAL, dry_run: 
     finally:
         _notify(settings, deps, report)
         report.finished_at = deps.clock()
-        report.api_calls = _diff(deps.clients.counter.snapshot(), counted_from)
+        report.api_calls = _diff(fleet.api_calls(), counted_from)
         _record_sweep(settings, deps, report)
         if keeper is not None:
             keeper.release()
@@ -274,7 +237,7 @@ def _notify(settings: Settings, deps: SweepDeps, report: SweepReport) -> None:
     message = notify.compose(report)
     if message is None:
         return
-    error = notify.publish(deps.clients.client("sns"), settings.notify.topic_arn, *message)
+    error = deps.the_fleet.publish(settings.notify.topic_arn, *message)
     report.notes.append(error or f"notified {settings.notify.topic_arn}")
 
 
@@ -294,15 +257,16 @@ def _record_sweep(settings: Settings, deps: SweepDeps, report: SweepReport) -> N
 
 
 def _run(settings: Settings, deps: SweepDeps, report: SweepReport, mode: Mode, dry: bool, keeper: LeaseKeeper | None) -> None:
-    facts, previous = observe(settings, deps, report, report.started_at)
+    fleet = deps.the_fleet
+    facts, previous = fleet.observe(settings, deps.store.get_histories, report, report.started_at)
     now = deps.clock()
-    timer = _Timer(report.timings)
+    timer = report.timer
     with timer("decide"):
         report.facts = facts
         report.verdicts = diagnose_step.diagnose_all(facts, now, settings)
     if mode is Mode.SCAN:
         return
-    facts = _suspect_facts(facts, report.verdicts, settings, deps)
+    facts = fleet.enrich(facts, report.verdicts, settings)
     report.facts = facts
     by_id = {f.instance.instance_id: f for f in facts}
     paused = deps.store.get_pause()
@@ -323,18 +287,7 @@ def _run(settings: Settings, deps: SweepDeps, report: SweepReport, mode: Mode, d
         executor = DryRunExecutor()
     else:
         verdicts = {v.instance_id: v for v in report.verdicts}
-        collector = EvidenceCollector(deps.clients, settings.evidence, by_id, verdicts, report.sweep_id, deps.clock)
-        report.evidence = collector.captured
-        executor = AwsExecutor(
-            deps.clients,
-            journal,
-            gate=_gate(deps, report, keeper),
-            capture_evidence=collector,
-            stop_wait_seconds=settings.safety.stop_wait_seconds,
-            ssm_document=settings.memory.ssm_document,
-            ssm_commands=settings.memory.ssm_commands,
-            diagnostic_interrupt=settings.evidence.diagnostic_interrupt,
-        )
+        executor = fleet.executor(settings, journal, _gate(deps, report, keeper), by_id, verdicts, report)
     deps.progress(f"acting: {len(report.plan.actions)} action(s)")
     with timer("act"):
         report.outcomes = executor.execute(report.plan)
@@ -346,35 +299,6 @@ def _run(settings: Settings, deps: SweepDeps, report: SweepReport, mode: Mode, d
             iid = outcome.action.instance_id
             histories[iid] = history_step.acted(histories[iid], outcome, key, now)
     deps.store.put_histories(histories.values())
-
-
-def _suspect_facts(facts: list[Facts], verdicts: list[Verdict], settings: Settings, deps: SweepDeps) -> list[Facts]:
-    """Facts only suspects need, so a healthy fleet costs no call here.
-
-    Auto Scaling lifecycle state for group members (an instance in Standby or
-    Terminating is in someone else's hands), and whether SSM can reach a memory
-    suspect when the proactive action is an SSM command.
-    """
-    wanted = actionable(settings)
-    suspects = {v.instance_id for v in verdicts if v.kind in wanted}
-    members = [f.instance.instance_id for f in facts if f.instance.instance_id in suspects and f.instance.asg_name]
-    memory_suspects = [v.instance_id for v in verdicts if v.kind in MEMORY_TROUBLE] if settings.memory.proactive == "ssm" else []
-    if not members and not memory_suspects:
-        return facts
-    try:
-        states = asg.lifecycle_states(deps.clients.autoscaling, members) if members else {}
-        online = ssm.agents_online(deps.clients.client("ssm"), memory_suspects) if memory_suspects else {}
-    except (ClientError, BotoCoreError) as exc:
-        raise SweepAborted(describe_aws_error(exc)) from exc
-    enriched = []
-    for f in facts:
-        iid = f.instance.instance_id
-        if iid in members:
-            f = replace(f, lifecycle_state=states.get(iid, "not in a group"))
-        if iid in online:
-            f = replace(f, ssm_online=online[iid])
-        enriched.append(f)
-    return enriched
 
 
 def _gate(deps: SweepDeps, report: SweepReport, keeper: LeaseKeeper | None, margin_s: float = 30.0) -> Callable[[], str | None]:

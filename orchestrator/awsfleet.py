@@ -1,0 +1,191 @@
+"""The sweep's fleet on AWS: facts from EC2, CloudWatch and the SSH prober; actions through EC2.
+
+``sweep`` asks a ``Fleet`` for facts and for an executor, and nothing else about where
+they come from; this is the one the CLI and the Lambda use. The simulator
+(``orchestrator.simulate``) offers the same four things over simulated time, so a
+policy is judged by the very code that runs in production.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from orchestrator import notify
+from orchestrator.act.evidence import EvidenceCollector
+from orchestrator.act.executor import AwsExecutor, Executor, Gate, Journal
+from orchestrator.aws import Clients, describe_aws_error
+from orchestrator.config import Settings
+from orchestrator.model import Facts, Instance, InstanceHistory, MemorySeries, ProbeResult, Verdict, VerdictKind
+from orchestrator.observe import asg, inventory, metrics, ssm, status
+from orchestrator.observe.probe import probe_fleet
+from orchestrator.plan import MEMORY_TROUBLE, actionable
+
+if TYPE_CHECKING:
+    from orchestrator.sweep import SweepReport
+
+Prober = Callable[..., dict[str, ProbeResult]]
+Clock = Callable[[], datetime]
+HistoryReader = Callable[[Iterable[str]], dict[str, InstanceHistory]]
+
+
+class SweepAborted(Exception):
+    """The sweep stopped before acting because a fact it needs could not be read."""
+
+
+MEMORY_SUSPECTS = frozenset(
+    {VerdictKind.UNREACHABLE, VerdictKind.MEMORY_CRITICAL, VerdictKind.MEMORY_FORECAST, VerdictKind.METRICS_STALE}
+)
+
+
+def memory_targets(
+    running: list[Instance],
+    probes: Mapping[str, ProbeResult],
+    histories: Mapping[str, InstanceHistory],
+    full: bool,
+) -> list[str]:
+    """Whose memory to read: everyone on a full sweep, else only the suspects.
+
+    GetMetricData is billed per metric requested; at 10,000 instances every 5 minutes a
+    full read costs about $860 a month. Suspects (a failed probe now, or a memory or
+    reachability verdict last time) are read every sweep, so what matters is never late.
+    """
+    if full:
+        return [i.instance_id for i in running]
+    chosen = []
+    for inst in running:
+        probe = probes.get(inst.instance_id)
+        history = histories.get(inst.instance_id)
+        if (probe is not None and probe.outcome.is_failure) or (history is not None and history.last_verdict in MEMORY_SUSPECTS):
+            chosen.append(inst.instance_id)
+    return chosen
+
+
+def _no_progress(message: str) -> None:
+    return None
+
+
+@dataclass
+class AwsFleet:
+    """Facts and effects through boto3 clients; every AWS error before acting aborts the sweep."""
+
+    clients: Clients
+    clock: Clock
+    prober: Prober = probe_fleet
+    progress: Callable[[str], None] = _no_progress
+    only_instances: tuple[str, ...] = ()
+    dimension_cache: metrics.DimensionCache = field(default_factory=metrics.DimensionCache)
+
+    @property
+    def region(self) -> str | None:
+        return self.clients.region
+
+    def api_calls(self) -> Mapping[str, int]:
+        return self.clients.counter.snapshot()
+
+    def observe(
+        self, settings: Settings, histories_of: HistoryReader, report: SweepReport, now: datetime
+    ) -> tuple[list[Facts], dict[str, InstanceHistory]]:
+        """Read every fact the decision needs, or raise SweepAborted: never plan on partial facts."""
+        timer = report.timer
+        clients = self.clients
+        try:
+            with timer("aws"):
+                self.progress("listing instances")
+                instances = inventory.list_instances(clients.ec2, settings.selector, self.only_instances)
+                running = [i for i in instances if i.state == "running"]
+                self.progress(f"reading status checks of {len(running)} running instances")
+                checks = status.read_status_checks(clients.ec2, (i.instance_id for i in running))
+        except (ClientError, BotoCoreError) as exc:
+            raise SweepAborted(describe_aws_error(exc)) from exc
+        targets = {
+            i.instance_id: (i.private_ip if settings.probe.address == "private" else i.public_ip) for i in running
+        }
+        self.progress(f"probing SSH on {len(targets)} instances")
+        with timer("probe"):
+            probes = self.prober(targets, settings.probe, clock=self.clock) if targets else {}
+        histories = histories_of(i.instance_id for i in instances)
+        wanted = memory_targets(running, probes, histories, report.memory_full_read)
+        try:
+            with timer("aws"):
+                self.progress(f"reading memory metrics of {len(wanted)} instances")
+                reader = metrics.MemoryReader(
+                    clients.cloudwatch,
+                    settings.memory.namespace,
+                    settings.memory.metric,
+                    window=timedelta(minutes=settings.memory.window_minutes),
+                    period_seconds=settings.memory.period_seconds,
+                    cache=self.dimension_cache,
+                )
+                memory: Mapping[str, MemorySeries] = reader.read(wanted, now) if wanted else {}
+                report.metrics_requested = reader.metrics_requested
+        except (ClientError, BotoCoreError) as exc:
+            raise SweepAborted(describe_aws_error(exc)) from exc
+        facts = [
+            Facts(
+                instance=i,
+                status=checks.get(i.instance_id),
+                probe=probes.get(i.instance_id),
+                memory=memory.get(i.instance_id),
+            )
+            for i in instances
+        ]
+        return facts, histories
+
+    def enrich(self, facts: list[Facts], verdicts: list[Verdict], settings: Settings) -> list[Facts]:
+        """Facts only suspects need, so a healthy fleet costs no call here.
+
+        Auto Scaling lifecycle state for group members (an instance in Standby or
+        Terminating is in someone else's hands), and whether SSM can reach a memory
+        suspect when the proactive action is an SSM command.
+        """
+        wanted = actionable(settings)
+        suspects = {v.instance_id for v in verdicts if v.kind in wanted}
+        members = [f.instance.instance_id for f in facts if f.instance.instance_id in suspects and f.instance.asg_name]
+        memory_suspects = (
+            [v.instance_id for v in verdicts if v.kind in MEMORY_TROUBLE] if settings.memory.proactive == "ssm" else []
+        )
+        if not members and not memory_suspects:
+            return facts
+        try:
+            states = asg.lifecycle_states(self.clients.autoscaling, members) if members else {}
+            online = ssm.agents_online(self.clients.client("ssm"), memory_suspects) if memory_suspects else {}
+        except (ClientError, BotoCoreError) as exc:
+            raise SweepAborted(describe_aws_error(exc)) from exc
+        enriched = []
+        for f in facts:
+            iid = f.instance.instance_id
+            if iid in members:
+                f = replace(f, lifecycle_state=states.get(iid, "not in a group"))
+            if iid in online:
+                f = replace(f, ssm_online=online[iid])
+            enriched.append(f)
+        return enriched
+
+    def executor(
+        self,
+        settings: Settings,
+        journal: Journal,
+        gate: Gate,
+        facts: Mapping[str, Facts],
+        verdicts: Mapping[str, Verdict],
+        report: SweepReport,
+    ) -> Executor:
+        collector = EvidenceCollector(self.clients, settings.evidence, facts, verdicts, report.sweep_id, self.clock)
+        report.evidence = collector.captured
+        return AwsExecutor(
+            self.clients,
+            journal,
+            gate=gate,
+            capture_evidence=collector,
+            stop_wait_seconds=settings.safety.stop_wait_seconds,
+            ssm_document=settings.memory.ssm_document,
+            ssm_commands=settings.memory.ssm_commands,
+            diagnostic_interrupt=settings.evidence.diagnostic_interrupt,
+        )
+
+    def publish(self, topic_arn: str, subject: str, body: str) -> str | None:
+        return notify.publish(self.clients.client("sns"), topic_arn, subject, body)
