@@ -111,6 +111,12 @@ class SafetySettings(_Section):
     )
     verify_minutes: float = Field(10.0, gt=0, le=1440, description="after an action, how long before judging it")
     reset_minutes: float = Field(30.0, ge=0, le=10080, description="healthy this long after an action resets the ladder")
+    flap_minutes: float = Field(
+        10.0,
+        ge=0,
+        le=1440,
+        description="a recovery that lasts less than this before the trouble returns is a flap: it counts as a failed action",
+    )
     quarantine_attempts: int = Field(4, ge=1, le=100, description="actions within quarantine_hours after which a human must look")
     quarantine_hours: float = Field(6.0, gt=0, le=720)
     stop_wait_seconds: int = Field(300, ge=0, le=840, description="how long a stop/start waits for the stop")
@@ -143,6 +149,25 @@ class SafetySettings(_Section):
         return int(text)
 
 
+class ChronicSettings(_Section):
+    """Boxes that need the same remedy again and again: name the condition, act ahead of it."""
+
+    recoveries: int = Field(
+        2, ge=1, le=100, description="verified recoveries from memory exhaustion within window_hours that make an instance chronic"
+    )
+    window_hours: float = Field(24.0, gt=0, le=720, description="the window for chronic.recoveries")
+    action: Literal["auto", "reboot", "ssm", "off"] = Field(
+        "auto",
+        description="ahead of a chronic instance's next exhaustion: auto = the SSM command when memory.ssm_commands is set, else reboot",
+    )
+    lead_minutes: float | None = Field(
+        None,
+        gt=0,
+        le=1440,
+        description="act this long before the forecast exhaustion (default 1.5 x sweep_interval_minutes: the last sweep before it)",
+    )
+
+
 class EvidenceSettings(_Section):
     console: bool = Field(True, description="read the console output before acting")
     bucket: str | None = Field(None, description="S3 bucket for whole evidence bundles (summary always goes to the state store)")
@@ -153,7 +178,10 @@ class EvidenceSettings(_Section):
 
 
 class NotifySettings(_Section):
-    topic_arn: str | None = Field(None, description="SNS topic for one message per sweep that acted or blocked")
+    topic_arn: str | None = Field(None, description="SNS topic for messages about what changed")
+    remind_hours: float = Field(
+        24.0, gt=0, le=720, description="a condition that persists (a chronic pattern, a quarantine, an open breaker) is told again after this long"
+    )
 
 
 class Settings(_Section):
@@ -163,11 +191,30 @@ class Settings(_Section):
     opt_out_tag: str = Field("orch:skip", min_length=1)
     dry_run: bool = False
     state: str | None = Field(None, description="SQLite path or dynamodb://TABLE")
+    sweep_interval_minutes: float = Field(
+        5.0, gt=0, le=1440, description="how often sweeps run (the stack's schedule); sets the chronic lead's default"
+    )
     probe: ProbeSettings = Field(default_factory=ProbeSettings)
     memory: MemorySettings = Field(default_factory=MemorySettings)
     safety: SafetySettings = Field(default_factory=SafetySettings)
+    chronic: ChronicSettings = Field(default_factory=ChronicSettings)
     evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+
+    @model_validator(mode="after")
+    def _chronic_ssm_has_commands(self) -> Settings:
+        if self.chronic.action == "ssm" and not self.memory.ssm_commands:
+            raise ValueError("chronic.action = ssm needs memory.ssm_commands (what to run on the box)")
+        return self
+
+    def lead_minutes(self) -> float:
+        """How long before a forecast exhaustion a proactive or chronic action is taken.
+
+        The default is one and a half sweep intervals: the last sweep that still comes
+        before the exhaustion acts, whatever the phase of the schedule, with half an
+        interval to spare for the forecast's error.
+        """
+        return self.chronic.lead_minutes if self.chronic.lead_minutes is not None else 1.5 * self.sweep_interval_minutes
 
     @field_validator("selector")
     @classmethod

@@ -8,11 +8,11 @@ a sick verdict: a probe we could not run or a metric we could not read proves no
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from orchestrator.config import Settings
 from orchestrator.memory import MemoryAssessment, MemoryState, assess_memory
-from orchestrator.model import Facts, ProbeOutcome, ProbeResult, Verdict, VerdictKind
+from orchestrator.model import Corroboration, Facts, ProbeOutcome, ProbeResult, Verdict, VerdictKind
 
 
 def describe_probe(probe: ProbeResult) -> str:
@@ -35,26 +35,56 @@ def describe_probe(probe: ProbeResult) -> str:
     return what
 
 
-def host_side_evidence(memory: MemoryAssessment | None) -> tuple[str, ...]:
-    """Signals from the host itself that do not travel the prober's network path."""
+PATH_NOTE = {
+    Corroboration.MEMORY: "the agent's memory metric (host-side: it travels the instance's subnet and CloudWatch, not the prober's path)",
+    Corroboration.SILENT_AT_TOP: "the agent falling silent at the top of a climb (host-side unless its whole place went quiet too)",
+}
+
+
+def host_side_evidence(memory: MemoryAssessment | None) -> tuple[tuple[str, ...], Corroboration]:
+    """Signals from the host itself that do not travel the prober's network path, and what they rest on.
+
+    A fresh reading that is critical or climbing to exhaustion says the box is full. An
+    agent that fell silent says so only at the top of a climb: silence at 40% is what a
+    subnet ACL or a NAT failure does to a healthy box too.
+    """
     if memory is None:
-        return ()
-    if memory.state in (MemoryState.CRITICAL, MemoryState.FORECAST, MemoryState.STALE):
-        return memory.reasons
-    return ()
+        return (), Corroboration.NONE
+    if memory.state in (MemoryState.CRITICAL, MemoryState.FORECAST):
+        return memory.reasons, Corroboration.MEMORY
+    if memory.state is MemoryState.STALE and memory.silent_at_top:
+        return memory.reasons, Corroboration.SILENT_AT_TOP
+    return (), Corroboration.NONE
 
 
-def diagnose(facts: Facts, now: datetime, settings: Settings) -> Verdict:
+def diagnose(facts: Facts, now: datetime, settings: Settings, cycle_start: datetime | None = None) -> Verdict:
+    """The verdict on one instance; ``cycle_start`` is when orch last rebooted or restarted it.
+
+    Memory is judged on the current cycle only: points from before the last reboot or
+    restart orch caused describe a box that no longer exists. (A reboot by someone else
+    is not known here; its earlier points age out of the trend span, and the sawtooth
+    guard keeps the fall from reading as a leak meanwhile.)
+    """
     inst = facts.instance
-    memory = assess_memory(facts.memory, now, settings.memory) if facts.memory is not None else None
+    memory = assess_memory(facts.memory, now, settings.memory, cycle_start) if facts.memory is not None else None
     numbers = {
         "memory_percent": memory.current_percent if memory else None,
         "memory_slope_per_min": memory.slope_per_min if memory else None,
         "minutes_to_exhaustion": memory.minutes_to_exhaustion if memory else None,
+        "agent_silent": bool(memory and memory.state is MemoryState.STALE),
     }
 
-    def verdict(kind: VerdictKind, *reasons: str, evidence: tuple[str, ...] = ()) -> Verdict:
-        return Verdict(inst.instance_id, kind, tuple(r for r in reasons if r), evidence=evidence, **numbers)
+    def verdict(
+        kind: VerdictKind, *reasons: str, evidence: tuple[str, ...] = (), corroboration: Corroboration = Corroboration.NONE
+    ) -> Verdict:
+        return Verdict(
+            inst.instance_id,
+            kind,
+            tuple(r for r in reasons if r),
+            evidence=evidence,
+            corroboration=corroboration if evidence else Corroboration.NONE,
+            **numbers,
+        )
 
     if inst.state != "running":
         return verdict(VerdictKind.UNKNOWN, f"instance is {inst.state}, not running")
@@ -69,7 +99,7 @@ def diagnose(facts: Facts, now: datetime, settings: Settings) -> Verdict:
         return verdict(VerdictKind.AWS_IMPAIRED, status_text + " (left to EC2 auto-recovery / Auto Scaling)", memory_text)
 
     probe = facts.probe
-    evidence = host_side_evidence(memory)
+    evidence, corroboration = host_side_evidence(memory)
     if probe is not None and probe.outcome.is_failure:
         if status is None or not status.all_ok:
             return verdict(
@@ -78,20 +108,25 @@ def diagnose(facts: Facts, now: datetime, settings: Settings) -> Verdict:
                 status_text + ": cannot tell a dead sshd from a box still booting",
                 memory_text,
             )
-        return verdict(VerdictKind.UNREACHABLE, describe_probe(probe), status_text, memory_text, evidence=evidence)
+        return verdict(
+            VerdictKind.UNREACHABLE, describe_probe(probe), status_text, memory_text, evidence=evidence, corroboration=corroboration
+        )
 
     probe_text = describe_probe(probe) if probe is not None else "SSH not probed"
     if memory is not None and memory.state is MemoryState.CRITICAL:
-        return verdict(VerdictKind.MEMORY_CRITICAL, memory_text, probe_text, status_text, evidence=evidence)
+        return verdict(VerdictKind.MEMORY_CRITICAL, memory_text, probe_text, status_text, evidence=evidence, corroboration=corroboration)
     if memory is not None and memory.state is MemoryState.FORECAST:
-        return verdict(VerdictKind.MEMORY_FORECAST, memory_text, probe_text, status_text, evidence=evidence)
+        return verdict(VerdictKind.MEMORY_FORECAST, memory_text, probe_text, status_text, evidence=evidence, corroboration=corroboration)
     if memory is not None and memory.state is MemoryState.STALE:
-        return verdict(VerdictKind.METRICS_STALE, memory_text, probe_text, status_text, evidence=evidence)
+        return verdict(VerdictKind.METRICS_STALE, memory_text, probe_text, status_text, evidence=evidence, corroboration=corroboration)
     if probe is None or probe.outcome is not ProbeOutcome.OK:
         return verdict(VerdictKind.UNKNOWN, probe_text, status_text, memory_text)
     # sshd answered: whatever EC2 still says while initializing, the box can fork and serve.
     return verdict(VerdictKind.HEALTHY, probe_text, status_text, memory_text)
 
 
-def diagnose_all(facts: Iterable[Facts], now: datetime, settings: Settings) -> list[Verdict]:
-    return [diagnose(f, now, settings) for f in facts]
+def diagnose_all(
+    facts: Iterable[Facts], now: datetime, settings: Settings, cycle_starts: Mapping[str, datetime | None] | None = None
+) -> list[Verdict]:
+    starts = cycle_starts or {}
+    return [diagnose(f, now, settings, starts.get(f.instance.instance_id)) for f in facts]

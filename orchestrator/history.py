@@ -1,104 +1,258 @@
 """How one sweep's observations and actions fold into an instance's history.
 
-Pure, so debounce, verification, escalation and quarantine are tested with literal
-values. Plan reads what these return; record writes it.
+Pure, so debounce, verification, escalation, recurrence, flapping, chronic conditions
+and quarantine are tested with literal values. Plan reads what these return; record
+writes it.
+
+Judged over days, not one sweep: a remedy that brought the box back *worked*, even if
+the problem comes back half an hour later. So every action is judged on its own:
+
+- verified: the instance answered SSH after it (and, for a memory cause, memory fell);
+- failed: the call failed, or the box was not back within ``safety.verify_minutes``;
+- recurred: the trouble came back after a verified recovery. Soon after the recovery
+  (within ``safety.flap_minutes``) that is a flap, and counts as a failure; later it is a
+  recurrence, which neither climbs the ladder nor counts toward quarantine.
+
+Failures climb the ladder and, ``safety.quarantine_attempts`` of them within
+``safety.quarantine_hours``, quarantine the instance; so does a ladder with no rung left
+for it. Recurrences of memory exhaustion make an instance *chronic* (see ``chronic``),
+which the plan answers by acting ahead of the next exhaustion. Budgets in the plan
+still cap everything, so a recurring fleet never becomes a reboot storm.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+import statistics
+from collections import Counter
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any, Mapping
 
-from orchestrator.config import SafetySettings
+from orchestrator.config import Settings
+from orchestrator.ladder import fitting_ladder
 from orchestrator.model import (
+    ActionAttempt,
     ActionOutcome,
+    Cause,
+    Corroboration,
     Facts,
     InstanceHistory,
     OutcomeStatus,
+    ProbeOutcome,
     Verdict,
     VerdictKind,
 )
 
 # Outcomes after which the action counts as taken (and must be verified, not repeated).
 TAKEN = frozenset({OutcomeStatus.DONE, OutcomeStatus.UNCERTAIN})
+MEMORY_VERDICTS = frozenset({VerdictKind.MEMORY_CRITICAL, VerdictKind.MEMORY_FORECAST})
+TROUBLED = frozenset({VerdictKind.UNREACHABLE}) | MEMORY_VERDICTS
+# A memory action is verified when memory fell at least this far (percentage points).
+MEMORY_FALL_POINTS = 10.0
 
 
 def recent_attempts(history: InstanceHistory, now: datetime, window: timedelta) -> int:
     return sum(1 for at in history.attempts if now - at < window)
 
 
-def observe(prev: InstanceHistory, facts: Facts, verdict: Verdict, now: datetime, safety: SafetySettings) -> InstanceHistory:
+def _last(h: InstanceHistory) -> ActionAttempt | None:
+    return h.actions[-1] if h.actions else None
+
+
+def _with_last(h: InstanceHistory, attempt: ActionAttempt, **changes: Any) -> InstanceHistory:
+    return replace(h, actions=h.actions[:-1] + (attempt,), **changes)
+
+
+# -- observe: one sweep's verdict ---------------------------------------------------------
+
+
+def observe(prev: InstanceHistory, facts: Facts, verdict: Verdict, now: datetime, settings: Settings) -> InstanceHistory:
     if verdict.kind is VerdictKind.UNKNOWN:
         return prev  # proves nothing either way, and keeps the last real suspicion
+    h = _prune(prev, now, settings)
+    h = _judge_last_action(h, facts, verdict, now, settings)
     if verdict.kind is VerdictKind.HEALTHY:
-        current = _healthy(prev, now, safety)
+        h = _healthy(h, now, settings)
     elif verdict.kind is VerdictKind.UNREACHABLE and facts.probe is not None:
-        current = _unreachable(prev, facts, now, safety)
+        h = _unreachable(h, facts, now, settings)
     else:
-        current = _other(prev, now, safety)
-    return replace(current, last_verdict=verdict.kind)
+        h = replace(h, healthy_since=None)
+    h = _update_chronic(h, now, settings)
+    if verdict.kind in TROUBLED:
+        h = _quarantine_if_due(h, facts, verdict, now, settings)
+    return replace(h, last_verdict=verdict.kind)
 
 
-def _other(prev: InstanceHistory, now: datetime, safety: SafetySettings) -> InstanceHistory:
-    """Memory trouble and the rest: a proactive action in flight expires after the verify window."""
-    if prev.in_flight_key is not None and prev.last_action_at is not None and now - prev.last_action_at >= timedelta(minutes=safety.verify_minutes):
-        return replace(prev, in_flight_key=None, healthy_since=None)
-    return replace(prev, healthy_since=None)
+def _prune(h: InstanceHistory, now: datetime, settings: Settings) -> InstanceHistory:
+    """Keep what some window still needs, and always the last action (the cycle it began)."""
+    keep = timedelta(hours=max(settings.safety.quarantine_hours, settings.chronic.window_hours, 1.0))
+    kept = tuple(a for a in h.actions[:-1] if now - a.at < keep) + h.actions[-1:]
+    return h if len(kept) == len(h.actions) else replace(h, actions=kept)
 
 
-def _healthy(prev: InstanceHistory, now: datetime, safety: SafetySettings) -> InstanceHistory:
-    since = prev.healthy_since or now
-    rung = prev.rung
-    if rung and now - since >= timedelta(minutes=safety.reset_minutes):
+def _memory_fell(attempt: ActionAttempt, verdict: Verdict) -> bool | None:
+    """True/False when memory after the action can be compared with before; None when not yet."""
+    if verdict.memory_percent is None or attempt.memory_percent is None:
+        return None
+    return verdict.memory_percent <= attempt.memory_percent - MEMORY_FALL_POINTS
+
+
+def _judge_last_action(h: InstanceHistory, facts: Facts, verdict: Verdict, now: datetime, settings: Settings) -> InstanceHistory:
+    last = _last(h)
+    if last is None or last.settled or not last.taken:
+        return replace(h, in_flight_key=None) if h.in_flight_key is not None and (last is None or last.settled) else h
+    ssh_ok = facts.probe is not None and facts.probe.outcome is ProbeOutcome.OK and now > last.at
+    due = now - last.at >= timedelta(minutes=settings.safety.verify_minutes)
+    fell = _memory_fell(last, verdict)
+    if ssh_ok and (last.cause is not Cause.MEMORY or fell is True or (fell is None and due)):
+        return _with_last(h, replace(last, verified_at=now), in_flight_key=None)
+    if not due:
+        return h  # still in flight: judged on a later sweep
+    if not ssh_ok:
+        why = f"SSH still failing {settings.safety.verify_minutes:g} min after it"
+    else:
+        why = f"memory did not fall ({last.memory_percent:.0f}% before, {verdict.memory_percent:.0f}% after)"
+    # The remedy did not bring the box back within the verify window: one rung up.
+    return _with_last(h, replace(last, failed_at=now, failure=why), in_flight_key=None, rung=h.rung + 1)
+
+
+def _healthy(h: InstanceHistory, now: datetime, settings: Settings) -> InstanceHistory:
+    since = h.healthy_since or now
+    rung = h.rung
+    if rung and now - since >= timedelta(minutes=settings.safety.reset_minutes):
         rung = 0  # it stayed fixed: the next failure starts again at the first rung
-    return replace(
-        prev,
-        first_failure_at=None,
-        failed_probes=0,
-        last_healthy_at=now,
-        healthy_since=since,
-        in_flight_key=None,  # answering SSH again verifies the action that was in flight
-        rung=rung,
-    )
+    return replace(h, first_failure_at=None, failed_probes=0, last_healthy_at=now, healthy_since=since, rung=rung)
 
 
-def _unreachable(prev: InstanceHistory, facts: Facts, now: datetime, safety: SafetySettings) -> InstanceHistory:
+def _unreachable(h: InstanceHistory, facts: Facts, now: datetime, settings: Settings) -> InstanceHistory:
     assert facts.probe is not None
-    current = replace(
-        prev,
-        first_failure_at=prev.first_failure_at or min(a.started_at for a in facts.probe.attempts),
-        failed_probes=prev.failed_probes + facts.probe.failed_attempts,
-        healthy_since=None,
-    )
-    verified_failed = (
-        current.in_flight_key is not None
-        and current.last_action_at is not None
-        and now - current.last_action_at >= timedelta(minutes=safety.verify_minutes)
-    )
-    if verified_failed:
-        # The last action did not bring it back within the verify window: one rung up.
-        current = replace(current, in_flight_key=None, rung=current.rung + 1)
-    if current.quarantined_at is None and current.in_flight_key is None:
-        window = timedelta(hours=safety.quarantine_hours)
-        tried = recent_attempts(current, now, window)
-        if tried >= safety.quarantine_attempts:
-            current = replace(
-                current,
-                quarantined_at=now,
-                quarantine_reason=f"{tried} actions in {safety.quarantine_hours:g} h did not fix it",
-            )
-        elif current.rung >= len(safety.ladder):
-            current = replace(current, quarantined_at=now, quarantine_reason="escalation ladder exhausted")
-    return current
+    first = h.first_failure_at or min(a.started_at for a in facts.probe.attempts)
+    h = replace(h, first_failure_at=first, failed_probes=h.failed_probes + facts.probe.failed_attempts, healthy_since=None)
+    return _mark_recurrence(h, first, settings.safety.flap_minutes)
 
 
-def acted(prev: InstanceHistory, outcome: ActionOutcome, key: str, now: datetime) -> InstanceHistory:
-    """After an action was taken the instance awaits verification on a later sweep."""
-    if outcome.status not in TAKEN:
+def _mark_recurrence(h: InstanceHistory, at: datetime, flap_minutes: float) -> InstanceHistory:
+    """The trouble is back after a verified recovery: a flap climbs the ladder, a recurrence does not."""
+    last = _last(h)
+    if last is None or last.verified_at is None or last.recurred_at is not None or at < last.verified_at:
+        return h
+    recurred = replace(last, recurred_at=at)
+    if recurred.flapped(flap_minutes):
+        return _with_last(h, recurred, rung=h.rung + 1)
+    return _with_last(h, recurred)
+
+
+def _update_chronic(h: InstanceHistory, now: datetime, settings: Settings) -> InstanceHistory:
+    found = chronic(h, now, settings)
+    since = (h.chronic_since or found.since) if found is not None else None
+    return h if since == h.chronic_since else replace(h, chronic_since=since)
+
+
+def _counted_failures(h: InstanceHistory, now: datetime, settings: Settings) -> list[ActionAttempt]:
+    window = timedelta(hours=settings.safety.quarantine_hours)
+    flap = settings.safety.flap_minutes
+    return [
+        a
+        for a in h.actions
+        if now - a.at < window and a.counts_as_failure(flap) and (h.released_at is None or a.at >= h.released_at)
+    ]
+
+
+def _failure_stats(failures: list[ActionAttempt], settings: Settings) -> str:
+    s = settings.safety
+    flapped = sum(1 for a in failures if a.failed_at is None)
+    parts = []
+    if len(failures) > flapped:
+        parts.append(f"{len(failures) - flapped} not back within {s.verify_minutes:g} min or failed")
+    if flapped:
+        parts.append(f"{flapped} held for less than {s.flap_minutes:g} min")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _quarantine_if_due(h: InstanceHistory, facts: Facts, verdict: Verdict, now: datetime, settings: Settings) -> InstanceHistory:
+    if h.quarantined_at is not None or h.in_flight_key is not None:
+        return h
+    s = settings.safety
+    failures = _counted_failures(h, now, settings)
+    if len(failures) >= s.quarantine_attempts:
+        reason = (
+            f"remediation failed: {len(failures)} actions in {s.quarantine_hours:g} h did not bring it back"
+            + _failure_stats(failures, settings)
+        )
+        return replace(h, quarantined_at=now, quarantine_reason=reason)
+    if verdict.kind is VerdictKind.UNREACHABLE:
+        fitted = fitting_ladder(facts.instance, s.ladder)
+        if h.rung >= len(fitted.rungs):
+            tried = ", ".join(k.value for k in fitted.rungs) or "no rung"
+            reason = f"remediation failed: {tried} did not bring it back{_failure_stats(failures, settings)}; no rung of the ladder is left"
+            if fitted.skipped:
+                reason += f" ({'; '.join(fitted.skipped)})"
+            return replace(h, quarantined_at=now, quarantine_reason=reason)
+    return h
+
+
+# -- acted: an action's outcome ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ActionContext:
+    """What the sweep knew when it acted, kept with the action for chronic patterns."""
+
+    verdict: Verdict | None = None
+    evidence: Mapping[str, Any] | None = None  # the evidence summary captured before acting
+    launched_at: datetime | None = None
+    exhaustion_minutes: float | None = None  # from the cycle's start to (forecast) exhaustion
+    growth_per_min: float | None = None  # memory growth since the cycle's start
+
+
+def cause_of(context: ActionContext) -> Cause:
+    verdict = context.verdict
+    if verdict is not None and (verdict.kind in MEMORY_VERDICTS or verdict.corroboration is not Corroboration.NONE):
+        return Cause.MEMORY
+    if (context.evidence or {}).get("console_cause") == "oom":
+        return Cause.MEMORY
+    return Cause.UNKNOWN
+
+
+def acted(
+    prev: InstanceHistory,
+    outcome: ActionOutcome,
+    key: str,
+    now: datetime,
+    settings: Settings,
+    context: ActionContext | None = None,
+) -> InstanceHistory:
+    """After an action was taken the instance awaits verification on a later sweep.
+
+    A call that failed is an action that did not work: it climbs the ladder and counts
+    toward quarantine, so a failing rung is not retried every window forever.
+    """
+    failed = outcome.status is OutcomeStatus.FAILED
+    if outcome.status not in TAKEN and not failed:
         return prev
+    context = context or ActionContext()
+    evidence = context.evidence or {}
+    verdict = context.verdict
+    h = _mark_recurrence(prev, now, settings.safety.flap_minutes) if not failed else prev
+    attempt = ActionAttempt(
+        at=now,
+        kind=outcome.action.kind,
+        key=key,
+        cause=cause_of(context),
+        cycle_minutes=context.exhaustion_minutes,
+        memory_percent=verdict.memory_percent if verdict else None,
+        slope_per_min=context.growth_per_min if context.growth_per_min is not None else (verdict.memory_slope_per_min if verdict else None),
+        process=str(evidence.get("oom_process") or ""),
+        process_rss_kb=evidence.get("oom_rss_kb"),
+        proactive=verdict is not None and verdict.kind is not VerdictKind.UNREACHABLE,
+        taken=not failed,
+    )
+    if failed:
+        attempt = replace(attempt, failed_at=now, failure=f"the call failed: {outcome.detail}")
+        return replace(h, actions=h.actions + (attempt,), rung=h.rung + 1)
     return replace(
-        prev,
-        attempts=prev.attempts + (now,),
+        h,
+        actions=h.actions + (attempt,),
         last_action=outcome.action.kind,
         last_action_at=now,
         in_flight_key=key,
@@ -108,6 +262,61 @@ def acted(prev: InstanceHistory, outcome: ActionOutcome, key: str, now: datetime
     )
 
 
-def release(prev: InstanceHistory) -> InstanceHistory:
-    """A human looked: clear quarantine and start the ladder again."""
-    return replace(prev, quarantined_at=None, quarantine_reason="", rung=0, attempts=(), in_flight_key=None)
+def release(prev: InstanceHistory, now: datetime) -> InstanceHistory:
+    """A human looked: clear quarantine, forgive earlier failures, start the ladder again."""
+    return replace(prev, quarantined_at=None, quarantine_reason="", rung=0, in_flight_key=None, released_at=now)
+
+
+# -- chronic conditions ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Chronic:
+    """An instance that keeps running out of memory after remedies that worked."""
+
+    since: datetime  # the first of the recoveries that make it chronic
+    cycles: int  # verified recoveries from memory exhaustion within the window
+    exhaustion_minutes: float | None  # median minutes from boot (or restart) to exhaustion
+    growth_per_min: float | None  # median memory growth after boot
+    process: str  # the leaking process, when the console named it
+    process_rss_kb: int | None
+
+    def describe(self) -> str:
+        parts = [f"chronic memory exhaustion: {self.cycles} recoveries since {self.since:%Y-%m-%d %H:%M} UTC"]
+        shape = []
+        if self.growth_per_min is not None:
+            shape.append(f"memory grows {self.growth_per_min:.1f}%/min after boot")
+        if self.exhaustion_minutes is not None:
+            shape.append(f"runs out about {self.exhaustion_minutes:.0f} min after boot")
+        if shape:
+            parts.append(" and ".join(shape))
+        if self.process:
+            size = f" at {self.process_rss_kb / 1024 / 1024:.1f} GiB" if self.process_rss_kb else ""
+            parts.append(f"the kernel killed {self.process}{size}")
+        return "; ".join(parts)
+
+
+def chronic(h: InstanceHistory, now: datetime, settings: Settings) -> Chronic | None:
+    """Chronic when ``chronic.recoveries`` verified recoveries from memory exhaustion fall in the window."""
+    window = timedelta(hours=settings.chronic.window_hours)
+    flap = settings.safety.flap_minutes
+    recoveries = [
+        a
+        for a in h.actions
+        if a.cause is Cause.MEMORY and a.verified_at is not None and not a.flapped(flap) and now - a.at < window
+    ]
+    if len(recoveries) < settings.chronic.recoveries:
+        return None
+    minutes = [a.cycle_minutes for a in recoveries if a.cycle_minutes is not None]
+    slopes = [a.slope_per_min for a in recoveries if a.slope_per_min is not None and a.slope_per_min > 0]
+    processes = Counter(a.process for a in recoveries if a.process)
+    process = processes.most_common(1)[0][0] if processes else ""
+    rss = max((a.process_rss_kb for a in recoveries if a.process == process and a.process_rss_kb), default=None)
+    return Chronic(
+        since=h.chronic_since or recoveries[0].at,
+        cycles=len(recoveries),
+        exhaustion_minutes=statistics.median(minutes) if minutes else None,
+        growth_per_min=statistics.median(slopes) if slopes else None,
+        process=process,
+        process_rss_kb=rss,
+    )

@@ -70,6 +70,10 @@ class MemoryAssessment:
     stale: bool
     state: MemoryState
     reasons: tuple[str, ...]
+    # Stale only: the agent went quiet at the top of a climb (last value critical, or a
+    # climb that would have reached exhaustion by now). That is the incident: the agent
+    # starves before sshd does. Quiet at 40% is a network or pipeline fault, not a box.
+    silent_at_top: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +83,37 @@ class _Trend:
     notes: tuple[str, ...] = ()
 
 
-def assess_memory(series: MemorySeries, now: datetime, settings: MemorySettings) -> MemoryAssessment:
-    """Classify one series; never raises on finite values, whatever their shape or order."""
-    points = _usable(series.points)
+# A reboot's first minutes hold the last pre-reboot datapoint (the agent had not yet
+# stopped when the call went out) and the gap while the box boots: the cycle is taken
+# to begin at its lowest point within this many minutes of the action.
+SETTLE_MINUTES = 3.0
+
+
+def since_cycle(points: list[Point], start: datetime | None) -> list[Point]:
+    """The points that describe the current cycle: after ``start``, from where memory bottomed out.
+
+    Points from before the last (re)boot or service restart describe the previous cycle
+    and must not judge this one: a box rebooted a moment ago is not memory-critical.
+    """
+    if start is None:
+        return points
+    kept = [p for p in points if p[0] >= start]
+    settle = [i for i, (at, _) in enumerate(kept) if _minutes(start, at) <= SETTLE_MINUTES]
+    if settle:
+        lowest = min(settle, key=lambda i: kept[i][1])
+        kept = kept[lowest:]
+    return kept
+
+
+def assess_memory(
+    series: MemorySeries, now: datetime, settings: MemorySettings, cycle_start: datetime | None = None
+) -> MemoryAssessment:
+    """Classify one series; never raises on finite values, whatever their shape or order.
+
+    ``cycle_start``: the last (re)boot or restart orch caused, or the instance's launch;
+    points before it are not this cycle's.
+    """
+    points = since_cycle(_usable(series.points), cycle_start)
     if not points:
         return MemoryAssessment(
             current_percent=None,
@@ -97,6 +129,13 @@ def assess_memory(series: MemorySeries, now: datetime, settings: MemorySettings)
     above = _minutes_above(points, settings.critical_percent, settings.stale_minutes)
     age = _minutes(last_at, now)
     if age > settings.stale_minutes:
+        before = _trend(points, last_at, settings)
+        at_top = current >= settings.critical_percent or (before.minutes is not None and before.minutes <= age)
+        where = (
+            f"after climbing to {current:.1f}% (at the top: the agent starves before sshd)"
+            if at_top
+            else f"at {current:.1f}% (not at the top of a climb)"
+        )
         return MemoryAssessment(
             current_percent=current,
             slope_per_min=None,
@@ -105,10 +144,8 @@ def assess_memory(series: MemorySeries, now: datetime, settings: MemorySettings)
             last_point_at=last_at,
             stale=True,
             state=MemoryState.STALE,
-            reasons=(
-                f"memory metric silent for {age:.0f} min (stale after {settings.stale_minutes:g} min); "
-                f"last {current:.1f}%",
-            ),
+            reasons=(f"memory metric silent for {age:.0f} min (stale after {settings.stale_minutes:g} min) {where}",),
+            silent_at_top=at_top,
         )
     trend = _trend(points, now, settings)
     critical = current >= settings.critical_percent and above >= settings.critical_minutes
@@ -280,3 +317,37 @@ def _reasons(current: float, above: float, trend: _Trend, s: MemorySettings) -> 
         slope = "" if trend.slope is None else f", trend {trend.slope:+.2f}%/min"
         lines.append(f"memory {current:.1f}%{slope}")
     return tuple(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class CycleShape:
+    """How the current cycle ran out of memory: the numbers a chronic condition is told with."""
+
+    exhaustion_minutes: float | None  # from the cycle's start to exhaustion (reached, or forecast)
+    growth_per_min: float | None  # the climb's robust slope since the start
+
+
+def cycle_shape(
+    series: MemorySeries | None, start: datetime | None, now: datetime, settings: MemorySettings
+) -> CycleShape:
+    """Measure the cycle that began at ``start``: when memory reached exhaustion, and how fast it grew.
+
+    Points at the top are left out of the slope (a plateau is not growth). A cycle that
+    has not reached exhaustion yet is measured by its forecast.
+    """
+    if series is None or start is None:
+        return CycleShape(None, None)
+    points = since_cycle(_usable(series.points), start)
+    if len(points) < 2:
+        return CycleShape(None, None)
+    top = next((i for i, (_, v) in enumerate(points) if v >= settings.exhaustion_percent), None)
+    climb = points[: top + 1] if top is not None else points
+    xs = [_minutes(start, at) for at, _ in climb]
+    slope = theil_sen_slopes(xs, [v for _, v in climb], 0)[0] if len(climb) >= 2 else None
+    if top is not None:
+        return CycleShape(_minutes(start, points[top][0]), slope)
+    trend = _trend(points, now, settings)
+    if trend.minutes is None:
+        return CycleShape(None, slope)
+    return CycleShape(_minutes(start, now) + trend.minutes, slope)
+

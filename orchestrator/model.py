@@ -184,6 +184,22 @@ class VerdictKind(str, enum.Enum):
     UNKNOWN = "unknown"
 
 
+class Corroboration(str, enum.Enum):
+    """What an SSH failure's host-side evidence rests on, and so which faults could fake it.
+
+    Evidence corroborates an SSH failure only if it does not travel the failure's path.
+    A fresh memory reading at the top travels the instance's subnet, NAT and CloudWatch,
+    and says the box itself is full. An agent that fell silent travels that same path: a
+    subnet ACL or NAT failure silences it too, so silence corroborates only when it came
+    at the top of a climb and does not come from a whole place going quiet together (the
+    plan judges the second part, fleet-wide).
+    """
+
+    NONE = "none"
+    MEMORY = "memory"  # a fresh datapoint: critical, or climbing to exhaustion
+    SILENT_AT_TOP = "silent-at-top"  # the agent went quiet after climbing to the top
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     instance_id: str
@@ -194,6 +210,8 @@ class Verdict:
     minutes_to_exhaustion: float | None = None
     # Host-side signals that do not travel the prober's path (corroboration).
     evidence: tuple[str, ...] = ()
+    corroboration: Corroboration = Corroboration.NONE
+    agent_silent: bool = False  # the agent had reported and has fallen silent
 
 
 class ActionKind(str, enum.Enum):
@@ -242,6 +260,53 @@ class ActionOutcome:
     detail: str = ""
 
 
+class Cause(str, enum.Enum):
+    """Why an instance needed an action, as far as orch could tell when it acted."""
+
+    MEMORY = "memory"  # memory exhaustion: by the metric, the agent starving at the top, or OOM lines
+    UNKNOWN = "unknown"  # SSH failed and nothing on the host said why
+
+
+@dataclass(frozen=True, slots=True)
+class ActionAttempt:
+    """One action taken on an instance and what became of it.
+
+    Verified: the instance answered SSH after it (and, for a memory cause, memory fell).
+    Failed: the call failed, or the instance was not back within the verify window.
+    Recurred: the trouble came back after a verified recovery; a recurrence soon after
+    the recovery (within ``safety.flap_minutes``) is a flap and counts as a failure, a
+    later one is the problem coming back, not the remedy failing.
+    """
+
+    at: datetime
+    kind: ActionKind
+    key: str = ""
+    cause: Cause = Cause.UNKNOWN
+    verified_at: datetime | None = None
+    failed_at: datetime | None = None
+    failure: str = ""  # why it counts as failed
+    recurred_at: datetime | None = None
+    cycle_minutes: float | None = None  # from the boot (or restart) before it to this action
+    memory_percent: float | None = None  # at the moment it was decided
+    slope_per_min: float | None = None  # memory growth in the cycle it ended
+    process: str = ""  # the leaking process, when the console (or procstat) named it
+    process_rss_kb: int | None = None
+    proactive: bool = False  # taken while SSH still answered, ahead of the exhaustion
+    taken: bool = True  # False: the call itself failed, so nothing happened to the box
+
+    @property
+    def settled(self) -> bool:
+        return self.verified_at is not None or self.failed_at is not None
+
+    def flapped(self, flap_minutes: float) -> bool:
+        if self.verified_at is None or self.recurred_at is None:
+            return False
+        return (self.recurred_at - self.verified_at).total_seconds() < flap_minutes * 60
+
+    def counts_as_failure(self, flap_minutes: float) -> bool:
+        return self.failed_at is not None or self.flapped(flap_minutes)
+
+
 @dataclass(frozen=True, slots=True)
 class InstanceHistory:
     """What earlier sweeps learned about one instance; plan reads it, record writes it."""
@@ -252,10 +317,23 @@ class InstanceHistory:
     last_healthy_at: datetime | None = None
     healthy_since: datetime | None = None  # start of the current healthy streak
     rung: int = 0  # index into the escalation ladder of the next action
-    attempts: tuple[datetime, ...] = ()  # when actions were taken, for the quarantine window
+    actions: tuple[ActionAttempt, ...] = ()  # taken actions, oldest first, within the longest window
     last_action: ActionKind | None = None
     last_action_at: datetime | None = None
     in_flight_key: str | None = None  # action taken, not yet verified
     quarantined_at: datetime | None = None
     quarantine_reason: str = ""
     last_verdict: VerdictKind | None = None  # what the last sweep concluded: picks memory suspects
+    chronic_since: datetime | None = None  # first recovery of the chronic condition now recognised
+    released_at: datetime | None = None  # a human released it: failures before this no longer count
+
+    @property
+    def attempts(self) -> tuple[datetime, ...]:
+        """When actions were taken, failed calls aside (the budgets count these)."""
+        return tuple(a.at for a in self.actions if a.taken)
+
+    @property
+    def cycle_started_at(self) -> datetime | None:
+        """The last (re)boot or restart orch caused: memory before it describes the last cycle."""
+        taken = self.attempts
+        return taken[-1] if taken else None

@@ -15,11 +15,14 @@ from datetime import datetime, timedelta
 from typing import Callable, Iterable, Mapping
 
 from orchestrator.config import Settings
-from orchestrator.history import recent_attempts
+from orchestrator.diagnose import PATH_NOTE
+from orchestrator.history import Chronic, chronic, recent_attempts
+from orchestrator.ladder import fitting_ladder
 from orchestrator.model import (
     Action,
     ActionKind,
     Blocked,
+    Corroboration,
     Facts,
     InstanceHistory,
     Plan,
@@ -39,14 +42,13 @@ class Candidate:
     verdict: Verdict
     history: InstanceHistory
     kind: ActionKind
+    chronic: Chronic | None = None
+    corroborated: bool = False  # host-side evidence that no fleet-wide fault explains
+    ahead: bool = False  # SSH still answers: acting ahead of a forecast exhaustion
 
     @property
     def instance_id(self) -> str:
         return self.facts.instance.instance_id
-
-    @property
-    def corroborated(self) -> bool:
-        return bool(self.verdict.evidence)
 
 
 Gate = Callable[[Candidate, Settings, datetime], str | None]
@@ -118,9 +120,13 @@ def gate_scheduled_event(c: Candidate, settings: Settings, now: datetime) -> str
     return None
 
 
-def gate_replace_possible(c: Candidate, settings: Settings, now: datetime) -> str | None:
-    if c.kind is ActionKind.REPLACE and not c.facts.instance.asg_name:
-        return "escalation reached replace, which orch does only for Auto Scaling members; a human must look"
+def gate_ladder_left(c: Candidate, settings: Settings, now: datetime) -> str | None:
+    if c.ahead:
+        return None
+    fitted = fitting_ladder(c.facts.instance, settings.safety.ladder)
+    if c.history.rung >= len(fitted.rungs):
+        skipped = f" ({'; '.join(fitted.skipped)})" if fitted.skipped else ""
+        return f"no rung of the escalation ladder left for this instance{skipped}: a human must look"
     return None
 
 
@@ -139,13 +145,15 @@ PER_INSTANCE_GATES: tuple[Gate, ...] = (
     gate_lifecycle,
     gate_launch_grace,
     gate_debounce,
-    gate_replace_possible,
+    gate_ladder_left,
     gate_ssm_online,
 )
 
 
-def ladder_action(history: InstanceHistory, settings: Settings) -> ActionKind:
-    ladder = settings.safety.ladder
+def ladder_action(history: InstanceHistory, settings: Settings, facts: Facts | None = None) -> ActionKind:
+    """The rung the instance is on, among the rungs that fit it."""
+    ladder = fitting_ladder(facts.instance, settings.safety.ladder).rungs if facts is not None else settings.safety.ladder
+    ladder = ladder or settings.safety.ladder
     return ladder[min(history.rung, len(ladder) - 1)]
 
 
@@ -154,23 +162,69 @@ PROACTIVE_ACTION = {"ssm": ActionKind.RUN_COMMAND, "reboot": ActionKind.REBOOT}
 
 
 def actionable(settings: Settings) -> frozenset[VerdictKind]:
-    """Unreachable always; memory trouble too when proactive action is configured."""
-    return ACTIONABLE | MEMORY_TROUBLE if settings.memory.proactive in PROACTIVE_ACTION else ACTIONABLE
+    """Unreachable always; memory trouble too, for proactive settings and chronic instances."""
+    if settings.memory.proactive in PROACTIVE_ACTION or settings.chronic.action != "off":
+        return ACTIONABLE | MEMORY_TROUBLE
+    return ACTIONABLE
+
+
+def due(verdict: Verdict, settings: Settings) -> bool:
+    """Time to act on memory: critical now, or exhaustion forecast within the lead.
+
+    Timed by the lead (the last sweep before the exhaustion), not by the notification
+    horizon: a fast leak forecast 30 minutes out is still a box with most of its cycle
+    ahead of it, and a reboot then throws that away.
+    """
+    if verdict.kind is VerdictKind.MEMORY_CRITICAL:
+        return True
+    return verdict.minutes_to_exhaustion is not None and verdict.minutes_to_exhaustion <= settings.lead_minutes()
+
+
+def memory_action(settings: Settings, facts: Facts, condition: Chronic | None) -> ActionKind | None:
+    """What to do ahead of an exhaustion: the chronic setting for chronic instances, else the proactive one."""
+    if condition is not None and settings.chronic.action != "off":
+        mode = settings.chronic.action
+        if mode == "auto":
+            return ActionKind.RUN_COMMAND if settings.memory.ssm_commands and facts.ssm_online is True else ActionKind.REBOOT
+        return ActionKind.RUN_COMMAND if mode == "ssm" else ActionKind.REBOOT
+    return PROACTIVE_ACTION.get(settings.memory.proactive)
 
 
 def candidates(
-    facts: Mapping[str, Facts], verdicts: Iterable[Verdict], histories: Mapping[str, InstanceHistory], settings: Settings
+    facts: Mapping[str, Facts],
+    verdicts: Iterable[Verdict],
+    histories: Mapping[str, InstanceHistory],
+    settings: Settings,
+    now: datetime | None = None,
+    corroborated: frozenset[str] = frozenset(),
 ) -> list[Candidate]:
     found = []
     wanted = actionable(settings)
     for verdict in verdicts:
         if verdict.kind not in wanted:
             continue
-        history = histories.get(verdict.instance_id) or InstanceHistory(verdict.instance_id)
-        kind = PROACTIVE_ACTION[settings.memory.proactive] if verdict.kind in MEMORY_TROUBLE else ladder_action(history, settings)
-        found.append(Candidate(facts[verdict.instance_id], verdict, history, kind))
-    # Longest-failing first, so a budget spends itself where waiting has cost the most.
-    found.sort(key=lambda c: (c.history.first_failure_at is None, c.history.first_failure_at or datetime.min, c.instance_id))
+        iid = verdict.instance_id
+        history = histories.get(iid) or InstanceHistory(iid)
+        f = facts[iid]
+        condition = chronic(history, now, settings) if now is not None else None
+        if verdict.kind in MEMORY_TROUBLE:
+            kind = memory_action(settings, f, condition)
+            if kind is None or not due(verdict, settings):
+                continue
+            found.append(Candidate(f, verdict, history, kind, condition, iid in corroborated, ahead=True))
+        else:
+            found.append(Candidate(f, verdict, history, ladder_action(history, settings, f), condition, iid in corroborated))
+    # Down boxes first, longest-failing first, so a budget spends itself where waiting has
+    # cost the most; then boxes still answering, soonest exhaustion first.
+    found.sort(
+        key=lambda c: (
+            c.ahead,
+            c.history.first_failure_at is None,
+            c.history.first_failure_at or datetime.min,
+            c.verdict.minutes_to_exhaustion if c.verdict.minutes_to_exhaustion is not None else 0.0,
+            c.instance_id,
+        )
+    )
     return found
 
 
@@ -184,19 +238,80 @@ class FleetView:
     uncorroborated: int
     by_zone: Mapping[str, tuple[int, int]]  # zone -> (running, uncorroborated unreachable)
     by_subnet: Mapping[str, tuple[int, int]]
+    corroborated: frozenset[str]  # instances whose host-side evidence no fleet-wide fault explains
+    silence_notes: tuple[str, ...] = ()
 
 
-def fleet_view(facts: Mapping[str, Facts], verdicts: Mapping[str, Verdict]) -> FleetView:
+FLEET = "the fleet"
+
+
+def _places(f: Facts) -> tuple[tuple[str, str], ...]:
+    return (("availability zone", f.instance.availability_zone), ("subnet", f.instance.subnet_id or "-"), (FLEET, FLEET))
+
+
+def correlated_silence(running: list[Facts], verdicts: Mapping[str, Verdict], settings: Settings) -> tuple[set[tuple[str, str]], list[str]]:
+    """Places (zone, subnet, the whole fleet) where agents fell silent together.
+
+    Silence travels the network: a subnet ACL, a NAT or a CloudWatch outage silences a
+    healthy agent exactly as starvation silences a full one. Where at least
+    ``safety.az_fault_min`` agents of a place are silent and either some of them still
+    answer SSH (so their boxes are fine) or they are ``safety.az_fault_percent`` of the
+    place, the place went quiet, not its boxes: silence there corroborates nothing.
+    """
+    s = settings.safety
+    totals: Counter[tuple[str, str]] = Counter()
+    silent: Counter[tuple[str, str]] = Counter()
+    answering: Counter[tuple[str, str]] = Counter()
+    for f in running:
+        v = verdicts[f.instance.instance_id]
+        for place in _places(f):
+            totals[place] += 1
+            if v.agent_silent:
+                silent[place] += 1
+                if f.probe is not None and f.probe.outcome is ProbeOutcome.OK:
+                    answering[place] += 1
+    found: set[tuple[str, str]] = set()
+    notes: list[str] = []
+    for place, quiet in sorted(silent.items()):
+        if quiet < s.az_fault_min:
+            continue
+        share = 100.0 * quiet / totals[place]
+        if answering[place] or share >= s.az_fault_percent:
+            found.add(place)
+            label, name = place
+            where = FLEET if label == FLEET else f"{label} {name}"
+            also = f", {answering[place]} of them still answering SSH" if answering[place] else ""
+            notes.append(
+                f"{quiet} of {totals[place]} agents silent together in {where}{also}: a network or metrics-pipeline "
+                "fault there, so their silence corroborates nothing"
+            )
+    return found, notes
+
+
+def is_corroborated(f: Facts, v: Verdict, quiet_places: set[tuple[str, str]]) -> bool:
+    if v.corroboration is Corroboration.MEMORY:
+        return True
+    if v.corroboration is Corroboration.SILENT_AT_TOP:
+        return not any(place in quiet_places for place in _places(f))
+    return False
+
+
+def fleet_view(facts: Mapping[str, Facts], verdicts: Mapping[str, Verdict], settings: Settings | None = None) -> FleetView:
+    settings = settings or Settings()
     running = [f for f in facts.values() if f.instance.state == "running"]
     # Only probes that ran count: no address or a local error says nothing of the network.
     probed = [f for f in running if f.probe is not None and (f.probe.outcome.is_failure or f.probe.outcome is ProbeOutcome.OK)]
     failed = [f for f in probed if f.probe is not None and f.probe.outcome.is_failure]
+    quiet, silence_notes = correlated_silence(running, verdicts, settings)
+    corroborated = frozenset(
+        f.instance.instance_id for f in running if is_corroborated(f, verdicts[f.instance.instance_id], quiet)
+    )
     zones: Counter[str] = Counter(f.instance.availability_zone for f in running)
     subnets: Counter[str] = Counter(f.instance.subnet_id or "-" for f in running)
     bad = [
         f
         for f in running
-        if verdicts[f.instance.instance_id].kind is VerdictKind.UNREACHABLE and not verdicts[f.instance.instance_id].evidence
+        if verdicts[f.instance.instance_id].kind is VerdictKind.UNREACHABLE and f.instance.instance_id not in corroborated
     ]
     bad_zones: Counter[str] = Counter(f.instance.availability_zone for f in bad)
     bad_subnets: Counter[str] = Counter(f.instance.subnet_id or "-" for f in bad)
@@ -207,6 +322,8 @@ def fleet_view(facts: Mapping[str, Facts], verdicts: Mapping[str, Verdict]) -> F
         uncorroborated=len(bad),
         by_zone={z: (n, bad_zones[z]) for z, n in zones.items()},
         by_subnet={s: (n, bad_subnets[s]) for s, n in subnets.items()},
+        corroborated=corroborated,
+        silence_notes=tuple(silence_notes),
     )
 
 
@@ -231,16 +348,31 @@ def fleet_stops(cands: list[Candidate], view: FleetView, settings: Settings, pau
         reason = f"every probe of this sweep failed ({view.probed}/{view.probed}): the prober's network is suspect, not the fleet"
         notes.append(reason)
         return {c.instance_id: reason for c in cands}, notes
+    notes.extend(view.silence_notes)
     limit = settings.safety.unhealthy_limit(view.running)
+    down = [c for c in cands if not c.ahead]
     if view.uncorroborated > limit:
         reason = (
             f"too many unhealthy: {view.uncorroborated} of {view.running} unreachable without host-side evidence "
             f"(limit {settings.safety.max_unhealthy} = {limit}); circuit breaker open"
         )
         notes.append(reason)
-        for c in cands:
+        for c in down:
             if not c.corroborated:
                 why[c.instance_id] = reason
+    # Memory verdicts on boxes that still answer have a breaker of their own: a fleet
+    # shifting together (a new baseline, an agent or metric change) is not that many
+    # simultaneous leaks. A chronic instance has shown, box by box, that acting works.
+    ahead = [c for c in cands if c.ahead and c.chronic is None]
+    if len(ahead) > limit:
+        reason = (
+            f"too many at once: {len(ahead)} of {view.running} instances near memory exhaustion while SSH answers "
+            f"(limit {settings.safety.max_unhealthy} = {limit}): a fleet-wide shift is not {len(ahead)} simultaneous "
+            "leaks; actions ahead of exhaustion held, SSH failures are still handled"
+        )
+        notes.append(reason)
+        for c in ahead:
+            why[c.instance_id] = reason
     for label, counts, key in (
         ("availability zone", view.by_zone, lambda c: c.facts.instance.availability_zone),
         ("subnet", view.by_subnet, lambda c: c.facts.instance.subnet_id or "-"),
@@ -249,7 +381,7 @@ def fleet_stops(cands: list[Candidate], view: FleetView, settings: Settings, pau
             total, bad = counts[place]
             reason = f"{bad} of {total} instances unreachable in {label} {place}: treated as a network fault there"
             notes.append(reason)
-            for c in cands:
+            for c in down:
                 if not c.corroborated and key(c) == place:
                     why.setdefault(c.instance_id, reason)
     return why, notes
@@ -315,12 +447,17 @@ class Budget:
             self.group_in_flight[c.facts.instance.asg_name] += 1
 
 
-def action_reason(c: Candidate) -> str:
+def action_reason(c: Candidate, settings: Settings) -> str:
     reason = c.verdict.reasons[0] if c.verdict.reasons else c.verdict.kind.value
+    if c.ahead:
+        reason += f"; acting {settings.lead_minutes():g} min ahead of the forecast exhaustion"
+    if c.chronic is not None:
+        reason = f"{c.chronic.describe()}: {reason}"
     if c.kind in (ActionKind.STOP_START, ActionKind.REPLACE):
-        reason += f" (escalated: rung {c.history.rung + 1} after {len(c.history.attempts)} earlier action(s))"
-    if c.corroborated:
-        reason += f"; corroborated by {'; '.join(c.verdict.evidence)}"
+        failed = sum(1 for a in c.history.actions if a.counts_as_failure(settings.safety.flap_minutes))
+        reason += f" (escalated: rung {c.history.rung + 1} after {failed} failed action(s))"
+    if c.corroborated and not c.ahead:
+        reason += f"; corroborated by {PATH_NOTE[c.verdict.corroboration]}: {'; '.join(c.verdict.evidence)}"
     return reason
 
 
@@ -334,8 +471,9 @@ def make_plan(
 ) -> Plan:
     verdict_list = list(verdicts)
     by_id = {v.instance_id: v for v in verdict_list}
-    cands = candidates(facts, verdict_list, histories, settings)
-    fleet_why, notes = fleet_stops(cands, fleet_view(facts, by_id), settings, paused)
+    view = fleet_view(facts, by_id, settings)
+    cands = candidates(facts, verdict_list, histories, settings, now, view.corroborated)
+    fleet_why, notes = fleet_stops(cands, view, settings, paused)
     budget = Budget.start(settings, now, facts, histories)
     actions: list[Action] = []
     blocked: list[Blocked] = []
@@ -349,7 +487,7 @@ def make_plan(
             blocked.append(Blocked(c.instance_id, c.kind, why))
             continue
         budget.spend(c)
-        actions.append(Action(c.instance_id, c.kind, action_reason(c), asg_name=c.facts.instance.asg_name))
+        actions.append(Action(c.instance_id, c.kind, action_reason(c, settings), asg_name=c.facts.instance.asg_name))
     if settings.memory.proactive == "notify":
         for v in verdict_list:
             if v.kind in MEMORY_TROUBLE and settings.opt_out_tag not in facts[v.instance_id].instance.tags:

@@ -12,7 +12,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping, Protocol
 
 from orchestrator import diagnose as diagnose_step
@@ -22,6 +22,7 @@ from orchestrator.act.executor import DryRunExecutor, Executor, Gate, Journal
 from orchestrator.aws import Clients
 from orchestrator.awsfleet import AwsFleet, HistoryReader, SweepAborted, memory_targets
 from orchestrator.config import Settings
+from orchestrator.memory import cycle_shape
 from orchestrator.model import (
     ActionOutcome,
     Facts,
@@ -263,7 +264,8 @@ def _run(settings: Settings, deps: SweepDeps, report: SweepReport, mode: Mode, d
     timer = report.timer
     with timer("decide"):
         report.facts = facts
-        report.verdicts = diagnose_step.diagnose_all(facts, now, settings)
+        cycle_starts = {iid: h.cycle_started_at for iid, h in previous.items()}
+        report.verdicts = diagnose_step.diagnose_all(facts, now, settings, cycle_starts)
     if mode is Mode.SCAN:
         return
     facts = fleet.enrich(facts, report.verdicts, settings)
@@ -273,7 +275,7 @@ def _run(settings: Settings, deps: SweepDeps, report: SweepReport, mode: Mode, d
     with timer("decide"):
         histories = {
             v.instance_id: history_step.observe(
-                previous.get(v.instance_id) or InstanceHistory(v.instance_id), by_id[v.instance_id], v, now, settings.safety
+                previous.get(v.instance_id) or InstanceHistory(v.instance_id), by_id[v.instance_id], v, now, settings
             )
             for v in report.verdicts
         }
@@ -293,12 +295,32 @@ def _run(settings: Settings, deps: SweepDeps, report: SweepReport, mode: Mode, d
         report.outcomes = executor.execute(report.plan)
     if dry:
         return
+    verdicts = {v.instance_id: v for v in report.verdicts}
     for outcome in report.outcomes:
         key = journal.keys.get(outcome.action.instance_id)
         if key is not None:
             iid = outcome.action.instance_id
-            histories[iid] = history_step.acted(histories[iid], outcome, key, now)
+            context = action_context(by_id[iid], verdicts[iid], histories[iid], report.evidence.get(iid), now, settings)
+            histories[iid] = history_step.acted(histories[iid], outcome, key, now, settings, context)
     deps.store.put_histories(histories.values())
+
+
+def action_context(
+    facts: Facts, verdict: Verdict, history: InstanceHistory, evidence: Mapping[str, Any] | None, now: datetime, settings: Settings
+) -> history_step.ActionContext:
+    """What the history keeps with an action: the verdict, the evidence, and the cycle it ended."""
+    start = history.cycle_started_at
+    launched = facts.instance.launch_time
+    if start is None and now - launched <= timedelta(minutes=settings.memory.window_minutes):
+        start = launched  # launched within the metric window: the whole cycle is in view
+    shape = cycle_shape(facts.memory, start, now, settings.memory)
+    return history_step.ActionContext(
+        verdict=verdict,
+        evidence=evidence,
+        launched_at=launched,
+        exhaustion_minutes=shape.exhaustion_minutes,
+        growth_per_min=shape.growth_per_min,
+    )
 
 
 def _gate(deps: SweepDeps, report: SweepReport, keeper: LeaseKeeper | None, margin_s: float = 30.0) -> Callable[[], str | None]:

@@ -8,7 +8,10 @@ from typing import Any, Mapping
 
 from orchestrator.config import ProbeSettings, Settings
 from orchestrator.model import (
+    ActionAttempt,
+    ActionKind,
     CheckState,
+    Corroboration,
     Facts,
     Instance,
     InstanceHistory,
@@ -72,8 +75,17 @@ def facts(inst: Instance, outcome: ProbeOutcome = ProbeOutcome.OK, *, memory: Me
     )
 
 
-def verdict(f: Facts, kind: VerdictKind, evidence: tuple[str, ...] = ()) -> Verdict:
-    return Verdict(f.instance.instance_id, kind, (kind.value,), evidence=evidence)
+def verdict(f: Facts, kind: VerdictKind, evidence: tuple[str, ...] = (), minutes_to_exhaustion: float | None = None) -> Verdict:
+    """``evidence`` is a fresh memory reading's (the corroboration that no network fault fakes)."""
+    corroboration = Corroboration.MEMORY if evidence else Corroboration.NONE
+    return Verdict(
+        f.instance.instance_id, kind, (kind.value,), evidence=evidence, corroboration=corroboration, minutes_to_exhaustion=minutes_to_exhaustion
+    )
+
+
+def actions_at(*moments: datetime, kind: ActionKind = ActionKind.REBOOT) -> tuple[ActionAttempt, ...]:
+    """Actions taken at ``moments`` (verified at once), for histories that only need their times."""
+    return tuple(ActionAttempt(at=at, kind=kind, verified_at=at) for at in moments)
 
 
 def confirmed(instance_id: str, **changes: object) -> InstanceHistory:

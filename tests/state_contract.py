@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.model import ActionKind, InstanceHistory, VerdictKind
+from orchestrator.model import ActionAttempt, ActionKind, Cause, InstanceHistory, VerdictKind
 from orchestrator.state.store import (
     ActionRecord,
     ActionStatus,
@@ -42,13 +42,34 @@ def full_history(instance_id: str = "i-0123456789abcdef0") -> InstanceHistory:
         last_healthy_at=datetime(2026, 1, 2, 4, 0, 0, tzinfo=timezone(timedelta(hours=2))),
         healthy_since=datetime(2026, 1, 2, 4, 0, 0, tzinfo=timezone(timedelta(hours=2))),
         rung=2,
-        attempts=(NOW - timedelta(hours=3), NOW - timedelta(hours=1, microseconds=5)),
+        actions=(
+            ActionAttempt(at=NOW - timedelta(hours=3), kind=ActionKind.REBOOT, verified_at=NOW - timedelta(hours=2, minutes=55)),
+            ActionAttempt(
+                at=NOW - timedelta(hours=1, microseconds=5),
+                kind=ActionKind.STOP_START,
+                key=f"{instance_id}#stop-start#42",
+                cause=Cause.MEMORY,
+                verified_at=NOW - timedelta(minutes=55),
+                failed_at=NOW - timedelta(minutes=50),
+                failure="SSH still failing 10 min after it",
+                recurred_at=datetime(2026, 1, 2, 4, 0, 0, tzinfo=timezone(timedelta(hours=2))),
+                cycle_minutes=33.5,
+                memory_percent=98.25,
+                slope_per_min=2.1,
+                process="ruby",
+                process_rss_kb=15310180,
+                proactive=True,
+                taken=False,
+            ),
+        ),
         last_action=ActionKind.STOP_START,
         last_action_at=NOW - timedelta(hours=1),
         in_flight_key=f"{instance_id}#stop-start#42",
         quarantined_at=NOW,
         quarantine_reason="3 actions in 6h",
         last_verdict=VerdictKind.UNREACHABLE,
+        chronic_since=NOW - timedelta(hours=3),
+        released_at=NOW - timedelta(hours=4),
     )
 
 
@@ -80,14 +101,21 @@ def test_history_round_trips_every_field(store: Any) -> None:
         if f.name != "instance_id" and getattr(history, f.name) == getattr(defaults, f.name)
     ]
     assert not unchanged, f"sample leaves fields at their defaults, so they are not tested: {unchanged}"
+    attempt_defaults = ActionAttempt(at=NOW, kind=ActionKind.REBOOT)
+    untested = [
+        f.name
+        for f in dataclasses.fields(ActionAttempt)
+        if f.name not in ("at", "kind") and getattr(history.actions[-1], f.name) == getattr(attempt_defaults, f.name)
+    ]
+    assert not untested, f"the sample action leaves fields at their defaults: {untested}"
 
     store.put_histories([history])
     got = store.get_histories([history.instance_id])[history.instance_id]
 
     assert got == history
-    assert isinstance(got.attempts, tuple)
+    assert isinstance(got.actions, tuple) and isinstance(got.actions[-1], ActionAttempt)
     assert got.last_action is ActionKind.STOP_START
-    assert all(d.tzinfo is not None for d in (got.first_failure_at, got.last_healthy_at, *got.attempts))
+    assert all(d.tzinfo is not None for d in (got.first_failure_at, got.last_healthy_at, *(a.at for a in got.actions)))
 
 
 def test_history_with_defaults_round_trips_and_unknown_ids_are_absent(store: Any) -> None:

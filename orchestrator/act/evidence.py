@@ -65,10 +65,13 @@ def bundle(action: Action, facts: Facts, verdict: Verdict, console_text: str, co
 def summary(evidence: Mapping[str, Any]) -> dict[str, Any]:
     """What the action record keeps: small enough for a DynamoDB item."""
     console = evidence.get("console", {})
+    kills = console.get("oom_kills") or []
     return {
         "incident_id": evidence.get("incident_id"),
         "console_cause": console.get("cause"),
         "console_summary": console.get("summary"),
+        "oom_process": kills[-1].get("process") if kills else None,
+        "oom_rss_kb": kills[-1].get("anon_rss_kb") if kills else None,
         "console_error": console.get("error"),
         "memory_percent": evidence.get("memory", {}).get("percent"),
         "probe": [p["outcome"] for p in evidence.get("probe") or []],

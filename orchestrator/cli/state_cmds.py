@@ -133,5 +133,5 @@ def release_command(runtime: Runtime, instance_id: str) -> None:
         raise OrchError(f"{instance_id}: no state recorded for it (check the id and --state)", Exit.USAGE)
     if current.quarantined_at is None:
         click.echo(f"{instance_id} is not quarantined; ladder reset to the first rung")
-    store.put_histories([history_step.release(current)])
+    store.put_histories([history_step.release(current, datetime.now(timezone.utc))])
     click.echo(f"released {instance_id}")

@@ -108,6 +108,8 @@ def _decode(hint: Any, value: Any) -> Any:
         return dict(value)
     if hint is datetime:
         return from_iso(value)
+    if isinstance(hint, type) and is_dataclass(hint) and isinstance(value, Mapping):
+        return record_from_dict(hint, value)
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         return hint(value)
     if hint is int:

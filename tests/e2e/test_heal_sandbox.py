@@ -174,7 +174,7 @@ def test_thirty_percent_hung_with_exhausted_memory_is_healed_at_budget_pace(flee
     """The incident itself: a leak shipped to every box. Host-side evidence corroborates it."""
     sb, env = fleet
     code, first = heal_json(env)
-    assert len(first["actions"]) == 3 and all("corroborated by memory" in a["reason"] for a in first["actions"])
+    assert len(first["actions"]) == 3 and all("corroborated by the agent's memory metric" in a["reason"] for a in first["actions"])
     assert all("max 3 actions per sweep" in b["why"] for b in first["blocked"]) and len(first["blocked"]) == 3
     code, second = heal_json(env)
     assert len(second["actions"]) == 3

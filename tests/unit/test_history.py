@@ -1,42 +1,64 @@
-"""Debounce, verification, escalation and quarantine, folded sweep by sweep."""
+"""Debounce, verification, recurrence, flapping, escalation, chronic conditions and quarantine, folded sweep by sweep."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 
 import pytest
 
-from orchestrator.config import SafetySettings
-from orchestrator.history import acted, observe, release
+from orchestrator.config import Settings
+from orchestrator.history import ActionContext, acted, chronic, observe, release
 from orchestrator.model import (
     Action,
     ActionKind,
     ActionOutcome,
+    Cause,
+    Corroboration,
     InstanceHistory,
     OutcomeStatus,
     ProbeOutcome,
+    Verdict,
     VerdictKind,
 )
 from tests.builders import NOW, facts, instance, verdict
 
-SAFETY = SafetySettings()
+SETTINGS = Settings()
+SAFETY = SETTINGS.safety
 INST = instance(1)
 ID = INST.instance_id
+ASG_INST = instance(2, asg="web")
 DOWN = facts(INST, ProbeOutcome.BANNER_TIMEOUT)
 UP = facts(INST, ProbeOutcome.OK)
 
 
-def down(prev: InstanceHistory, at=NOW) -> InstanceHistory:
-    return observe(prev, DOWN, verdict(DOWN, VerdictKind.UNREACHABLE), at, SAFETY)
+def minutes(m: float) -> datetime:
+    return NOW + timedelta(minutes=m)
 
 
-def up(prev: InstanceHistory, at=NOW) -> InstanceHistory:
-    return observe(prev, UP, verdict(UP, VerdictKind.HEALTHY), at, SAFETY)
+def down(prev: InstanceHistory, at: datetime = NOW, inst=INST, memory: float | None = None) -> InstanceHistory:
+    f = facts(inst, ProbeOutcome.BANNER_TIMEOUT)
+    v = Verdict(inst.instance_id, VerdictKind.UNREACHABLE, ("down",), memory_percent=memory)
+    return observe(prev, f, v, at, SETTINGS)
 
 
-def reboot_taken(prev: InstanceHistory, at=NOW, status=OutcomeStatus.DONE) -> InstanceHistory:
-    outcome = ActionOutcome(Action(ID, ActionKind.REBOOT, "r"), status)
-    return acted(prev, outcome, "key-1", at)
+def up(prev: InstanceHistory, at: datetime = NOW, memory: float | None = None, kind: VerdictKind = VerdictKind.HEALTHY) -> InstanceHistory:
+    return observe(prev, UP, Verdict(ID, kind, ("up",), memory_percent=memory), at, SETTINGS)
+
+
+def memory_verdict(percent: float = 99.0) -> Verdict:
+    return Verdict(ID, VerdictKind.UNREACHABLE, ("down",), memory_percent=percent, evidence=("memory 99%",), corroboration=Corroboration.MEMORY)
+
+
+def taken(
+    prev: InstanceHistory,
+    at: datetime = NOW,
+    status: OutcomeStatus = OutcomeStatus.DONE,
+    kind: ActionKind = ActionKind.REBOOT,
+    context: ActionContext | None = None,
+) -> InstanceHistory:
+    outcome = ActionOutcome(Action(prev.instance_id, kind, "r"), status, "detail")
+    return acted(prev, outcome, f"key-{at:%H%M}", at, SETTINGS, context)
 
 
 def test_failed_probes_accumulate_across_sweeps():
@@ -53,58 +75,171 @@ def test_healthy_sweep_clears_failures_and_starts_a_streak():
 
 def test_unknown_verdict_changes_nothing():
     prev = down(InstanceHistory(ID))
-    assert observe(prev, DOWN, verdict(DOWN, VerdictKind.UNKNOWN), NOW, SAFETY) == prev
+    assert observe(prev, DOWN, verdict(DOWN, VerdictKind.UNKNOWN), NOW, SETTINGS) == prev
 
 
-@pytest.mark.parametrize("status, taken", [(OutcomeStatus.DONE, True), (OutcomeStatus.UNCERTAIN, True),
-                                           (OutcomeStatus.FAILED, False), (OutcomeStatus.SKIPPED, False)])
-def test_only_taken_actions_go_in_flight(status, taken):
-    h = reboot_taken(down(InstanceHistory(ID)), status=status)
-    assert (h.in_flight_key == "key-1") is taken
-    assert (len(h.attempts) == 1) is taken
+@pytest.mark.parametrize(
+    "status, in_flight, recorded",
+    [(OutcomeStatus.DONE, True, True), (OutcomeStatus.UNCERTAIN, True, True), (OutcomeStatus.FAILED, False, True), (OutcomeStatus.SKIPPED, False, False)],
+)
+def test_only_taken_actions_go_in_flight(status, in_flight, recorded):
+    h = taken(down(InstanceHistory(ID)), status=status)
+    assert (h.in_flight_key is not None) is in_flight
+    assert (len(h.actions) == 1) is recorded
+    assert h.attempts == ((NOW,) if in_flight else ())  # a failed call is not counted by the budgets
+
+
+def test_a_failed_call_climbs_the_ladder_instead_of_being_retried_every_window():
+    h = taken(down(InstanceHistory(ID)), status=OutcomeStatus.FAILED)
+    assert h.rung == 1 and h.actions[0].failed_at == NOW and "the call failed" in h.actions[0].failure
 
 
 def test_healthy_after_action_verifies_it():
-    h = up(reboot_taken(down(InstanceHistory(ID))), NOW + timedelta(minutes=5))
-    assert h.in_flight_key is None and h.rung == 0
+    h = up(taken(down(InstanceHistory(ID))), minutes(5))
+    assert h.in_flight_key is None and h.rung == 0 and h.actions[-1].verified_at == minutes(5)
 
 
 def test_still_down_within_verify_window_stays_in_flight():
-    h = down(reboot_taken(InstanceHistory(ID)), NOW + timedelta(minutes=SAFETY.verify_minutes - 1))
-    assert h.in_flight_key == "key-1" and h.rung == 0
+    h = down(taken(InstanceHistory(ID)), minutes(SAFETY.verify_minutes - 1))
+    assert h.in_flight_key is not None and h.rung == 0 and not h.actions[-1].settled
 
 
-def test_still_down_after_verify_window_escalates_one_rung():
-    h = down(reboot_taken(InstanceHistory(ID)), NOW + timedelta(minutes=SAFETY.verify_minutes))
+def test_still_down_after_verify_window_fails_and_escalates_one_rung():
+    h = down(taken(InstanceHistory(ID)), minutes(SAFETY.verify_minutes))
     assert h.in_flight_key is None and h.rung == 1 and h.quarantined_at is None
+    assert "SSH still failing" in h.actions[-1].failure
 
 
 def test_ladder_resets_after_staying_healthy():
     h = InstanceHistory(ID, rung=2)
     h = up(h, NOW)
     assert h.rung == 2  # healthy for a moment proves little
-    h = up(h, NOW + timedelta(minutes=SAFETY.reset_minutes))
+    h = up(h, minutes(SAFETY.reset_minutes))
     assert h.rung == 0
 
 
-def test_loop_ends_in_quarantine_not_forever():
-    """pfnet node-operation-controller #31: remediation must not loop forever."""
-    h = InstanceHistory(ID)
-    t = NOW
-    for _ in range(SAFETY.quarantine_attempts):
-        h = reboot_taken(down(h, t), t)
-        t += timedelta(minutes=SAFETY.verify_minutes)
-        h = up(h, t)  # comes back for a while, then dies again
-        t += timedelta(minutes=1)
-    h = down(h, t)
-    assert h.quarantined_at == t and "4 actions in 6 h" in h.quarantine_reason
+def test_a_memory_action_is_verified_only_when_memory_fell():
+    before = Verdict(ID, VerdictKind.MEMORY_FORECAST, ("m",), memory_percent=91.0)
+    h = taken(InstanceHistory(ID), kind=ActionKind.RUN_COMMAND, context=ActionContext(verdict=before))
+    assert h.actions[-1].cause is Cause.MEMORY
+    still = up(h, minutes(3), memory=90.0, kind=VerdictKind.MEMORY_FORECAST)
+    assert not still.actions[-1].settled  # SSH answers, but the restart has not shown yet
+    failed = up(still, minutes(SAFETY.verify_minutes), memory=90.0, kind=VerdictKind.MEMORY_FORECAST)
+    assert failed.actions[-1].failed_at is not None and "memory did not fall (91% before, 90% after)" in failed.actions[-1].failure
+    fell = up(h, minutes(3), memory=36.0)
+    assert fell.actions[-1].verified_at == minutes(3)
 
 
-def test_exhausted_ladder_quarantines():
-    h = down(InstanceHistory(ID, rung=len(SAFETY.ladder)))
-    assert h.quarantined_at == NOW and h.quarantine_reason == "escalation ladder exhausted"
+# A day of events for one instance: ("down", minute), ("up", minute), ("act", minute), ("fail-call", minute).
+Day = list[tuple[str, float]]
 
 
-def test_release_clears_quarantine_and_ladder():
-    h = release(InstanceHistory(ID, rung=3, quarantined_at=NOW, quarantine_reason="x", attempts=(NOW,)))
-    assert (h.quarantined_at, h.rung, h.attempts) == (None, 0, ())
+def chronic_leak(cycles: int, cycle: float = 35.0) -> Day:
+    """Wedges ``cycle`` minutes after each boot; every reboot brings it back for ~30 minutes."""
+    events: Day = []
+    t = 0.0
+    for _ in range(cycles):
+        events += [("down", t + cycle), ("down", t + cycle + 1), ("act", t + cycle + 1)]
+        events += [("up", t + cycle + 5), ("up", t + cycle + 20)]
+        t += cycle + 1
+    return events
+
+
+def flapping(cycles: int) -> Day:
+    """Back after each action, for two minutes."""
+    events: Day = [("down", 0), ("act", 1)]
+    t = 1.0
+    for _ in range(cycles):
+        events += [("up", t + 5), ("down", t + 7), ("down", t + 8), ("act", t + 8)]
+        t += 8
+    return events
+
+
+def never_back(actions: int) -> Day:
+    events: Day = [("down", 0)]
+    t = 0.0
+    for _ in range(actions):
+        events += [("act", t + 1), ("down", t + 1 + SAFETY.verify_minutes)]
+        t += 1 + SAFETY.verify_minutes
+    return events
+
+
+def replay(events: Day, inst=INST, memory_cause: bool = True) -> InstanceHistory:
+    h = InstanceHistory(inst.instance_id)
+    for what, at in events:
+        if what == "down":
+            h = down(h, minutes(at), inst)
+        elif what == "up":
+            h = up(h, minutes(at), memory=35.0)
+        elif what == "act" and h.quarantined_at is None:
+            context = ActionContext(verdict=memory_verdict(), exhaustion_minutes=35.0, growth_per_min=2.0) if memory_cause else None
+            h = taken(h, minutes(at), context=context)
+    return h
+
+
+@pytest.mark.parametrize(
+    "name, events, inst, rung, quarantined, reason",
+    [
+        ("a chronic leak over a day is recurrence, never quarantine", chronic_leak(40), INST, 0, False, ""),
+        ("flapping: back for 2 minutes each time, climbs and is quarantined", flapping(5), INST, None, True, "held for less than 10 min"),
+        ("never back, standalone: reboot and stop-start, then a human", never_back(3), INST, 2, True, "reboot, stop-start did not bring it back"),
+        ("never back, in a group: the third rung replaces", never_back(2), ASG_INST, 2, False, ""),
+    ],
+)
+def test_recurrence_flapping_and_failure_over_time(name, events, inst, rung, quarantined, reason):
+    h = replay(events, inst)
+    if rung is not None:
+        assert h.rung == rung
+    assert (h.quarantined_at is not None) is quarantined, h.quarantine_reason
+    assert reason in h.quarantine_reason
+    if quarantined:
+        assert h.quarantine_reason.startswith("remediation failed")
+
+
+def test_never_back_is_quarantined_after_at_most_the_ladders_rungs_plus_one():
+    h = replay(never_back(6))
+    assert h.quarantined_at is not None and len(h.actions) <= len(SAFETY.ladder) + 1
+
+
+def test_chronic_after_two_verified_recoveries_from_memory_exhaustion():
+    one = replay(chronic_leak(1))
+    assert chronic(one, minutes(60), SETTINGS) is None
+    two = replay(chronic_leak(2))
+    found = chronic(two, minutes(100), SETTINGS)
+    assert found is not None and found.cycles == 2 and found.since == minutes(36)
+    assert found.exhaustion_minutes == pytest.approx(35.0) and found.growth_per_min == pytest.approx(2.0)
+    assert two.chronic_since == minutes(36)
+    assert "memory grows 2.0%/min after boot and runs out about 35 min after boot" in found.describe()
+
+
+def test_ssh_only_recoveries_are_not_a_memory_condition():
+    h = replay(chronic_leak(5), memory_cause=False)
+    assert chronic(h, minutes(200), SETTINGS) is None and h.quarantined_at is None
+
+
+def test_the_process_named_by_the_console_is_kept():
+    h = taken(
+        down(InstanceHistory(ID)),
+        context=ActionContext(verdict=memory_verdict(), evidence={"console_cause": "oom", "oom_process": "ruby", "oom_rss_kb": 15310180}),
+    )
+    assert (h.actions[-1].process, h.actions[-1].process_rss_kb, h.actions[-1].cause) == ("ruby", 15310180, Cause.MEMORY)
+
+
+def test_console_oom_alone_makes_the_cause_memory():
+    h = taken(down(InstanceHistory(ID)), context=ActionContext(evidence={"console_cause": "oom"}))
+    assert h.actions[-1].cause is Cause.MEMORY
+
+
+def test_release_forgives_earlier_failures_and_restarts_the_ladder():
+    h = replay(flapping(5))
+    assert h.quarantined_at is not None
+    released = release(h, minutes(60))
+    assert (released.quarantined_at, released.rung, released.released_at) == (None, 0, minutes(60))
+    again = down(down(released, minutes(61)), minutes(62))
+    assert again.quarantined_at is None  # the failures before the release no longer count
+
+
+def test_old_actions_are_pruned_but_the_last_one_is_kept():
+    old = taken(InstanceHistory(ID), NOW - timedelta(days=3))
+    h = up(replace(old, in_flight_key=None), NOW)
+    assert len(h.actions) == 1 and h.cycle_started_at == NOW - timedelta(days=3)

@@ -18,7 +18,7 @@ from orchestrator.model import (
 )
 from orchestrator.plan import make_plan
 from orchestrator.state.store import PauseState
-from tests.builders import NOW, confirmed, facts, instance, settings, verdict
+from tests.builders import NOW, actions_at, confirmed, facts, instance, settings, verdict
 
 DOWN = ProbeOutcome.BANNER_TIMEOUT
 EVIDENCE = ("memory 99% (critical >= 95% for 12 min)",)
@@ -84,9 +84,9 @@ CASES = [
     ("scheduled EC2 event", Fleet(down=(3,), events=(3,)), {}, None, {}, {3: "scheduled event system-reboot"}),
     ("quarantined", Fleet(down=(3,), history={3: {"quarantined_at": NOW - timedelta(hours=1), "quarantine_reason": "4 actions"}}), {}, None, {}, {3: "quarantined since"}),
     ("action in flight awaits verification", Fleet(down=(3,), history={3: {"in_flight_key": "k", "last_action_at": NOW - timedelta(minutes=2), "last_action": ActionKind.REBOOT}}), {}, None, {}, {3: "awaits verification"}),
-    ("second rung is stop/start", Fleet(down=(3,), history={3: {"rung": 1, "attempts": (NOW - timedelta(minutes=20),)}}), {}, None, {3: ActionKind.STOP_START}, {}),
+    ("second rung is stop/start", Fleet(down=(3,), history={3: {"rung": 1, "actions": actions_at(NOW - timedelta(minutes=20))}}), {}, None, {3: ActionKind.STOP_START}, {}),
     ("third rung replaces an ASG member", Fleet(down=(3,), asg={3: "web"}, history={3: {"rung": 2}}), {"max_group_percent": 100}, None, {3: ActionKind.REPLACE}, {}),
-    ("third rung never replaces a standalone box", Fleet(down=(3,), history={3: {"rung": 2}}), {}, None, {}, {3: "escalation reached replace"}),
+    ("third rung never replaces a standalone box", Fleet(down=(3,), history={3: {"rung": 2}}), {}, None, {}, {3: "no rung of the escalation ladder left"}),
     ("custom ladder: reboot then replace", Fleet(down=(3,), asg={3: "web"}, history={3: {"rung": 1}}), {"ladder": ["reboot", "replace"], "max_group_percent": 100}, None, {3: ActionKind.REPLACE}, {}),
     ("breaker: 3 of 10 uncorroborated > 20%", Fleet(down=(1, 2, 3)), {}, None, {}, {1: "too many unhealthy: 3 of 10", 2: "circuit breaker", 3: "circuit breaker"}),
     ("breaker ignores corroborated failures", Fleet(down=(1, 2, 3), corroborated=(1, 2, 3)), {}, None, {1: ActionKind.REBOOT, 2: ActionKind.REBOOT, 3: ActionKind.REBOOT}, {}),
@@ -97,7 +97,7 @@ CASES = [
     ("AZ rule spares corroborated instances", Fleet(down=(0, 2, 4), corroborated=(0, 2, 4)), {"max_unhealthy": "50%"}, None, {0: ActionKind.REBOOT, 2: ActionKind.REBOOT, 4: ActionKind.REBOOT}, {}),
     ("per-sweep budget", Fleet(size=40, down=(1, 6, 11, 16, 21), zones=("a", "b", "c", "d")), {}, None,
      {1: ActionKind.REBOOT, 6: ActionKind.REBOOT, 11: ActionKind.REBOOT}, {16: "max 3 actions per sweep", 21: "max 3 actions per sweep"}),
-    ("per-hour budget counts earlier actions", Fleet(down=(3,), history={0: {"attempts": tuple(NOW - timedelta(minutes=m) for m in range(1, 21))}}), {}, None, {}, {3: "max 20 actions per hour"}),
+    ("per-hour budget counts earlier actions", Fleet(down=(3,), history={0: {"actions": actions_at(*(NOW - timedelta(minutes=m) for m in range(20, 0, -1)))}}), {}, None, {}, {3: "max 20 actions per hour"}),
     ("per-group cap: 10% of 10 in service = 1", Fleet(size=10, down=(2, 4), asg={n: "web" for n in range(10)}, zones=("a", "b", "c", "d", "e")), {}, None,
      {2: ActionKind.REBOOT}, {4: "already has 1 action(s) in flight (limit 1: 10% of 10 in service)"}),
     ("in-flight actions count toward the group cap (openshift mao #902)", Fleet(size=10, down=(4,), asg={n: "web" for n in range(10)}, history={2: {"in_flight_key": "k", "last_action_at": NOW - timedelta(minutes=1)}}), {}, None,
@@ -154,16 +154,18 @@ def test_longest_failing_is_served_first_when_budget_is_short():
 def test_corroborated_action_names_its_evidence():
     all_facts, verdicts, histories = Fleet(down=(3,), corroborated=(3,)).build()
     plan = make_plan(all_facts, verdicts, histories, settings(), NOW)
-    assert "corroborated by memory 99%" in plan.actions[0].reason
+    assert "corroborated by the agent's memory metric (host-side" in plan.actions[0].reason
+    assert plan.actions[0].reason.endswith(": memory 99% (critical >= 95% for 12 min)")
 
 
-def memory_fleet(kind: VerdictKind, ssm_online: bool | None = None):
+def memory_fleet(kind: VerdictKind, ssm_online: bool | None = None, minutes: float = 5.0):
     from dataclasses import replace as dc_replace
 
     all_facts, verdicts, histories = Fleet(size=10).build()
     target = iid(3)
     all_facts[target] = dc_replace(all_facts[target], ssm_online=ssm_online)
-    verdicts = [verdict(all_facts[target], kind, ("memory 81% rising 1.4%/min: 97% in ~11 min",)) if v.instance_id == target else v for v in verdicts]
+    text = (f"memory 90% rising 1.4%/min: 97% in ~{minutes:.0f} min",)
+    verdicts = [verdict(all_facts[target], kind, text, minutes) if v.instance_id == target else v for v in verdicts]
     return all_facts, verdicts, histories
 
 
@@ -193,3 +195,99 @@ def test_proactive_actions_respect_opt_out_and_budgets():
     s = Settings.model_validate({"memory": {"proactive": "reboot"}, "safety": {"max_actions_per_sweep": 0}})
     plan = make_plan(all_facts, verdicts, histories, s, NOW)
     assert plan.actions == () and "max 0 actions per sweep" in plan.blocked[0].why
+
+
+def test_proactive_action_waits_for_the_lead_not_the_horizon():
+    """A fast leak forecast 20 minutes out still has most of its cycle ahead of it."""
+    all_facts, verdicts, histories = memory_fleet(VerdictKind.MEMORY_FORECAST, minutes=20.0)
+    s = Settings.model_validate({"memory": {"proactive": "reboot"}})
+    assert make_plan(all_facts, verdicts, histories, s, NOW).actions == ()
+    later = memory_fleet(VerdictKind.MEMORY_FORECAST, minutes=s.lead_minutes())
+    assert [a.kind for a in make_plan(*later, s, NOW).actions] == [ActionKind.REBOOT]
+
+
+def chronic_history(instance_id: str) -> InstanceHistory:
+    """Two verified recoveries from memory exhaustion today: a chronic leak."""
+    from orchestrator.model import ActionAttempt, Cause
+
+    def cycle(start_minutes_ago: int) -> ActionAttempt:
+        at = NOW - timedelta(minutes=start_minutes_ago)
+        return ActionAttempt(
+            at=at, kind=ActionKind.REBOOT, cause=Cause.MEMORY, verified_at=at + timedelta(minutes=5),
+            recurred_at=at + timedelta(minutes=30), cycle_minutes=33.0, slope_per_min=2.1, process="ruby", process_rss_kb=15310180,
+        )
+
+    return InstanceHistory(instance_id, actions=(cycle(70), cycle(35)), chronic_since=NOW - timedelta(minutes=70))
+
+
+@pytest.mark.parametrize(
+    "chronic_settings, memory_settings, online, want",
+    [
+        ({}, {}, None, ActionKind.REBOOT),  # the default: act ahead of the next exhaustion, by reboot
+        ({}, {"ssm_commands": ["systemctl restart crawler"]}, True, ActionKind.RUN_COMMAND),  # keeps the box
+        ({}, {"ssm_commands": ["systemctl restart crawler"]}, False, ActionKind.REBOOT),  # SSM cannot reach it
+        ({"action": "off"}, {}, None, None),
+    ],
+)
+def test_chronic_instance_is_acted_on_ahead_of_exhaustion(chronic_settings, memory_settings, online, want):
+    all_facts, verdicts, histories = memory_fleet(VerdictKind.MEMORY_FORECAST, online, minutes=4.0)
+    histories[iid(3)] = chronic_history(iid(3))
+    s = Settings.model_validate({"chronic": chronic_settings, "memory": memory_settings})
+    plan = make_plan(all_facts, verdicts, histories, s, NOW)
+    assert [a.kind for a in plan.actions] == ([want] if want else [])
+    if want:
+        reason = plan.actions[0].reason
+        assert reason.startswith("chronic memory exhaustion: 2 recoveries since 2026-01-01 10:50 UTC")
+        assert "memory grows 2.1%/min after boot and runs out about 33 min after boot" in reason
+        assert "the kernel killed ruby at 14.6 GiB" in reason and "acting 7.5 min ahead" in reason
+
+
+def test_memory_breaker_holds_a_fleet_that_shifts_together_but_not_its_chronic_boxes():
+    all_facts, verdicts, histories = Fleet(size=10).build()
+    critical = {iid(n) for n in range(6)}
+    verdicts = [verdict(all_facts[v.instance_id], VerdictKind.MEMORY_CRITICAL, ("memory 96.5%",)) if v.instance_id in critical else v for v in verdicts]
+    histories[iid(0)] = chronic_history(iid(0))
+    s = Settings.model_validate({"memory": {"proactive": "reboot"}})
+    plan = make_plan(all_facts, verdicts, histories, s, NOW)
+    assert [a.instance_id for a in plan.actions] == [iid(0)]
+    assert {b.instance_id for b in plan.blocked} == critical - {iid(0)}
+    assert all("a fleet-wide shift is not 5 simultaneous leaks" in b.why for b in plan.blocked)
+
+
+def silent_fleet(size: int, down: set[int], silent: set[int], zones: tuple[str, ...]):
+    """Unreachable boxes whose agents fell silent at the top, and other silent agents beside them."""
+    from orchestrator.model import Corroboration, Verdict
+
+    all_facts: dict[str, Facts] = {}
+    verdicts = []
+    histories: dict[str, InstanceHistory] = {}
+    for n in range(size):
+        inst = instance(n, az=zones[n % len(zones)])
+        f = facts(inst, DOWN if n in down else ProbeOutcome.OK)
+        all_facts[inst.instance_id] = f
+        if n in down:
+            verdicts.append(Verdict(inst.instance_id, VerdictKind.UNREACHABLE, ("down",), evidence=("memory metric silent",),
+                                    corroboration=Corroboration.SILENT_AT_TOP, agent_silent=True))
+            histories[inst.instance_id] = confirmed(inst.instance_id)
+        else:
+            verdicts.append(Verdict(inst.instance_id, VerdictKind.METRICS_STALE if n in silent else VerdictKind.HEALTHY, ("x",),
+                                    agent_silent=n in silent))
+    return all_facts, verdicts, histories
+
+
+@pytest.mark.parametrize(
+    "name, down, silent, zones, want_actions, want_note",
+    [
+        ("the incident: three starved at the top, nothing else quiet", {1, 5, 9}, set(), ("a", "b", "c"), 3, None),
+        ("a dark AZ: SSH and uploads cut together", {0, 3, 6, 9}, {12, 15}, ("a", "b", "c"), 0, "agents silent together in availability zone a"),
+        ("the whole fleet's agents silent, 4 of 10 unreachable", {1, 3, 5, 7}, {0, 2, 4, 6, 8, 9}, ("a", "b"), 0, "agents silent together in the fleet"),
+    ],
+)
+def test_silence_corroborates_only_when_it_is_not_a_place_going_quiet(name, down, silent, zones, want_actions, want_note):
+    size = 18 if len(zones) == 3 else 10
+    all_facts, verdicts, histories = silent_fleet(size, down, silent, zones)
+    plan = make_plan(all_facts, verdicts, histories, settings(max_actions_per_sweep=5), NOW)
+    assert len(plan.actions) == want_actions, plan.blocked
+    if want_note:
+        assert any(want_note in n for n in plan.notes), plan.notes
+        assert len(plan.blocked) == len(down)
