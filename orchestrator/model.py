@@ -229,11 +229,43 @@ class Action:
     asg_name: str | None = None
 
 
+class BlockRule(str, enum.Enum):
+    """Which rule held an action back: what the exit code, the alerts and people sort blocks by."""
+
+    PAUSED = "paused"
+    PROBER = "prober"  # every probe failed: the prober's own network
+    BREAKER = "breaker"
+    MEMORY_BREAKER = "memory-breaker"
+    NETWORK_FAULT = "network-fault"  # an AZ or subnet
+    OPT_OUT = "opt-out"
+    NOT_RUNNING = "not-running"
+    QUARANTINE = "quarantine"
+    IN_FLIGHT = "in-flight"
+    SCHEDULED_EVENT = "scheduled-event"
+    LIFECYCLE = "lifecycle"
+    LAUNCH_GRACE = "launch-grace"
+    DEBOUNCE = "debounce"
+    LADDER = "ladder"
+    SSM_OFFLINE = "ssm-offline"
+    BUDGET = "budget"
+
+    @property
+    def expected(self) -> bool:
+        """A state the operator chose or that resolves itself: neither news nor a failure."""
+        return self in _EXPECTED_BLOCKS
+
+
+_EXPECTED_BLOCKS = frozenset(
+    {BlockRule.OPT_OUT, BlockRule.NOT_RUNNING, BlockRule.IN_FLIGHT, BlockRule.LAUNCH_GRACE, BlockRule.DEBOUNCE}
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Blocked:
     instance_id: str
     kind: ActionKind
     why: str
+    rule: BlockRule = BlockRule.BUDGET
 
 
 @dataclass(frozen=True, slots=True)

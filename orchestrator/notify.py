@@ -1,6 +1,7 @@
-"""Telling people: one readable SNS message per sweep that acted or blocked.
+"""Telling people: one readable message for a sweep that has news (see ``alerts``).
 
-Composing is pure (the words are tested as text); publishing is one SNS call.
+Composing is pure (the words are tested as text); publishing is one SNS call. The text
+is plain so that e-mail, SMS and AWS Chatbot show it as it is.
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ from typing import Any, Mapping
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from orchestrator.alerts import FLEET_PREFIX, Decision
 from orchestrator.aws import describe_aws_error
-from orchestrator.model import ActionKind, Facts, OutcomeStatus, Verdict
+from orchestrator.model import Action, ActionKind, Facts, OutcomeStatus, Verdict
 
 PERMISSIONS = frozenset({"sns:Publish"})
 SUBJECT_MAX = 100
@@ -37,45 +39,60 @@ def memory_phrase(verdict: Verdict | None) -> str:
     return text
 
 
-def compose(report: Any) -> tuple[str, str] | None:
-    """(subject, body) for a sweep that acted or blocked; None when there is nothing to say."""
-    plan = report.plan
-    if not plan.actions and not plan.blocked and not plan.notes:
-        return None
+def action_line(report: Any, action: Action) -> str:
+    """One action in words: who, what became of it, and why, with the evidence that was captured."""
     facts: Mapping[str, Facts] = {f.instance.instance_id: f for f in report.facts}
     verdicts: Mapping[str, Verdict] = {v.instance_id: v for v in report.verdicts}
-    outcomes = {o.action.instance_id: o for o in report.outcomes}
-    lines: list[str] = []
-    done = 0
-    for action in plan.actions:
-        outcome = outcomes.get(action.instance_id)
-        who = describe_instance(facts.get(action.instance_id), action.instance_id)
-        verdict = verdicts.get(action.instance_id)
-        parts = [action.reason.split("; corroborated by")[0]]
-        status = facts[action.instance_id].status if action.instance_id in facts else None
-        if status is not None:
-            parts.append(f"status checks {status.label()}")
-        memory = memory_phrase(verdict)
-        if memory:
-            parts.append(memory)
-        evidence = report.evidence.get(action.instance_id) or {}
-        if evidence.get("console_summary"):
-            parts.append(f"console: {evidence['console_summary']}")
-        if outcome is None or outcome.status is OutcomeStatus.DONE:
-            done += outcome is not None
-            verb = PAST[action.kind] if outcome is not None else f"{action.kind.value} planned"
-        elif outcome.status is OutcomeStatus.DRY_RUN:
-            verb = f"would be {PAST[action.kind]} (dry run)"
-        else:
-            verb = f"{action.kind.value} {outcome.status.value} ({outcome.detail})"
-        lines.append(f"{who} {verb}: {'; '.join(parts)}")
-    for blocked in plan.blocked:
-        lines.append(f"{describe_instance(facts.get(blocked.instance_id), blocked.instance_id)} not {PAST[blocked.kind]}: {blocked.why}")
-    lines.extend(f"note: {note}" for note in plan.notes)
-    subject = f"orch: {done} healed, {len(plan.blocked)} blocked of {len(report.facts)} instances"
-    if any("circuit breaker" in n or "every probe" in n for n in plan.notes):
+    outcome = next((o for o in report.outcomes if o.action.instance_id == action.instance_id), None)
+    who = describe_instance(facts.get(action.instance_id), action.instance_id)
+    parts = [action.reason.split("; corroborated by")[0]]
+    status = facts[action.instance_id].status if action.instance_id in facts else None
+    if status is not None:
+        parts.append(f"status checks {status.label()}")
+    memory = memory_phrase(verdicts.get(action.instance_id))
+    if memory:
+        parts.append(memory)
+    evidence = report.evidence.get(action.instance_id) or {}
+    if evidence.get("console_summary"):
+        parts.append(f"console: {evidence['console_summary']}")
+    if outcome is None:
+        verb = f"{action.kind.value} planned"
+    elif outcome.status is OutcomeStatus.DONE:
+        verb = PAST[action.kind]
+    elif outcome.status is OutcomeStatus.DRY_RUN:
+        verb = f"would be {PAST[action.kind]} (dry run)"
+    else:
+        verb = f"{action.kind.value} {outcome.status.value} ({outcome.detail})"
+    return f"{who} {verb}: {'; '.join(parts)}"
+
+
+def action_lines(report: Any) -> dict[str, str]:
+    return {a.instance_id: action_line(report, a) for a in report.plan.actions}
+
+
+def compose(report: Any, decision: Decision) -> tuple[str, str] | None:
+    """(subject, body) for what is new, what persists past its reminder, and what ended."""
+    if not decision.anything:
+        return None
+    lines: list[str] = [item.text for item in decision.new]
+    if decision.reminders:
+        lines.append("")
+        lines.append("still so:")
+        lines.extend(f"- {item.text}" for item in decision.reminders)
+    if decision.ended:
+        lines.append("")
+        lines.append("over now:")
+        lines.extend(f"- no longer: {told.text}" for told in decision.ended)
+    done = sum(1 for o in report.outcomes if o.status is OutcomeStatus.DONE)
+    subject = f"orch: {done} healed, {len(report.plan.blocked)} blocked of {len(report.facts)} instances"
+    fleet_new = [i for i in decision.new if i.key.startswith(FLEET_PREFIX)]
+    if any("circuit breaker" in i.text or "every probe" in i.text for i in fleet_new):
         subject = "orch: circuit breaker open, " + subject.removeprefix("orch: ")
-    return subject[:SUBJECT_MAX], "\n".join(lines) + f"\n\nsweep {report.sweep_id}"
+    elif any(i.key.startswith("chronic:") for i in decision.new):
+        subject = "orch: chronic memory leak, " + subject.removeprefix("orch: ")
+    elif decision.ended and not decision.new:
+        subject = "orch: back to normal, " + subject.removeprefix("orch: ")
+    return subject[:SUBJECT_MAX], "\n".join(lines).strip() + f"\n\nsweep {report.sweep_id}"
 
 
 def publish(sns: Any, topic_arn: str, subject: str, body: str) -> str | None:

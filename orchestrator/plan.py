@@ -22,6 +22,7 @@ from orchestrator.model import (
     Action,
     ActionKind,
     Blocked,
+    BlockRule,
     Corroboration,
     Facts,
     InstanceHistory,
@@ -136,17 +137,17 @@ def gate_ssm_online(c: Candidate, settings: Settings, now: datetime) -> str | No
     return None
 
 
-PER_INSTANCE_GATES: tuple[Gate, ...] = (
-    gate_opt_out,
-    gate_running,
-    gate_quarantine,
-    gate_in_flight,
-    gate_scheduled_event,
-    gate_lifecycle,
-    gate_launch_grace,
-    gate_debounce,
-    gate_ladder_left,
-    gate_ssm_online,
+PER_INSTANCE_GATES: tuple[tuple[BlockRule, Gate], ...] = (
+    (BlockRule.OPT_OUT, gate_opt_out),
+    (BlockRule.NOT_RUNNING, gate_running),
+    (BlockRule.QUARANTINE, gate_quarantine),
+    (BlockRule.IN_FLIGHT, gate_in_flight),
+    (BlockRule.SCHEDULED_EVENT, gate_scheduled_event),
+    (BlockRule.LIFECYCLE, gate_lifecycle),
+    (BlockRule.LAUNCH_GRACE, gate_launch_grace),
+    (BlockRule.DEBOUNCE, gate_debounce),
+    (BlockRule.LADDER, gate_ladder_left),
+    (BlockRule.SSM_OFFLINE, gate_ssm_online),
 )
 
 
@@ -336,18 +337,21 @@ def _faulty_places(counts: Mapping[str, tuple[int, int]], settings: Settings) ->
     }
 
 
-def fleet_stops(cands: list[Candidate], view: FleetView, settings: Settings, paused: PauseState | None) -> tuple[dict[str, str], list[str]]:
+Stop = tuple[BlockRule, str]
+
+
+def fleet_stops(cands: list[Candidate], view: FleetView, settings: Settings, paused: PauseState | None) -> tuple[dict[str, Stop], list[str]]:
     """Fleet-wide reasons not to act, per candidate, and the notes that explain them."""
-    why: dict[str, str] = {}
+    why: dict[str, Stop] = {}
     notes: list[str] = []
     if paused is not None:
         reason = f"orch is paused since {paused.paused_at:%Y-%m-%d %H:%M} UTC by {paused.by}" + (f": {paused.reason}" if paused.reason else "") + " (`orch resume`)"
         notes.append(reason)
-        return {c.instance_id: reason for c in cands}, notes
+        return {c.instance_id: (BlockRule.PAUSED, reason) for c in cands}, notes
     if view.probed >= 2 and view.probes_failed == view.probed:
         reason = f"every probe of this sweep failed ({view.probed}/{view.probed}): the prober's network is suspect, not the fleet"
         notes.append(reason)
-        return {c.instance_id: reason for c in cands}, notes
+        return {c.instance_id: (BlockRule.PROBER, reason) for c in cands}, notes
     notes.extend(view.silence_notes)
     limit = settings.safety.unhealthy_limit(view.running)
     down = [c for c in cands if not c.ahead]
@@ -359,7 +363,7 @@ def fleet_stops(cands: list[Candidate], view: FleetView, settings: Settings, pau
         notes.append(reason)
         for c in down:
             if not c.corroborated:
-                why[c.instance_id] = reason
+                why[c.instance_id] = (BlockRule.BREAKER, reason)
     # Memory verdicts on boxes that still answer have a breaker of their own: a fleet
     # shifting together (a new baseline, an agent or metric change) is not that many
     # simultaneous leaks. A chronic instance has shown, box by box, that acting works.
@@ -372,7 +376,7 @@ def fleet_stops(cands: list[Candidate], view: FleetView, settings: Settings, pau
         )
         notes.append(reason)
         for c in ahead:
-            why[c.instance_id] = reason
+            why[c.instance_id] = (BlockRule.MEMORY_BREAKER, reason)
     for label, counts, key in (
         ("availability zone", view.by_zone, lambda c: c.facts.instance.availability_zone),
         ("subnet", view.by_subnet, lambda c: c.facts.instance.subnet_id or "-"),
@@ -383,7 +387,7 @@ def fleet_stops(cands: list[Candidate], view: FleetView, settings: Settings, pau
             notes.append(reason)
             for c in down:
                 if not c.corroborated and key(c) == place:
-                    why.setdefault(c.instance_id, reason)
+                    why.setdefault(c.instance_id, (BlockRule.NETWORK_FAULT, reason))
     return why, notes
 
 
@@ -478,13 +482,13 @@ def make_plan(
     actions: list[Action] = []
     blocked: list[Blocked] = []
     for c in cands:
-        why = fleet_why.get(c.instance_id)
-        if why is None:
-            why = next((reason for gate in PER_INSTANCE_GATES if (reason := gate(c, settings, now))), None)
-        if why is None:
-            why = budget.refuse(c)
-        if why is not None:
-            blocked.append(Blocked(c.instance_id, c.kind, why))
+        stop = fleet_why.get(c.instance_id)
+        if stop is None:
+            stop = next(((rule, reason) for rule, gate in PER_INSTANCE_GATES if (reason := gate(c, settings, now))), None)
+        if stop is None and (refused := budget.refuse(c)) is not None:
+            stop = (BlockRule.BUDGET, refused)
+        if stop is not None:
+            blocked.append(Blocked(c.instance_id, c.kind, stop[1], stop[0]))
             continue
         budget.spend(c)
         actions.append(Action(c.instance_id, c.kind, action_reason(c, settings), asg_name=c.facts.instance.asg_name))

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping, Protocol
 
+from orchestrator import alerts, notify
 from orchestrator import diagnose as diagnose_step
 from orchestrator import history as history_step
-from orchestrator import notify
 from orchestrator.act.executor import DryRunExecutor, Executor, Gate, Journal
 from orchestrator.aws import Clients
 from orchestrator.awsfleet import AwsFleet, HistoryReader, SweepAborted, memory_targets
@@ -35,10 +35,11 @@ from orchestrator.model import (
 from orchestrator.observe import metrics
 from orchestrator.observe.probe import probe_fleet
 from orchestrator.plan import make_plan
+from orchestrator.report import ChronicPattern, chronic_patterns
 from orchestrator.state import lease_scope
 from orchestrator.state.journal import StoreJournal
 from orchestrator.state.lease import LeaseKeeper
-from orchestrator.state.store import LeaseLost, StateStore, SweepRecord
+from orchestrator.state.store import AlertBook, LeaseLost, StateError, StateStore, SweepRecord
 
 __all__ = ["Fleet", "Mode", "SweepAborted", "SweepDeps", "SweepReport", "memory_targets", "sweep", "utcnow"]
 
@@ -95,6 +96,7 @@ class SweepDeps:
     progress: Callable[[str], None] = _no_progress
     time_left: Callable[[], float] | None = None  # seconds; a Lambda passes its context's
     confirm: Callable[[Plan], bool] | None = None  # asked before acting, e.g. on a terminal
+    notify: bool = True  # False: tell nobody (a dry run by hand)
     lease_wait_seconds: float = 0.0  # how long to wait for another sweep's lease
     only_instances: tuple[str, ...] = ()  # narrow a scan to these ids (orch explain)
     dimension_cache: metrics.DimensionCache = field(default_factory=metrics.DimensionCache)
@@ -133,6 +135,9 @@ class SweepReport:
     sweep_number: int = 0  # counts sweeps in this store, for the memory cadence
     memory_full_read: bool = True
     evidence: dict[str, dict[str, Any]] = field(default_factory=dict)  # instance -> summary
+    histories: dict[str, InstanceHistory] = field(default_factory=dict)  # after this sweep
+    patterns: list[ChronicPattern] = field(default_factory=list)  # chronic conditions, grouped
+    message: tuple[str, str] | None = None  # what was told (subject, body), if anything
 
     @property
     def timer(self) -> _Timer:
@@ -164,7 +169,14 @@ class SweepReport:
                 }
                 for a in self.plan.actions
             ],
-            "blocked": [{"instance_id": b.instance_id, "action": b.kind.value, "why": b.why} for b in self.plan.blocked],
+            "blocked": [
+                {"instance_id": b.instance_id, "action": b.kind.value, "why": b.why, "rule": b.rule.value} for b in self.plan.blocked
+            ],
+            "chronic": [
+                {"instances": list(p.members), "shared": dict(p.shared), "since": p.since.isoformat(), "text": p.describe(False)}
+                for p in self.patterns
+            ],
+            "quarantined": {i: h.quarantine_reason for i, h in sorted(self.histories.items()) if h.quarantined_at is not None},
             "notes": list(self.plan.notes) + self.notes,
             "api_calls": self.api_calls,
             "api_calls_total": sum(self.api_calls.values()),
@@ -210,11 +222,11 @@ def sweep(settings: Settings, deps: SweepDeps, mode: Mode = Mode.HEAL, dry_run: 
         report.memory_full_read = report.sweep_number % every == 1
 
     keeper: LeaseKeeper | None = None
+    scope = lease_scope("-", fleet.region or "-", settings.selector)
     if mode is Mode.HEAL and not dry:
         # One healer per fleet at a time (gardener mcm-provider-aws #94): taken before
         # observing, so two sweeps never plan on the same facts, and checked before
         # every mutation in case it expired while we worked.
-        scope = lease_scope("-", fleet.region or "-", settings.selector)
         keeper = LeaseKeeper(deps.store, scope, clock=deps.clock, wait_seconds=deps.lease_wait_seconds)
         keeper.acquire()
     try:
@@ -223,7 +235,7 @@ def sweep(settings: Settings, deps: SweepDeps, mode: Mode = Mode.HEAL, dry_run: 
         report.notes.append(f"aborted: {exc}")
         raise
     finally:
-        _notify(settings, deps, report)
+        _notify(settings, deps, report, scope)
         report.finished_at = deps.clock()
         report.api_calls = _diff(fleet.api_calls(), counted_from)
         _record_sweep(settings, deps, report)
@@ -232,14 +244,43 @@ def sweep(settings: Settings, deps: SweepDeps, mode: Mode = Mode.HEAL, dry_run: 
     return report
 
 
-def _notify(settings: Settings, deps: SweepDeps, report: SweepReport) -> None:
-    if not settings.notify.topic_arn or report.mode is Mode.SCAN:
+def _notify(settings: Settings, deps: SweepDeps, report: SweepReport, scope: str) -> None:
+    """Tell what is news (see ``alerts``); what was told is remembered only once it was sent."""
+    if not settings.notify.topic_arn or report.mode is Mode.SCAN or not deps.notify:
         return
-    message = notify.compose(report)
-    if message is None:
-        return
-    error = deps.the_fleet.publish(settings.notify.topic_arn, *message)
-    report.notes.append(error or f"notified {settings.notify.topic_arn}")
+    try:
+        book = deps.store.get_alerts(scope)
+    except StateError as exc:
+        book = AlertBook(scope)  # better to tell twice than to miss the breaker opening
+        report.notes.append(f"what was told before could not be read ({exc}): everything current is told")
+    state = alerts.AlertState.from_book(book)
+    chronic_ids = frozenset(i for p in report.patterns for i in p.members)
+    quarantined = {i: h.quarantine_reason for i, h in report.histories.items() if h.quarantined_at is not None}
+    found = alerts.items(
+        report.plan,
+        report.outcomes,
+        report.patterns,
+        chronic_ids,
+        quarantined,
+        notify.action_lines(report),
+        ssm_configured=bool(settings.memory.ssm_commands),
+        dry_run=report.dry_run,
+    )
+    decision = alerts.decide(found, state, deps.clock(), timedelta(hours=settings.notify.remind_hours))
+    message = notify.compose(report, decision)
+    if message is not None:
+        error = deps.the_fleet.publish(settings.notify.topic_arn, *message)
+        if error is not None:
+            report.notes.append(f"{error}; told again next sweep")
+            return
+        report.message = message
+        report.notes.append(f"notified {settings.notify.topic_arn}")
+    new_book = decision.state.to_book(scope)
+    if new_book != book:
+        try:
+            deps.store.put_alerts(new_book)
+        except StateError as exc:
+            report.notes.append(f"what was told could not be recorded ({exc}): it may be told again")
 
 
 def _record_sweep(settings: Settings, deps: SweepDeps, report: SweepReport) -> None:
@@ -280,6 +321,8 @@ def _run(settings: Settings, deps: SweepDeps, report: SweepReport, mode: Mode, d
             for v in report.verdicts
         }
         report.plan = make_plan(by_id, report.verdicts, histories, settings, now, paused=paused)
+        report.histories = histories
+        report.patterns = _patterns(facts, histories, now, settings)
     journal = StoreJournal(deps.store, report.sweep_id, deps.clock)
     if not dry and report.plan.actions and deps.confirm is not None and not deps.confirm(report.plan):
         report.outcomes = [ActionOutcome(a, OutcomeStatus.SKIPPED, "not confirmed") for a in report.plan.actions]
@@ -303,6 +346,13 @@ def _run(settings: Settings, deps: SweepDeps, report: SweepReport, mode: Mode, d
             context = action_context(by_id[iid], verdicts[iid], histories[iid], report.evidence.get(iid), now, settings)
             histories[iid] = history_step.acted(histories[iid], outcome, key, now, settings, context)
     deps.store.put_histories(histories.values())
+    report.histories = histories
+    report.patterns = _patterns(facts, histories, now, settings)
+
+
+def _patterns(facts: list[Facts], histories: Mapping[str, InstanceHistory], now: datetime, settings: Settings) -> list[ChronicPattern]:
+    conditions = {iid: c for iid, h in histories.items() if (c := history_step.chronic(h, now, settings)) is not None}
+    return chronic_patterns(facts, conditions, histories, now) if conditions else []
 
 
 def action_context(

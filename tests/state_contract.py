@@ -18,6 +18,8 @@ import pytest
 from orchestrator.model import ActionAttempt, ActionKind, Cause, InstanceHistory, VerdictKind
 from orchestrator.state.store import (
     ActionRecord,
+    AlertBook,
+    AlertRecord,
     ActionStatus,
     Lease,
     LeaseHeld,
@@ -394,3 +396,13 @@ def test_only_one_of_eight_simultaneous_contenders_wins(concurrent_store: Any, p
     assert {exc.owner for exc in held} == {won[0].owner}
     assert concurrent_store.get_lease(SCOPE) == won[0]
     assert won[0].fence == (2 if previous_holder else 1)
+
+
+def test_alerts_round_trip_per_scope(store: Any) -> None:
+    assert store.get_alerts(SCOPE) == AlertBook(SCOPE)
+    book = AlertBook(SCOPE, (AlertRecord("fleet:breaker", NOW, "d1", "too many unhealthy"), AlertRecord("quarantine:i-1", NOW - TTL)))
+    store.put_alerts(book)
+    assert store.get_alerts(SCOPE) == book
+    assert store.get_alerts("other/scope") == AlertBook("other/scope")
+    store.put_alerts(AlertBook(SCOPE))
+    assert store.get_alerts(SCOPE).records == ()

@@ -15,7 +15,13 @@ from orchestrator.sweep import Mode, SweepAborted, SweepDeps, SweepReport, sweep
 
 
 def run_sweep(
-    runtime: Runtime, mode: Mode, dry_run: bool, assume_yes: bool, wait: float = 0.0, only: tuple[str, ...] = ()
+    runtime: Runtime,
+    mode: Mode,
+    dry_run: bool,
+    assume_yes: bool,
+    wait: float = 0.0,
+    only: tuple[str, ...] = (),
+    notify: bool = True,
 ) -> SweepReport:
     err = Console(stderr=True)
     settings = runtime.settings
@@ -40,6 +46,7 @@ def run_sweep(
         confirm=confirm if interactive else None,
         lease_wait_seconds=wait,
         only_instances=only,
+        notify=notify,
     )
     if status is not None:
         status.start()
@@ -90,10 +97,16 @@ def scan_command(runtime: Runtime) -> None:
 @click.option("--dry-run", is_flag=True, help="Plan and print; make no mutating call.")
 @click.option("--yes", "-y", "assume_yes", is_flag=True, help="Do not ask before acting on a terminal.")
 @click.option("--wait", type=click.FloatRange(0, 3600), default=0, help="Seconds to wait for another sweep's lease.")
+@click.option(
+    "--notify/--no-notify",
+    default=None,
+    help="Send news to the SNS topic (default: yes, except for --dry-run, which tells nobody unless asked).",
+)
 @common_options
-def heal_command(runtime: Runtime, dry_run: bool, assume_yes: bool, wait: float) -> None:
+def heal_command(runtime: Runtime, dry_run: bool, assume_yes: bool, wait: float, notify: bool | None) -> None:
     """Observe, diagnose, plan and act: reboot instances that pass status checks but not SSH."""
-    report = run_sweep(runtime, Mode.HEAL, dry_run=dry_run, assume_yes=assume_yes, wait=wait)
+    tell = (not dry_run) if notify is None else notify
+    report = run_sweep(runtime, Mode.HEAL, dry_run=dry_run, assume_yes=assume_yes, wait=wait, notify=tell)
     if runtime.json:
         click.echo(json.dumps(report.summary(), indent=2, default=str))
     else:

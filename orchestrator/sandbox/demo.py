@@ -18,7 +18,6 @@ from typing import Any, Callable, Iterator, Mapping
 
 import boto3
 
-from orchestrator import notify
 from orchestrator.aws import Clients
 from orchestrator.config import Settings, load_settings
 from orchestrator.sandbox.endpoints import Mode as EndpointMode
@@ -157,6 +156,6 @@ def run_demo(
                 broken=broken,
                 healed=healed,
                 untouched_bystanders=not (bystanders & sb.acted_on()),
-                message=notify.compose(first),
+                message=first.message,
                 evidence_keys=evidence_keys,
             )

@@ -14,6 +14,7 @@ SWEEP             <started>#<id>       one SweepRecord as JSON in ``data``
 LEASE#<scope>     -                    owner, fence (N), expires_us (N); never deleted, so
                                        the fence only ever grows
 PAUSE             -                    the global pause as JSON in ``data``
+ALERTS#<scope>    -                    what was told for that fleet (AlertBook) as JSON in ``data``
 ================  ===================  =====================================================
 
 Actions and sweeps expire (TTL attribute ``expires_at_epoch``) 90 days after they were
@@ -48,6 +49,7 @@ from orchestrator.state import codec
 from orchestrator.state.store import (
     ActionRecord,
     ActionStatus,
+    AlertBook,
     Lease,
     LeaseHeld,
     LeaseLost,
@@ -486,6 +488,18 @@ class DynamoStore:
             return
         with self._aws("PutItem"):
             self._client.put_item(TableName=self.table_name, Item={**_key("PAUSE"), "data": _s(codec.dumps(state))})
+
+    # -- alerts -----------------------------------------------------------------
+
+    def get_alerts(self, scope: str) -> AlertBook:
+        item = self._get(f"ALERTS#{scope}")
+        return codec.loads(AlertBook, item["data"]["S"]) if item else AlertBook(scope)
+
+    def put_alerts(self, book: AlertBook) -> None:
+        with self._aws("PutItem"):
+            self._client.put_item(
+                TableName=self.table_name, Item={**_key(f"ALERTS#{book.scope}"), "data": _s(codec.dumps(book))}
+            )
 
     def close(self) -> None:
         """Nothing to release: the client belongs to the caller's Clients."""

@@ -23,6 +23,7 @@ from orchestrator.state import codec
 from orchestrator.state.store import (
     ActionRecord,
     ActionStatus,
+    AlertBook,
     Lease,
     LeaseHeld,
     LeaseLost,
@@ -52,6 +53,7 @@ _SCHEMA = (
         " expires_us INTEGER NOT NULL, fence INTEGER NOT NULL)"
     ),
     "CREATE TABLE IF NOT EXISTS pause (id INTEGER PRIMARY KEY CHECK (id = 1), data TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS alerts (scope TEXT PRIMARY KEY, data TEXT NOT NULL)",
 )
 
 
@@ -327,6 +329,19 @@ class SqliteStore:
                     "INSERT INTO pause (id, data) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET data = excluded.data",
                     (codec.dumps(state),),
                 )
+
+    # -- alerts -----------------------------------------------------------------
+
+    def get_alerts(self, scope: str) -> AlertBook:
+        rows = self._read("SELECT data FROM alerts WHERE scope = ?", (scope,))
+        return codec.loads(AlertBook, rows[0][0]) if rows else AlertBook(scope)
+
+    def put_alerts(self, book: AlertBook) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO alerts (scope, data) VALUES (?, ?) ON CONFLICT (scope) DO UPDATE SET data = excluded.data",
+                (book.scope, codec.dumps(book)),
+            )
 
     def close(self) -> None:
         with self._lock:

@@ -74,6 +74,24 @@ class Lease:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertRecord:
+    """One thing told to a human and still holding: what alerts deduplicate against."""
+
+    key: str
+    told_at: datetime
+    digest: str = ""
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AlertBook:
+    """Everything told for one fleet (a lease scope), stored as one item."""
+
+    scope: str
+    records: tuple[AlertRecord, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class PauseState:
     paused_at: datetime
     by: str
@@ -104,6 +122,8 @@ class StateStore(Protocol):
     def get_lease(self, scope: str) -> Lease | None: ...
     def get_pause(self) -> PauseState | None: ...
     def set_pause(self, state: PauseState | None) -> None: ...
+    def get_alerts(self, scope: str) -> AlertBook: ...
+    def put_alerts(self, book: AlertBook) -> None: ...
     def close(self) -> None: ...
 
 
