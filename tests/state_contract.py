@@ -18,9 +18,9 @@ import pytest
 from orchestrator.model import ActionAttempt, ActionKind, Cause, InstanceHistory, VerdictKind
 from orchestrator.state.store import (
     ActionRecord,
+    ActionStatus,
     AlertBook,
     AlertRecord,
-    ActionStatus,
     Lease,
     LeaseHeld,
     LeaseLost,
