@@ -74,8 +74,8 @@ def _digest(*parts: object) -> str:
 def pattern_item(pattern: ChronicPattern, ssm_configured: bool) -> Item:
     """A chronic pattern is news when it appears or its shape changes, not when orch acts again."""
     shape = (
-        len(pattern.members),
-        round(pattern.exhaustion_minutes / 5) if pattern.exhaustion_minutes is not None else None,
+        len(pattern.members).bit_length(),  # 1, 2-3, 4-7, 8-15...: a pattern that doubles has changed
+        round(pattern.exhaustion_minutes / 10) if pattern.exhaustion_minutes is not None else None,
         round(pattern.growth_per_min * 2) if pattern.growth_per_min is not None else None,
         pattern.process,
     )
@@ -117,8 +117,8 @@ def items(
 
 def _block_items(blocked: Blocked, fleet_seen: set[BlockRule]) -> list[Item]:
     rule = blocked.rule
-    if rule.expected or rule in (BlockRule.PAUSED, BlockRule.QUARANTINE):
-        return []  # the operator's choice, or told as its own condition
+    if rule.expected or rule in (BlockRule.PAUSED, BlockRule.QUARANTINE, BlockRule.BUDGET_SWEEP):
+        return []  # the operator's choice, served by the next sweep, or told as its own condition
     if rule in FLEET_RULES:
         if rule in fleet_seen:
             return []

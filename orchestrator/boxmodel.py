@@ -69,6 +69,11 @@ class Behaviour:
     fault: Fault | None = None  # a fault that strikes every cycle (None: cycles start clean)
     fault_after_minutes: float = 0.0  # how long after sshd comes up the fault strikes
     boot_seconds: float = 60.0  # reboot or start: sshd refuses this long
+    shutdown_seconds: float = 10.0  # a clean shutdown before a reboot or stop
+    # A guest that cannot shut down (out of memory) is hard-rebooted by EC2: "If an
+    # instance does not cleanly shut down within four minutes, Amazon EC2 performs a
+    # hard reboot" (RebootInstances, EC2 API reference). A stuck stop takes as long.
+    hard_reboot_seconds: float = 240.0
     stop_seconds: float = 30.0  # a stop takes this long to complete
     restart_seconds: float = 20.0  # a service restart: memory falls after this long
     agent: bool = True  # the CloudWatch agent reports memory
@@ -245,14 +250,44 @@ class Box:
 
     # -- actions ------------------------------------------------------------------------
 
-    def reboot(self, at: datetime) -> None:
+    def reboot(self, at: datetime) -> datetime:
+        """Returns when the new cycle begins: after a clean shutdown, or EC2's hard reboot of a wedged guest."""
         if not self._running(at):
-            return
-        self._new_cycle(at, booted=True)
+            return at
+        begin = at + timedelta(seconds=self._shutdown(at))
+        self._new_cycle(begin, booted=True)
+        return begin
+
+    def _shutdown(self, at: datetime) -> float:
+        b = self.behaviour
+        return b.hard_reboot_seconds if self.wedged(at) else b.shutdown_seconds
+
+    def down_since(self, t: datetime) -> datetime | None:
+        """Since when SSH has not answered (None while it answers)."""
+        if self.answers_ssh(t):
+            return None
+        if not self._running(t):
+            return self.stopped_at
+        cycle = self.cycle_at(t)
+        candidates = [cycle.started_at]
+        wedged = self.wedged_since(t)
+        if wedged is not None:
+            candidates.append(wedged)
+        if cycle.fault is not None and cycle.fault_at is not None and cycle.fault_at <= t:
+            candidates.append(max(cycle.fault_at, cycle.up_at))
+        before = [c for c in candidates if c <= t]
+        if t < cycle.up_at:  # booting: down since the shutdown began, or since the wedge before it
+            previous = self.cycles[-2] if len(self.cycles) > 1 and self.cycles[-1] is cycle else None
+            if previous is not None:
+                was = previous.wedged_at(self.behaviour.wedge_percent)
+                if was is not None and was < cycle.started_at:
+                    return max(was, previous.up_at)
+            return cycle.started_at - timedelta(seconds=self.behaviour.shutdown_seconds)
+        return max(before) if before else cycle.started_at
 
     def stop(self, at: datetime) -> datetime:
         """Returns when the instance is stopped."""
-        done = at + timedelta(seconds=self.behaviour.stop_seconds)
+        done = at + timedelta(seconds=self._shutdown(at) + self.behaviour.stop_seconds)
         if self.power is Power.RUNNING:
             self.power = Power.STOPPED
             self.stopped_at = done

@@ -83,14 +83,15 @@ class _Trend:
     notes: tuple[str, ...] = ()
 
 
-# A reboot's first minutes hold the last pre-reboot datapoint (the agent had not yet
-# stopped when the call went out) and the gap while the box boots: the cycle is taken
-# to begin at its lowest point within this many minutes of the action.
-SETTLE_MINUTES = 3.0
+# After a reboot call the old box may go on reporting for minutes: a wedged guest cannot
+# shut down and EC2 hard-reboots it only after four minutes (RebootInstances, EC2 API
+# reference); then the box boots and its agent starts. So the new cycle is taken to
+# begin after the largest fall within this many minutes of the action.
+SETTLE_MINUTES = 10.0
 
 
 def since_cycle(points: list[Point], start: datetime | None) -> list[Point]:
-    """The points that describe the current cycle: after ``start``, from where memory bottomed out.
+    """The points that describe the current cycle: after ``start``, from where memory fell.
 
     Points from before the last (re)boot or service restart describe the previous cycle
     and must not judge this one: a box rebooted a moment ago is not memory-critical.
@@ -98,10 +99,11 @@ def since_cycle(points: list[Point], start: datetime | None) -> list[Point]:
     if start is None:
         return points
     kept = [p for p in points if p[0] >= start]
-    settle = [i for i, (at, _) in enumerate(kept) if _minutes(start, at) <= SETTLE_MINUTES]
+    settle = [i for i in range(1, len(kept)) if _minutes(start, kept[i][0]) <= SETTLE_MINUTES]
     if settle:
-        lowest = min(settle, key=lambda i: kept[i][1])
-        kept = kept[lowest:]
+        fall, at = max((kept[i - 1][1] - kept[i][1], i) for i in settle)
+        if fall >= RECLAIM_MIN_PERCENT:
+            kept = kept[at:]
     return kept
 
 

@@ -247,7 +247,8 @@ class BlockRule(str, enum.Enum):
     DEBOUNCE = "debounce"
     LADDER = "ladder"
     SSM_OFFLINE = "ssm-offline"
-    BUDGET = "budget"
+    BUDGET_SWEEP = "budget-sweep"  # this sweep's share is spent: the next sweep serves it
+    BUDGET = "budget"  # the hourly or the group's budget
 
     @property
     def expected(self) -> bool:

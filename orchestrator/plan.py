@@ -297,7 +297,13 @@ def is_corroborated(f: Facts, v: Verdict, quiet_places: set[tuple[str, str]]) ->
     return False
 
 
-def fleet_view(facts: Mapping[str, Facts], verdicts: Mapping[str, Verdict], settings: Settings | None = None) -> FleetView:
+def fleet_view(
+    facts: Mapping[str, Facts],
+    verdicts: Mapping[str, Verdict],
+    settings: Settings | None = None,
+    in_flight: frozenset[str] = frozenset(),
+) -> FleetView:
+    """``in_flight``: instances orch acted on and awaits: their being down is explained by that action."""
     settings = settings or Settings()
     running = [f for f in facts.values() if f.instance.state == "running"]
     # Only probes that ran count: no address or a local error says nothing of the network.
@@ -312,7 +318,9 @@ def fleet_view(facts: Mapping[str, Facts], verdicts: Mapping[str, Verdict], sett
     bad = [
         f
         for f in running
-        if verdicts[f.instance.instance_id].kind is VerdictKind.UNREACHABLE and f.instance.instance_id not in corroborated
+        if verdicts[f.instance.instance_id].kind is VerdictKind.UNREACHABLE
+        and f.instance.instance_id not in corroborated
+        and f.instance.instance_id not in in_flight
     ]
     bad_zones: Counter[str] = Counter(f.instance.availability_zone for f in bad)
     bad_subnets: Counter[str] = Counter(f.instance.subnet_id or "-" for f in bad)
@@ -430,15 +438,15 @@ class Budget:
         size = self.group_size.get(group, 0)
         return max(1, int(size * self.settings.safety.max_group_percent / 100))
 
-    def refuse(self, c: Candidate) -> str | None:
+    def refuse(self, c: Candidate) -> Stop | None:
         s = self.settings.safety
         if self.per_sweep_left <= 0:
-            return f"max {s.max_actions_per_sweep} actions per sweep reached"
+            return BlockRule.BUDGET_SWEEP, f"max {s.max_actions_per_sweep} actions per sweep reached"
         if self.per_hour_left <= 0:
-            return f"max {s.max_actions_per_hour} actions per hour reached (in-flight included)"
+            return BlockRule.BUDGET, f"max {s.max_actions_per_hour} actions per hour reached (in-flight included)"
         group = c.facts.instance.asg_name
         if group and self.group_in_flight[group] >= self.group_limit(group):
-            return (
+            return BlockRule.BUDGET, (
                 f"Auto Scaling group {group} already has {self.group_in_flight[group]} action(s) in flight "
                 f"(limit {self.group_limit(group)}: {s.max_group_percent:g}% of {self.group_size.get(group, 0)} in service)"
             )
@@ -475,7 +483,8 @@ def make_plan(
 ) -> Plan:
     verdict_list = list(verdicts)
     by_id = {v.instance_id: v for v in verdict_list}
-    view = fleet_view(facts, by_id, settings)
+    in_flight = frozenset(i for i, h in histories.items() if h.in_flight_key is not None)
+    view = fleet_view(facts, by_id, settings, in_flight)
     cands = candidates(facts, verdict_list, histories, settings, now, view.corroborated)
     fleet_why, notes = fleet_stops(cands, view, settings, paused)
     budget = Budget.start(settings, now, facts, histories)
@@ -485,8 +494,8 @@ def make_plan(
         stop = fleet_why.get(c.instance_id)
         if stop is None:
             stop = next(((rule, reason) for rule, gate in PER_INSTANCE_GATES if (reason := gate(c, settings, now))), None)
-        if stop is None and (refused := budget.refuse(c)) is not None:
-            stop = (BlockRule.BUDGET, refused)
+        if stop is None:
+            stop = budget.refuse(c)
         if stop is not None:
             blocked.append(Blocked(c.instance_id, c.kind, stop[1], stop[0]))
             continue

@@ -45,6 +45,24 @@ def _no_evidence(action: Action) -> dict[str, Any]:
     return {}
 
 
+def admit(action: Action, gate: Gate, capture_evidence: EvidenceCapture, journal: Journal) -> ActionOutcome | None:
+    """Every executor's way in: the gate, then evidence, then the intent; a refusal is the outcome.
+
+    None means the action may go ahead: its intent is recorded.
+    """
+    refusal = gate()
+    if refusal is not None:
+        return ActionOutcome(action, OutcomeStatus.SKIPPED, refusal)
+    try:
+        evidence = capture_evidence(action)
+    except Exception as exc:  # evidence is best effort; its absence is recorded, never fatal
+        evidence = {"error": f"evidence capture failed: {exc}"}
+    why_not = journal.begin(action, evidence)
+    if why_not is not None:
+        return ActionOutcome(action, OutcomeStatus.SKIPPED, why_not)
+    return None
+
+
 @dataclass
 class DryRunExecutor:
     """Same plan, same output, no mutating call: dry run is a different executor, not an if."""
@@ -80,17 +98,9 @@ class AwsExecutor:
         return self.outcomes
 
     def _admit(self, action: Action) -> bool:
-        refusal = self.gate()
-        if refusal is not None:
-            self._finish(ActionOutcome(action, OutcomeStatus.SKIPPED, refusal), journal=False)
-            return False
-        try:
-            evidence = self.capture_evidence(action)
-        except Exception as exc:  # evidence is best effort; its absence is recorded, never fatal
-            evidence = {"error": f"evidence capture failed: {exc}"}
-        why_not = self.journal.begin(action, evidence)
-        if why_not is not None:
-            self._finish(ActionOutcome(action, OutcomeStatus.SKIPPED, why_not), journal=False)
+        refused = admit(action, self.gate, self.capture_evidence, self.journal)
+        if refused is not None:
+            self._finish(refused, journal=False)
             return False
         return True
 

@@ -8,6 +8,7 @@ from orchestrator.cli.deploy_cmds import deploy_command, destroy_command, packag
 from orchestrator.cli.insight_cmds import explain_command, report_command
 from orchestrator.cli.probe_cmd import probe_command
 from orchestrator.cli.sandbox_cmd import sandbox_command
+from orchestrator.cli.simulate_cmd import simulate_command
 from orchestrator.cli.state_cmds import (
     history_command,
     pause_command,
@@ -34,6 +35,7 @@ for command in (sandbox_command, scan_command, heal_command, probe_command, expl
     cli.add_command(command)
 for command in (package_command, deploy_command, destroy_command):
     cli.add_command(command)
+cli.add_command(simulate_command)
 
 
 def main() -> None:

@@ -31,7 +31,8 @@ def box_for(shape: MemoryShape, rng: random.Random, now: datetime, seed: str, fa
     """A box that shows ``shape`` at ``now``; ``fault`` breaks its sshd until a reboot."""
     base = round(rng.uniform(30.0, 50.0), 2)
     # Sandbox boxes boot at once: the endpoint's own boot delay is wall-clock time.
-    after_reboot = Behaviour(base_percent=BASELINE, noise=0.5, wedge_percent=EXHAUSTED_AT, boot_seconds=0.0, stop_seconds=0.0)
+    instant = {"boot_seconds": 0.0, "stop_seconds": 0.0, "shutdown_seconds": 0.0, "hard_reboot_seconds": 0.0}
+    after_reboot = Behaviour(base_percent=BASELINE, noise=0.5, wedge_percent=EXHAUSTED_AT, **instant)
     started = now - LONG_AGO
     if shape is MemoryShape.FLAT:
         cycle = Cycle(started, started, base, 0.0, started, noise=1.0, fault=fault, fault_at=started if fault else None)
@@ -40,9 +41,7 @@ def box_for(shape: MemoryShape, rng: random.Random, now: datetime, seed: str, fa
         # 75-85 % now at 0.9-1.2 %/min: reaches 98 % in 10-25 minutes, and again after a reboot.
         level, rate = rng.uniform(75.0, 85.0), rng.uniform(0.9, 1.2)
         climb_from = now - timedelta(minutes=(level - base) / rate)
-        leaky = Behaviour(
-            base_percent=BASELINE, leak_per_min=rate, noise=0.2, wedge_percent=EXHAUSTED_AT, boot_seconds=0.0, stop_seconds=0.0
-        )
+        leaky = Behaviour(base_percent=BASELINE, leak_per_min=rate, noise=0.2, wedge_percent=EXHAUSTED_AT, **instant)
         return Box.since(seed, leaky, Cycle(started, started, base, rate, climb_from, noise=0.2, fault=fault))
     # Exhausted: climbed at 1-1.5 %/min and has sat at the top for 6-10 minutes. The
     # leak that did this does not come back after the reboot.

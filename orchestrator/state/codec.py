@@ -9,6 +9,7 @@ fields) still loads.
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import types
 import typing
@@ -74,10 +75,16 @@ def record_to_dict(record: Any) -> dict[str, Any]:
     return {f.name: to_jsonable(getattr(record, f.name)) for f in fields(record)}
 
 
+@functools.cache
+def _field_hints(cls: type) -> tuple[tuple[str, Any], ...]:
+    """Each field's resolved type, once per class: resolving hints compiles strings every call."""
+    hints = typing.get_type_hints(cls)
+    return tuple((f.name, hints[f.name]) for f in fields(cls))
+
+
 def record_from_dict(cls: type[R], data: Mapping[str, Any]) -> R:
     """Missing keys take the dataclass default; unknown keys are ignored."""
-    hints = typing.get_type_hints(cls)
-    kwargs = {f.name: _decode(hints[f.name], data[f.name]) for f in fields(cls) if f.name in data}  # type: ignore[arg-type]
+    kwargs = {name: _decode(hint, data[name]) for name, hint in _field_hints(cls) if name in data}
     return cls(**kwargs)
 
 

@@ -9,7 +9,7 @@ import pytest
 from orchestrator.boxmodel import Behaviour, Box, Fault, Power, Sshd
 
 T0 = datetime(2026, 1, 1, 0, 0, tzinfo=timezone.utc)
-LEAK = Behaviour(base_percent=30.0, leak_per_min=2.0, wedge_percent=97.0, noise=0.0, boot_seconds=60.0)
+LEAK = Behaviour(base_percent=30.0, leak_per_min=2.0, wedge_percent=97.0, noise=0.0, boot_seconds=60.0, shutdown_seconds=0.0, hard_reboot_seconds=0.0)
 
 
 def at(minutes: float) -> datetime:
@@ -58,9 +58,9 @@ def test_a_wedged_box_cannot_run_an_ssm_command() -> None:
 @pytest.mark.parametrize(
     ("behaviour", "after_reboot"),
     [
-        (Behaviour(fault=Fault.HUNG, fault_after_minutes=0.0, noise=0.0), Sshd.HUNG),  # never comes back
-        (Behaviour(fault=Fault.HUNG, fault_after_minutes=3.0, noise=0.0), Sshd.OK),  # flapping: fine for 3 min...
-        (Behaviour(noise=0.0), Sshd.OK),
+        (Behaviour(fault=Fault.HUNG, fault_after_minutes=0.0, noise=0.0, shutdown_seconds=0), Sshd.HUNG),  # never comes back
+        (Behaviour(fault=Fault.HUNG, fault_after_minutes=3.0, noise=0.0, shutdown_seconds=0), Sshd.OK),  # flapping: fine for 3 min...
+        (Behaviour(noise=0.0, shutdown_seconds=0), Sshd.OK),
     ],
 )
 def test_faults_of_the_behaviour_strike_every_cycle(behaviour: Behaviour, after_reboot: Sshd) -> None:
@@ -69,6 +69,17 @@ def test_faults_of_the_behaviour_strike_every_cycle(behaviour: Behaviour, after_
     assert box.sshd(at(11.5)) is after_reboot
     if behaviour.fault_after_minutes:
         assert box.sshd(at(11 + behaviour.fault_after_minutes + 0.1)) is Sshd.HUNG  # ...then hangs again
+
+
+def test_a_wedged_guest_is_hard_rebooted_after_four_minutes_a_clean_one_at_once() -> None:
+    slow = Behaviour(base_percent=30.0, leak_per_min=2.0, wedge_percent=97.0, noise=0.0, boot_seconds=60.0)
+    wedged = Box.booted("w", slow, T0)
+    assert wedged.reboot(at(40)) == at(44)  # cannot shut down: EC2's hard reboot
+    assert wedged.sshd(at(44.5)) is Sshd.REFUSED and wedged.sshd(at(45.1)) is Sshd.OK
+    assert wedged.down_since(at(44.5)) == at(33.5)  # down since the wedge, not since the reboot
+    clean = Box.booted("c", slow, T0)
+    assert clean.reboot(at(20)) == at(20) + timedelta(seconds=10)  # a clean shutdown
+    assert clean.down_since(at(20.5)) == at(20) and clean.down_since(at(22)) is None
 
 
 def test_stop_then_start_is_a_new_boot() -> None:

@@ -3,7 +3,8 @@
 orch collects the console as evidence before it acts: on a hung instance the kernel's
 OOM-killer lines prove the memory story independently of the prober's network path.
 Moto returns one fixed Xen boot log for every instance; the sandbox serves these
-instead (see ``hooks``). Deterministic for a given ``random.Random``.
+instead (see ``sandbox.hooks``), and the simulator reads them too, so both parse the
+same text. Deterministic for a given ``random.Random``.
 """
 
 from __future__ import annotations
@@ -32,17 +33,20 @@ def boot_log(rng: random.Random, hostname: str) -> str:
     return text + f"\nDebian GNU/Linux 12 {hostname} ttyS0\n\n{hostname} login: \n"
 
 
-def oom_log(rng: random.Random, uptime: float | None = None) -> str:
+def oom_log(
+    rng: random.Random, uptime: float | None = None, process: str = "ruby", command: str = "ucrawler.rb", rss_kb: int = 15310180
+) -> str:
     """The kernel's account of the leak winning: OOM-killer, then sshd stuck."""
     at = uptime if uptime is not None else rng.uniform(20_000.0, 900_000.0)
     pid = rng.randint(20_000, 40_000)
     sshd = rng.randint(600, 900)
+    total_vm = rss_kb + 977_544  # the rest of the process's address space
     lines = [
-        (0.0, "ucrawler.rb:213 invoked oom-killer: gfp_mask=0x201da, order=0, oom_score_adj=0"),
-        (0.00005, f"CPU: 1 PID: {pid} Comm: ucrawler.rb Not tainted {KERNEL} #1 Debian 6.1.76-1"),
+        (0.0, f"{command}:213 invoked oom-killer: gfp_mask=0x201da, order=0, oom_score_adj=0"),
+        (0.00005, f"CPU: 1 PID: {pid} Comm: {command} Not tainted {KERNEL} #1 Debian 6.1.76-1"),
         (0.00008, "Mem-Info:"),
         (0.00009, "active_anon:3827545 inactive_anon:0 isolated_anon:0 free:21393 free_pcp:62"),
-        (0.0001, f"Out of memory: Killed process {pid} (ruby) total-vm:16287724kB, anon-rss:15310180kB, file-rss:0kB, shmem-rss:0kB, UID:1000 pgtables:31000kB oom_score_adj:0"),
+        (0.0001, f"Out of memory: Killed process {pid} ({process}) total-vm:{total_vm}kB, anon-rss:{rss_kb}kB, file-rss:0kB, shmem-rss:0kB, UID:1000 pgtables:31000kB oom_score_adj:0"),
         (1.2, "systemd-journald[231]: Under memory pressure, flushing caches."),
         (121.4, f"INFO: task sshd:{sshd} blocked for more than 120 seconds."),
         (121.40002, "\"echo 0 > /proc/sys/kernel/hung_task_timeout_secs\" disables this message."),

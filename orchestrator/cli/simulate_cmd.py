@@ -1,0 +1,104 @@
+"""`orch simulate`: orch's own sweep over simulated days, against a named fleet, with your settings."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from orchestrator.cli.common import Runtime, common_options
+from orchestrator.cli.render import stdout_console
+from orchestrator.simulate import BY_NAME, SCENARIOS, Figures, Policy, simulate
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def _minutes(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def figures_table(rows: list[tuple[Figures, list[str]]]) -> Table:
+    table = Table(title_justify="left", caption="down→act: minutes from SSH failing to the action (median/p95); max/h: most actions in any hour",
+                  caption_justify="left")
+    for column, justify in (
+        ("scenario", "left"), ("policy", "left"), ("SSH up", "right"), ("wedged h", "right"), ("actions", "right"),
+        ("on fine", "right"), ("quar.", "right"), ("chronic", "right"), ("msgs", "right"),
+        ("down→act min", "right"), ("max/h", "right"), ("expectation", "left"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for f, violations in rows:
+        kinds = ", ".join(f"{n} {k}" for k, n in f.actions.items()) or "0"
+        verdict = "[green]met[/]" if not violations else "[bold red]" + "; ".join(violations) + "[/]"
+        if f.policy is not Policy.ORCH:
+            verdict = "[dim]baseline[/]"
+        table.add_row(
+            f.scenario, f.policy.value, _percent(f.availability), f"{f.wedged_box_hours:.1f}", kinds, str(f.on_fine_boxes),
+            str(f.quarantined), str(f.chronic), str(f.messages),
+            f"{_minutes(f.down_to_action_median_min)}/{_minutes(f.down_to_action_p95_min)}", str(f.max_actions_in_an_hour), verdict,
+        )
+    return table
+
+
+@click.command("simulate")
+@click.option("--scenario", "names", multiple=True, type=click.Choice(["all", *(s.name for s in SCENARIOS)]), default=("chronic-leak",),
+              show_default=True, help="Fleet to simulate; repeat it, or 'all'.")
+@click.option("--hours", type=click.FloatRange(0.5, 24 * 30), default=24.0, show_default=True, help="Simulated hours.")
+@click.option("--instances", type=click.IntRange(1, 2000), default=None, help="Fleet size (default: the scenario's).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same fleet, same day.")
+@click.option("--baselines", is_flag=True, help="Also run nobody acting, and a perfect reactive rebooter, on the same fleet.")
+@click.option("--list", "list_only", is_flag=True, help="List the scenarios and what each expects, then exit.")
+@common_options
+def simulate_command(runtime: Runtime, names: tuple[str, ...], hours: float, instances: int | None, seed: int, baselines: bool,
+                     list_only: bool) -> None:
+    """Judge your settings over simulated days before they meet a fleet.
+
+    \b
+    Runs orch's own sweep (diagnose, history, plan, lease, journal, executor, alerts)
+    against a simulated fleet in simulated time: minutes of wall time for days of fleet
+    time. Reads --config and ORCH_* like every command; needs no AWS. Exit 1 if a
+    scenario's expectation was not met (zero actions on a network fault, no quarantine
+    of a chronic leak, budgets kept...).
+    """
+    if list_only:
+        for s in SCENARIOS:
+            click.echo(f"{s.name:16} {s.summary} ({s.instances} instances). Expect: {s.expect}")
+        return
+    settings = runtime.settings
+    chosen = SCENARIOS if "all" in names else tuple(BY_NAME[n] for n in dict.fromkeys(names))
+    policies = (Policy.ORCH, Policy.NOBODY, Policy.REACTIVE) if baselines else (Policy.ORCH,)
+    err = Console(stderr=True)
+    rows: list[tuple[Figures, list[str]]] = []
+    show = err.is_terminal and not runtime.json
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("sweeps"), TimeElapsedColumn(),
+                  console=err, disable=not show, transient=True) as bar:
+        for scenario in chosen:
+            for policy in policies:
+                task = bar.add_task(f"{scenario.name} ({policy.value}, {hours:g} h)", total=None)
+
+                def tick(done: int, total: int, task: int = task) -> None:
+                    bar.update(task, completed=done, total=total)
+
+                figures = simulate(scenario, settings, hours, seed=seed, instances=instances, policy=policy, progress=tick)
+                bar.remove_task(task)
+                violations = scenario.violations(figures, settings) if policy is Policy.ORCH else []
+                rows.append((figures, violations))
+    failed = any(v for _, v in rows)
+    if runtime.json:
+        click.echo(json.dumps([{**f.as_dict(), "expectation": s, "violations": v}
+                               for (f, v), s in zip(rows, [BY_NAME[f.scenario].expect for f, _ in rows])], indent=2))
+    else:
+        out = stdout_console()
+        out.print(f"{hours:g} simulated hours, seed {seed}, sweeps every {settings.sweep_interval_minutes:g} min")
+        out.print(figures_table(rows))
+        for f, violations in rows:
+            for text in f.chronic_text[:1]:
+                out.print(f"[bold]{f.scenario}[/]: {text}")
+            if violations:
+                out.print(f"[bold red]{f.scenario}: expectation not met[/] ({BY_NAME[f.scenario].expect}): {'; '.join(violations)}")
+    sys.exit(1 if failed else 0)

@@ -1,0 +1,136 @@
+"""The sweep's ``Fleet`` over a simulated world: the same four things AWS offers, in simulated time.
+
+``sweep`` cannot tell this from ``AwsFleet``: it gets the instances the selector picks,
+status checks, probes with the real prober's schedule, the memory points that reached
+CloudWatch (read for the same targets as on AWS), the suspects' extra facts, and an
+executor that passes the same gate and journal before each action takes its effect on
+the world. Probing takes simulated time, as it takes real time.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Mapping
+
+from orchestrator.act.evidence import bundle, summary
+from orchestrator.act.executor import EvidenceCapture, Executor, Gate, Journal, admit
+from orchestrator.awsfleet import HistoryReader, memory_targets
+from orchestrator.config import Settings
+from orchestrator.model import Action, ActionOutcome, Facts, InstanceHistory, OutcomeStatus, Plan, Verdict
+from orchestrator.plan import MEMORY_TROUBLE
+from orchestrator.simulate.world import World
+
+if TYPE_CHECKING:
+    from orchestrator.sweep import SweepReport
+
+
+@dataclass
+class Published:
+    at: datetime
+    subject: str
+    body: str
+
+
+@dataclass
+class SimFleet:
+    world: World
+    calls: Counter[str] = field(default_factory=Counter)
+    published: list[Published] = field(default_factory=list)
+
+    @property
+    def region(self) -> str | None:
+        return self.world.region
+
+    def api_calls(self) -> Mapping[str, int]:
+        return dict(self.calls)
+
+    def observe(
+        self, settings: Settings, histories_of: HistoryReader, report: SweepReport, now: datetime
+    ) -> tuple[list[Facts], dict[str, InstanceHistory]]:
+        world = self.world
+        listed = [m for m in world.listed() if all(m.instance.tags.get(k) == v for k, v in settings.selector.items())]
+        self.calls["ec2.DescribeInstances"] += 1 + len(listed) // 1000
+        running = [m for m in listed if world.instance(m).state == "running"]
+        running_ids = {m.instance_id for m in running}
+        self.calls["ec2.DescribeInstanceStatus"] += 1 + len(running) // 1000
+        probes = {m.instance_id: world.probe(m, settings.probe) for m in running}
+        if any(p.outcome.is_failure for p in probes.values()):
+            world.clock.advance(settings.probe.retry_window + settings.probe.banner_timeout)
+        else:
+            world.clock.advance(1.0)
+        histories = histories_of(m.instance_id for m in listed)
+        wanted = set(memory_targets([world.instance(m) for m in running], probes, histories, report.memory_full_read))
+        window = timedelta(minutes=settings.memory.window_minutes)
+        report.metrics_requested = len(wanted)
+        if wanted:
+            self.calls["cloudwatch.GetMetricData"] += 1 + (len(wanted) - 1) // 500
+        facts = [
+            Facts(
+                instance=world.instance(m),
+                status=world.status(m) if m.instance_id in running_ids else None,
+                probe=probes.get(m.instance_id),
+                memory=world.memory(m, window) if m.instance_id in wanted else None,
+            )
+            for m in listed
+        ]
+        return facts, histories
+
+    def enrich(self, facts: list[Facts], verdicts: list[Verdict], settings: Settings) -> list[Facts]:
+        memory = {v.instance_id for v in verdicts if v.kind in MEMORY_TROUBLE}
+        enriched = []
+        for f in facts:
+            machine = self.world.machines[f.instance.instance_id]
+            if f.instance.asg_name:
+                f = replace(f, lifecycle_state="InService")
+            if f.instance.instance_id in memory and settings.memory.ssm_commands:
+                f = replace(f, ssm_online=self.world.ssm_online(machine))
+            enriched.append(f)
+        return enriched
+
+    def executor(
+        self,
+        settings: Settings,
+        journal: Journal,
+        gate: Gate,
+        facts: Mapping[str, Facts],
+        verdicts: Mapping[str, Verdict],
+        report: SweepReport,
+    ) -> Executor:
+        def evidence(action: Action) -> dict[str, Any]:
+            text = self.world.console(self.world.machines[action.instance_id])
+            found = summary(bundle(action, facts[action.instance_id], verdicts[action.instance_id], text, None, self.world.clock.now))
+            report.evidence[action.instance_id] = found
+            return found
+
+        return SimExecutor(self, journal, gate, evidence)
+
+    def publish(self, topic_arn: str, subject: str, body: str) -> str | None:
+        self.calls["sns.Publish"] += 1
+        self.published.append(Published(self.world.clock.now, subject, body))
+        return None
+
+
+@dataclass
+class SimExecutor:
+    """The executor's choke point (gate, evidence, intent, outcome) with the world as its effects."""
+
+    fleet: SimFleet
+    journal: Journal
+    gate: Gate
+    capture_evidence: EvidenceCapture
+
+    def execute(self, plan: Plan) -> list[ActionOutcome]:
+        outcomes: list[ActionOutcome] = []
+        for action in plan.actions:
+            refused = admit(action, self.gate, self.capture_evidence, self.journal)
+            if refused is not None:
+                outcomes.append(refused)
+                continue
+            self.fleet.calls[f"sim.{action.kind.value}"] += 1
+            applied = self.fleet.world.act(action.instance_id, action.kind)
+            outcome = ActionOutcome(action, OutcomeStatus.DONE if applied.ok else OutcomeStatus.FAILED, applied.detail)
+            self.journal.finish(outcome)
+            outcomes.append(outcome)
+        return outcomes

@@ -1,0 +1,225 @@
+"""Run orch's own sweep over simulated days and measure what a fleet's owner cares about.
+
+The sweep is ``orchestrator.sweep.sweep`` itself, with a ``SimFleet`` for AWS, a SQLite
+store in memory, and the simulated clock: diagnose, history, plan, the lease, the
+journal, the executor's gate and the alerts all run as they do in production. Between
+sweeps the world goes on by itself; the books are kept from the boxes' own state.
+
+Figures, over the whole run:
+
+- availability: the share of box-time with sshd answering (a slot whose box is being
+  replaced counts as down);
+- wedged box-hours: box-time spent out of memory;
+- actions taken, failed, and taken on boxes that were fine (answering, no leak under way);
+- quarantines, chronic instances, messages sent;
+- minutes from the moment SSH stopped answering to the action on it (median, p95);
+- the most actions in any one hour (the hourly budget's test).
+
+Two baselines run on the same fleet and seed for comparison: nobody acting, and a
+perfect reactive rebooter that reboots every box not answering SSH at each sweep.
+"""
+
+from __future__ import annotations
+
+import enum
+import statistics
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Mapping
+
+from orchestrator.config import Settings
+from orchestrator.history import chronic
+from orchestrator.model import ActionKind, InstanceHistory
+from orchestrator.simulate.fleet import SimFleet
+from orchestrator.simulate.scenarios import Scenario, build
+from orchestrator.simulate.world import World
+from orchestrator.state.sqlite import SqliteStore
+from orchestrator.sweep import Mode, SweepDeps, SweepReport, sweep
+
+START = datetime(2026, 1, 5, 0, 0, tzinfo=timezone.utc)
+SAMPLE_SECONDS = 15.0
+SIM_TOPIC = "arn:aws:sns:us-east-1:000000000000:orch-simulated"
+
+Progress = Callable[[int, int], None]
+
+
+class Policy(str, enum.Enum):
+    ORCH = "orch"
+    NOBODY = "nobody"  # nobody acts
+    REACTIVE = "reactive"  # reboot every box not answering SSH at each sweep (a perfect detector)
+
+
+@dataclass
+class Books:
+    """Running totals kept between sweeps from the boxes' own state."""
+
+    samples: int = 0
+    answering: int = 0
+    wedged_samples: int = 0
+    last: datetime | None = None
+
+    def keep(self, world: World, until: datetime) -> None:
+        t = self.last or until
+        step = timedelta(seconds=SAMPLE_SECONDS)
+        slots = world.slots()
+        while t < until:
+            for machines in slots.values():
+                holder = world.holder(machines, t)
+                if holder is None:
+                    continue
+                self.samples += 1
+                if holder.box.answers_ssh(t):
+                    self.answering += 1
+                if holder.box.wedged(t):
+                    self.wedged_samples += 1
+            t += step
+        self.last = t
+
+
+@dataclass(frozen=True)
+class Figures:
+    scenario: str
+    policy: Policy
+    hours: float
+    instances: int
+    sweeps: int
+    availability: float
+    wedged_box_hours: float
+    actions: dict[str, int]
+    actions_total: int
+    failed_actions: int
+    on_fine_boxes: int
+    quarantined: int
+    first_quarantine_hours: float | None
+    quarantine_reasons: tuple[str, ...]
+    chronic: int
+    messages: int
+    message_subjects: tuple[str, ...]
+    chronic_text: tuple[str, ...]
+    down_to_action_median_min: float | None
+    down_to_action_p95_min: float | None
+    max_actions_in_an_hour: int
+    api_calls: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "scenario": self.scenario,
+            "policy": self.policy.value,
+            "hours": self.hours,
+            "instances": self.instances,
+            "sweeps": self.sweeps,
+            "availability": round(self.availability, 4),
+            "wedged_box_hours": round(self.wedged_box_hours, 2),
+            "actions": self.actions,
+            "actions_total": self.actions_total,
+            "failed_actions": self.failed_actions,
+            "actions_on_fine_boxes": self.on_fine_boxes,
+            "quarantined": self.quarantined,
+            "first_quarantine_hours": None if self.first_quarantine_hours is None else round(self.first_quarantine_hours, 2),
+            "quarantine_reasons": list(self.quarantine_reasons),
+            "chronic_instances": self.chronic,
+            "messages": self.messages,
+            "message_subjects": list(self.message_subjects),
+            "chronic_text": list(self.chronic_text),
+            "down_to_action_minutes": {"median": _round(self.down_to_action_median_min), "p95": _round(self.down_to_action_p95_min)},
+            "max_actions_in_an_hour": self.max_actions_in_an_hour,
+            "api_calls": self.api_calls,
+        }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def simulation_settings(settings: Settings) -> Settings:
+    """The user's settings, with a topic so that messages are composed and counted."""
+    return settings.model_copy(update={"notify": settings.notify.model_copy(update={"topic_arn": SIM_TOPIC}), "dry_run": False})
+
+
+def simulate(
+    scenario: Scenario,
+    settings: Settings,
+    hours: float,
+    seed: int = 0,
+    instances: int | None = None,
+    policy: Policy = Policy.ORCH,
+    progress: Progress | None = None,
+) -> Figures:
+    world = build(scenario, START, seed, instances)
+    interval = timedelta(minutes=settings.sweep_interval_minutes)
+    end = START + timedelta(hours=hours)
+    total = int((end - START) / interval)
+    books = Books()
+    fleet = SimFleet(world)
+    store = SqliteStore(":memory:")
+    run_settings = simulation_settings(settings)
+    deps = SweepDeps(clients=None, store=store, clock=world.clock, fleet=fleet)
+    last_report = None
+    try:
+        for n in range(total):
+            tick = START + n * interval
+            books.keep(world, tick)
+            world.clock.now = max(world.clock.now, tick)
+            if policy is Policy.ORCH:
+                last_report = sweep(run_settings, deps, mode=Mode.HEAL)
+            elif policy is Policy.REACTIVE:
+                for machine in world.running():
+                    if not machine.box.answers_ssh(world.clock.now) and machine.box.current.up_at <= world.clock.now:
+                        world.act(machine.instance_id, ActionKind.REBOOT)
+            if progress is not None:
+                progress(n + 1, total)
+        books.keep(world, end)
+        histories = store.get_histories(world.machines)
+    finally:
+        store.close()
+    return _figures(scenario, policy, hours, world, fleet, books, histories, total, last_report, run_settings, end)
+
+
+def _figures(
+    scenario: Scenario,
+    policy: Policy,
+    hours: float,
+    world: World,
+    fleet: SimFleet,
+    books: Books,
+    histories: Mapping[str, InstanceHistory],
+    sweeps: int,
+    report: SweepReport | None,
+    settings: Settings,
+    end: datetime,
+) -> Figures:
+    taken = [a for a in world.applied if a.ok]
+    kinds: dict[str, int] = {}
+    for a in taken:
+        kinds[a.kind.value] = kinds.get(a.kind.value, 0) + 1
+    delays = sorted((a.at - a.down_since).total_seconds() / 60 for a in taken if a.down_since is not None)
+    quarantined = [h for h in histories.values() if h.quarantined_at is not None]
+    first_q = min((h.quarantined_at for h in quarantined), default=None)
+    times = sorted(a.at for a in world.applied)
+    busiest = max((sum(1 for u in times if t <= u < t + timedelta(hours=1)) for t in times), default=0)
+    conditions = [c for h in histories.values() if (c := chronic(h, end, settings)) is not None]
+    patterns = report.patterns if report is not None else []
+    return Figures(
+        scenario=scenario.name,
+        policy=policy,
+        hours=hours,
+        instances=len(world.slots()),
+        sweeps=sweeps,
+        availability=books.answering / books.samples if books.samples else 1.0,
+        wedged_box_hours=books.wedged_samples * SAMPLE_SECONDS / 3600,
+        actions=dict(sorted(kinds.items())),
+        actions_total=len(taken),
+        failed_actions=sum(1 for a in world.applied if not a.ok),
+        on_fine_boxes=sum(1 for a in world.applied if a.box_was_fine),
+        quarantined=len(quarantined),
+        first_quarantine_hours=None if first_q is None else (first_q - START).total_seconds() / 3600,
+        quarantine_reasons=tuple(sorted({h.quarantine_reason for h in quarantined})),
+        chronic=len(conditions),
+        messages=len(fleet.published),
+        message_subjects=tuple(p.subject for p in fleet.published[:10]),
+        chronic_text=tuple(p.describe(bool(settings.memory.ssm_commands)) for p in patterns),
+        down_to_action_median_min=statistics.median(delays) if delays else None,
+        down_to_action_p95_min=delays[min(len(delays) - 1, int(0.95 * len(delays)))] if delays else None,
+        max_actions_in_an_hour=busiest,
+        api_calls=dict(sorted(fleet.api_calls().items())),
+    )
