@@ -174,7 +174,9 @@ class AwsFleet:
         verdicts: Mapping[str, Verdict],
         report: SweepReport,
     ) -> Executor:
-        collector = EvidenceCollector(self.clients, settings.evidence, facts, verdicts, report.sweep_id, self.clock)
+        collector = EvidenceCollector(
+            self.clients, settings.evidence, facts, verdicts, report.sweep_id, self.clock, memory_namespace=settings.memory.namespace
+        )
         report.evidence = collector.captured
         return AwsExecutor(
             self.clients,

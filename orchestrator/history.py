@@ -242,8 +242,8 @@ def acted(
         cycle_minutes=context.exhaustion_minutes,
         memory_percent=verdict.memory_percent if verdict else None,
         slope_per_min=context.growth_per_min if context.growth_per_min is not None else (verdict.memory_slope_per_min if verdict else None),
-        process=str(evidence.get("oom_process") or ""),
-        process_rss_kb=evidence.get("oom_rss_kb"),
+        process=str(evidence.get("process") or ""),
+        process_rss_kb=evidence.get("process_rss_kb"),
         proactive=verdict is not None and verdict.kind is not VerdictKind.UNREACHABLE,
         taken=not failed,
     )

@@ -11,11 +11,12 @@ from orchestrator.act import autoscaling as act_autoscaling
 from orchestrator.act import ec2 as act_ec2
 from orchestrator.act import evidence
 from orchestrator.act import ssm as act_ssm
-from orchestrator.observe import asg, console, inventory, metrics, probe, ssm, status
+from orchestrator.observe import asg, console, inventory, metrics, probe, procstat, ssm, status
 from orchestrator.state import dynamodb
 
 READ = frozenset().union(
-    inventory.PERMISSIONS, status.PERMISSIONS, metrics.PERMISSIONS, asg.PERMISSIONS, console.PERMISSIONS, probe.PERMISSIONS, ssm.PERMISSIONS
+    inventory.PERMISSIONS, status.PERMISSIONS, metrics.PERMISSIONS, asg.PERMISSIONS, console.PERMISSIONS, probe.PERMISSIONS, ssm.PERMISSIONS,
+    procstat.PERMISSIONS,
 )
 MUTATE = frozenset().union(act_ec2.PERMISSIONS, act_autoscaling.PERMISSIONS, act_ssm.PERMISSIONS) - READ
 RECORD = frozenset().union(dynamodb.PERMISSIONS, evidence.PERMISSIONS, notify.PERMISSIONS)

@@ -20,6 +20,7 @@ from orchestrator.config import EvidenceSettings
 from orchestrator.kernel_log import parse_console
 from orchestrator.model import Action, Facts, Verdict
 from orchestrator.observe.console import read_console
+from orchestrator.observe.procstat import top_process
 
 PERMISSIONS = frozenset({"s3:PutObject"})
 
@@ -66,12 +67,21 @@ def summary(evidence: Mapping[str, Any]) -> dict[str, Any]:
     """What the action record keeps: small enough for a DynamoDB item."""
     console = evidence.get("console", {})
     kills = console.get("oom_kills") or []
+    top = evidence.get("procstat") or {}
+    if kills:
+        process, rss, source = kills[-1].get("process"), kills[-1].get("anon_rss_kb"), "console"
+    elif top.get("name"):
+        process, rss, source = top["name"], top.get("rss_kb"), "procstat"
+    else:
+        process, rss, source = None, None, None
     return {
         "incident_id": evidence.get("incident_id"),
         "console_cause": console.get("cause"),
         "console_summary": console.get("summary"),
         "oom_process": kills[-1].get("process") if kills else None,
-        "oom_rss_kb": kills[-1].get("anon_rss_kb") if kills else None,
+        "process": process,  # the leaking process: the OOM killer's victim, else procstat's largest
+        "process_rss_kb": rss,
+        "process_source": source,
         "console_error": console.get("error"),
         "memory_percent": evidence.get("memory", {}).get("percent"),
         "probe": [p["outcome"] for p in evidence.get("probe") or []],
@@ -93,12 +103,16 @@ class EvidenceCollector:
     sweep_id: str
     clock: Callable[[], datetime]
     captured: dict[str, dict[str, Any]] = field(default_factory=dict)
+    memory_namespace: str = ""  # where procstat metrics are published; empty: do not look
 
     def __call__(self, action: Action) -> dict[str, Any]:
         now = self.clock()
         text, error = ("", "console capture disabled") if not self.settings.console else read_console(self.clients.ec2, action.instance_id)
         evidence = bundle(action, self.facts[action.instance_id], self.verdicts[action.instance_id], text, error, now)
         evidence["incident_id"] = f"{self.sweep_id}-{action.instance_id}"
+        if not evidence["console"]["oom_kills"] and self.memory_namespace:
+            top, procstat_error = top_process(self.clients.cloudwatch, self.memory_namespace, action.instance_id, now)
+            evidence["procstat"] = {"name": top.name, "rss_kb": top.rss_kb} if top else {"error": procstat_error}
         if self.settings.bucket:
             key = s3_key(self.settings.prefix, self.sweep_id, action.instance_id, now)
             try:

@@ -220,7 +220,7 @@ def test_ssh_only_recoveries_are_not_a_memory_condition():
 def test_the_process_named_by_the_console_is_kept():
     h = taken(
         down(InstanceHistory(ID)),
-        context=ActionContext(verdict=memory_verdict(), evidence={"console_cause": "oom", "oom_process": "ruby", "oom_rss_kb": 15310180}),
+        context=ActionContext(verdict=memory_verdict(), evidence={"console_cause": "oom", "process": "ruby", "process_rss_kb": 15310180}),
     )
     assert (h.actions[-1].process, h.actions[-1].process_rss_kb, h.actions[-1].cause) == ("ruby", 15310180, Cause.MEMORY)
 
