@@ -241,6 +241,8 @@ def metrics_record(report: SweepReport, summary: Mapping[str, Any], selector: Ma
         "Actions": sum(1 for a in summary["actions"] if a["outcome"] in ACTED),
         "Blocked": len(summary["blocked"]),
         "BreakerTripped": 1 if breaker_tripped(summary["notes"]) else 0,
+        "Chronic": sum(len(p["instances"]) for p in summary.get("chronic", [])),
+        "Quarantined": len(summary.get("quarantined", {})),
         "DurationSeconds": round((finished - report.started_at).total_seconds(), 3),
         "ApiCalls": summary["api_calls_total"],
     }

@@ -98,8 +98,9 @@ def test_scheduled_event_reboots_the_hung_instance_and_logs_each_decision(aws, s
     (directive,) = emf["_aws"]["CloudWatchMetrics"]
     assert directive["Namespace"] == "orch" and directive["Dimensions"] == [["Selector"]]
     assert {m["Name"] for m in directive["Metrics"]} == {
-        "Instances", "Unreachable", "Actions", "Blocked", "BreakerTripped", "DurationSeconds", "ApiCalls"
+        "Instances", "Unreachable", "Actions", "Blocked", "BreakerTripped", "Chronic", "Quarantined", "DurationSeconds", "ApiCalls"
     }
+    assert (emf["Chronic"], emf["Quarantined"]) == (0, 0)
     assert emf["Selector"] == "orch:managed=true"
     assert (emf["Instances"], emf["Unreachable"], emf["Actions"], emf["Blocked"], emf["BreakerTripped"]) == (4, 1, 1, 0, 0)
     assert emf["ApiCalls"] == summary["api_calls_total"] > 0
@@ -263,3 +264,14 @@ def test_every_probe_failing_trips_the_breaker_metric(aws, subnet, table, capsys
 
 def _diff(aws: Clients, before: Mapping[str, int]) -> dict[str, int]:
     return {k: v - before.get(k, 0) for k, v in aws.counter.snapshot().items() if v - before.get(k, 0)}
+
+
+def test_the_embedded_metrics_count_chronic_and_quarantined_instances():
+    from orchestrator.sweep import Mode, SweepReport
+
+    report = SweepReport("s1", Mode.HEAL, False, datetime(2026, 1, 1, tzinfo=timezone.utc))
+    summary = json.loads(json.dumps(report.summary(), default=str))
+    summary["chronic"] = [{"instances": ["i-1", "i-2", "i-3"]}, {"instances": ["i-9"]}]
+    summary["quarantined"] = {"i-7": "remediation failed"}
+    record = heal.metrics_record(report, summary, {"orch:managed": "true"})
+    assert (record["Chronic"], record["Quarantined"]) == (4, 1)
