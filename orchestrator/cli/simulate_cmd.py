@@ -51,7 +51,8 @@ def figures_table(rows: list[tuple[Figures, list[str]]]) -> Table:
 @click.option("--hours", type=click.FloatRange(0.5, 24 * 30), default=24.0, show_default=True, help="Simulated hours.")
 @click.option("--instances", type=click.IntRange(1, 2000), default=None, help="Fleet size (default: the scenario's).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same fleet, same day.")
-@click.option("--baselines", is_flag=True, help="Also run nobody acting, and a perfect reactive rebooter, on the same fleet.")
+@click.option("--baselines", is_flag=True,
+              help="Also run, on the same fleet: nobody acting, a perfect reactive rebooter, and the naive reboot-what-fails script.")
 @click.option("--list", "list_only", is_flag=True, help="List the scenarios and what each expects, then exit.")
 @common_options
 def simulate_command(runtime: Runtime, names: tuple[str, ...], hours: float, instances: int | None, seed: int, baselines: bool,
@@ -71,7 +72,7 @@ def simulate_command(runtime: Runtime, names: tuple[str, ...], hours: float, ins
         return
     settings = runtime.settings
     chosen = SCENARIOS if "all" in names else tuple(BY_NAME[n] for n in dict.fromkeys(names))
-    policies = (Policy.ORCH, Policy.NOBODY, Policy.REACTIVE) if baselines else (Policy.ORCH,)
+    policies = (Policy.ORCH, Policy.NOBODY, Policy.REACTIVE, Policy.NAIVE) if baselines else (Policy.ORCH,)
     err = Console(stderr=True)
     rows: list[tuple[Figures, list[str]]] = []
     show = err.is_terminal and not runtime.json

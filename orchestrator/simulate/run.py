@@ -15,8 +15,10 @@ Figures, over the whole run:
 - minutes from the moment SSH stopped answering to the action on it (median, p95);
 - the most actions in any one hour (the hourly budget's test).
 
-Two baselines run on the same fleet and seed for comparison: nobody acting, and a
-perfect reactive rebooter that reboots every box not answering SSH at each sweep.
+Three baselines run on the same fleet and seed for comparison: nobody acting; a perfect
+reactive rebooter that reboots every box not answering SSH at each sweep (it knows the
+truth, which no tool does); and the naive script people write first, which reboots
+every instance whose probe fails, unless it rebooted it in the last 10 minutes.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class Policy(str, enum.Enum):
     ORCH = "orch"
     NOBODY = "nobody"  # nobody acts
     REACTIVE = "reactive"  # reboot every box not answering SSH at each sweep (a perfect detector)
+    NAIVE = "naive"  # the cron script: reboot every instance whose probe fails, unless rebooted in the last 10 min
 
 
 @dataclass
@@ -166,6 +169,8 @@ def simulate(
                 for machine in world.running():
                     if not machine.box.answers_ssh(world.clock.now) and machine.box.current.up_at <= world.clock.now:
                         world.act(machine.instance_id, ActionKind.REBOOT)
+            elif policy is Policy.NAIVE:
+                _naive_sweep(world, run_settings)
             if progress is not None:
                 progress(n + 1, total)
         books.keep(world, end)
@@ -173,6 +178,14 @@ def simulate(
     finally:
         store.close()
     return _figures(scenario, policy, hours, world, fleet, books, histories, total, last_report, run_settings, end)
+
+
+def _naive_sweep(world: World, settings: Settings) -> None:
+    """What people write first: probe everything, reboot what does not answer."""
+    recent = {a.instance_id for a in world.applied if world.clock.now - a.at < timedelta(minutes=10)}
+    for machine in world.running():
+        if machine.instance_id not in recent and world.probe(machine, settings.probe).outcome.is_failure:
+            world.act(machine.instance_id, ActionKind.REBOOT)
 
 
 def _figures(
