@@ -7,9 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from orchestrator.aws import describe_aws_error
+from orchestrator.aws import AWS_CALL_ERRORS, describe_aws_error
 from orchestrator.model import ActionKind, Facts, OutcomeStatus, Verdict
 
 PERMISSIONS = frozenset({"sns:Publish"})
@@ -20,6 +18,7 @@ PAST = {
     ActionKind.STOP_START: "stopped and started",
     ActionKind.REPLACE: "marked for replacement",
     ActionKind.RUN_COMMAND: "sent an SSM command",
+    ActionKind.START: "started (finishing orch's stop/start)",
 }
 
 
@@ -82,6 +81,6 @@ def publish(sns: Any, topic_arn: str, subject: str, body: str) -> str | None:
     """Returns an error line instead of raising: a failed alert must not undo a sweep's record."""
     try:
         sns.publish(TopicArn=topic_arn, Subject=subject, Message=body)
-    except (ClientError, BotoCoreError) as exc:
+    except AWS_CALL_ERRORS as exc:
         return describe_aws_error(exc, "sns:Publish")
     return None

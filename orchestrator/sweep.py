@@ -15,14 +15,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from orchestrator import diagnose as diagnose_step
 from orchestrator import history as history_step
 from orchestrator import notify
 from orchestrator.act.evidence import EvidenceCollector
 from orchestrator.act.executor import AwsExecutor, DryRunExecutor, Executor
-from orchestrator.aws import Clients, describe_aws_error
+from orchestrator.aws import AWS_CALL_ERRORS, Clients, describe_aws_error
 from orchestrator.config import Settings
 from orchestrator.model import (
     ActionOutcome,
@@ -192,11 +190,11 @@ def observe(settings: Settings, deps: SweepDeps, report: SweepReport, now: datet
     try:
         with timer("aws"):
             deps.progress("listing instances")
-            instances = inventory.list_instances(clients.ec2, settings.selector, deps.only_instances)
+            instances = inventory.list_instances(clients.ec2, settings.selector, deps.only_instances, vpc_id=settings.vpc_id)
             running = [i for i in instances if i.state == "running"]
             deps.progress(f"reading status checks of {len(running)} running instances")
             checks = status.read_status_checks(clients.ec2, (i.instance_id for i in running))
-    except (ClientError, BotoCoreError) as exc:
+    except AWS_CALL_ERRORS as exc:
         raise SweepAborted(describe_aws_error(exc)) from exc
     targets = {
         i.instance_id: (i.private_ip if settings.probe.address == "private" else i.public_ip) for i in running
@@ -219,7 +217,7 @@ def observe(settings: Settings, deps: SweepDeps, report: SweepReport, now: datet
             )
             memory: Mapping[str, MemorySeries] = reader.read(wanted, now) if wanted else {}
             report.metrics_requested = reader.metrics_requested
-    except (ClientError, BotoCoreError) as exc:
+    except AWS_CALL_ERRORS as exc:
         raise SweepAborted(describe_aws_error(exc)) from exc
     facts = [
         Facts(
@@ -364,7 +362,7 @@ def _suspect_facts(facts: list[Facts], verdicts: list[Verdict], settings: Settin
     try:
         states = asg.lifecycle_states(deps.clients.autoscaling, members) if members else {}
         online = ssm.agents_online(deps.clients.client("ssm"), memory_suspects) if memory_suspects else {}
-    except (ClientError, BotoCoreError) as exc:
+    except AWS_CALL_ERRORS as exc:
         raise SweepAborted(describe_aws_error(exc)) from exc
     enriched = []
     for f in facts:

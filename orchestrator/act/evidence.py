@@ -13,9 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Mapping
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from orchestrator.aws import Clients, describe_aws_error
+from orchestrator.aws import AWS_CALL_ERRORS, Clients, describe_aws_error
 from orchestrator.config import EvidenceSettings
 from orchestrator.kernel_log import parse_console
 from orchestrator.model import Action, Facts, Verdict
@@ -106,7 +104,7 @@ class EvidenceCollector:
                     ContentType="application/json",
                 )
                 evidence["s3_key"] = f"s3://{self.settings.bucket}/{key}"
-            except (ClientError, BotoCoreError) as exc:
+            except AWS_CALL_ERRORS as exc:
                 evidence["s3_error"] = describe_aws_error(exc, "s3:PutObject")
         self.captured[action.instance_id] = summary(evidence)
         return self.captured[action.instance_id]

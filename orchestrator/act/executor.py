@@ -13,11 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from orchestrator.act import autoscaling, ec2, ssm
 from orchestrator.act.ec2 import Result, UncertainOutcome
-from orchestrator.aws import Clients, describe_aws_error
+from orchestrator.aws import AWS_CALL_ERRORS, Clients, describe_aws_error
 from orchestrator.model import Action, ActionKind, ActionOutcome, OutcomeStatus, Plan
 
 
@@ -102,7 +100,7 @@ class AwsExecutor:
             for action in actions:
                 self._uncertain(action, exc)
             return
-        except (ClientError, BotoCoreError) as exc:
+        except AWS_CALL_ERRORS as exc:
             message = describe_aws_error(exc, "ec2:RebootInstances")
             for action in actions:
                 self._finish(ActionOutcome(action, OutcomeStatus.FAILED, message))
@@ -116,7 +114,7 @@ class AwsExecutor:
         except UncertainOutcome as exc:
             self._uncertain(action, exc)
             return
-        except (ClientError, BotoCoreError) as exc:
+        except AWS_CALL_ERRORS as exc:
             self._finish(ActionOutcome(action, OutcomeStatus.FAILED, describe_aws_error(exc)))
             return
         self._finish(ActionOutcome(action, result.status, result.detail))

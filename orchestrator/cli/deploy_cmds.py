@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import click
-from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 from rich.table import Table
 
 from orchestrator import deploy, package
-from orchestrator.aws import describe_aws_error
+from orchestrator.aws import AWS_CALL_ERRORS, describe_aws_error
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
 
 Json = dict[str, Any]
@@ -37,7 +36,7 @@ def _errors() -> Iterator[None]:
         raise OrchError(str(exc), Exit.AWS) from None
     except package.PackageError as exc:
         raise OrchError(str(exc), Exit.USAGE) from None
-    except (ClientError, BotoCoreError) as exc:
+    except AWS_CALL_ERRORS as exc:
         raise OrchError(describe_aws_error(exc), Exit.AWS) from None
 
 

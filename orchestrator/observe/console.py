@@ -6,9 +6,9 @@ import base64
 import binascii
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
-from orchestrator.aws import describe_aws_error
+from orchestrator.aws import AWS_CALL_ERRORS, describe_aws_error
 
 PERMISSIONS = frozenset({"ec2:GetConsoleOutput"})
 
@@ -23,7 +23,7 @@ def read_console(ec2: Any, instance_id: str) -> tuple[str, str | None]:
             if "Latest" not in str(exc) and "UnsupportedOperation" not in str(exc):
                 raise
             reply = ec2.get_console_output(InstanceId=instance_id)
-    except (ClientError, BotoCoreError) as exc:
+    except AWS_CALL_ERRORS as exc:
         return "", describe_aws_error(exc, "ec2:GetConsoleOutput")
     raw = reply.get("Output") or ""
     try:

@@ -1,0 +1,209 @@
+"""What AWS does and moto does not (issue 11), through the real adapters, executor and sweep.
+
+Each test reproduces AWS's documented behaviour with the fault hook (tests/faults.py) or
+a botocore Stubber fed AWS's documented response shapes, and fails on the code before
+the fix.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from click.testing import CliRunner
+
+from orchestrator.aws import Clients
+from orchestrator.cli import cli
+from orchestrator.observe import metrics
+from orchestrator.state.sqlite import SqliteStore
+from orchestrator.state.store import ActionStatus
+from orchestrator.sweep import SweepAborted, SweepDeps, sweep
+from tests.aws.conftest import launch
+from tests.aws.test_sweep import MUTATIONS, SETTINGS
+from tests.builders import ScriptedProber
+from tests.faults import FaultPlan, endpoint_unreachable, no_backoff, raw, read_timeout, succeed
+
+PROXY_PAGE = b"<html><head><title>502 Bad Gateway</title></head><body><center>nginx</center>"
+
+
+@pytest.fixture(autouse=True)
+def backoffs(monkeypatch: pytest.MonkeyPatch) -> Any:
+    return no_backoff(monkeypatch)
+
+
+@pytest.fixture
+def plan(aws: Clients) -> FaultPlan:
+    made = FaultPlan()
+    made.attach_clients(aws)
+    return made
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
+    s = SqliteStore(tmp_path / "state.db")
+    yield s
+    s.close()
+
+
+def run(aws: Clients, store: Any, prober: ScriptedProber, settings: Any = SETTINGS, **kw: Any) -> Any:
+    return sweep(settings, SweepDeps(clients=aws, store=store, prober=prober), **kw)
+
+
+def outcomes(report: Any) -> dict[str, tuple[str, str]]:
+    return {a["instance_id"]: (a["outcome"], a["detail"]) for a in report.summary()["actions"]}
+
+
+# -- item 13: a reply botocore cannot parse ---------------------------------------------
+
+
+def test_an_unparseable_reply_aborts_the_sweep_with_one_clear_line(aws, subnet, store, plan):
+    launch(aws, subnet, 2)
+    plan.on("DescribeInstances", fault=raw(PROXY_PAGE))
+    with pytest.raises(SweepAborted) as aborted:
+        run(aws, store, ScriptedProber(set()))
+    assert "cannot parse" in str(aborted.value) and "--region" in str(aborted.value)
+    assert not MUTATIONS & set(aws.counter.snapshot())
+
+
+def test_cli_an_unparseable_reply_exits_3_without_a_traceback(aws, subnet, tmp_path, monkeypatch):
+    launch(aws, subnet, 2)
+    FaultPlan().on("DescribeInstances", fault=raw(PROXY_PAGE)).install(monkeypatch)
+    config = tmp_path / "orch.toml"
+    config.write_text(f'state = "{tmp_path / "state.db"}"\n[safety]\nlaunch_grace_minutes = 0\n')
+    result = CliRunner().invoke(cli, ["heal", "--yes", "--config", str(config), "--region", "us-east-1"])
+    assert result.exit_code == 3, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert "botocore cannot parse" in line and "Traceback" not in result.output
+
+
+def test_an_unparseable_reply_to_a_reboot_is_uncertain_never_a_traceback(aws, subnet, store, plan):
+    ids = launch(aws, subnet, 3)
+    plan.on("RebootInstances", fault=raw(PROXY_PAGE), reaches_server=True)
+    report = run(aws, store, ScriptedProber({ids[0]}))
+    status, detail = outcomes(report)[ids[0]]
+    assert status == "uncertain" and "not repeated" in detail
+    assert plan.attempts("RebootInstances") == 1
+
+
+# -- issue 10, item 6: the re-read after a lost reply cannot reach EC2 -------------------
+
+
+def test_an_unreachable_endpoint_on_the_re_read_still_records_uncertain(aws, subnet, store, plan):
+    ids = launch(aws, subnet, 4)
+    down = ids[1]
+    plan.on("RebootInstances", fault=read_timeout(), reaches_server=True)
+    plan.on("DescribeInstances", fault=endpoint_unreachable(), when=lambda call: "InstanceId.1" in call.params())
+    report = run(aws, store, ScriptedProber({down}))
+    status, detail = outcomes(report)[down]
+    assert status == "uncertain"
+    assert "instance is now unknown (EndpointConnectionError)" in detail and "not repeated" in detail
+    (record,) = store.list_actions(down)
+    assert record.status is ActionStatus.DONE and record.detail.startswith("uncertain: ")
+    assert store.get_histories([down])[down].in_flight_key == record.key
+
+
+# -- item 3: stale dimension sets must not make every instance "metrics-stale" ----------
+
+
+def stubbed_cloudwatch() -> tuple[Clients, Stubber]:
+    clients = Clients(boto3.Session(region_name="us-east-1"))
+    return clients, Stubber(clients.cloudwatch)
+
+
+def metric(dims: list[tuple[str, str]]) -> dict[str, Any]:
+    return {"Namespace": "CWAgent", "MetricName": "mem_used_percent", "Dimensions": [{"Name": n, "Value": v} for n, v in dims]}
+
+
+OLD_SET = [("InstanceId", "i-0000000000000000a")]
+NEW_SET = [("InstanceId", "i-0000000000000000a"), ("ImageId", "ami-1")]
+
+
+def test_only_recently_active_sets_are_listed_and_the_newest_data_wins():
+    """An agent config change two hours ago: both sets are still "recently active"; the old
+    one went silent. Reading the old one alone made the instance look metrics-stale."""
+    now = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+    clients, stub = stubbed_cloudwatch()
+    stub.add_response(
+        "list_metrics",
+        {"Metrics": [metric(OLD_SET), metric(NEW_SET)]},
+        {"Namespace": "CWAgent", "MetricName": "mem_used_percent", "Dimensions": [{"Name": "InstanceId"}], "RecentlyActive": "PT3H"},
+    )
+    old_points = [now - timedelta(minutes=m) for m in (130, 125, 121)]
+    new_points = [now - timedelta(minutes=m) for m in (3, 2, 1)]
+    stub.add_response(
+        "get_metric_data",
+        {
+            "MetricDataResults": [
+                {"Id": "m0", "Timestamps": old_points, "Values": [40.0, 41.0, 42.0], "StatusCode": "Complete"},
+                {"Id": "m1", "Timestamps": new_points, "Values": [60.0, 61.0, 62.0], "StatusCode": "Complete"},
+            ]
+        },
+    )
+    reader = metrics.MemoryReader(clients.cloudwatch, "CWAgent", "mem_used_percent", timedelta(hours=3), 60)
+    with stub:
+        series = reader.read(["i-0000000000000000a"], now)
+    stub.assert_no_pending_responses()
+    assert [v for _, v in series["i-0000000000000000a"].points] == [60.0, 61.0, 62.0]
+    assert reader.metrics_requested == 2  # both sets read while both are recent
+
+
+# -- item 5: GetMetricData's StatusCode and Messages --------------------------------------
+
+
+def one_query_reply(status: str, *, token: str | None = None, messages: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    result: dict[str, Any] = {"Id": "m0", "Timestamps": [], "Values": [], "StatusCode": status}
+    if messages:
+        result["Messages"] = messages
+    reply: dict[str, Any] = {"MetricDataResults": [result]}
+    if token:
+        reply["NextToken"] = token
+    return reply
+
+
+def read_one(stub_replies: list[dict[str, Any]]) -> dict[str, Any]:
+    now = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+    clients, stub = stubbed_cloudwatch()
+    for reply in stub_replies:
+        stub.add_response("get_metric_data", reply)
+    cache = metrics.DimensionCache(by_instance={"i-0000000000000000a": (tuple(OLD_SET),)}, refreshed_at=now)
+    reader = metrics.MemoryReader(clients.cloudwatch, "CWAgent", "mem_used_percent", timedelta(hours=1), 60, cache=cache)
+    with stub:
+        return reader.read(["i-0000000000000000a"], now)
+
+
+@pytest.mark.parametrize("status", ["InternalError", "Forbidden", "PartialData"])
+def test_a_result_that_is_not_complete_is_a_failed_read_not_no_data(status):
+    with pytest.raises(metrics.IncompleteMetricData) as failed:
+        read_one([one_query_reply(status, messages=[{"Code": "Err", "Value": "try again"}])])
+    assert f"{status} for 1 query (i-0000000000000000a (Err: try again))" in str(failed.value)
+
+
+def test_partial_data_followed_by_its_next_page_is_complete():
+    series = read_one([one_query_reply("PartialData", token="t1"), one_query_reply("Complete")])
+    assert series["i-0000000000000000a"].points == ()
+
+
+def test_a_call_level_message_is_a_failed_read():
+    reply = one_query_reply("Complete")
+    reply["Messages"] = [{"Code": "MaxMetricsExceeded", "Value": "Maximum number of allowed metrics exceeded"}]
+    with pytest.raises(metrics.IncompleteMetricData, match="Maximum number of allowed metrics exceeded"):
+        read_one([reply])
+
+
+def test_an_internal_error_in_the_memory_read_aborts_the_sweep_before_acting(aws, subnet, store, plan):
+    ids = launch(aws, subnet, 3)
+    now = datetime.now(timezone.utc)
+    for instance_id in ids:
+        aws.cloudwatch.put_metric_data(
+            Namespace="CWAgent",
+            MetricData=[{"MetricName": "mem_used_percent", "Dimensions": [{"Name": "InstanceId", "Value": instance_id}], "Timestamp": now, "Value": 99.0}],
+        )
+    results = [{"Id": f"m{n}", "Timestamps": [], "Values": [], "StatusCode": "InternalError"} for n in range(3)]
+    plan.on("GetMetricData", fault=succeed({"MetricDataResults": results}))
+    with pytest.raises(SweepAborted, match="InternalError for 3 queries"):
+        run(aws, store, ScriptedProber({ids[0]}))
+    assert not MUTATIONS & set(aws.counter.snapshot())
