@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from orchestrator.aws import Clients
 from orchestrator.cli import cli
-from orchestrator.observe import metrics
+from orchestrator.observe import metrics, status
 from orchestrator.state.sqlite import SqliteStore
 from orchestrator.state.store import ActionStatus
 from orchestrator.sweep import SweepAborted, SweepDeps, sweep
@@ -207,3 +207,31 @@ def test_an_internal_error_in_the_memory_read_aborts_the_sweep_before_acting(aws
     with pytest.raises(SweepAborted, match="InternalError for 3 queries"):
         run(aws, store, ScriptedProber({ids[0]}))
     assert not MUTATIONS & set(aws.counter.snapshot())
+
+
+# -- item 12: status checks of running instances only -------------------------------------
+
+
+def test_status_checks_list_running_instances_only():
+    """EC2's default (IncludeAllInstances false) is running only: a page of stopped and
+    terminated instances of the whole region is never asked for."""
+    clients = Clients(boto3.Session(region_name="us-east-1"))
+    stub = Stubber(clients.ec2)
+    stub.add_response(
+        "describe_instance_status",
+        {
+            "InstanceStatuses": [
+                {
+                    "InstanceId": "i-0000000000000000a",
+                    "InstanceState": {"Code": 16, "Name": "running"},
+                    "SystemStatus": {"Status": "ok"},
+                    "InstanceStatus": {"Status": "ok"},
+                }
+            ]
+        },
+        {"MaxResults": 1000},
+    )
+    with stub:
+        checks = status.read_status_checks(clients.ec2, ["i-0000000000000000a"])
+    stub.assert_no_pending_responses()
+    assert checks["i-0000000000000000a"].all_ok
