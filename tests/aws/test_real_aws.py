@@ -7,6 +7,7 @@ the fix.
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -16,15 +17,17 @@ import pytest
 from botocore.stub import Stubber
 from click.testing import CliRunner
 
+from orchestrator.act import evidence
 from orchestrator.aws import Clients
 from orchestrator.cli import cli
-from orchestrator.observe import metrics, status
+from orchestrator.model import Action, ActionKind, ProbeOutcome, VerdictKind
+from orchestrator.observe import console, metrics, status
 from orchestrator.state.sqlite import SqliteStore
 from orchestrator.state.store import ActionStatus
 from orchestrator.sweep import SweepAborted, SweepDeps, sweep
 from tests.aws.conftest import launch
 from tests.aws.test_sweep import MUTATIONS, SETTINGS
-from tests.builders import ScriptedProber
+from tests.builders import NOW, ScriptedProber, facts, instance, verdict
 from tests.faults import FaultPlan, endpoint_unreachable, no_backoff, raw, read_timeout, succeed
 
 PROXY_PAGE = b"<html><head><title>502 Bad Gateway</title></head><body><center>nginx</center>"
@@ -235,3 +238,40 @@ def test_status_checks_list_running_instances_only():
         checks = status.read_status_checks(clients.ec2, ["i-0000000000000000a"])
     stub.assert_no_pending_responses()
     assert checks["i-0000000000000000a"].all_ok
+
+
+# -- item 11: which console buffer the evidence came from ---------------------------------
+
+
+CONSOLE = base64.b64encode(b"[ 9.0] Out of memory: Killed process 25910 (ruby)\n").decode()
+
+
+def test_console_asks_for_the_latest_output_and_records_the_buffer():
+    clients = Clients(boto3.Session(region_name="us-east-1"))
+    stub = Stubber(clients.ec2)
+    stub.add_response("get_console_output", {"InstanceId": "i-0000000000000000a", "Output": CONSOLE}, {"InstanceId": "i-0000000000000000a", "Latest": True})
+    with stub:
+        read = console.read_console_output(clients.ec2, "i-0000000000000000a")
+    assert read.buffer == console.LATEST and "Out of memory" in read.text and read.error is None
+
+
+def test_a_xen_instance_falls_back_to_the_posted_buffer_and_says_so():
+    """Latest=true is Nitro-only: elsewhere the text is what EC2 posted at the last state
+    change (boot text on a box hung since), and the evidence must say which it is."""
+    clients = Clients(boto3.Session(region_name="us-east-1"))
+    stub = Stubber(clients.ec2)
+    stub.add_client_error(
+        "get_console_output", "UnsupportedOperation", "The Latest parameter is not supported for this instance type.",
+        expected_params={"InstanceId": "i-0000000000000000b", "Latest": True},
+    )
+    stub.add_response("get_console_output", {"InstanceId": "i-0000000000000000b", "Output": CONSOLE}, {"InstanceId": "i-0000000000000000b"})
+    with stub:
+        read = console.read_console_output(clients.ec2, "i-0000000000000000b")
+    stub.assert_no_pending_responses()
+    assert read.buffer == console.LAST_STATE_CHANGE and "Out of memory" in read.text
+    inst = instance(2)
+    f = facts(inst, ProbeOutcome.BANNER_TIMEOUT)
+    action = Action(inst.instance_id, ActionKind.REBOOT, "unreachable")
+    bundle = evidence.bundle(action, f, verdict(f, VerdictKind.UNREACHABLE), read, NOW)
+    assert bundle["console"]["buffer"] == "last-state-change"
+    assert evidence.summary(bundle)["console_buffer"] == "last-state-change"
