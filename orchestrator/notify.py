@@ -12,6 +12,10 @@ from orchestrator.model import ActionKind, Facts, OutcomeStatus, Verdict
 
 PERMISSIONS = frozenset({"sns:Publish"})
 SUBJECT_MAX = 100
+# SNS Publish: a message of at most 256 KB, counted in UTF-8 bytes (262,144), not in
+# characters (SNS API reference). Room is left for the subject and the request itself.
+PUBLISH_MAX_BYTES = 262_144
+BODY_MAX_BYTES = PUBLISH_MAX_BYTES - 4_096
 
 PAST = {
     ActionKind.REBOOT: "rebooted",
@@ -75,6 +79,38 @@ def compose(report: Any) -> tuple[str, str] | None:
     if any("circuit breaker" in n or "every probe" in n for n in plan.notes):
         subject = "orch: circuit breaker open, " + subject.removeprefix("orch: ")
     return subject[:SUBJECT_MAX], "\n".join(lines) + f"\n\nsweep {report.sweep_id}"
+
+
+def fit(subject: str, body: str, limit: int = BODY_MAX_BYTES) -> tuple[str, str]:
+    """A composed (subject, body) cut to what one Publish accepts, most important lines kept.
+
+    One line per blocked instance passes 256 KB at about 1,800 of them: exactly when the
+    breaker's notice matters most. The message's first lines (what was done) and its
+    last (notes such as the breaker's, the sweep id) are kept; lines from the middle
+    give way, replaced by one line saying how many and where to find them all.
+    """
+    if len(body.encode()) <= limit:
+        return subject, body
+    lines = body.split("\n")
+    room = limit - 300  # the "left out" line
+    tail: list[str] = []
+    used = 0
+    for line in reversed(lines):  # the end first: notes and the sweep id, up to half the room
+        cost = len(line.encode()) + 1
+        if used + cost > room // 2:
+            break
+        tail.insert(0, line)
+        used += cost
+    head: list[str] = []
+    for line in lines[: len(lines) - len(tail)]:
+        cost = len(line.encode()) + 1
+        if used + cost > room:
+            break
+        head.append(line)
+        used += cost
+    left_out = len(lines) - len(head) - len(tail)
+    marker = f"... {left_out} more lines left out to fit SNS's 256 KB limit; every instance is in `orch status` and the sweep record"
+    return subject, "\n".join(head + [marker] + tail)
 
 
 def publish(sns: Any, topic_arn: str, subject: str, body: str) -> str | None:

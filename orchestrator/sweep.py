@@ -38,9 +38,10 @@ from orchestrator.observe import asg, inventory, metrics, ssm, status
 from orchestrator.observe.probe import probe_fleet
 from orchestrator.plan import MEMORY_TROUBLE, actionable, make_plan
 from orchestrator.state import lease_scope
+from orchestrator.state.fit import fit_sweep_summary
 from orchestrator.state.journal import StoreJournal
 from orchestrator.state.lease import LeaseKeeper
-from orchestrator.state.store import LeaseLost, StateStore, SweepRecord
+from orchestrator.state.store import LeaseLost, StateError, StateStore, SweepRecord
 
 Prober = Callable[..., dict[str, ProbeResult]]
 Clock = Callable[[], datetime]
@@ -260,10 +261,28 @@ def sweep(settings: Settings, deps: SweepDeps, mode: Mode = Mode.HEAL, dry_run: 
         _notify(settings, deps, report)
         report.finished_at = deps.clock()
         report.api_calls = _diff(deps.clients.counter.snapshot(), counted_from)
-        _record_sweep(settings, deps, report)
-        if keeper is not None:
-            keeper.release()
+        _record_and_release(settings, deps, report, keeper)
     return report
+
+
+def _record_and_release(settings: Settings, deps: SweepDeps, report: SweepReport, keeper: LeaseKeeper | None) -> None:
+    """Write the sweep record and release the lease; neither failure may undo the other.
+
+    A failed record after actions ran must not read as "nothing was acted on" (each
+    action is already recorded on its own, before and after it ran), nor keep the lease
+    until it expires: the failure becomes a note and the sweep is reported partial.
+    """
+    try:
+        _record_sweep(settings, deps, report)
+    except StateError as exc:
+        report.partial = True
+        acted = [o for o in report.outcomes if o.status in (OutcomeStatus.DONE, OutcomeStatus.UNCERTAIN, OutcomeStatus.FAILED)]
+        report.notes.append(
+            f"the sweep record could not be written ({exc}); {len(acted)} action(s) ran and each has its own record"
+        )
+    finally:
+        if keeper is not None:
+            keeper.release()  # best effort by design: never raises, the lease expires otherwise
 
 
 def _notify(settings: Settings, deps: SweepDeps, report: SweepReport) -> None:
@@ -272,7 +291,7 @@ def _notify(settings: Settings, deps: SweepDeps, report: SweepReport) -> None:
     message = notify.compose(report)
     if message is None:
         return
-    error = notify.publish(deps.clients.client("sns"), settings.notify.topic_arn, *message)
+    error = notify.publish(deps.clients.client("sns"), settings.notify.topic_arn, *notify.fit(*message))
     report.notes.append(error or f"notified {settings.notify.topic_arn}")
 
 
@@ -286,7 +305,7 @@ def _record_sweep(settings: Settings, deps: SweepDeps, report: SweepReport) -> N
             scope=",".join(f"{k}={v}" for k, v in sorted(settings.selector.items())),
             finished_at=report.finished_at,
             partial=report.partial,
-            summary=report.summary(),
+            summary=fit_sweep_summary(report.summary()),
         )
     )
 

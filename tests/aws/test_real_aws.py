@@ -17,14 +17,17 @@ import pytest
 from botocore.stub import Stubber
 from click.testing import CliRunner
 
+from orchestrator import notify
 from orchestrator.act import evidence
 from orchestrator.aws import Clients
 from orchestrator.cli import cli
-from orchestrator.model import Action, ActionKind, ProbeOutcome, VerdictKind
+from orchestrator.model import Action, ActionKind, ActionOutcome, Blocked, OutcomeStatus, Plan, ProbeOutcome, VerdictKind
 from orchestrator.observe import console, metrics, status
+from orchestrator.state import fit, lease_scope
+from orchestrator.state.dynamodb import DynamoStore, create_table
 from orchestrator.state.sqlite import SqliteStore
-from orchestrator.state.store import ActionStatus
-from orchestrator.sweep import SweepAborted, SweepDeps, sweep
+from orchestrator.state.store import ActionStatus, StateError, SweepRecord, lease_is_live
+from orchestrator.sweep import Mode, SweepAborted, SweepDeps, SweepReport, sweep
 from tests.aws.conftest import launch
 from tests.aws.test_sweep import MUTATIONS, SETTINGS
 from tests.builders import NOW, ScriptedProber, facts, instance, verdict
@@ -275,3 +278,87 @@ def test_a_xen_instance_falls_back_to_the_posted_buffer_and_says_so():
     bundle = evidence.bundle(action, f, verdict(f, VerdictKind.UNREACHABLE), read, NOW)
     assert bundle["console"]["buffer"] == "last-state-change"
     assert evidence.summary(bundle)["console_buffer"] == "last-state-change"
+
+
+# -- item 6: size limits at scale ----------------------------------------------------------
+
+
+BREAKER = "too many unhealthy: 2500 of 10000 unreachable without host-side evidence (limit 20% = 2000); circuit breaker open"
+
+
+def big_report(blocked: int = 2500, acted: int = 3) -> SweepReport:
+    """The sweep whose message and record matter most: the breaker open on a big fleet."""
+    insts = [instance(n) for n in range(blocked + acted)]
+    actions = tuple(Action(i.instance_id, ActionKind.REBOOT, "SSH banner timeout after 5.0 s (TCP accepted); corroborated by memory 99%") for i in insts[:acted])
+    held = tuple(Blocked(i.instance_id, ActionKind.REBOOT, BREAKER) for i in insts[acted:])
+    report = SweepReport(sweep_id="s" * 12, mode=Mode.HEAL, dry_run=False, started_at=NOW)
+    report.facts = [facts(i, ProbeOutcome.BANNER_TIMEOUT) for i in insts]
+    report.verdicts = [verdict(f, VerdictKind.UNREACHABLE) for f in report.facts]
+    report.plan = Plan(actions=actions, blocked=held, notes=(BREAKER,))
+    report.outcomes = [ActionOutcome(a, OutcomeStatus.DONE, "RebootInstances accepted") for a in actions]
+    report.evidence = {a.instance_id: {"incident_id": f"s-{a.instance_id}", "console_summary": "oom-killer: ruby"} for a in actions}
+    return report
+
+
+def test_the_breaker_message_fits_one_publish_and_keeps_the_breaker_notice(aws):
+    subject, body = notify.compose(big_report())
+    assert len(body.encode()) > notify.PUBLISH_MAX_BYTES  # 2,500 blocked lines: SNS refuses it
+    sns = aws.client("sns")
+    topic = sns.create_topic(Name="orch")["TopicArn"]
+    assert notify.publish(sns, topic, subject, body) is not None  # "Message too long"
+    fitted_subject, fitted = notify.fit(subject, body)
+    assert len(fitted.encode()) <= notify.BODY_MAX_BYTES
+    assert fitted_subject == subject and "circuit breaker open" in subject
+    lines = fitted.splitlines()
+    assert lines[-1] == "sweep ssssssssssss" and f"note: {BREAKER}" in lines
+    assert sum(" rebooted: " in line and " not rebooted: " not in line for line in lines) == 3  # every action taken
+    assert any(line.startswith("... ") and "left out to fit SNS's 256 KB limit" in line for line in lines)
+    assert notify.publish(sns, topic, fitted_subject, fitted) is None
+
+
+def test_a_message_that_fits_is_left_alone():
+    subject, body = notify.compose(big_report(blocked=10))
+    assert notify.fit(subject, body) == (subject, body)
+
+
+def test_the_sweep_record_fits_dynamodb_and_keeps_every_action(aws):
+    create_table(aws.client("dynamodb"), "orch-state")
+    store = DynamoStore(aws.client("dynamodb"), "orch-state")
+    report = big_report()
+    summary = report.summary()
+    assert fit.size_of(summary) > fit.DYNAMODB_ITEM_MAX_BYTES  # measured 445 KB at 2,500 blocked
+    with pytest.raises(StateError, match="Item size has exceeded"):
+        store.put_sweep(SweepRecord(report.sweep_id, NOW, "heal", "orch:managed=true", NOW, False, summary))
+    fitted = fit.fit_sweep_summary(summary)
+    assert fit.size_of(fitted) <= fit.SWEEP_SUMMARY_MAX_BYTES
+    assert fitted["actions"] == summary["actions"]  # every action, with its evidence summary
+    assert fitted["blocked_total"] == 2500 and fitted["blocked_by_reason"] == {BREAKER: 2500}
+    assert fitted["summarised"] is True and len(fitted["blocked"]) == fit.KEPT_BLOCKED
+    store.put_sweep(SweepRecord(report.sweep_id, NOW, "heal", "orch:managed=true", NOW, False, fitted))
+    (stored,) = store.list_sweeps(1)
+    assert stored.summary["blocked_total"] == 2500
+
+
+class FailingPutSweep:
+    """A store whose sweep record cannot be written (everything else works)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def put_sweep(self, record: Any) -> None:
+        raise StateError("PutItem: ValidationException: Item size has exceeded the maximum allowed size")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def test_a_failed_sweep_record_releases_the_lease_and_never_hides_the_actions(aws, subnet, store):
+    ids = launch(aws, subnet, 4)
+    report = run(aws, FailingPutSweep(store), ScriptedProber({ids[0]}))
+    assert outcomes(report) == {ids[0]: ("done", "RebootInstances accepted")}
+    assert report.partial is True
+    assert any("sweep record could not be written" in n and "1 action(s) ran" in n for n in report.notes)
+    lease = store.get_lease(lease_scope("-", "us-east-1", SETTINGS.selector))
+    assert not lease_is_live(lease, datetime.now(timezone.utc))  # released, not left to expire
+    (record,) = store.list_actions(ids[0])
+    assert record.status is ActionStatus.DONE
