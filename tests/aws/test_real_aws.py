@@ -21,6 +21,7 @@ from orchestrator import notify
 from orchestrator.act import evidence
 from orchestrator.aws import Clients
 from orchestrator.cli import cli
+from orchestrator.config import Settings
 from orchestrator.model import Action, ActionKind, ActionOutcome, Blocked, OutcomeStatus, Plan, ProbeOutcome, VerdictKind
 from orchestrator.observe import console, metrics, status
 from orchestrator.state import fit, lease_scope
@@ -31,7 +32,7 @@ from orchestrator.sweep import Mode, SweepAborted, SweepDeps, SweepReport, sweep
 from tests.aws.conftest import launch
 from tests.aws.test_sweep import MUTATIONS, SETTINGS
 from tests.builders import NOW, ScriptedProber, facts, instance, verdict
-from tests.faults import FaultPlan, endpoint_unreachable, no_backoff, raw, read_timeout, succeed
+from tests.faults import FaultPlan, endpoint_unreachable, error, no_backoff, raw, read_timeout, succeed
 
 PROXY_PAGE = b"<html><head><title>502 Bad Gateway</title></head><body><center>nginx</center>"
 
@@ -362,3 +363,32 @@ def test_a_failed_sweep_record_releases_the_lease_and_never_hides_the_actions(aw
     assert not lease_is_live(lease, datetime.now(timezone.utc))  # released, not left to expire
     (record,) = store.list_actions(ids[0])
     assert record.status is ActionStatus.DONE
+
+
+# -- item 7: one denied instance must not fail its whole reboot batch --------------------
+
+
+def test_a_batch_denied_for_one_instance_is_split_and_the_others_are_rebooted(aws, subnet, store, plan):
+    """IAM authorizes a multi-instance request as a whole: the one instance failing the tag
+    condition made RebootInstances for the whole batch fail with UnauthorizedOperation."""
+    ids = launch(aws, subnet, 8)  # 3 of 8 down: under the AZ-fault share
+    denied, *allowed = ids[:3]
+    plan.on("RebootInstances", fault=error("UnauthorizedOperation", "You are not authorized to perform this operation.", 403),
+            when=lambda call: denied in call.instance_ids())
+    settings = Settings.model_validate({"safety": {"launch_grace_minutes": 0, "max_unhealthy": "60%"}})
+    report = run(aws, store, ScriptedProber(set(ids[:3])), settings)
+    result = outcomes(report)
+    assert {i: result[i][0] for i in ids[:3]} == {denied: "failed", allowed[0]: "done", allowed[1]: "done"}
+    assert "lacks the IAM permission ec2:RebootInstances" in result[denied][1] and "this instance alone" in result[denied][1]
+    batches = [sorted(r.instance_ids()) for r in plan.log if r.operation == "RebootInstances"]
+    assert batches[0] == sorted(ids[:3]) and sorted(batches[1:]) == sorted([[i] for i in ids[:3]])
+
+
+def test_a_wildcard_selector_is_refused_before_anything_is_listed(aws, subnet, tmp_path):
+    """EC2 filters read * and ? as wildcards; the role's condition is literal: `Name=*`
+    selected unmanaged instances and planned to reboot one."""
+    launch(aws, subnet, 2, tags={"Name": "bystander"})
+    result = CliRunner().invoke(cli, ["scan", "--selector", "Name=*", "--state", str(tmp_path / "s.db"), "--region", "us-east-1"])
+    assert result.exit_code == 2, result.output
+    assert "contains *" in result.output and "wildcards" in result.output and "Traceback" not in result.output
+    assert "ec2.DescribeInstances" not in aws.counter.snapshot()
