@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, Iterable, Mapping
 
+from orchestrator import rungs
 from orchestrator.config import Settings
 from orchestrator.history import recent_attempts
 from orchestrator.model import (
@@ -39,6 +40,8 @@ class Candidate:
     verdict: Verdict
     history: InstanceHistory
     kind: ActionKind
+    rung_note: str = ""  # a substitute or skipped rung (orchestrator.rungs), said in the reason
+    misfit: str | None = None  # no rung from the ladder's position on fits this instance
 
     @property
     def instance_id(self) -> str:
@@ -118,9 +121,11 @@ def gate_scheduled_event(c: Candidate, settings: Settings, now: datetime) -> str
     return None
 
 
-def gate_replace_possible(c: Candidate, settings: Settings, now: datetime) -> str | None:
-    if c.kind is ActionKind.REPLACE and not c.facts.instance.asg_name:
-        return "escalation reached replace, which orch does only for Auto Scaling members; a human must look"
+def gate_rung_fits(c: Candidate, settings: Settings, now: datetime) -> str | None:
+    """No rung fits from where the ladder stands (replace for a standalone box, stop/start
+    for a one-time Spot one...): see orchestrator.rungs."""
+    if c.misfit is not None:
+        return f"{c.misfit}; a human must look"
     return None
 
 
@@ -139,14 +144,14 @@ PER_INSTANCE_GATES: tuple[Gate, ...] = (
     gate_lifecycle,
     gate_launch_grace,
     gate_debounce,
-    gate_replace_possible,
+    gate_rung_fits,
     gate_ssm_online,
 )
 
 
-def ladder_action(history: InstanceHistory, settings: Settings) -> ActionKind:
-    ladder = settings.safety.ladder
-    return ladder[min(history.rung, len(ladder) - 1)]
+def ladder_action(history: InstanceHistory, settings: Settings, facts: Facts) -> tuple[rungs.Rung, str | None]:
+    """The rung the history has reached, fitted to this instance (or why none fits)."""
+    return rungs.rung_for(settings.safety.ladder, history.rung, facts)
 
 
 MEMORY_TROUBLE = frozenset({VerdictKind.MEMORY_FORECAST, VerdictKind.MEMORY_CRITICAL})
@@ -167,8 +172,11 @@ def candidates(
         if verdict.kind not in wanted:
             continue
         history = histories.get(verdict.instance_id) or InstanceHistory(verdict.instance_id)
-        kind = PROACTIVE_ACTION[settings.memory.proactive] if verdict.kind in MEMORY_TROUBLE else ladder_action(history, settings)
-        found.append(Candidate(facts[verdict.instance_id], verdict, history, kind))
+        if verdict.kind in MEMORY_TROUBLE:
+            found.append(Candidate(facts[verdict.instance_id], verdict, history, PROACTIVE_ACTION[settings.memory.proactive]))
+            continue
+        rung, misfit = ladder_action(history, settings, facts[verdict.instance_id])
+        found.append(Candidate(facts[verdict.instance_id], verdict, history, rung.kind, rung.note, misfit))
     # Longest-failing first, so a budget spends itself where waiting has cost the most.
     found.sort(key=lambda c: (c.history.first_failure_at is None, c.history.first_failure_at or datetime.min, c.instance_id))
     return found
@@ -319,6 +327,8 @@ def action_reason(c: Candidate) -> str:
     reason = c.verdict.reasons[0] if c.verdict.reasons else c.verdict.kind.value
     if c.kind in (ActionKind.STOP_START, ActionKind.REPLACE):
         reason += f" (escalated: rung {c.history.rung + 1} after {len(c.history.attempts)} earlier action(s))"
+    if c.rung_note:
+        reason += f" ({c.rung_note})"
     if c.corroborated:
         reason += f"; corroborated by {'; '.join(c.verdict.evidence)}"
     return reason

@@ -23,6 +23,7 @@ from orchestrator.act.executor import AwsExecutor, DryRunExecutor, Executor
 from orchestrator.aws import AWS_CALL_ERRORS, Clients, describe_aws_error
 from orchestrator.config import Settings
 from orchestrator.model import (
+    ActionKind,
     ActionOutcome,
     Facts,
     Instance,
@@ -34,7 +35,7 @@ from orchestrator.model import (
     Verdict,
     VerdictKind,
 )
-from orchestrator.observe import asg, inventory, metrics, ssm, status
+from orchestrator.observe import asg, inventory, metrics, ssm, status, stoppable
 from orchestrator.observe.probe import probe_fleet
 from orchestrator.plan import MEMORY_TROUBLE, actionable, make_plan
 from orchestrator.state import lease_scope
@@ -369,20 +370,28 @@ def _suspect_facts(facts: list[Facts], verdicts: list[Verdict], settings: Settin
     """Facts only suspects need, so a healthy fleet costs no call here.
 
     Auto Scaling lifecycle state for group members (an instance in Standby or
-    Terminating is in someone else's hands), and whether SSM can reach a memory
-    suspect when the proactive action is an SSM command.
+    Terminating is in someone else's hands); whether SSM can reach a memory suspect
+    when the proactive action is an SSM command; and, for unreachable standalone
+    instances when stop/start is on the ladder, what decides whether they may be
+    stopped (orchestrator.observe.stoppable, orchestrator.rungs).
     """
     wanted = actionable(settings)
     suspects = {v.instance_id for v in verdicts if v.kind in wanted}
     members = [f.instance.instance_id for f in facts if f.instance.instance_id in suspects and f.instance.asg_name]
     memory_suspects = [v.instance_id for v in verdicts if v.kind in MEMORY_TROUBLE] if settings.memory.proactive == "ssm" else []
-    if not members and not memory_suspects:
+    stoppable_suspects = _may_stop(facts, verdicts, settings)
+    if not members and not memory_suspects and not stoppable_suspects:
         return facts
     try:
         states = asg.lifecycle_states(deps.clients.autoscaling, members) if members else {}
         online = ssm.agents_online(deps.clients.client("ssm"), memory_suspects) if memory_suspects else {}
+        spot_ids = {f.instance.spot_request_id for f in stoppable_suspects if f.instance.spot_request_id}
+        spot_types = stoppable.spot_request_types(deps.clients.ec2, spot_ids) if spot_ids else {}
+        types = {f.instance.instance_type for f in stoppable_suspects if f.instance.instance_type}
+        storage = stoppable.instance_storage(deps.clients.ec2, types) if types else {}
     except AWS_CALL_ERRORS as exc:
         raise SweepAborted(describe_aws_error(exc)) from exc
+    may_stop = {f.instance.instance_id for f in stoppable_suspects}
     enriched = []
     for f in facts:
         iid = f.instance.instance_id
@@ -390,8 +399,26 @@ def _suspect_facts(facts: list[Facts], verdicts: list[Verdict], settings: Settin
             f = replace(f, lifecycle_state=states.get(iid, "not in a group"))
         if iid in online:
             f = replace(f, ssm_online=online[iid])
+        if iid in may_stop:
+            f = replace(
+                f,
+                spot_request_type=spot_types.get(f.instance.spot_request_id or ""),
+                instance_storage=storage.get(f.instance.instance_type or ""),
+            )
         enriched.append(f)
     return enriched
+
+
+def _may_stop(facts: list[Facts], verdicts: list[Verdict], settings: Settings) -> list[Facts]:
+    """Unreachable standalone suspects the ladder could stop (not members: they are replaced)."""
+    if ActionKind.STOP_START not in settings.safety.ladder:
+        return []
+    unreachable = {v.instance_id for v in verdicts if v.kind is VerdictKind.UNREACHABLE}
+    return [
+        f
+        for f in facts
+        if f.instance.instance_id in unreachable and not f.instance.asg_name and f.instance.root_device_type != "instance-store"
+    ]
 
 
 def _gate(deps: SweepDeps, report: SweepReport, keeper: LeaseKeeper | None, margin_s: float = 30.0) -> Callable[[], str | None]:

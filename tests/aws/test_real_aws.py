@@ -22,8 +22,18 @@ from orchestrator.act import evidence
 from orchestrator.aws import Clients
 from orchestrator.cli import cli
 from orchestrator.config import Settings
-from orchestrator.model import Action, ActionKind, ActionOutcome, Blocked, OutcomeStatus, Plan, ProbeOutcome, VerdictKind
-from orchestrator.observe import console, metrics, status
+from orchestrator.model import (
+    Action,
+    ActionKind,
+    ActionOutcome,
+    Blocked,
+    InstanceHistory,
+    OutcomeStatus,
+    Plan,
+    ProbeOutcome,
+    VerdictKind,
+)
+from orchestrator.observe import console, inventory, metrics, status
 from orchestrator.state import fit, lease_scope
 from orchestrator.state.dynamodb import DynamoStore, create_table
 from orchestrator.state.sqlite import SqliteStore
@@ -392,3 +402,55 @@ def test_a_wildcard_selector_is_refused_before_anything_is_listed(aws, subnet, t
     assert result.exit_code == 2, result.output
     assert "contains *" in result.output and "wildcards" in result.output and "Traceback" not in result.output
     assert "ec2.DescribeInstances" not in aws.counter.snapshot()
+
+
+# -- item 2: stop/start is not safe for every instance ------------------------------------
+
+
+def test_inventory_reads_what_decides_whether_an_instance_may_be_stopped():
+    """AWS's DescribeInstances shape for a Spot instance and an instance-store-backed one."""
+    clients = Clients(boto3.Session(region_name="us-east-1"))
+    stub = Stubber(clients.ec2)
+    base = {"ImageId": "ami-1", "InstanceType": "m5d.large", "LaunchTime": NOW, "Placement": {"AvailabilityZone": "us-east-1a"}, "State": {"Code": 16, "Name": "running"}, "Tags": [{"Key": "orch:managed", "Value": "true"}]}
+    spot = {**base, "InstanceId": "i-0000000000000000a", "InstanceLifecycle": "spot", "SpotInstanceRequestId": "sir-abc12345",
+            "RootDeviceType": "ebs", "RootDeviceName": "/dev/xvda",
+            "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"VolumeId": "vol-1", "Status": "attached"}}, {"DeviceName": "/dev/sdf", "Ebs": {"VolumeId": "vol-2", "Status": "attached"}}]}
+    store = {**base, "InstanceId": "i-0000000000000000b", "RootDeviceType": "instance-store", "RootDeviceName": "/dev/sda1", "BlockDeviceMappings": []}
+    stub.add_response("describe_instances", {"Reservations": [{"ReservationId": "r-1", "Instances": [spot, store]}]})
+    with stub:
+        found = {i.instance_id: i for i in inventory.list_instances(clients.ec2, {"orch:managed": "true"})}
+    a, b = found["i-0000000000000000a"], found["i-0000000000000000b"]
+    assert (a.instance_lifecycle, a.spot_request_id, a.root_device_type, a.ebs_devices) == ("spot", "sir-abc12345", "ebs", ("/dev/sdf", "/dev/xvda"))
+    assert (b.instance_lifecycle, b.root_device_type, b.root_device_name, b.ebs_devices) == (None, "instance-store", "/dev/sda1", ())
+
+
+def seed_rung(store: Any, instance_id: str, rung: int) -> None:
+    now = datetime.now(timezone.utc)
+    store.put_histories([InstanceHistory(instance_id, first_failure_at=now - timedelta(minutes=5), failed_probes=9, rung=rung, attempts=(now - timedelta(hours=1),))])
+
+
+def test_an_instance_type_with_instance_store_skips_stop_start(aws, subnet, store):
+    launch(aws, subnet, 4)
+    big = aws.ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="i3.large", SubnetId=subnet,
+                                TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "orch:managed", "Value": "true"}]}])["Instances"][0]["InstanceId"]
+    seed_rung(store, big, 1)
+    report = run(aws, store, ScriptedProber({big}))
+    summary = report.summary()
+    assert summary["actions"] == []
+    (blocked,) = summary["blocked"]
+    assert blocked["instance_id"] == big and "i3.large has instance-store volumes, which a stop erases" in blocked["why"]
+    assert report.api_calls["ec2.DescribeInstanceTypes"] == 1 and "ec2.StopInstances" not in report.api_calls
+
+
+def test_a_plain_box_at_the_second_rung_is_stopped_and_started(aws, subnet, store):
+    ids = launch(aws, subnet, 4)
+    seed_rung(store, ids[0], 1)
+    report = run(aws, store, ScriptedProber({ids[0]}))
+    assert outcomes(report) == {ids[0]: ("done", "stopped and started")}
+    assert report.api_calls["ec2.DescribeInstanceTypes"] == 1
+
+
+def test_a_healthy_fleet_asks_nothing_about_stopping(aws, subnet, store):
+    launch(aws, subnet, 4)
+    report = run(aws, store, ScriptedProber(set()))
+    assert not {"ec2.DescribeInstanceTypes", "ec2.DescribeSpotInstanceRequests"} & set(report.api_calls)
