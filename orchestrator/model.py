@@ -245,6 +245,11 @@ class Plan:
     notes: tuple[str, ...] = ()
 
 
+# Starts the detail of every outcome that leaves an instance orch stopped still stopped
+# (or stopping): the next sweep looks for it and starts the instance (pending_start).
+START_PENDING = "start pending"
+
+
 class OutcomeStatus(str, enum.Enum):
     DONE = "done"
     DRY_RUN = "dry-run"

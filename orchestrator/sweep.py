@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 
 from orchestrator import diagnose as diagnose_step
 from orchestrator import history as history_step
-from orchestrator import notify
+from orchestrator import notify, pending_start
 from orchestrator.act.evidence import EvidenceCollector
 from orchestrator.act.executor import AwsExecutor, DryRunExecutor, Executor
 from orchestrator.aws import AWS_CALL_ERRORS, Clients, describe_aws_error
@@ -332,6 +332,7 @@ def _run(settings: Settings, deps: SweepDeps, report: SweepReport, mode: Mode, d
             for v in report.verdicts
         }
         report.plan = make_plan(by_id, report.verdicts, histories, settings, now, paused=paused)
+    report.plan = _start_what_orch_stopped(settings, deps, facts, previous, report.plan)
     journal = StoreJournal(deps.store, report.sweep_id, deps.clock)
     if not dry and report.plan.actions and deps.confirm is not None and not deps.confirm(report.plan):
         report.outcomes = [ActionOutcome(a, OutcomeStatus.SKIPPED, "not confirmed") for a in report.plan.actions]
@@ -352,6 +353,7 @@ def _run(settings: Settings, deps: SweepDeps, report: SweepReport, mode: Mode, d
             ssm_document=settings.memory.ssm_document,
             ssm_commands=settings.memory.ssm_commands,
             diagnostic_interrupt=settings.evidence.diagnostic_interrupt,
+            time_left=deps.time_left,
         )
     deps.progress(f"acting: {len(report.plan.actions)} action(s)")
     with timer("act"):
@@ -364,6 +366,27 @@ def _run(settings: Settings, deps: SweepDeps, report: SweepReport, mode: Mode, d
             iid = outcome.action.instance_id
             histories[iid] = history_step.acted(histories[iid], outcome, key, now)
     deps.store.put_histories(histories.values())
+
+
+def _start_what_orch_stopped(
+    settings: Settings, deps: SweepDeps, facts: list[Facts], previous: Mapping[str, InstanceHistory], plan: Plan
+) -> Plan:
+    """Put first in the plan a start for every instance an earlier stop/start of orch's
+    left stopped (orchestrator.pending_start): orch never leaves one stopped silently.
+
+    The store is asked only about stopped instances orch had a hand in (one query each),
+    so a healthy fleet costs nothing here.
+    """
+    asked = [f.instance for f in facts if pending_start.worth_asking(f.instance, previous.get(f.instance.instance_id))]
+    pending = []
+    for inst in asked:
+        latest = next(iter(deps.store.list_actions(inst.instance_id, limit=1)), None)
+        if latest is not None and pending_start.start_pending(latest):
+            pending.append((inst, latest))
+    if not pending:
+        return plan
+    starts, notes = pending_start.start_actions(pending, settings.safety.max_actions_per_sweep)
+    return replace(plan, actions=tuple(starts) + plan.actions, notes=plan.notes + tuple(notes))
 
 
 def _suspect_facts(facts: list[Facts], verdicts: list[Verdict], settings: Settings, deps: SweepDeps) -> list[Facts]:

@@ -31,7 +31,7 @@ from botocore.exceptions import (
 from botocore.parsers import ResponseParserError
 
 from orchestrator.aws import AWS_CALL_ERRORS, describe_aws_error, error_code, retry_throttled
-from orchestrator.model import OutcomeStatus
+from orchestrator.model import START_PENDING, OutcomeStatus
 
 PERMISSIONS = frozenset({"ec2:RebootInstances", "ec2:StopInstances", "ec2:StartInstances", "ec2:DescribeInstances"})
 # Only when evidence.diagnostic_interrupt is on (the stack grants it only then).
@@ -43,7 +43,6 @@ PER_INSTANCE_CODES = frozenset({"InvalidInstanceID.NotFound", "InvalidInstanceID
 SPLIT_CODES = PER_INSTANCE_CODES | {"UnauthorizedOperation"}
 # The request left and no usable answer came back: it may have run. Re-read, never repeat.
 UNCERTAIN_ERRORS = (ReadTimeoutError, ConnectionClosedError, ResponseParserError)
-START_PENDING = "start pending"
 FORCE_WAIT_SECONDS = 120  # after StopInstances(Force=True); AWS documents no bound for it either
 _ID = re.compile(r"i-[0-9a-f]{8,17}")
 

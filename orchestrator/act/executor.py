@@ -33,6 +33,8 @@ class Executor(Protocol):
 
 Gate = Callable[[], str | None]
 EvidenceCapture = Callable[[Action], dict[str, Any]]
+# Kept free of waiting before a deadline: the gate's 30 s, the start call, the records.
+WAIT_RESERVE_SECONDS = 60.0
 
 
 def _no_refusal() -> str | None:
@@ -61,6 +63,8 @@ class AwsExecutor:
     ssm_document: str = "AWS-RunShellScript"
     ssm_commands: tuple[str, ...] = ()
     diagnostic_interrupt: bool = False  # reboot via SendDiagnosticInterrupt (kdump) instead
+    time_left: Callable[[], float] | None = None  # seconds before the deadline (a Lambda's)
+    poll_seconds: float = 5.0  # while waiting for a stop
     outcomes: list[ActionOutcome] = field(default_factory=list)
 
     def execute(self, plan: Plan) -> list[ActionOutcome]:
@@ -123,7 +127,11 @@ class AwsExecutor:
         if action.kind is ActionKind.REBOOT:  # only here when diagnostic_interrupt is on
             return ec2.diagnostic_interrupt(self.clients.mutating_client("ec2"), action.instance_id)
         if action.kind is ActionKind.STOP_START:
-            return ec2.stop_start(self.clients.mutating_client("ec2"), action.instance_id, self.stop_wait_seconds)
+            graceful, forced = self._stop_waits()
+            return ec2.stop_start(self.clients.mutating_client("ec2"), action.instance_id, graceful, forced, self.poll_seconds)
+        if action.kind is ActionKind.START:
+            _, forced = self._stop_waits()
+            return ec2.finish_stop_start(self.clients.mutating_client("ec2"), action.instance_id, forced, self.poll_seconds)
         if action.kind is ActionKind.REPLACE:
             if action.asg_name is None:
                 return Result(OutcomeStatus.SKIPPED, "replace needs an Auto Scaling group; standalone replacement is not enabled")
@@ -131,6 +139,19 @@ class AwsExecutor:
         if action.kind is ActionKind.RUN_COMMAND:
             return ssm.run_command(self.clients.mutating_client("ssm"), action.instance_id, self.ssm_document, self.ssm_commands)
         raise AssertionError(f"unhandled action kind {action.kind}")
+
+    def _stop_waits(self) -> tuple[float, float]:
+        """(graceful, forced) seconds to wait for a stop, cut to end before the deadline.
+
+        Waiting past it would kill the Lambda mid-wait with nothing recorded; stopping
+        the wait in time records "start pending" and the next sweep finishes the job.
+        """
+        graceful, forced = float(self.stop_wait_seconds), float(ec2.FORCE_WAIT_SECONDS)
+        if self.time_left is None:
+            return graceful, forced
+        room = max(0.0, self.time_left() - WAIT_RESERVE_SECONDS)
+        graceful = min(graceful, room * 2 / 3)
+        return graceful, min(forced, room - graceful)
 
     def _uncertain(self, action: Action, exc: UncertainOutcome) -> None:
         state = ec2.current_state(self.clients.ec2, action.instance_id)

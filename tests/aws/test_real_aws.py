@@ -18,11 +18,14 @@ from botocore.stub import Stubber
 from click.testing import CliRunner
 
 from orchestrator import notify
+from orchestrator.act import ec2 as act_ec2
 from orchestrator.act import evidence
+from orchestrator.act.executor import AwsExecutor
 from orchestrator.aws import Clients
 from orchestrator.cli import cli
 from orchestrator.config import Settings
 from orchestrator.model import (
+    START_PENDING,
     Action,
     ActionKind,
     ActionOutcome,
@@ -36,6 +39,7 @@ from orchestrator.model import (
 from orchestrator.observe import console, inventory, metrics, status
 from orchestrator.state import fit, lease_scope
 from orchestrator.state.dynamodb import DynamoStore, create_table
+from orchestrator.state.journal import StoreJournal
 from orchestrator.state.sqlite import SqliteStore
 from orchestrator.state.store import ActionStatus, StateError, SweepRecord, lease_is_live
 from orchestrator.sweep import Mode, SweepAborted, SweepDeps, SweepReport, sweep
@@ -454,3 +458,150 @@ def test_a_healthy_fleet_asks_nothing_about_stopping(aws, subnet, store):
     launch(aws, subnet, 4)
     report = run(aws, store, ScriptedProber(set()))
     assert not {"ec2.DescribeInstanceTypes", "ec2.DescribeSpotInstanceRequests"} & set(report.api_calls)
+
+
+# -- item 1: stop/start never leaves an instance stopped ----------------------------------
+
+
+IID = "i-0000000000000000a"
+
+
+def described(state: str) -> dict[str, Any]:
+    return {"Reservations": [{"ReservationId": "r-1", "Instances": [{"InstanceId": IID, "State": {"Code": 0, "Name": state}}]}]}
+
+
+def state_change(previous: str, current: str) -> dict[str, Any]:
+    return {"InstanceId": IID, "PreviousState": {"Code": 0, "Name": previous}, "CurrentState": {"Code": 0, "Name": current}}
+
+
+def stubbed_ec2() -> tuple[Any, Stubber]:
+    clients = Clients(boto3.Session(region_name="us-east-1"))
+    client = clients.mutating_client("ec2")
+    return client, Stubber(client)
+
+
+def test_a_wedged_guest_is_stopped_with_force_after_the_graceful_wait(monkeypatch):
+    """StopInstances' Force: no flush of caches, used only once the graceful stop outlasted its wait."""
+    monkeypatch.setattr("botocore.waiter.time.sleep", lambda s: None)
+    client, stub = stubbed_ec2()
+    stub.add_response("stop_instances", {"StoppingInstances": [state_change("running", "stopping")]}, {"InstanceIds": [IID]})
+    stub.add_response("describe_instances", described("stopping"), {"InstanceIds": [IID]})
+    stub.add_response("describe_instances", described("stopping"), {"InstanceIds": [IID]})
+    stub.add_response("stop_instances", {"StoppingInstances": [state_change("stopping", "stopping")]}, {"InstanceIds": [IID], "Force": True})
+    stub.add_response("describe_instances", described("stopped"), {"InstanceIds": [IID]})
+    stub.add_response("start_instances", {"StartingInstances": [state_change("stopped", "pending")]}, {"InstanceIds": [IID]})
+    with stub:
+        result = act_ec2.stop_start(client, IID, wait_seconds=2, force_wait_seconds=2, poll_seconds=1)
+    stub.assert_no_pending_responses()
+    assert result.status is OutcomeStatus.DONE and result.detail == "stopped (StopInstances Force=True after 2 s) and started"
+
+
+def test_a_stop_that_even_force_cannot_finish_is_start_pending(monkeypatch):
+    monkeypatch.setattr("botocore.waiter.time.sleep", lambda s: None)
+    client, stub = stubbed_ec2()
+    stub.add_response("stop_instances", {"StoppingInstances": [state_change("running", "stopping")]})
+    stub.add_response("describe_instances", described("stopping"))
+    stub.add_response("stop_instances", {"StoppingInstances": [state_change("stopping", "stopping")]}, {"InstanceIds": [IID], "Force": True})
+    stub.add_response("describe_instances", described("stopping"))
+    with stub:
+        result = act_ec2.stop_start(client, IID, wait_seconds=1, force_wait_seconds=1, poll_seconds=1)
+    assert result.status is OutcomeStatus.FAILED and result.detail.startswith(START_PENDING)
+    assert "still stopping" in result.detail and "the next sweep" in result.detail
+
+
+def test_no_capacity_to_start_after_a_good_stop_is_start_pending():
+    client, stub = stubbed_ec2()
+    stub.add_response("stop_instances", {"StoppingInstances": [state_change("running", "stopping")]})
+    stub.add_response("describe_instances", described("stopped"))
+    stub.add_client_error("start_instances", "InsufficientInstanceCapacity", "We currently do not have sufficient t3.large capacity in the Availability Zone you requested.")
+    with stub:
+        result = act_ec2.stop_start(client, IID, wait_seconds=5, poll_seconds=5)
+    assert result.status is OutcomeStatus.FAILED and result.detail.startswith(START_PENDING)
+    assert "InsufficientInstanceCapacity" in result.detail and "retries the start" in result.detail
+
+
+def test_an_instance_someone_else_started_while_orch_waited_is_not_forced(monkeypatch):
+    client, stub = stubbed_ec2()
+    stub.add_response("stop_instances", {"StoppingInstances": [state_change("running", "stopping")]})
+    stub.add_response("describe_instances", described("pending"))  # the waiter gives up at once on pending
+    with stub:
+        result = act_ec2.stop_start(client, IID, wait_seconds=30, poll_seconds=5)
+    stub.assert_no_pending_responses()
+    assert result.status is OutcomeStatus.SKIPPED and "went pending" in result.detail
+
+
+def test_finishing_a_start_forces_an_instance_still_stopping(monkeypatch):
+    monkeypatch.setattr("botocore.waiter.time.sleep", lambda s: None)
+    client, stub = stubbed_ec2()
+    stub.add_client_error("start_instances", "IncorrectInstanceState", "The instance is not in a state from which it can be started.")
+    stub.add_response("describe_instances", described("stopping"))
+    stub.add_response("stop_instances", {"StoppingInstances": [state_change("stopping", "stopping")]}, {"InstanceIds": [IID], "Force": True})
+    stub.add_response("describe_instances", described("stopped"))
+    stub.add_response("start_instances", {"StartingInstances": [state_change("stopped", "pending")]})
+    with stub:
+        result = act_ec2.finish_stop_start(client, IID, force_wait_seconds=5, poll_seconds=5)
+    stub.assert_no_pending_responses()
+    assert result.status is OutcomeStatus.DONE and "Force=True" in result.detail
+
+
+def test_waits_end_before_the_lambda_deadline(aws):
+    executor = AwsExecutor(aws, None, stop_wait_seconds=300, time_left=lambda: 150.0)  # type: ignore[arg-type]
+    graceful, forced = executor._stop_waits()
+    assert graceful + forced <= 150.0 - 60.0 and graceful == 60.0
+    assert AwsExecutor(aws, None, stop_wait_seconds=300)._stop_waits() == (300.0, 120.0)  # type: ignore[arg-type]
+
+
+def state_of(aws: Clients, instance_id: str) -> str:
+    return aws.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["State"]["Name"]
+
+
+def test_no_capacity_now_the_next_sweep_starts_it(aws, subnet, store, plan):
+    ids = launch(aws, subnet, 4)
+    target = ids[0]
+    seed_rung(store, target, 1)
+    plan.on("StartInstances", calls={1}, fault=error("InsufficientInstanceCapacity", "We currently do not have sufficient capacity."))
+    first = run(aws, store, ScriptedProber({target}))
+    status_, detail = outcomes(first)[target]
+    assert status_ == "failed" and detail.startswith(START_PENDING) and state_of(aws, target) == "stopped"
+
+    second = run(aws, store, ScriptedProber(set()))
+    assert outcomes(second) == {target: ("done", "started: the stop/start orch began is complete")}
+    assert [a.kind for a in second.plan.actions] == [ActionKind.START]
+    assert state_of(aws, target) in ("pending", "running")
+    (latest, earlier) = store.list_actions(target, limit=2)
+    assert (latest.action, latest.status) == (ActionKind.START, ActionStatus.DONE)
+    assert (earlier.action, earlier.status) == (ActionKind.STOP_START, ActionStatus.FAILED)
+
+    third = run(aws, store, ScriptedProber(set()))
+    assert outcomes(third) == {}  # started once, never again
+
+
+def test_a_sweep_that_died_mid_wait_is_finished_by_the_next(aws, subnet, store):
+    """The intent was written, StopInstances ran, the Lambda died before any outcome."""
+    ids = launch(aws, subnet, 4)
+    target = ids[1]
+    aws.ec2.stop_instances(InstanceIds=[target])
+    store.put_histories([InstanceHistory(target, last_verdict=VerdictKind.UNREACHABLE, rung=1)])
+    now = datetime.now(timezone.utc) - timedelta(minutes=6)
+    StoreJournal(store, "dead-sweep", lambda: now).begin(Action(target, ActionKind.STOP_START, "unreachable"), {})
+    report = run(aws, store, ScriptedProber(set()))
+    assert outcomes(report)[target][0] == "done" and state_of(aws, target) in ("pending", "running")
+    assert "stop-start at" in report.plan.actions[0].reason and "intent" in report.plan.actions[0].reason
+
+
+def test_an_instance_a_human_stopped_is_left_stopped(aws, subnet, store):
+    ids = launch(aws, subnet, 4)
+    aws.ec2.stop_instances(InstanceIds=[ids[2]])
+    store.put_histories([InstanceHistory(ids[2], last_verdict=VerdictKind.UNREACHABLE)])  # suspected, never acted on
+    report = run(aws, store, ScriptedProber(set()))
+    assert outcomes(report) == {} and state_of(aws, ids[2]) == "stopped"
+
+
+def test_a_dry_run_says_it_would_start_and_starts_nothing(aws, subnet, store, plan):
+    ids = launch(aws, subnet, 4)
+    seed_rung(store, ids[0], 1)
+    plan.on("StartInstances", calls={1}, fault=error("InsufficientInstanceCapacity", "no capacity"))
+    run(aws, store, ScriptedProber({ids[0]}))
+    dry = run(aws, store, ScriptedProber(set()), dry_run=True)
+    assert outcomes(dry) == {ids[0]: ("dry-run", "would start")}
+    assert state_of(aws, ids[0]) == "stopped" and plan.attempts("StartInstances") == 1
