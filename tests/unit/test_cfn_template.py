@@ -112,17 +112,20 @@ def condition_true(template: dict[str, Any], name: str, parameters: dict[str, st
     return bool(value(template["Conditions"][name]))
 
 
-def policy_statements(template: dict[str, Any], **given: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every statement of the role's inline policies for these parameters, JSON-string
-    documents resolved and policies under a false condition left out."""
-    role = one(template, "AWS::IAM::Role")
+def role_policies(template: dict[str, Any], **given: str) -> Iterator[dict[str, Any]]:
+    """The role's inline policies and the AWS::IAM::Policy resources attached to it whose
+    condition holds for these parameters."""
+    yield from one(template, "AWS::IAM::Role")["Properties"]["Policies"]
     parameters = parameters_with(template, **given)
-    for policy in role["Properties"]["Policies"]:
-        if "Fn::If" in policy:
-            condition, when_true, when_false = policy["Fn::If"]
-            policy = when_true if condition_true(template, condition, parameters) else when_false
-            if policy == {"Ref": "AWS::NoValue"}:
-                continue
+    for resource in resources(template, "AWS::IAM::Policy").values():
+        assert resource["Properties"]["Roles"] == [{"Ref": "Role"}]
+        if "Condition" not in resource or condition_true(template, resource["Condition"], parameters):
+            yield resource["Properties"]
+
+
+def policy_statements(template: dict[str, Any], **given: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every statement of the role's policies for these parameters, JSON-string documents resolved."""
+    for policy in role_policies(template, **given):
         document = policy["PolicyDocument"]
         if "Fn::Sub" in document:
             document = json.loads(sub(document["Fn::Sub"]))
@@ -186,10 +189,9 @@ def test_send_command_names_its_one_document_aws_owned_or_the_accounts(template)
 
 
 def template_policy_text(template: dict[str, Any], name: str) -> str:
-    for policy in one(template, "AWS::IAM::Role")["Properties"]["Policies"]:
-        body = policy["Fn::If"][1] if "Fn::If" in policy else policy
-        if body.get("PolicyName") == name:
-            return str(body["PolicyDocument"]["Fn::Sub"])
+    for policy in role_policies(template, **ALL_ON):
+        if policy.get("PolicyName") == name:
+            return str(policy["PolicyDocument"]["Fn::Sub"])
     raise AssertionError(f"no policy {name}")
 
 
