@@ -605,3 +605,22 @@ def test_a_dry_run_says_it_would_start_and_starts_nothing(aws, subnet, store, pl
     dry = run(aws, store, ScriptedProber(set()), dry_run=True)
     assert outcomes(dry) == {ids[0]: ("dry-run", "would start")}
     assert state_of(aws, ids[0]) == "stopped" and plan.attempts("StartInstances") == 1
+
+
+# -- item 4: a deployed sweep manages its own VPC only ------------------------------------
+
+
+def test_inventory_is_scoped_to_the_vpc(aws, subnet, store):
+    """Tagged instances in another VPC cannot be probed from the Lambda: listed, they would
+    time out with status checks ok and look like reboot candidates."""
+    here = launch(aws, subnet, 3)
+    other_vpc = aws.ec2.create_vpc(CidrBlock="127.21.0.0/16")["Vpc"]["VpcId"]
+    other_subnet = aws.ec2.create_subnet(VpcId=other_vpc, CidrBlock="127.21.1.0/24", AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
+    there = launch(aws, other_subnet, 2)
+    vpc = aws.ec2.describe_subnets(SubnetIds=[subnet])["Subnets"][0]["VpcId"]
+    scoped = Settings.model_validate({"vpc_id": vpc, "safety": {"launch_grace_minutes": 0, "max_unhealthy": "50%"}})
+    report = run(aws, store, ScriptedProber(set(there)), scoped)
+    assert sorted(f.instance.instance_id for f in report.facts) == sorted(here)
+    assert outcomes(report) == {}
+    unscoped = run(aws, store, ScriptedProber(set(there)), dry_run=True)
+    assert sorted(f.instance.instance_id for f in unscoped.facts) == sorted(here + there)  # what it did before
