@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 import pytest
 from botocore.stub import Stubber
 from click.testing import CliRunner
+from moto.server import ThreadedMotoServer
 
 from orchestrator import notify
 from orchestrator.act import ec2 as act_ec2
@@ -40,34 +40,20 @@ from orchestrator.observe import console, inventory, metrics, status
 from orchestrator.state import fit, lease_scope
 from orchestrator.state.dynamodb import DynamoStore, create_table
 from orchestrator.state.journal import StoreJournal
-from orchestrator.state.sqlite import SqliteStore
 from orchestrator.state.store import ActionStatus, StateError, SweepRecord, lease_is_live
 from orchestrator.sweep import Mode, SweepAborted, SweepDeps, SweepReport, sweep
 from tests.aws.conftest import launch
 from tests.aws.test_sweep import MUTATIONS, SETTINGS
 from tests.builders import NOW, ScriptedProber, facts, instance, verdict
-from tests.faults import FaultPlan, endpoint_unreachable, error, no_backoff, raw, read_timeout, succeed
-
-PROXY_PAGE = b"<html><head><title>502 Bad Gateway</title></head><body><center>nginx</center>"
+from tests.faults import FaultPlan, endpoint_unreachable, error, raw, read_timeout, succeed
 
 
 @pytest.fixture(autouse=True)
-def backoffs(monkeypatch: pytest.MonkeyPatch) -> Any:
-    return no_backoff(monkeypatch)
+def instant_retries(backoffs: Any) -> Any:
+    return backoffs
 
 
-@pytest.fixture
-def plan(aws: Clients) -> FaultPlan:
-    made = FaultPlan()
-    made.attach_clients(aws)
-    return made
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    s = SqliteStore(tmp_path / "state.db")
-    yield s
-    s.close()
+PROXY_PAGE = b"<html><head><title>502 Bad Gateway</title></head><body><center>nginx</center>"
 
 
 def run(aws: Clients, store: Any, prober: ScriptedProber, settings: Any = SETTINGS, **kw: Any) -> Any:
@@ -624,3 +610,19 @@ def test_inventory_is_scoped_to_the_vpc(aws, subnet, store):
     assert outcomes(report) == {}
     unscoped = run(aws, store, ScriptedProber(set(there)), dry_run=True)
     assert sorted(f.instance.instance_id for f in unscoped.facts) == sorted(here + there)  # what it did before
+
+
+def test_cli_a_region_that_does_not_exist_exits_3_with_one_line(tmp_path, monkeypatch):
+    """`--region mars-1` against moto's server (as against the sandbox): its reply cannot be
+    parsed; this was a traceback and exit 1."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
+        result = CliRunner().invoke(cli, ["scan", "--region", "mars-1", "--state", str(tmp_path / "s.db")])
+    finally:
+        server.stop()
+    assert result.exit_code == 3, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert "cannot parse" in line and "--region" in line and "Traceback" not in result.output
