@@ -49,7 +49,7 @@ from typing import Any, Callable, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from orchestrator.aws import AwsError, Clients
+from orchestrator.aws import AWS_CALL_ERRORS, AwsError, Clients, describe_aws_error
 from orchestrator.config import ConfigError, Settings, load_settings
 from orchestrator.observe.metrics import DimensionCache
 from orchestrator.observe.probe import probe_fleet
@@ -348,6 +348,8 @@ def handler(event: Any, context: Any, hooks: Hooks | None = None) -> dict[str, A
         raise _fail("state", f"state store: {exc}; nothing was acted on") from None
     except AwsError as exc:
         raise _fail("aws", str(exc)) from None
+    except AWS_CALL_ERRORS as exc:  # one no step mapped (a reply botocore could not parse...)
+        raise _fail("aws", describe_aws_error(exc)) from None
     finally:
         store.close()
     summary: dict[str, Any] = json.loads(json.dumps(report.summary(), default=str))

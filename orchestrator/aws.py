@@ -23,6 +23,7 @@ from botocore.exceptions import (
     NoCredentialsError,
     NoRegionError,
 )
+from botocore.parsers import ResponseParserError
 from tenacity import (
     retry,
     retry_if_exception,
@@ -54,6 +55,12 @@ THROTTLING_CODES = frozenset(
 ACCESS_DENIED_CODES = frozenset(
     {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError", "AuthFailure"}
 )
+
+AWS_CALL_ERRORS: tuple[type[Exception], ...] = (ClientError, BotoCoreError, ResponseParserError)
+"""Everything an AWS call raises for reasons outside orch. ``ResponseParserError`` (a reply
+botocore cannot parse: a proxy's HTML page, an endpoint for a region that does not exist)
+is a plain ``Exception`` in botocore, not a ``BotoCoreError``: catching only the other two
+turned it into a traceback."""
 
 
 def parse_timestamp(value: Any) -> datetime:
@@ -195,6 +202,12 @@ def describe_aws_error(exc: BaseException, permission: str | None = None) -> str
         if code in THROTTLING_CODES:
             return f"{op} was throttled ({code}): the account's API rate budget is shared by every tool in it; sweep less often or try again later"
         return f"{op} failed: {code}: {message}"
+    if isinstance(exc, ResponseParserError):
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "no detail"
+        return (
+            f"AWS answered something botocore cannot parse ({first[:200]}): check the region (--region, AWS_REGION) "
+            "and AWS_ENDPOINT_URL; a proxy may be answering in AWS's place"
+        )
     if isinstance(exc, BotoCoreError):
         return f"AWS call failed: {exc}"
     return f"AWS call failed: {exc!r}"

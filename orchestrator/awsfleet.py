@@ -12,15 +12,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from orchestrator import notify
 from orchestrator.act.evidence import EvidenceCollector
 from orchestrator.act.executor import AwsExecutor, Executor, Gate, Journal
-from orchestrator.aws import Clients, describe_aws_error
+from orchestrator.aws import AWS_CALL_ERRORS, Clients, describe_aws_error
 from orchestrator.config import Settings
-from orchestrator.model import Facts, Instance, InstanceHistory, MemorySeries, ProbeResult, Verdict, VerdictKind
-from orchestrator.observe import asg, inventory, metrics, ssm, status
+from orchestrator.model import ActionKind, Facts, Instance, InstanceHistory, MemorySeries, ProbeResult, Verdict, VerdictKind
+from orchestrator.observe import asg, inventory, metrics, ssm, status, stoppable
 from orchestrator.observe.probe import probe_fleet
 from orchestrator.plan import MEMORY_TROUBLE, actionable
 
@@ -78,6 +76,7 @@ class AwsFleet:
     progress: Callable[[str], None] = _no_progress
     only_instances: tuple[str, ...] = ()
     dimension_cache: metrics.DimensionCache = field(default_factory=metrics.DimensionCache)
+    time_left: Callable[[], float] | None = None  # seconds; a stop's waits are cut to fit it
 
     @property
     def region(self) -> str | None:
@@ -95,11 +94,11 @@ class AwsFleet:
         try:
             with timer("aws"):
                 self.progress("listing instances")
-                instances = inventory.list_instances(clients.ec2, settings.selector, self.only_instances)
+                instances = inventory.list_instances(clients.ec2, settings.selector, self.only_instances, vpc_id=settings.vpc_id)
                 running = [i for i in instances if i.state == "running"]
                 self.progress(f"reading status checks of {len(running)} running instances")
                 checks = status.read_status_checks(clients.ec2, (i.instance_id for i in running))
-        except (ClientError, BotoCoreError) as exc:
+        except AWS_CALL_ERRORS as exc:
             raise SweepAborted(describe_aws_error(exc)) from exc
         targets = {
             i.instance_id: (i.private_ip if settings.probe.address == "private" else i.public_ip) for i in running
@@ -122,7 +121,7 @@ class AwsFleet:
                 )
                 memory: Mapping[str, MemorySeries] = reader.read(wanted, now) if wanted else {}
                 report.metrics_requested = reader.metrics_requested
-        except (ClientError, BotoCoreError) as exc:
+        except AWS_CALL_ERRORS as exc:
             raise SweepAborted(describe_aws_error(exc)) from exc
         facts = [
             Facts(
@@ -139,22 +138,30 @@ class AwsFleet:
         """Facts only suspects need, so a healthy fleet costs no call here.
 
         Auto Scaling lifecycle state for group members (an instance in Standby or
-        Terminating is in someone else's hands), and whether SSM can reach a memory
-        suspect when the proactive action is an SSM command.
+        Terminating is in someone else's hands); whether SSM can reach a memory suspect
+        when an SSM command may be the action (memory.proactive = ssm, or a chronic
+        instance with memory.ssm_commands); and, for unreachable standalone instances
+        when stop/start is on the ladder, what decides whether they may be stopped
+        (orchestrator.observe.stoppable, orchestrator.rungs).
         """
         wanted = actionable(settings)
         suspects = {v.instance_id for v in verdicts if v.kind in wanted}
         members = [f.instance.instance_id for f in facts if f.instance.instance_id in suspects and f.instance.asg_name]
-        memory_suspects = (
-            [v.instance_id for v in verdicts if v.kind in MEMORY_TROUBLE] if settings.memory.proactive == "ssm" else []
-        )
-        if not members and not memory_suspects:
+        commands = settings.memory.proactive == "ssm" or bool(settings.memory.ssm_commands and settings.chronic.action != "off")
+        memory_suspects = [v.instance_id for v in verdicts if v.kind in MEMORY_TROUBLE] if commands else []
+        stoppable_suspects = _may_stop(facts, verdicts, settings)
+        if not members and not memory_suspects and not stoppable_suspects:
             return facts
         try:
             states = asg.lifecycle_states(self.clients.autoscaling, members) if members else {}
             online = ssm.agents_online(self.clients.client("ssm"), memory_suspects) if memory_suspects else {}
-        except (ClientError, BotoCoreError) as exc:
+            spot_ids = {f.instance.spot_request_id for f in stoppable_suspects if f.instance.spot_request_id}
+            spot_types = stoppable.spot_request_types(self.clients.ec2, spot_ids) if spot_ids else {}
+            types = {f.instance.instance_type for f in stoppable_suspects if f.instance.instance_type}
+            storage = stoppable.instance_storage(self.clients.ec2, types) if types else {}
+        except AWS_CALL_ERRORS as exc:
             raise SweepAborted(describe_aws_error(exc)) from exc
+        may_stop = {f.instance.instance_id for f in stoppable_suspects}
         enriched = []
         for f in facts:
             iid = f.instance.instance_id
@@ -162,6 +169,12 @@ class AwsFleet:
                 f = replace(f, lifecycle_state=states.get(iid, "not in a group"))
             if iid in online:
                 f = replace(f, ssm_online=online[iid])
+            if iid in may_stop:
+                f = replace(
+                    f,
+                    spot_request_type=spot_types.get(f.instance.spot_request_id or ""),
+                    instance_storage=storage.get(f.instance.instance_type or ""),
+                )
             enriched.append(f)
         return enriched
 
@@ -187,7 +200,20 @@ class AwsFleet:
             ssm_document=settings.memory.ssm_document,
             ssm_commands=settings.memory.ssm_commands,
             diagnostic_interrupt=settings.evidence.diagnostic_interrupt,
+            time_left=self.time_left,
         )
 
     def publish(self, topic_arn: str, subject: str, body: str) -> str | None:
         return notify.publish(self.clients.client("sns"), topic_arn, subject, body)
+
+
+def _may_stop(facts: list[Facts], verdicts: list[Verdict], settings: Settings) -> list[Facts]:
+    """Unreachable standalone suspects the ladder could stop (not members: they are replaced)."""
+    if ActionKind.STOP_START not in settings.safety.ladder:
+        return []
+    unreachable = {v.instance_id for v in verdicts if v.kind is VerdictKind.UNREACHABLE}
+    return [
+        f
+        for f in facts
+        if f.instance.instance_id in unreachable and not f.instance.asg_name and f.instance.root_device_type != "instance-store"
+    ]

@@ -191,8 +191,9 @@ class Settings(_Section):
     opt_out_tag: str = Field("orch:skip", min_length=1)
     dry_run: bool = False
     state: str | None = Field(None, description="SQLite path or dynamodb://TABLE")
+    vpc_id: str | None = Field(None, description="only instances in this VPC (the deployed stack sets its own: a Lambda reaches no other)")
     sweep_interval_minutes: float = Field(
-        5.0, gt=0, le=1440, description="how often sweeps run (the stack's schedule); sets the chronic lead's default"
+        5.0, gt=0, le=1440, description="how often sweeps run (the stack sets its schedule's); sets the chronic lead's default"
     )
     probe: ProbeSettings = Field(default_factory=ProbeSettings)
     memory: MemorySettings = Field(default_factory=MemorySettings)
@@ -222,9 +223,18 @@ class Settings(_Section):
         # An empty selector would mean "every instance in the account" (SRE book, ch. 7).
         if not value:
             raise ValueError("must name at least one tag (an empty selector would select the whole account)")
-        for key in value:
+        for key, tag_value in value.items():
             if not key.strip():
                 raise ValueError("tag keys must not be blank")
+            # EC2 filters read * and ? as wildcards (and \\ as their escape) while the
+            # role's IAM condition compares literally: `Name=*` would select instances
+            # the role may not touch, and plan to act on them.
+            wild = sorted({c for c in tag_value if c in "*?\\"})
+            if wild:
+                raise ValueError(
+                    f"tag value {tag_value!r} of {key!r} contains {' '.join(wild)}: EC2 filters treat * and ? as wildcards "
+                    "but the role's tag condition matches literally; name the exact value"
+                )
         return value
 
 

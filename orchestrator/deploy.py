@@ -1,8 +1,10 @@
 """Deploy the stack: upload the Lambda zip, then create or update through a change set.
 
 A change set, not CreateStack/UpdateStack, so the operator sees what will change
-before it changes (``--dry-run`` stops there) and an unchanged redeploy is recognised as
-such. The steps are separate functions so the CLI can show the change set between
+before it changes and an unchanged redeploy is recognised as such. ``--dry-run`` makes
+no change anywhere, so it creates neither the upload nor a change set (a CREATE change
+set even creates a stack, in REVIEW_IN_PROGRESS): ``preview`` reads what it can instead
+(is the code already uploaded, does the template differ, which parameters change). The steps are separate functions so the CLI can show the change set between
 creating and executing it; all AWS calls go through ``Clients`` (so --region,
 --profile and AWS_ENDPOINT_URL apply), waiting uses botocore's waiter for the change
 set and a tenacity poll for the stack, which prints stack events as they arrive.
@@ -11,6 +13,7 @@ set and a tenacity poll for the stack, which prints stack events as they arrive.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -163,8 +166,8 @@ def stack_parameters(
 # -- steps --------------------------------------------------------------------------------
 
 
-def upload_code(clients: Clients, bucket: str, zip_path: Path) -> Uploaded:
-    """Upload under a content-hash key: same code, same key, no change to the function."""
+def inspect_code(bucket: str, zip_path: Path) -> tuple[Uploaded, bytes]:
+    """The checked zip and the content-hash key it is uploaded under; calls no AWS."""
     try:
         manifest = read_manifest(zip_path)
     except PackageError as exc:
@@ -176,6 +179,13 @@ def upload_code(clients: Clients, bucket: str, zip_path: Path) -> Uploaded:
         )
     data = Path(zip_path).read_bytes()
     key = f"{CODE_PREFIX}{hashlib.sha256(data).hexdigest()[:24]}.zip"
+    return Uploaded(bucket, key, len(data), str(manifest.get("python")), str(manifest.get("arch", "x86_64"))), data
+
+
+def upload_code(clients: Clients, bucket: str, zip_path: Path) -> Uploaded:
+    """Upload under a content-hash key: same code, same key, no change to the function."""
+    code, data = inspect_code(bucket, zip_path)
+    key = code.key
     s3 = clients.client("s3")
     try:
         s3.put_object(Bucket=bucket, Key=key, Body=data)
@@ -186,7 +196,47 @@ def upload_code(clients: Clients, bucket: str, zip_path: Path) -> Uploaded:
                 f"(aws s3 mb s3://{bucket}) or pass another --bucket"
             ) from None
         raise DeployError(f"cannot upload the code to s3://{bucket}/{key}: {describe_aws_error(exc, 's3:PutObject')}") from None
-    return Uploaded(bucket, key, len(data), str(manifest.get("python")), str(manifest.get("arch", "x86_64")))
+    return code
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What a deploy would do, read without changing anything (``--dry-run``)."""
+
+    stack_name: str
+    kind: str  # CREATE | UPDATE
+    code: Uploaded | None  # None: no --zip, the deploy would build one
+    code_uploaded: bool | None  # the key is already in the bucket; None: cannot tell
+    template_changed: bool | None  # None for a CREATE
+    parameters: dict[str, tuple[str | None, str]]  # name -> (current value, value the deploy sets)
+
+
+def preview(clients: Clients, prepared: Prepared, bucket: str, zip_path: Path | None, arch: str) -> Preview:
+    """Read-only: HeadBucket/HeadObject and GetTemplate, never PutObject or a change set."""
+    s3 = clients.client("s3")
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except ClientError as exc:
+        if error_code(exc) in ("404", "NoSuchBucket", "NotFound"):
+            raise DeployUsageError(f"bucket {bucket} does not exist in this account: create it in the stack's region first (aws s3 mb s3://{bucket})") from None
+    code: Uploaded | None = None
+    uploaded: bool | None = None
+    if zip_path is not None:
+        code, _ = inspect_code(bucket, zip_path)
+        try:
+            s3.head_object(Bucket=bucket, Key=code.key)
+            uploaded = True
+        except ClientError as exc:
+            uploaded = False if error_code(exc) in ("404", "NoSuchKey", "NotFound") else None
+    managed = {"CodeBucket": bucket, "CodeKey": code.key if code else "(built at deploy)", "Architecture": code.arch if code else arch}
+    wanted = {p["ParameterKey"]: p.get("ParameterValue") for p in stack_parameters(prepared.declared, prepared.given, managed, prepared.stack, prepared.kind)}
+    current = {p["ParameterKey"]: p.get("ParameterValue") for p in (prepared.stack or {}).get("Parameters", [])} if prepared.kind == "UPDATE" else {}
+    changes = {k: (current.get(k), str(v)) for k, v in sorted(wanted.items()) if v is not None and current.get(k) != str(v)}
+    changed: bool | None = None
+    if prepared.kind == "UPDATE":
+        deployed = clients.client("cloudformation").get_template(StackName=prepared.stack_name, TemplateStage="Original")["TemplateBody"]
+        changed = (deployed if isinstance(deployed, str) else json.dumps(deployed)).strip() != prepared.body.strip()
+    return Preview(prepared.stack_name, prepared.kind, code, uploaded, changed, changes)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ def describe_probe(probe: ProbeResult) -> str:
         ProbeOutcome.RESET: "connection reset before the SSH banner",
         ProbeOutcome.NOT_SSH: f"not an SSH server ({last.detail or 'no SSH- line'})",
         ProbeOutcome.NO_ADDRESS: "no address to probe",
+        ProbeOutcome.NO_ROUTE: f"no route from the prober ({last.detail or 'unreachable from here'})",
         ProbeOutcome.ERROR: f"probe could not run ({last.detail or 'local error'})",
     }[last.outcome]
     if attempts > 1 and last.outcome.is_failure:

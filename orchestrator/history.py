@@ -28,8 +28,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Mapping
 
+from orchestrator import rungs
 from orchestrator.config import Settings
-from orchestrator.ladder import fitting_ladder
 from orchestrator.model import (
     ActionAttempt,
     ActionOutcome,
@@ -180,13 +180,13 @@ def _quarantine_if_due(h: InstanceHistory, facts: Facts, verdict: Verdict, now: 
             + _failure_stats(failures, settings)
         )
         return replace(h, quarantined_at=now, quarantine_reason=reason)
-    if verdict.kind is VerdictKind.UNREACHABLE:
-        fitted = fitting_ladder(facts.instance, s.ladder)
-        if h.rung >= len(fitted.rungs):
-            tried = ", ".join(k.value for k in fitted.rungs) or "no rung"
+    if verdict.kind is VerdictKind.UNREACHABLE and h.actions:
+        _, misfit = rungs.rung_for(s.ladder, h.rung, facts)
+        if h.rung >= len(s.ladder) or misfit is not None:
+            tried = ", ".join(dict.fromkeys(a.kind.value for a in h.actions if a.taken)) or "nothing"
             reason = f"remediation failed: {tried} did not bring it back{_failure_stats(failures, settings)}; no rung of the ladder is left"
-            if fitted.skipped:
-                reason += f" ({'; '.join(fitted.skipped)})"
+            if misfit is not None:
+                reason += f" ({misfit})"
             return replace(h, quarantined_at=now, quarantine_reason=reason)
     return h
 

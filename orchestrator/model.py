@@ -30,6 +30,12 @@ class Instance:
     instance_type: str | None = None
     launch_template_id: str | None = None
     launch_template_version: str | None = None
+    # What decides whether stop/start is possible (DescribeInstances; None: not reported).
+    instance_lifecycle: str | None = None  # "spot", "scheduled", "capacity-block"; None: On-Demand
+    spot_request_id: str | None = None
+    root_device_type: str | None = None  # "ebs" or "instance-store"
+    root_device_name: str | None = None
+    ebs_devices: tuple[str, ...] = ()  # device names of the EBS volumes in BlockDeviceMappings
 
     @property
     def name(self) -> str:
@@ -95,12 +101,20 @@ class ProbeOutcome(str, enum.Enum):
     RESET = "reset"
     NOT_SSH = "not-ssh"
     NO_ADDRESS = "no-address"
+    NO_ROUTE = "no-route"  # our side refused to send (EHOSTUNREACH, ENETUNREACH, a local firewall)
     ERROR = "error"
 
     @property
     def is_failure(self) -> bool:
-        """A failure that says something about the box; unprobeable is not a failure."""
-        return self not in (ProbeOutcome.OK, ProbeOutcome.NO_ADDRESS, ProbeOutcome.ERROR)
+        """A failure that says something about the box; unprobeable is not a failure.
+
+        NO_ROUTE is said by the prober's own host or route table before any packet
+        reached the instance, exactly like ERROR: it tells how the prober is placed
+        (another VPC, a CIDR its subnet has no route to, its own firewall), not whether
+        sshd lives. A security group that drops the probe cannot be told apart here: it
+        looks like CONNECT_TIMEOUT (see docs/deploy.md for the ingress rule).
+        """
+        return self not in (ProbeOutcome.OK, ProbeOutcome.NO_ADDRESS, ProbeOutcome.NO_ROUTE, ProbeOutcome.ERROR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +186,9 @@ class Facts:
     memory: MemorySeries | None = None
     lifecycle_state: str | None = None
     ssm_online: bool | None = None  # None: not asked
+    # Asked only for suspects whose ladder may reach stop/start (None: not asked).
+    spot_request_type: str | None = None  # "one-time" or "persistent" (DescribeSpotInstanceRequests)
+    instance_storage: bool | None = None  # the type has instance-store volumes (DescribeInstanceTypes)
 
 
 class VerdictKind(str, enum.Enum):
@@ -219,6 +236,7 @@ class ActionKind(str, enum.Enum):
     STOP_START = "stop-start"
     REPLACE = "replace"
     RUN_COMMAND = "run-command"  # SSM: restart the leaking service before SSH dies
+    START = "start"  # finish a stop/start orch began that left the instance stopped; never a rung
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +294,11 @@ class Plan:
     actions: tuple[Action, ...] = ()
     blocked: tuple[Blocked, ...] = ()
     notes: tuple[str, ...] = ()
+
+
+# Starts the detail of every outcome that leaves an instance orch stopped still stopped
+# (or stopping): the next sweep looks for it and starts the instance (pending_start).
+START_PENDING = "start pending"
 
 
 class OutcomeStatus(str, enum.Enum):

@@ -8,20 +8,23 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from orchestrator.alerts import FLEET_PREFIX, Decision
-from orchestrator.aws import describe_aws_error
+from orchestrator.aws import AWS_CALL_ERRORS, describe_aws_error
 from orchestrator.model import Action, ActionKind, Facts, OutcomeStatus, Verdict
 
 PERMISSIONS = frozenset({"sns:Publish"})
 SUBJECT_MAX = 100
+# SNS Publish: a message of at most 256 KB, counted in UTF-8 bytes (262,144), not in
+# characters (SNS API reference). Room is left for the subject and the request itself.
+PUBLISH_MAX_BYTES = 262_144
+BODY_MAX_BYTES = PUBLISH_MAX_BYTES - 4_096
 
 PAST = {
     ActionKind.REBOOT: "rebooted",
     ActionKind.STOP_START: "stopped and started",
     ActionKind.REPLACE: "marked for replacement",
     ActionKind.RUN_COMMAND: "sent an SSM command",
+    ActionKind.START: "started (finishing orch's stop/start)",
 }
 
 
@@ -95,10 +98,42 @@ def compose(report: Any, decision: Decision) -> tuple[str, str] | None:
     return subject[:SUBJECT_MAX], "\n".join(lines).strip() + f"\n\nsweep {report.sweep_id}"
 
 
+def fit(subject: str, body: str, limit: int = BODY_MAX_BYTES) -> tuple[str, str]:
+    """A composed (subject, body) cut to what one Publish accepts, most important lines kept.
+
+    One line per blocked instance passes 256 KB at about 1,800 of them: exactly when the
+    breaker's notice matters most. The message's first lines (what was done) and its
+    last (notes such as the breaker's, the sweep id) are kept; lines from the middle
+    give way, replaced by one line saying how many and where to find them all.
+    """
+    if len(body.encode()) <= limit:
+        return subject, body
+    lines = body.split("\n")
+    room = limit - 300  # the "left out" line
+    tail: list[str] = []
+    used = 0
+    for line in reversed(lines):  # the end first: notes and the sweep id, up to half the room
+        cost = len(line.encode()) + 1
+        if used + cost > room // 2:
+            break
+        tail.insert(0, line)
+        used += cost
+    head: list[str] = []
+    for line in lines[: len(lines) - len(tail)]:
+        cost = len(line.encode()) + 1
+        if used + cost > room:
+            break
+        head.append(line)
+        used += cost
+    left_out = len(lines) - len(head) - len(tail)
+    marker = f"... {left_out} more lines left out to fit SNS's 256 KB limit; every instance is in `orch status` and the sweep record"
+    return subject, "\n".join(head + [marker] + tail)
+
+
 def publish(sns: Any, topic_arn: str, subject: str, body: str) -> str | None:
     """Returns an error line instead of raising: a failed alert must not undo a sweep's record."""
     try:
         sns.publish(TopicArn=topic_arn, Subject=subject, Message=body)
-    except (ClientError, BotoCoreError) as exc:
+    except AWS_CALL_ERRORS as exc:
         return describe_aws_error(exc, "sns:Publish")
     return None

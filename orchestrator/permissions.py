@@ -1,7 +1,10 @@
 """The IAM actions orch calls, as the union of what each AWS adapter declares.
 
-The CloudFormation role is checked against this set by a test: nothing missing (a
-heal that fails on AccessDenied at 3 a.m.) and nothing extra (least privilege).
+The CloudFormation role is checked against this by a test, per combination of the
+stack's feature parameters: nothing missing (a heal that fails on AccessDenied at
+3 a.m.) and nothing extra (least privilege). Run-command (a root shell on every
+selected instance) and the diagnostic interrupt are granted only when the settings
+that use them are on; deleting from the state table only `orch resume` does.
 """
 
 from __future__ import annotations
@@ -11,14 +14,32 @@ from orchestrator.act import autoscaling as act_autoscaling
 from orchestrator.act import ec2 as act_ec2
 from orchestrator.act import evidence
 from orchestrator.act import ssm as act_ssm
-from orchestrator.observe import asg, console, inventory, metrics, probe, procstat, ssm, status
+from orchestrator.config import Settings
+from orchestrator.observe import asg, console, inventory, metrics, probe, procstat, ssm, status, stoppable
 from orchestrator.state import dynamodb
 
 READ = frozenset().union(
-    inventory.PERMISSIONS, status.PERMISSIONS, metrics.PERMISSIONS, asg.PERMISSIONS, console.PERMISSIONS, probe.PERMISSIONS, ssm.PERMISSIONS,
-    procstat.PERMISSIONS,
+    inventory.PERMISSIONS, status.PERMISSIONS, metrics.PERMISSIONS, asg.PERMISSIONS, console.PERMISSIONS, probe.PERMISSIONS,
+    stoppable.PERMISSIONS, procstat.PERMISSIONS,
 )
-MUTATE = frozenset().union(act_ec2.PERMISSIONS, act_autoscaling.PERMISSIONS, act_ssm.PERMISSIONS) - READ
-RECORD = frozenset().union(dynamodb.PERMISSIONS, evidence.PERMISSIONS, notify.PERMISSIONS)
+MUTATE = frozenset().union(act_ec2.PERMISSIONS, act_autoscaling.PERMISSIONS) - READ
+RECORD = frozenset().union(dynamodb.PERMISSIONS - dynamodb.CLI_ONLY_PERMISSIONS, evidence.PERMISSIONS, notify.PERMISSIONS)
+SWEEP = READ | MUTATE | RECORD
+"""What every sweep may call, whatever the settings."""
 
-ALL: frozenset[str] = READ | MUTATE | RECORD
+RUN_COMMAND = frozenset().union(ssm.PERMISSIONS, act_ssm.PERMISSIONS)  # memory.proactive = ssm, or chronic restarts
+DIAGNOSTIC_INTERRUPT = act_ec2.DIAGNOSTIC_INTERRUPT_PERMISSIONS  # evidence.diagnostic_interrupt
+CLI_ONLY = dynamodb.CLI_ONLY_PERMISSIONS
+
+ALL: frozenset[str] = SWEEP | RUN_COMMAND | DIAGNOSTIC_INTERRUPT | CLI_ONLY
+
+
+def for_settings(settings: Settings) -> frozenset[str]:
+    """Exactly what a sweep with these settings may call: what its role must grant."""
+    needed = set(SWEEP)
+    chronic_commands = bool(settings.memory.ssm_commands) and settings.chronic.action in ("auto", "ssm")
+    if settings.memory.proactive == "ssm" or chronic_commands:
+        needed |= RUN_COMMAND
+    if settings.evidence.diagnostic_interrupt:
+        needed |= DIAGNOSTIC_INTERRUPT
+    return frozenset(needed)

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, Iterable, Mapping
 
+from orchestrator import rungs
 from orchestrator.config import Settings
 from orchestrator.diagnose import PATH_NOTE
 from orchestrator.history import Chronic, chronic, recent_attempts
-from orchestrator.ladder import fitting_ladder
 from orchestrator.model import (
     Action,
     ActionKind,
@@ -46,6 +46,8 @@ class Candidate:
     chronic: Chronic | None = None
     corroborated: bool = False  # host-side evidence that no fleet-wide fault explains
     ahead: bool = False  # SSH still answers: acting ahead of a forecast exhaustion
+    rung_note: str = ""  # a substitute or skipped rung (orchestrator.rungs), said in the reason
+    misfit: str | None = None  # no rung from the ladder's position on fits this instance
 
     @property
     def instance_id(self) -> str:
@@ -121,13 +123,16 @@ def gate_scheduled_event(c: Candidate, settings: Settings, now: datetime) -> str
     return None
 
 
-def gate_ladder_left(c: Candidate, settings: Settings, now: datetime) -> str | None:
+def gate_rung_fits(c: Candidate, settings: Settings, now: datetime) -> str | None:
+    """No rung fits from where the ladder stands (replace for a standalone box, stop/start
+    for a one-time Spot one...): see orchestrator.rungs. Actions ahead of an exhaustion
+    are not on the ladder."""
     if c.ahead:
         return None
-    fitted = fitting_ladder(c.facts.instance, settings.safety.ladder)
-    if c.history.rung >= len(fitted.rungs):
-        skipped = f" ({'; '.join(fitted.skipped)})" if fitted.skipped else ""
-        return f"no rung of the escalation ladder left for this instance{skipped}: a human must look"
+    if c.misfit is not None:
+        return f"{c.misfit}; a human must look"
+    if c.history.rung >= len(settings.safety.ladder):
+        return "every rung of the escalation ladder was tried; a human must look"
     return None
 
 
@@ -146,16 +151,14 @@ PER_INSTANCE_GATES: tuple[tuple[BlockRule, Gate], ...] = (
     (BlockRule.LIFECYCLE, gate_lifecycle),
     (BlockRule.LAUNCH_GRACE, gate_launch_grace),
     (BlockRule.DEBOUNCE, gate_debounce),
-    (BlockRule.LADDER, gate_ladder_left),
+    (BlockRule.LADDER, gate_rung_fits),
     (BlockRule.SSM_OFFLINE, gate_ssm_online),
 )
 
 
-def ladder_action(history: InstanceHistory, settings: Settings, facts: Facts | None = None) -> ActionKind:
-    """The rung the instance is on, among the rungs that fit it."""
-    ladder = fitting_ladder(facts.instance, settings.safety.ladder).rungs if facts is not None else settings.safety.ladder
-    ladder = ladder or settings.safety.ladder
-    return ladder[min(history.rung, len(ladder) - 1)]
+def ladder_action(history: InstanceHistory, settings: Settings, facts: Facts) -> tuple[rungs.Rung, str | None]:
+    """The rung the history has reached, fitted to this instance (or why none fits)."""
+    return rungs.rung_for(settings.safety.ladder, history.rung, facts)
 
 
 MEMORY_TROUBLE = frozenset({VerdictKind.MEMORY_FORECAST, VerdictKind.MEMORY_CRITICAL})
@@ -214,7 +217,8 @@ def candidates(
                 continue
             found.append(Candidate(f, verdict, history, kind, condition, iid in corroborated, ahead=True))
         else:
-            found.append(Candidate(f, verdict, history, ladder_action(history, settings, f), condition, iid in corroborated))
+            rung, misfit = ladder_action(history, settings, f)
+            found.append(Candidate(f, verdict, history, rung.kind, condition, iid in corroborated, rung_note=rung.note, misfit=misfit))
     # Down boxes first, longest-failing first, so a budget spends itself where waiting has
     # cost the most; then boxes still answering, soonest exhaustion first.
     found.sort(
@@ -468,6 +472,8 @@ def action_reason(c: Candidate, settings: Settings) -> str:
     if c.kind in (ActionKind.STOP_START, ActionKind.REPLACE):
         failed = sum(1 for a in c.history.actions if a.counts_as_failure(settings.safety.flap_minutes))
         reason += f" (escalated: rung {c.history.rung + 1} after {failed} failed action(s))"
+    if c.rung_note:
+        reason += f" ({c.rung_note})"
     if c.corroborated and not c.ahead:
         reason += f"; corroborated by {PATH_NOTE[c.verdict.corroboration]}: {'; '.join(c.verdict.evidence)}"
     return reason

@@ -11,11 +11,11 @@ import enum
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping, Protocol
 
-from orchestrator import alerts, notify
+from orchestrator import alerts, notify, pending_start
 from orchestrator import diagnose as diagnose_step
 from orchestrator import history as history_step
 from orchestrator.act.executor import DryRunExecutor, Executor, Gate, Journal
@@ -37,6 +37,7 @@ from orchestrator.observe.probe import probe_fleet
 from orchestrator.plan import make_plan
 from orchestrator.report import ChronicPattern, chronic_patterns
 from orchestrator.state import lease_scope
+from orchestrator.state.fit import fit_sweep_summary
 from orchestrator.state.journal import StoreJournal
 from orchestrator.state.lease import LeaseKeeper
 from orchestrator.state.store import AlertBook, LeaseLost, StateError, StateStore, SweepRecord
@@ -107,7 +108,7 @@ class SweepDeps:
             if self.clients is None:
                 raise ValueError("a sweep needs AWS clients or a fleet")
             self.fleet = AwsFleet(
-                self.clients, self.clock, self.prober, self.progress, self.only_instances, self.dimension_cache
+                self.clients, self.clock, self.prober, self.progress, self.only_instances, self.dimension_cache, self.time_left
             )
 
     @property
@@ -238,10 +239,28 @@ def sweep(settings: Settings, deps: SweepDeps, mode: Mode = Mode.HEAL, dry_run: 
         _notify(settings, deps, report, scope)
         report.finished_at = deps.clock()
         report.api_calls = _diff(fleet.api_calls(), counted_from)
-        _record_sweep(settings, deps, report)
-        if keeper is not None:
-            keeper.release()
+        _record_and_release(settings, deps, report, keeper)
     return report
+
+
+def _record_and_release(settings: Settings, deps: SweepDeps, report: SweepReport, keeper: LeaseKeeper | None) -> None:
+    """Write the sweep record and release the lease; neither failure may undo the other.
+
+    A failed record after actions ran must not read as "nothing was acted on" (each
+    action is already recorded on its own, before and after it ran), nor keep the lease
+    until it expires: the failure becomes a note and the sweep is reported partial.
+    """
+    try:
+        _record_sweep(settings, deps, report)
+    except StateError as exc:
+        report.partial = True
+        acted = [o for o in report.outcomes if o.status in (OutcomeStatus.DONE, OutcomeStatus.UNCERTAIN, OutcomeStatus.FAILED)]
+        report.notes.append(
+            f"the sweep record could not be written ({exc}); {len(acted)} action(s) ran and each has its own record"
+        )
+    finally:
+        if keeper is not None:
+            keeper.release()  # best effort by design: never raises, the lease expires otherwise
 
 
 def _notify(settings: Settings, deps: SweepDeps, report: SweepReport, scope: str) -> None:
@@ -269,7 +288,7 @@ def _notify(settings: Settings, deps: SweepDeps, report: SweepReport, scope: str
     decision = alerts.decide(found, state, deps.clock(), timedelta(hours=settings.notify.remind_hours))
     message = notify.compose(report, decision)
     if message is not None:
-        error = deps.the_fleet.publish(settings.notify.topic_arn, *message)
+        error = deps.the_fleet.publish(settings.notify.topic_arn, *notify.fit(*message))
         if error is not None:
             report.notes.append(f"{error}; told again next sweep")
             return
@@ -293,7 +312,7 @@ def _record_sweep(settings: Settings, deps: SweepDeps, report: SweepReport) -> N
             scope=",".join(f"{k}={v}" for k, v in sorted(settings.selector.items())),
             finished_at=report.finished_at,
             partial=report.partial,
-            summary=report.summary(),
+            summary=fit_sweep_summary(report.summary()),
         )
     )
 
@@ -323,6 +342,7 @@ def _run(settings: Settings, deps: SweepDeps, report: SweepReport, mode: Mode, d
         report.plan = make_plan(by_id, report.verdicts, histories, settings, now, paused=paused)
         report.histories = histories
         report.patterns = _patterns(facts, histories, now, settings)
+    report.plan = _start_what_orch_stopped(settings, deps, facts, previous, report.plan)
     journal = StoreJournal(deps.store, report.sweep_id, deps.clock)
     if not dry and report.plan.actions and deps.confirm is not None and not deps.confirm(report.plan):
         report.outcomes = [ActionOutcome(a, OutcomeStatus.SKIPPED, "not confirmed") for a in report.plan.actions]
@@ -348,6 +368,27 @@ def _run(settings: Settings, deps: SweepDeps, report: SweepReport, mode: Mode, d
     deps.store.put_histories(histories.values())
     report.histories = histories
     report.patterns = _patterns(facts, histories, now, settings)
+
+
+def _start_what_orch_stopped(
+    settings: Settings, deps: SweepDeps, facts: list[Facts], previous: Mapping[str, InstanceHistory], plan: Plan
+) -> Plan:
+    """Put first in the plan a start for every instance an earlier stop/start of orch's
+    left stopped (orchestrator.pending_start): orch never leaves one stopped silently.
+
+    The store is asked only about stopped instances orch had a hand in (one query each),
+    so a healthy fleet costs nothing here.
+    """
+    asked = [f.instance for f in facts if pending_start.worth_asking(f.instance, previous.get(f.instance.instance_id))]
+    pending = []
+    for inst in asked:
+        latest = next(iter(deps.store.list_actions(inst.instance_id, limit=1)), None)
+        if latest is not None and pending_start.start_pending(latest):
+            pending.append((inst, latest))
+    if not pending:
+        return plan
+    starts, notes = pending_start.start_actions(pending, settings.safety.max_actions_per_sweep)
+    return replace(plan, actions=tuple(starts) + plan.actions, notes=plan.notes + tuple(notes))
 
 
 def _patterns(facts: list[Facts], histories: Mapping[str, InstanceHistory], now: datetime, settings: Settings) -> list[ChronicPattern]:

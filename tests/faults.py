@@ -45,7 +45,7 @@ from typing import Any, Callable, Collection, Iterable
 from urllib.parse import parse_qs
 
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
-from botocore.exceptions import ConnectionClosedError, HTTPClientError, ReadTimeoutError
+from botocore.exceptions import BotoCoreError, ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
 
 THROTTLING_CODES = ("RequestLimitExceeded", "Throttling", "ThrottlingException", "RateExceeded")
 _FLAG = "_fault_plan_answered"
@@ -241,7 +241,7 @@ class ErrorReply:
 class TransportFault:
     """No reply at all: botocore sees a transport error, as from urllib3."""
 
-    exception: type[HTTPClientError]
+    exception: type[BotoCoreError]
 
     @property
     def name(self) -> str:
@@ -270,7 +270,23 @@ class Success:
         raise NotImplementedError(f"no success rendering for protocol {call.protocol}")
 
 
-Fault = ErrorReply | TransportFault | Success
+@dataclass(frozen=True)
+class RawReply:
+    """Any status and body, as is: a proxy's HTML page, or bytes botocore cannot parse."""
+
+    status: int
+    body: bytes
+    content_type: str = "text/html"
+
+    @property
+    def name(self) -> str:
+        return f"{self.status} raw {self.content_type}"
+
+    def answer(self, call: Call) -> AWSResponse:
+        return _response(call, self.status, {"content-type": self.content_type}, self.body)
+
+
+Fault = ErrorReply | TransportFault | Success | RawReply
 
 
 def throttle(code: str = "RequestLimitExceeded", status: int = 400, message: str = "Rate exceeded.") -> ErrorReply:
@@ -302,8 +318,17 @@ def connection_closed() -> TransportFault:
     return TransportFault(ConnectionClosedError)
 
 
+def endpoint_unreachable() -> TransportFault:
+    """No connection at all (DNS, routing, a dead VPC endpoint): botocore's EndpointConnectionError."""
+    return TransportFault(EndpointConnectionError)
+
+
 def succeed(document: dict[str, Any]) -> Success:
     return Success(document)
+
+
+def raw(body: bytes, status: int = 200, content_type: str = "text/html") -> RawReply:
+    return RawReply(status, body, content_type)
 
 
 # -- the plan -------------------------------------------------------------------------

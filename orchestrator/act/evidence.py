@@ -13,19 +13,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Mapping
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from orchestrator.aws import Clients, describe_aws_error
+from orchestrator.aws import AWS_CALL_ERRORS, Clients, describe_aws_error
 from orchestrator.config import EvidenceSettings
 from orchestrator.kernel_log import parse_console
 from orchestrator.model import Action, Facts, Verdict
-from orchestrator.observe.console import read_console
+from orchestrator.observe.console import ConsoleRead, read_console_output
 from orchestrator.observe.procstat import top_process
 
 PERMISSIONS = frozenset({"s3:PutObject"})
 
 
-def bundle(action: Action, facts: Facts, verdict: Verdict, console_text: str, console_error: str | None, now: datetime) -> dict[str, Any]:
+def bundle(action: Action, facts: Facts, verdict: Verdict, console: ConsoleRead, now: datetime) -> dict[str, Any]:
+    console_text, console_error = console.text, console.error
     findings = parse_console(console_text)
     probe = facts.probe
     status = facts.status
@@ -58,6 +57,7 @@ def bundle(action: Action, facts: Facts, verdict: Verdict, console_text: str, co
             ],
             "panic_lines": list(findings.panic_lines),
             "error": console_error,
+            "buffer": console.buffer,
             "tail": console_text[-8192:],
         },
     }
@@ -83,6 +83,7 @@ def summary(evidence: Mapping[str, Any]) -> dict[str, Any]:
         "process_rss_kb": rss,
         "process_source": source,
         "console_error": console.get("error"),
+        "console_buffer": console.get("buffer"),
         "memory_percent": evidence.get("memory", {}).get("percent"),
         "probe": [p["outcome"] for p in evidence.get("probe") or []],
         "s3_key": evidence.get("s3_key"),
@@ -107,8 +108,12 @@ class EvidenceCollector:
 
     def __call__(self, action: Action) -> dict[str, Any]:
         now = self.clock()
-        text, error = ("", "console capture disabled") if not self.settings.console else read_console(self.clients.ec2, action.instance_id)
-        evidence = bundle(action, self.facts[action.instance_id], self.verdicts[action.instance_id], text, error, now)
+        console = (
+            read_console_output(self.clients.ec2, action.instance_id)
+            if self.settings.console
+            else ConsoleRead("", "console capture disabled", None)
+        )
+        evidence = bundle(action, self.facts[action.instance_id], self.verdicts[action.instance_id], console, now)
         evidence["incident_id"] = f"{self.sweep_id}-{action.instance_id}"
         if not evidence["console"]["oom_kills"] and self.memory_namespace:
             top, procstat_error = top_process(self.clients.cloudwatch, self.memory_namespace, action.instance_id, now)
@@ -123,7 +128,7 @@ class EvidenceCollector:
                     ContentType="application/json",
                 )
                 evidence["s3_key"] = f"s3://{self.settings.bucket}/{key}"
-            except (ClientError, BotoCoreError) as exc:
+            except AWS_CALL_ERRORS as exc:
                 evidence["s3_error"] = describe_aws_error(exc, "s3:PutObject")
         self.captured[action.instance_id] = summary(evidence)
         return self.captured[action.instance_id]

@@ -13,11 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from orchestrator.act import autoscaling, ec2, ssm
 from orchestrator.act.ec2 import Result, UncertainOutcome
-from orchestrator.aws import Clients, describe_aws_error
+from orchestrator.aws import AWS_CALL_ERRORS, Clients, describe_aws_error
 from orchestrator.model import Action, ActionKind, ActionOutcome, OutcomeStatus, Plan
 
 
@@ -35,6 +33,8 @@ class Executor(Protocol):
 
 Gate = Callable[[], str | None]
 EvidenceCapture = Callable[[Action], dict[str, Any]]
+# Kept free of waiting before a deadline: the gate's 30 s, the start call, the records.
+WAIT_RESERVE_SECONDS = 60.0
 
 
 def _no_refusal() -> str | None:
@@ -81,6 +81,8 @@ class AwsExecutor:
     ssm_document: str = "AWS-RunShellScript"
     ssm_commands: tuple[str, ...] = ()
     diagnostic_interrupt: bool = False  # reboot via SendDiagnosticInterrupt (kdump) instead
+    time_left: Callable[[], float] | None = None  # seconds before the deadline (a Lambda's)
+    poll_seconds: float = 5.0  # while waiting for a stop
     outcomes: list[ActionOutcome] = field(default_factory=list)
 
     def execute(self, plan: Plan) -> list[ActionOutcome]:
@@ -112,7 +114,7 @@ class AwsExecutor:
             for action in actions:
                 self._uncertain(action, exc)
             return
-        except (ClientError, BotoCoreError) as exc:
+        except AWS_CALL_ERRORS as exc:
             message = describe_aws_error(exc, "ec2:RebootInstances")
             for action in actions:
                 self._finish(ActionOutcome(action, OutcomeStatus.FAILED, message))
@@ -126,7 +128,7 @@ class AwsExecutor:
         except UncertainOutcome as exc:
             self._uncertain(action, exc)
             return
-        except (ClientError, BotoCoreError) as exc:
+        except AWS_CALL_ERRORS as exc:
             self._finish(ActionOutcome(action, OutcomeStatus.FAILED, describe_aws_error(exc)))
             return
         self._finish(ActionOutcome(action, result.status, result.detail))
@@ -135,7 +137,11 @@ class AwsExecutor:
         if action.kind is ActionKind.REBOOT:  # only here when diagnostic_interrupt is on
             return ec2.diagnostic_interrupt(self.clients.mutating_client("ec2"), action.instance_id)
         if action.kind is ActionKind.STOP_START:
-            return ec2.stop_start(self.clients.mutating_client("ec2"), action.instance_id, self.stop_wait_seconds)
+            graceful, forced = self._stop_waits()
+            return ec2.stop_start(self.clients.mutating_client("ec2"), action.instance_id, graceful, forced, self.poll_seconds)
+        if action.kind is ActionKind.START:
+            _, forced = self._stop_waits()
+            return ec2.finish_stop_start(self.clients.mutating_client("ec2"), action.instance_id, forced, self.poll_seconds)
         if action.kind is ActionKind.REPLACE:
             if action.asg_name is None:
                 return Result(OutcomeStatus.SKIPPED, "replace needs an Auto Scaling group; standalone replacement is not enabled")
@@ -143,6 +149,19 @@ class AwsExecutor:
         if action.kind is ActionKind.RUN_COMMAND:
             return ssm.run_command(self.clients.mutating_client("ssm"), action.instance_id, self.ssm_document, self.ssm_commands)
         raise AssertionError(f"unhandled action kind {action.kind}")
+
+    def _stop_waits(self) -> tuple[float, float]:
+        """(graceful, forced) seconds to wait for a stop, cut to end before the deadline.
+
+        Waiting past it would kill the Lambda mid-wait with nothing recorded; stopping
+        the wait in time records "start pending" and the next sweep finishes the job.
+        """
+        graceful, forced = float(self.stop_wait_seconds), float(ec2.FORCE_WAIT_SECONDS)
+        if self.time_left is None:
+            return graceful, forced
+        room = max(0.0, self.time_left() - WAIT_RESERVE_SECONDS)
+        graceful = min(graceful, room * 2 / 3)
+        return graceful, min(forced, room - graceful)
 
     def _uncertain(self, action: Action, exc: UncertainOutcome) -> None:
         state = ec2.current_state(self.clients.ec2, action.instance_id)

@@ -31,7 +31,6 @@ from typing import Any, Iterator
 
 import boto3
 
-from orchestrator import notify
 from orchestrator.aws import ApiCallCounter, Clients
 from orchestrator.bench import figures
 from orchestrator.config import Settings, load_settings
@@ -84,7 +83,7 @@ def run_ours(fleet: dict[str, Any]) -> dict[str, Any]:
             store.close()
     summary = report.summary()
     timings = report.timings
-    notified = 1 if settings.notify.topic_arn and notify.compose(report) is not None else 0
+    notified = 1 if report.message is not None else 0  # what the sweep itself told
     minimum = figures.minimum_calls(summary["instances"], summary["metrics_requested"], notification=notified)
     per_sweep, per_month = figures.cloudwatch_cost(summary["metrics_requested"])
     accounted = sum(timings.get(k, 0.0) for k in ("aws", "probe", "decide", "act"))

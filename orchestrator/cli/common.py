@@ -14,7 +14,7 @@ from typing import Any, Callable, TypeVar
 
 import click
 
-from orchestrator.aws import AwsError, Clients
+from orchestrator.aws import AWS_CALL_ERRORS, AwsError, Clients, describe_aws_error
 from orchestrator.config import ConfigError, Settings, load_settings, parse_selector
 from orchestrator.state import open_store
 from orchestrator.state.store import LeaseHeld, StateError, StateStore
@@ -110,6 +110,8 @@ def common_options(func: F) -> F:
             raise OrchError(str(exc), Exit.USAGE) from None
         except AwsError as exc:
             raise OrchError(str(exc), Exit.AWS) from None
+        except AWS_CALL_ERRORS as exc:  # a call no command mapped itself: still one line, exit 3
+            raise OrchError(describe_aws_error(exc), Exit.AWS) from None
         except LeaseHeld as exc:
             raise OrchError(f"{exc}; not acting. Wait for it, or pass --wait.", Exit.LEASE_HELD) from None
         except StateError as exc:

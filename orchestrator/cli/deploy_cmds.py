@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import click
-from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 from rich.table import Table
 
 from orchestrator import deploy, package
-from orchestrator.aws import describe_aws_error
+from orchestrator.aws import AWS_CALL_ERRORS, describe_aws_error
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
 
 Json = dict[str, Any]
@@ -37,7 +36,7 @@ def _errors() -> Iterator[None]:
         raise OrchError(str(exc), Exit.AWS) from None
     except package.PackageError as exc:
         raise OrchError(str(exc), Exit.USAGE) from None
-    except (ClientError, BotoCoreError) as exc:
+    except AWS_CALL_ERRORS as exc:
         raise OrchError(describe_aws_error(exc), Exit.AWS) from None
 
 
@@ -134,7 +133,7 @@ def _deploy_parameters(runtime: Runtime, pairs: tuple[str, ...]) -> dict[str, st
 @click.option("--zip", "zip_path", type=click.Path(dir_okay=False, path_type=Path), help="Deploy this zip from orch package instead of building one.")
 @click.option("--arch", type=click.Choice(sorted(package.ARCHITECTURES)), default="x86_64", show_default=True, help="Architecture when building the zip.")
 @click.option("--template", "template_path", type=click.Path(dir_okay=False, path_type=Path), help="Template (default: cfn/orchestrator.yaml).")
-@click.option("--dry-run", is_flag=True, help="Show the change set, then delete it; change nothing.")
+@click.option("--dry-run", is_flag=True, help="Show what would be uploaded and which parameters change; create, upload or change nothing.")
 @common_options
 def deploy_command(
     runtime: Runtime,
@@ -154,6 +153,9 @@ def deploy_command(
         body = deploy.read_template(template_path or deploy.default_template())
         clients = runtime.clients
         prepared = deploy.prepare(clients, stack_name, body, given)
+        if dry_run:
+            _show_preview(runtime, deploy.preview(clients, prepared, bucket, zip_path, arch), bucket)
+            return
         with tempfile.TemporaryDirectory(prefix="orch-deploy-") as tmp:
             if zip_path is None:
                 built = package.build(Path(tmp) / "orch-lambda.zip", package.Target(arch))
@@ -178,14 +180,6 @@ def deploy_command(
             return
         if not runtime.json:
             out.print(change_table(change_set))
-        if dry_run:
-            deploy.discard(clients, change_set)
-            result["status"] = "dry run: change set deleted"
-            if runtime.json:
-                _echo_json(result)
-            else:
-                out.print("dry run: change set deleted, nothing changed")
-            return
         stack = deploy.execute(clients, change_set, err.print)
         result.update(executed=True, status=stack.status, outputs=stack.outputs)
     if runtime.json:
@@ -196,6 +190,42 @@ def deploy_command(
         out.print(outputs_table(stack.outputs))
     else:
         out.print("(the stack reports no outputs)")
+
+
+def _show_preview(runtime: Runtime, seen: deploy.Preview, bucket: str) -> None:
+    """A dry run's answer: nothing was uploaded, no change set or stack was created."""
+    code: Json | None = None
+    if seen.code is not None:
+        code = {"bucket": bucket, "key": seen.code.key, "bytes": seen.code.size, "already_uploaded": seen.code_uploaded}
+    if runtime.json:
+        _echo_json(
+            {
+                "stack_name": seen.stack_name,
+                "dry_run": True,
+                "change_set_type": seen.kind,
+                "code": code,
+                "template_changed": seen.template_changed,
+                "parameters": {k: {"from": old, "to": new} for k, (old, new) in seen.parameters.items()},
+                "executed": False,
+                "status": "dry run: nothing uploaded, no change set, nothing changed",
+            }
+        )
+        return
+    out = Console()
+    table = Table(title=f"dry run for {seen.stack_name} ({seen.kind}): nothing uploaded, no change set created", title_justify="left")
+    table.add_column("what")
+    table.add_column("would be", overflow="fold")
+    if seen.code is None:
+        table.add_row("code", f"built by orch package and uploaded to s3://{bucket}/{deploy.CODE_PREFIX}<content hash>.zip")
+    else:
+        there = {True: "already uploaded", False: "uploaded", None: "uploaded (cannot tell whether it is already there)"}[seen.code_uploaded]
+        table.add_row("code", f"s3://{bucket}/{seen.code.key} ({seen.code.size / 1048576:.1f} MB): {there}")
+    if seen.kind == "UPDATE":
+        table.add_row("template", "changed" if seen.template_changed else "unchanged")
+    for name, (old, new) in seen.parameters.items():
+        table.add_row(f"parameter {name}", new if old is None else f"{old} -> {new}")
+    out.print(table)
+    out.print("dry run: nothing changed (CloudFormation's per-resource diff needs a change set, which a real deploy shows first)")
 
 
 @click.command("destroy")

@@ -27,9 +27,14 @@ if TYPE_CHECKING:
 def _spec(**fields: Any) -> FleetSpec:
     # moto is the sandbox's embedded AWS: an extra, not something a deployed orch carries.
     try:
+        from orchestrator.sandbox.moto_version import UnsupportedMoto, require_supported_moto
         from orchestrator.sandbox.spec import FleetSpec
+
+        require_supported_moto()
     except ImportError as exc:
         raise OrchError(f"the sandbox needs moto ({exc.name} is missing): pip install 'orch[sandbox]'", Exit.USAGE) from None
+    except UnsupportedMoto as exc:
+        raise OrchError(str(exc), Exit.USAGE) from None
     try:
         return FleetSpec(**fields)
     except ValidationError as exc:

@@ -4,17 +4,36 @@ from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
-from orchestrator.aws import describe_aws_error
+from orchestrator.aws import AWS_CALL_ERRORS, describe_aws_error
 
 PERMISSIONS = frozenset({"ec2:GetConsoleOutput"})
 
+# Which buffer the text came from (EC2 API reference, GetConsoleOutput): by default EC2
+# returns what it posted shortly after the instance's last state change (start, stop,
+# reboot): on a box hung for hours that is boot text, not the hang. ``Latest=true``
+# returns the serial console as of now, on Nitro instance types only.
+LATEST = "latest"
+LAST_STATE_CHANGE = "last-state-change"
 
-def read_console(ec2: Any, instance_id: str) -> tuple[str, str | None]:
-    """(text, error). Best effort: evidence must never stop a heal, so errors are returned."""
+
+@dataclass(frozen=True, slots=True)
+class ConsoleRead:
+    text: str
+    error: str | None
+    buffer: str | None  # LATEST, LAST_STATE_CHANGE, or None when nothing was read
+
+
+def read_console_output(ec2: Any, instance_id: str) -> ConsoleRead:
+    """The latest console output where the instance supports it, else the posted buffer.
+
+    Best effort: evidence must never stop a heal, so errors are returned, not raised.
+    """
+    buffer = LATEST
     try:
         try:
             reply = ec2.get_console_output(InstanceId=instance_id, Latest=True)
@@ -22,12 +41,20 @@ def read_console(ec2: Any, instance_id: str) -> tuple[str, str | None]:
             # Latest=True works only on Nitro instances; Xen ones take the plain call.
             if "Latest" not in str(exc) and "UnsupportedOperation" not in str(exc):
                 raise
+            buffer = LAST_STATE_CHANGE
             reply = ec2.get_console_output(InstanceId=instance_id)
-    except (ClientError, BotoCoreError) as exc:
-        return "", describe_aws_error(exc, "ec2:GetConsoleOutput")
+    except AWS_CALL_ERRORS as exc:
+        return ConsoleRead("", describe_aws_error(exc, "ec2:GetConsoleOutput"), None)
     raw = reply.get("Output") or ""
     try:
         # validate=True: plain text (some emulators answer it) must not decode to garbage.
-        return base64.b64decode("".join(raw.split()), validate=True).decode("utf-8", errors="replace"), None
+        text = base64.b64decode("".join(raw.split()), validate=True).decode("utf-8", errors="replace")
     except (binascii.Error, ValueError):
-        return raw, None
+        text = raw
+    return ConsoleRead(text, None, buffer)
+
+
+def read_console(ec2: Any, instance_id: str) -> tuple[str, str | None]:
+    """(text, error) of ``read_console_output``, for callers that do not report the buffer."""
+    read = read_console_output(ec2, instance_id)
+    return read.text, read.error

@@ -20,15 +20,19 @@ def selector_filters(selector: Mapping[str, str]) -> list[dict[str, Any]]:
     return filters
 
 
-def list_instances(ec2: Any, selector: Mapping[str, str], only: Iterable[str] = ()) -> list[Instance]:
+def list_instances(ec2: Any, selector: Mapping[str, str], only: Iterable[str] = (), vpc_id: str | None = None) -> list[Instance]:
     """Every selected instance, all pages; stopped ones are kept so plan can say why it skips them.
 
     ``only`` narrows to some ids (for `orch explain`) without ever widening the selector.
+    ``vpc_id`` narrows to one VPC: a deployed sweep runs inside its VPC and can probe
+    nothing outside it, so a tagged instance elsewhere would only time out and look dead.
     """
     filters = selector_filters(selector)
     wanted = sorted(set(only))
     if wanted:
         filters.append({"Name": "instance-id", "Values": wanted})
+    if vpc_id:
+        filters.append({"Name": "vpc-id", "Values": [vpc_id]})
     paginator = ec2.get_paginator("describe_instances")
     instances: list[Instance] = []
     for page in paginator.paginate(Filters=filters, PaginationConfig={"PageSize": PAGE_SIZE}):
@@ -64,4 +68,9 @@ def instance_from_api(raw: Mapping[str, Any]) -> Instance:
         instance_type=raw.get("InstanceType"),
         launch_template_id=template.get("LaunchTemplateId"),
         launch_template_version=template.get("Version"),
+        instance_lifecycle=raw.get("InstanceLifecycle") or None,
+        spot_request_id=raw.get("SpotInstanceRequestId") or None,
+        root_device_type=raw.get("RootDeviceType") or None,
+        root_device_name=raw.get("RootDeviceName") or None,
+        ebs_devices=tuple(sorted(str(m["DeviceName"]) for m in raw.get("BlockDeviceMappings") or [] if m.get("Ebs") and m.get("DeviceName"))),
     )

@@ -4,8 +4,8 @@ The incident orch exists for looks like BANNER_TIMEOUT: the handshake completes 
 kernel does that) but sshd cannot fork to send its identification line. Everything
 else here keeps that signal honest: one total deadline so a tarpit cannot stall a
 sweep, a byte cap, re-probes spread over a window so one dropped connection is not
-an outage, and ERROR for "we could not probe" (out of file descriptors, no route
-from here) so our own trouble never reads as a dead box.
+an outage, and ERROR / NO_ROUTE for "we could not probe" (out of file descriptors; no
+route from here, a local firewall) so our own trouble never reads as a dead box.
 """
 
 from __future__ import annotations
@@ -36,6 +36,12 @@ _FD_RESERVE = 32  # descriptors left for everything else in the process (boto3, 
 # Unauthenticated connections one sshd gets from us at once: below MaxStartups' default
 # start (10), with room for real users, so the prober never makes sshd shed its own probes.
 PER_ENDPOINT = 4
+# Said by our own host before any packet reached the instance: no route in our route
+# table (ENETUNREACH), an ICMP unreachable / prohibited from our side (EHOSTUNREACH), or
+# a local firewall refusing the send (EACCES, EPERM). In a VPC the instance's own
+# security group drops silently (CONNECT_TIMEOUT), so this is about where the prober
+# stands, not about sshd.
+NO_ROUTE_ERRNOS = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EACCES, errno.EPERM})
 
 
 def utc_now() -> datetime:
@@ -81,12 +87,16 @@ async def probe_once(
         except (ConnectionResetError, BrokenPipeError) as exc:
             return attempt(ProbeOutcome.RESET, f"connect: {_describe(exc)}")
         except OSError as exc:
-            # ENETUNREACH, EHOSTUNREACH, EADDRNOTAVAIL...: said by our side of the network.
-            return attempt(ProbeOutcome.ERROR, f"connect: {_describe(exc)}")
+            return attempt(connect_error_outcome(exc), f"connect: {_describe(exc)}")
         outcome, scan = await _read_banner(loop, sock, banner_timeout, max_bytes)
         return attempt(outcome, scan.why, scan.banner if outcome is ProbeOutcome.OK else None)
     finally:
         sock.close()
+
+
+def connect_error_outcome(exc: OSError) -> ProbeOutcome:
+    """A connect error other than refused/reset/timeout: no route from here, or could not probe."""
+    return ProbeOutcome.NO_ROUTE if exc.errno in NO_ROUTE_ERRNOS else ProbeOutcome.ERROR
 
 
 async def _read_banner(

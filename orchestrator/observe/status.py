@@ -11,17 +11,20 @@ PAGE_SIZE = 1000
 
 
 def read_status_checks(ec2: Any, instance_ids: Iterable[str]) -> dict[str, StatusChecks]:
-    """Status of every instance in the account's running set, joined to ours by id.
+    """Status of every running instance in the account, joined to ours by id.
 
-    Listing with ``IncludeAllInstances`` and filtering client-side costs ceil(N/1000)
-    calls; passing ids would cap each call at 100 ids and cost ten times more.
+    Listing and filtering client-side costs ceil(running/1000) calls; passing ids would
+    cap each call at 100 ids and cost ten times more. Without ``IncludeAllInstances``
+    EC2 lists running instances only (its default), which is all a sweep asks about:
+    with it, every stopped and terminated instance of the region was paged through too,
+    spending the account's shared describe budget.
     """
     wanted = set(instance_ids)
     if not wanted:
         return {}
     paginator = ec2.get_paginator("describe_instance_status")
     result: dict[str, StatusChecks] = {}
-    for page in paginator.paginate(IncludeAllInstances=True, PaginationConfig={"PageSize": PAGE_SIZE}):
+    for page in paginator.paginate(PaginationConfig={"PageSize": PAGE_SIZE}):
         for raw in page.get("InstanceStatuses", []):
             if raw.get("InstanceId") in wanted:
                 checks = status_from_api(raw)

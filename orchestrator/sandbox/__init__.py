@@ -7,6 +7,10 @@ Public API::
         sb.env(); sb.instances; sb.events; sb.advance(5); sb.now()
 """
 
+from orchestrator.sandbox.moto_version import UnsupportedMoto, require_supported_moto
+
+require_supported_moto()  # before any module below imports (and patches) moto's internals
+
 from orchestrator.sandbox.endpoints import (
     BANNER,
     EndpointFleet,
@@ -36,6 +40,7 @@ __all__ = [
     "Sandbox",
     "SandboxEvent",
     "SimInstance",
+    "UnsupportedMoto",
     "assign_roles",
     "ensure_fd_limit",
     "sandbox_env",

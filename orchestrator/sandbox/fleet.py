@@ -47,6 +47,7 @@ from orchestrator.sandbox import cloudwatch_fixes, ec2_fixes, hooks
 from orchestrator.sandbox.build import MANAGED_TAG, BuiltFleet, Launched, build_fleet
 from orchestrator.sandbox.endpoints import EndpointFleet, Mode
 from orchestrator.sandbox.memory import MemoryShape, box_for
+from orchestrator.sandbox.moto_version import require_supported_moto
 from orchestrator.sandbox.server import MotoServer, sandbox_env
 from orchestrator.sandbox.spec import FleetSpec, Role, assign_roles, opt_out_indices
 
@@ -148,6 +149,7 @@ class Sandbox:
 
     def start(self) -> Sandbox:
         """Start moto, build the fleet through it, bind endpoints, write metrics."""
+        require_supported_moto()  # the patches below reach into this moto's internals
         hooks.install(self)  # first: refuses while another Sandbox owns moto's state
         self._installed = True
         try:

@@ -19,6 +19,7 @@ from orchestrator.act.executor import EvidenceCapture, Executor, Gate, Journal, 
 from orchestrator.awsfleet import HistoryReader, memory_targets
 from orchestrator.config import Settings
 from orchestrator.model import Action, ActionOutcome, Facts, InstanceHistory, OutcomeStatus, Plan, Verdict
+from orchestrator.observe.console import ConsoleRead
 from orchestrator.plan import MEMORY_TROUBLE
 from orchestrator.simulate.world import World
 
@@ -100,7 +101,8 @@ class SimFleet:
     ) -> Executor:
         def evidence(action: Action) -> dict[str, Any]:
             text = self.world.console(self.world.machines[action.instance_id])
-            found = summary(bundle(action, facts[action.instance_id], verdicts[action.instance_id], text, None, self.world.clock.now))
+            read = ConsoleRead(text, None, "latest")
+            found = summary(bundle(action, facts[action.instance_id], verdicts[action.instance_id], read, self.world.clock.now))
             report.evidence[action.instance_id] = found
             return found
 

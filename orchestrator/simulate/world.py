@@ -233,6 +233,9 @@ class World:
                 box.terminate(t)
                 self._replace(machine, t)
                 detail = "SetInstanceHealth Unhealthy: the group replaces it"
+        elif kind is ActionKind.START:
+            box.start(t)
+            detail = "StartInstances accepted"
         else:
             ok = box.restart_service(t)
             detail = "command ran: the service restarted" if ok else "InvalidInstanceId: the SSM agent is not online"

@@ -36,6 +36,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 from tenacity import (
     Retrying,
     retry_if_exception_type,
@@ -72,6 +73,8 @@ PERMISSIONS = frozenset(
         "dynamodb:BatchWriteItem",
     }
 )
+# Only `orch resume` deletes (the pause flag): the scheduled sweep's role never needs it.
+CLI_ONLY_PERMISSIONS = frozenset({"dynamodb:DeleteItem"})
 SETUP_PERMISSIONS = frozenset(
     {"dynamodb:CreateTable", "dynamodb:DescribeTable", "dynamodb:UpdateTimeToLive", "dynamodb:DescribeTimeToLive"}
 )
@@ -158,7 +161,7 @@ class DynamoStore:
             if error_code(exc) == "ConditionalCheckFailedException":
                 raise _ConditionFailed() from exc
             raise StateError(self._describe(exc, operation)) from exc
-        except BotoCoreError as exc:
+        except (BotoCoreError, ResponseParserError) as exc:
             raise StateError(self._describe(exc, operation)) from exc
 
     def _get(self, pk: str, sk: str = NO_SORT) -> dict[str, Any] | None:

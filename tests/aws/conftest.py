@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Iterator
 
 import boto3
@@ -9,6 +10,8 @@ import pytest
 from moto import mock_aws
 
 from orchestrator.aws import Clients
+from orchestrator.state.sqlite import SqliteStore
+from tests.faults import FaultPlan, no_backoff
 
 REGION = "us-east-1"
 
@@ -17,6 +20,27 @@ REGION = "us-east-1"
 def aws() -> Iterator[Clients]:
     with mock_aws():
         yield Clients(boto3.Session(region_name=REGION))
+
+
+@pytest.fixture
+def plan(aws: Clients) -> FaultPlan:
+    """Faults injected into every client of ``aws`` (tests/faults.py)."""
+    made = FaultPlan()
+    made.attach_clients(aws)
+    return made
+
+
+@pytest.fixture
+def backoffs(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Instant retries: the same decisions, no sleeping."""
+    return no_backoff(monkeypatch)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
+    s = SqliteStore(tmp_path / "state.db")
+    yield s
+    s.close()
 
 
 @pytest.fixture

@@ -172,22 +172,58 @@ def test_an_update_changes_only_what_was_given_and_keeps_the_rest(session, netwo
     assert env["ORCH_DRY_RUN"] == "false" and str(env["ORCH_SAFETY_MAX_ACTIONS_PER_SWEEP"]) == "5"  # moto keeps the int
 
 
-def test_dry_run_shows_the_change_set_and_leaves_nothing(session, network, code_zip):
+def live_stacks(session: boto3.Session) -> list[str]:
+    cfn = session.client("cloudformation")
+    return [s["StackName"] for s in cfn.list_stacks()["StackSummaries"] if s["StackStatus"] != "DELETE_COMPLETE"]
+
+
+def test_dry_run_uploads_nothing_and_creates_no_change_set(session, network, code_zip):
+    """A dry run makes no change anywhere: no 21 MB upload, no change set (a CREATE change
+    set even creates a stack in REVIEW_IN_PROGRESS)."""
     result = orch(*deploy_args(network, code_zip, "--dry-run"))
     assert result.exit_code == 0, result.output
-    assert "change set for orch (CREATE)" in result.output and "Function" in result.output
-    assert "dry run: change set deleted, nothing changed" in result.output
-    cfn = session.client("cloudformation")
-    live = [s for s in cfn.list_stacks()["StackSummaries"] if s["StackName"] == "orch" and s["StackStatus"] != "DELETE_COMPLETE"]
-    assert live == []
+    assert "dry run for orch (CREATE): nothing uploaded, no change set created" in result.output
+    assert f"s3://{BUCKET}/{deploy.CODE_PREFIX}" in result.output and ": uploaded" in result.output
+    assert "parameter VpcCidr" in result.output and "127.20.0.0/16" in result.output
+    assert session.client("s3").list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0
+    assert live_stacks(session) == []
     assert session.client("lambda").list_functions()["Functions"] == []
 
 
-def test_json_output_for_scripts(session, network, code_zip):
-    result = CliRunner().invoke(cli, [*deploy_args(network, code_zip, "--dry-run"), "--region", REGION, "-o", "json"])
+def test_dry_run_of_an_update_names_the_parameters_that_change(session, network, code_zip):
+    assert orch(*deploy_args(network, code_zip)).exit_code == 0
+    before = session.client("cloudformation").describe_stacks(StackName="orch")["Stacks"][0]
+    change_sets = session.client("cloudformation").list_change_sets(StackName="orch")["Summaries"]
+    result = CliRunner().invoke(
+        cli,
+        ["deploy", "--stack-name", "orch", "--bucket", BUCKET, "--zip", str(code_zip), "-p", "Mode=heal", "--dry-run", "--region", REGION, "-o", "json"],
+    )
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
-    assert document["change_set_type"] == "CREATE" and document["executed"] is False
+    assert document["dry_run"] is True and document["executed"] is False and document["change_set_type"] == "UPDATE"
+    assert document["parameters"] == {"Mode": {"from": "dry-run", "to": "heal"}}
+    assert document["template_changed"] is False and document["code"]["already_uploaded"] is True
+    after = session.client("cloudformation").describe_stacks(StackName="orch")["Stacks"][0]
+    assert after["Parameters"] == before["Parameters"] and after["StackStatus"] == before["StackStatus"]
+    assert session.client("cloudformation").list_change_sets(StackName="orch")["Summaries"] == change_sets
+
+
+def test_dry_run_without_a_zip_builds_and_uploads_nothing(session, network, monkeypatch):
+    def no_build(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a dry run must not build the zip")
+
+    monkeypatch.setattr(package, "build", no_build)
+    result = orch(*[a for a in deploy_args(network, Path("unused.zip"), "--dry-run") if a not in ("--zip", "unused.zip")])
+    assert result.exit_code == 0, result.output
+    assert "built by orch package and uploaded" in result.output
+    assert session.client("s3").list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0 and live_stacks(session) == []
+
+
+def test_json_output_for_scripts(session, network, code_zip):
+    result = CliRunner().invoke(cli, [*deploy_args(network, code_zip), "--region", REGION, "-o", "json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["change_set_type"] == "CREATE" and document["executed"] is True
     assert {"action": "Add", "logical_id": "Function", "resource_type": "AWS::Lambda::Function", "replacement": ""} in document["changes"]
 
 

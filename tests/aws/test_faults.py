@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -36,7 +36,6 @@ from tests.faults import (
     access_denied,
     connection_closed,
     error,
-    no_backoff,
     read_timeout,
     server_error,
     throttle,
@@ -44,22 +43,9 @@ from tests.faults import (
 
 
 @pytest.fixture(autouse=True)
-def backoffs(monkeypatch: pytest.MonkeyPatch) -> Any:
-    return no_backoff(monkeypatch)
-
-
-@pytest.fixture
-def plan(aws: Clients) -> FaultPlan:
-    made = FaultPlan()
-    made.attach_clients(aws)
-    return made
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    s = SqliteStore(tmp_path / "state.db")
-    yield s
-    s.close()
+def instant_retries(backoffs: Any) -> Any:
+    """``backoffs``, ``plan`` and ``store`` come from tests/aws/conftest.py."""
+    return backoffs
 
 
 def run(aws: Clients, store: Any, prober: ScriptedProber, **kw: Any) -> Any:

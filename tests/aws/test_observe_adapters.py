@@ -103,7 +103,7 @@ def test_memory_reads_appended_dimensions_and_reports_missing_as_empty(aws, subn
 def test_memory_batches_500_queries_per_call(aws, subnet):
     now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
     ids = [f"i-{n:017x}" for n in range(1203)]
-    cache = metrics.DimensionCache(by_instance={i: (("InstanceId", i),) for i in ids}, refreshed_at=now)
+    cache = metrics.DimensionCache(by_instance={i: ((("InstanceId", i),),) for i in ids}, refreshed_at=now)
     before = aws.counter.snapshot().get("cloudwatch.GetMetricData", 0)
     reader = metrics.MemoryReader(aws.cloudwatch, "CWAgent", "mem_used_percent", timedelta(minutes=60), 60, cache=cache)
     reader.read(ids, now)
@@ -111,12 +111,12 @@ def test_memory_batches_500_queries_per_call(aws, subnet):
     assert reader.metrics_requested == 1203
 
 
-def test_dimension_discovery_prefers_the_smallest_set(aws):
+def test_dimension_discovery_keeps_every_recent_set_smallest_first(aws):
     now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
     put_memory(aws, "i-1", [10.0], now, extra_dims=(("ImageId", "ami-1"),))
     put_memory(aws, "i-1", [11.0], now)
     found = metrics.discover_dimensions(aws.cloudwatch, "CWAgent", "mem_used_percent")
-    assert found["i-1"] == (("InstanceId", "i-1"),)
+    assert found["i-1"] == ((("InstanceId", "i-1"),), (("InstanceId", "i-1"), ("ImageId", "ami-1")))
 
 
 def test_dimension_cache_is_not_refreshed_every_sweep(aws):

@@ -50,9 +50,15 @@ def assert_refused(sim: SimInstance, port: int) -> None:
 
 
 def memory_values(
-    sb: Sandbox, sim: SimInstance, dims: list[dict[str, str]] | None = None, since: datetime | None = None
+    sb: Sandbox,
+    sim: SimInstance,
+    dims: list[dict[str, str]] | None = None,
+    since: datetime | None = None,
+    now: datetime | None = None,
 ) -> list[tuple[Any, float]]:
-    now = sb.now()
+    """One GetMetricData read. Pass ``now`` to compare reads: GetMetricData's periods start
+    at StartTime, so two reads a second apart bucket the same points differently."""
+    now = now or sb.now()
     result = sb.client("cloudwatch").get_metric_data(
         MetricDataQueries=[
             {
@@ -207,8 +213,10 @@ class TestObservedFleet:
     def test_dimension_order_does_not_matter(self, sb: Sandbox) -> None:
         sim = pick(sb, Mode.HUNG, opt_out=False)
         reversed_dims = list(reversed(sb.metric_dimensions(sim.instance_id)))
-        assert memory_values(sb, sim, reversed_dims) == memory_values(sb, sim)
-        assert len(memory_values(sb, sim, reversed_dims)) == 60
+        now = sb.now()  # both reads at one instant: their periods line up
+        reversed_read = memory_values(sb, sim, reversed_dims, now=now)
+        assert reversed_read == memory_values(sb, sim, now=now)
+        assert len(reversed_read) == 60
 
     def test_console_output_of_a_hung_instance_shows_the_oom_killer(self, sb: Sandbox) -> None:
         ec2 = sb.client("ec2")

@@ -38,12 +38,22 @@ STAR_ONLY_ACTIONS = frozenset(
     {
         "ec2:DescribeInstances",
         "ec2:DescribeInstanceStatus",
+        "ec2:DescribeSpotInstanceRequests",
+        "ec2:DescribeInstanceTypes",
         "cloudwatch:GetMetricData",
         "cloudwatch:ListMetrics",
         "autoscaling:DescribeAutoScalingInstances",
         "ssm:DescribeInstanceInformation",
     }
 )
+# The stack's optional features, each as the parameters that turn it on.
+FEATURES = {
+    "none": {},
+    "run-command": {"MemoryProactive": "ssm", "SsmCommands": "systemctl restart crawler"},
+    "diagnostic-interrupt": {"DiagnosticInterrupt": "true"},
+    "both": {"MemoryProactive": "ssm", "SsmCommands": "systemctl restart crawler", "DiagnosticInterrupt": "true"},
+}
+ALL_ON = FEATURES["both"]
 SAMPLE = {
     "AWS::Partition": "aws",
     "AWS::Region": "us-east-1",
@@ -74,10 +84,48 @@ def sub(text: str, values: dict[str, str] = SAMPLE) -> str:
     return re.sub(r"\$\{([^}]+)\}", lambda m: values[m.group(1)], text)
 
 
-def policy_statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every statement of the role's inline policies, JSON-string documents resolved."""
-    role = one(template, "AWS::IAM::Role")
-    for policy in role["Properties"]["Policies"]:
+def parameters_with(template: dict[str, Any], **given: str) -> dict[str, str]:
+    """Every parameter's value: its default unless given."""
+    values = {name: str(p.get("Default", "")) for name, p in template["Parameters"].items()}
+    values.update(given)
+    return values
+
+
+def condition_true(template: dict[str, Any], name: str, parameters: dict[str, str]) -> bool:
+    """Evaluate one of the template's Conditions (Equals / Not over Refs and literals)."""
+
+    def value(node: Any) -> Any:
+        if isinstance(node, dict) and "Ref" in node:
+            return parameters[node["Ref"]]
+        if isinstance(node, dict) and "Fn::Equals" in node:
+            left, right = node["Fn::Equals"]
+            return str(value(left)) == str(value(right))
+        if isinstance(node, dict) and "Fn::Not" in node:
+            (inner,) = node["Fn::Not"]
+            return not value(inner)
+        if isinstance(node, dict) and "Condition" in node:
+            return condition_true(template, node["Condition"], parameters)
+        if isinstance(node, dict):
+            raise AssertionError(f"unexpected condition function {node}")
+        return node
+
+    return bool(value(template["Conditions"][name]))
+
+
+def role_policies(template: dict[str, Any], **given: str) -> Iterator[dict[str, Any]]:
+    """The role's inline policies and the AWS::IAM::Policy resources attached to it whose
+    condition holds for these parameters."""
+    yield from one(template, "AWS::IAM::Role")["Properties"]["Policies"]
+    parameters = parameters_with(template, **given)
+    for resource in resources(template, "AWS::IAM::Policy").values():
+        assert resource["Properties"]["Roles"] == [{"Ref": "Role"}]
+        if "Condition" not in resource or condition_true(template, resource["Condition"], parameters):
+            yield resource["Properties"]
+
+
+def policy_statements(template: dict[str, Any], **given: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every statement of the role's policies for these parameters, JSON-string documents resolved."""
+    for policy in role_policies(template, **given):
         document = policy["PolicyDocument"]
         if "Fn::Sub" in document:
             document = json.loads(sub(document["Fn::Sub"]))
@@ -103,35 +151,70 @@ def test_cfn_lint_would_catch_a_mistake(tmp_path: Path) -> None:
     assert any(m.rule.id == "E3030" for m in lint_file(broken))
 
 
-def test_role_grants_exactly_what_the_adapters_declare(template) -> None:
-    granted = {a for _, s in policy_statements(template) if s["Effect"] == "Allow" for a in actions_of(s)}
+@pytest.mark.parametrize("feature", sorted(FEATURES))
+def test_role_grants_exactly_what_the_enabled_features_call(template, feature) -> None:
+    """granted == used, per combination of the stack's feature parameters: the settings
+    are those the function's environment produces, so parameter -> setting -> grant is
+    one chain."""
+    given = FEATURES[feature]
+    granted = {a for _, s in policy_statements(template, **given) if s["Effect"] == "Allow" for a in actions_of(s)}
     assert granted & PLATFORM_ACTIONS == PLATFORM_ACTIONS
     orch = granted - PLATFORM_ACTIONS
-    assert sorted(permissions.ALL - orch) == [], "missing from the role"
-    assert sorted(orch - permissions.ALL) == [], "granted but never called"
+    needed = permissions.for_settings(function_settings(template, **given))
+    assert sorted(needed - orch) == [], "missing from the role"
+    assert sorted(orch - needed) == [], "granted but never called"
     assert not any("*" in a for a in granted), "no wildcard actions"
+    assert not orch & permissions.CLI_ONLY, "only `orch resume` deletes from the table"
 
 
-SSM_DOCUMENT_ARN = "arn:aws:ssm:us-east-1::document/AWS-RunShellScript"
+def test_features_off_grant_neither_a_shell_nor_a_panic(template) -> None:
+    granted = {a for _, s in policy_statements(template) for a in actions_of(s)}
+    assert not granted & (permissions.RUN_COMMAND | permissions.DIAGNOSTIC_INTERRUPT)
+
+
+SSM_DOCUMENT_ARNS = [
+    "arn:aws:ssm:us-east-1::document/AWS-RunShellScript",  # AWS-owned: no account
+    "arn:aws:ssm:us-east-1:123456789012:document/AWS-RunShellScript",  # the account's own
+]
+
+
+def test_send_command_names_its_one_document_aws_owned_or_the_accounts(template) -> None:
+    """A custom SsmDocument lives under the account's ARN: the empty account field alone denied it."""
+    statements = [s for _, s in policy_statements(template, **ALL_ON) if s.get("Sid") == "RunCommandDocument"]
+    (statement,) = statements
+    assert statement["Resource"] == SSM_DOCUMENT_ARNS and "Condition" not in statement
+    custom = json.loads(sub(template_policy_text(template, "run-command"), {**SAMPLE, "SsmDocument": "team-restart"}))
+    (resources,) = [s["Resource"] for s in custom["Statement"] if s["Sid"] == "RunCommandDocument"]
+    assert "arn:aws:ssm:us-east-1:123456789012:document/team-restart" in resources
+
+
+def template_policy_text(template: dict[str, Any], name: str) -> str:
+    for policy in role_policies(template, **ALL_ON):
+        if policy.get("PolicyName") == name:
+            return str(policy["PolicyDocument"]["Fn::Sub"])
+    raise AssertionError(f"no policy {name}")
 
 
 def test_every_mutating_action_is_conditioned_on_the_selector_tag(template) -> None:
     """One documented exception: ssm:SendCommand also needs its document, which has no tag,
     so a separate statement grants it on that one named document and nothing else."""
     tag_condition = {"StringEquals": {f"aws:ResourceTag/{SAMPLE['SelectorKey']}": SAMPLE["SelectorValue"]}}
+    mutate = permissions.MUTATE | permissions.DIAGNOSTIC_INTERRUPT | {"ssm:SendCommand"}
     seen = set()
-    for _, statement in policy_statements(template):
-        mutating = set(actions_of(statement)) & permissions.MUTATE
+    for _, statement in policy_statements(template, **ALL_ON):
+        mutating = set(actions_of(statement)) & mutate
         if not mutating:
             continue
-        if statement["Resource"] == SSM_DOCUMENT_ARN:
+        if statement["Resource"] == SSM_DOCUMENT_ARNS:
             assert mutating == {"ssm:SendCommand"} and "Condition" not in statement
             continue
         assert statement.get("Condition") == tag_condition, statement
         assert statement["Resource"].endswith(":instance/*") or ":autoScalingGroup:" in statement["Resource"]
         seen |= mutating
-    assert seen == permissions.MUTATE
-    by_action = {a: s for _, s in policy_statements(template) for a in actions_of(s) if s["Resource"] != SSM_DOCUMENT_ARN}
+    assert seen == mutate
+    by_action = {
+        a: s for _, s in policy_statements(template, **ALL_ON) for a in actions_of(s) if s["Resource"] != SSM_DOCUMENT_ARNS
+    }
     assert by_action["ec2:GetConsoleOutput"].get("Condition") == tag_condition  # a read, but of one instance
     assert by_action["ec2:RebootInstances"]["Resource"] == "arn:aws:ec2:us-east-1:123456789012:instance/*"
     # SetInstanceHealth is authorized against the Auto Scaling group, not the instance.
@@ -150,7 +233,7 @@ def test_table_topic_and_bucket_are_granted_by_arn(template) -> None:
     table_resources = by_action["dynamodb:Query"]["Resource"]
     assert {"Fn::GetAtt": ["StateTable", "Arn"]} in table_resources
     assert {"Fn::Sub": "${StateTable.Arn}/index/*"} in table_resources
-    for action in dynamodb.PERMISSIONS:
+    for action in dynamodb.PERMISSIONS - dynamodb.CLI_ONLY_PERMISSIONS:
         assert by_action[action]["Resource"] == table_resources
     assert by_action["sns:Publish"]["Resource"] == {"Ref": "Topic"}
     assert by_action["s3:PutObject"]["Resource"] == {"Fn::Sub": "${EvidenceBucket.Arn}/*"}
@@ -198,9 +281,19 @@ def test_table_matches_what_the_dynamodb_store_creates(template) -> None:
     assert props["SSESpecification"] == {"SSEEnabled": True}
 
 
-def test_function_runs_one_sweep_at_a_time_without_async_retries(template) -> None:
+def test_reserved_concurrency_is_optional_and_off_by_default(template) -> None:
+    """New accounts often have a concurrency quota of 10, and Lambda refuses any reservation
+    leaving fewer than 100 unreserved: a fixed reservation made stack creation fail."""
     function = one(template, "AWS::Lambda::Function")["Properties"]
-    assert function["ReservedConcurrentExecutions"] == 1
+    assert function["ReservedConcurrentExecutions"] == {
+        "Fn::If": ["HasReservedConcurrency", {"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
+    }
+    assert not condition_true(template, "HasReservedConcurrency", parameters_with(template))
+    assert condition_true(template, "HasReservedConcurrency", parameters_with(template, ReservedConcurrency="1"))
+
+
+def test_function_runs_without_async_retries(template) -> None:
+    function = one(template, "AWS::Lambda::Function")["Properties"]
     assert function["Runtime"] == "python3.12"
     assert function["Handler"] == "lambdas.heal.handler" and callable(heal.handler)
     assert function["VpcConfig"]["SubnetIds"] == {"Ref": "SubnetIds"}
@@ -218,7 +311,7 @@ def test_mode_defaults_to_dry_run(template) -> None:
     assert env["ORCH_DRY_RUN"] == {"Fn::If": ["Heal", "false", "true"]}
 
 
-def _resolve(value: Any, parameters: dict[str, str], heal_mode: bool) -> str:
+def _resolve(template: dict[str, Any], value: Any, parameters: dict[str, str]) -> str:
     if isinstance(value, str):
         return value
     if "Ref" in value:
@@ -227,27 +320,57 @@ def _resolve(value: Any, parameters: dict[str, str], heal_mode: bool) -> str:
         return sub(value["Fn::Sub"], {**SAMPLE, **parameters})
     if "Fn::If" in value:
         condition, when_true, when_false = value["Fn::If"]
-        assert condition == "Heal"
-        return when_true if heal_mode else when_false
+        return _resolve(template, when_true if condition_true(template, condition, parameters) else when_false, parameters)
     raise AssertionError(f"unexpected intrinsic {value}")
+
+
+RESOURCE_NAMES = {
+    "StateTable": "orch-StateTable-1",
+    "Topic": "arn:aws:sns:us-east-1:123456789012:orch-Topic",
+    "EvidenceBucket": "orch-evidencebucket-1",
+    "VpcId": "vpc-0abc",
+}
+
+
+def function_environment(template: dict[str, Any], **given: str) -> dict[str, str]:
+    parameters = parameters_with(template, SelectorKey="team:fleet", SelectorValue="web", **RESOURCE_NAMES, **given)
+    env = one(template, "AWS::Lambda::Function")["Properties"]["Environment"]["Variables"]
+    return {name: _resolve(template, value, parameters) for name, value in env.items()}
+
+
+def function_settings(template: dict[str, Any], **given: str) -> Any:
+    return load_settings(environ=function_environment(template, **given))
 
 
 @pytest.mark.parametrize("mode", ["dry-run", "heal"])
 def test_the_environment_the_template_sets_is_valid_orch_configuration(template, mode) -> None:
-    parameters = {name: str(p.get("Default", "")) for name, p in template["Parameters"].items()}
-    parameters.update(
-        Mode=mode, StateTable="orch-StateTable-1", Topic="arn:aws:sns:us-east-1:123456789012:orch-Topic",
-        EvidenceBucket="orch-evidencebucket-1", SelectorKey="team:fleet", SelectorValue="web", MaxUnhealthy="5",
-    )
-    env = one(template, "AWS::Lambda::Function")["Properties"]["Environment"]["Variables"]
-    resolved = {name: _resolve(value, parameters, mode == "heal") for name, value in env.items()}
-    settings = load_settings(environ=resolved)
+    parameters = parameters_with(template, Mode=mode, MaxUnhealthy="5", **RESOURCE_NAMES)
+    settings = function_settings(template, Mode=mode, MaxUnhealthy="5")
     assert settings.dry_run is (mode == "dry-run")
     assert settings.state == "dynamodb://orch-StateTable-1"
     assert settings.selector == {"team:fleet": "web"}
     assert settings.notify.topic_arn == parameters["Topic"] and settings.evidence.bucket == "orch-evidencebucket-1"
     assert settings.safety.max_unhealthy == "5" and settings.probe.port == 22
     assert settings.memory.ssm_document == "AWS-RunShellScript"
+    assert settings.vpc_id == "vpc-0abc"  # a deployed sweep manages its own VPC only
+    assert settings.sweep_interval_minutes == 5.0
+    assert settings.memory.proactive == "off" and settings.evidence.diagnostic_interrupt is False
+    assert settings.memory.ssm_commands == ()
+
+
+def test_feature_parameters_reach_the_settings_that_use_them(template) -> None:
+    settings = function_settings(template, **ALL_ON, SsmDocument="team-restart", ScheduleMinutes="15")
+    assert settings.memory.proactive == "ssm" and settings.memory.ssm_commands == ("systemctl restart crawler",)
+    assert settings.memory.ssm_document == "team-restart" and settings.evidence.diagnostic_interrupt is True
+    assert settings.sweep_interval_minutes == 15.0
+
+
+@pytest.mark.parametrize(("minutes", "expression"), [("5", "rate(5 minutes)"), ("1", "rate(1 minute)"), ("60", "rate(60 minutes)")])
+def test_the_schedule_is_the_interval_the_function_is_told(template, minutes, expression) -> None:
+    rule = one(template, "AWS::Events::Rule")["Properties"]
+    parameters = parameters_with(template, ScheduleMinutes=minutes)
+    assert _resolve(template, rule["ScheduleExpression"], parameters) == expression
+    assert function_settings(template, ScheduleMinutes=minutes).sweep_interval_minutes == float(minutes)
 
 
 def test_breaker_alarm_watches_the_metric_the_handler_publishes(template) -> None:
@@ -263,6 +386,24 @@ def test_breaker_alarm_watches_the_metric_the_handler_publishes(template) -> Non
     assert errors["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "Function"}}]
     for props in (alarm, errors):
         assert props["AlarmActions"] == [{"Ref": "Topic"}]
+
+
+def test_the_fleet_ingress_rule_is_offered_and_the_lambda_group_is_an_output(template) -> None:
+    """Nothing else opens the fleet's security groups to the probes (docs/deploy.md)."""
+    ingress = template["Resources"]["FleetIngress"]
+    assert ingress["Type"] == "AWS::EC2::SecurityGroupIngress" and ingress["Condition"] == "HasFleetGroup"
+    rule = ingress["Properties"]
+    assert rule["GroupId"] == {"Ref": "FleetSecurityGroupId"} and rule["SourceSecurityGroupId"] == {"Ref": "SecurityGroup"}
+    assert (rule["IpProtocol"], rule["FromPort"], rule["ToPort"]) == ("tcp", {"Ref": "ProbePort"}, {"Ref": "ProbePort"})
+    assert not condition_true(template, "HasFleetGroup", parameters_with(template))
+    assert condition_true(template, "HasFleetGroup", parameters_with(template, FleetSecurityGroupId="sg-0123456789abcdef0"))
+    assert template["Outputs"]["LambdaSecurityGroupId"]["Value"] == {"Ref": "SecurityGroup"}
+
+
+def test_the_selector_value_parameter_refuses_wildcards(template) -> None:
+    pattern = re.compile(template["Parameters"]["SelectorValue"]["AllowedPattern"])
+    assert pattern.fullmatch("web") and pattern.fullmatch("")
+    assert not pattern.fullmatch("*") and not pattern.fullmatch("web?")
 
 
 def test_security_group_allows_only_ssh_in_the_vpc_and_https_out(template) -> None:
@@ -289,7 +430,7 @@ def test_evidence_bucket_is_private_encrypted_tls_only_and_expires(template) -> 
 
 def test_schedule_invokes_the_function_with_permission(template) -> None:
     rule = one(template, "AWS::Events::Rule")["Properties"]
-    assert rule["ScheduleExpression"] == {"Ref": "Schedule"} and template["Parameters"]["Schedule"]["Default"] == "rate(5 minutes)"
+    assert template["Parameters"]["ScheduleMinutes"]["Default"] == 5
     assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["Function", "Arn"]}
     permission = one(template, "AWS::Lambda::Permission")["Properties"]
     assert permission["Principal"] == "events.amazonaws.com"

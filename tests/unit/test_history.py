@@ -173,7 +173,8 @@ def replay(events: Day, inst=INST, memory_cause: bool = True) -> InstanceHistory
             h = up(h, minutes(at), memory=35.0)
         elif what == "act" and h.quarantined_at is None:
             context = ActionContext(verdict=memory_verdict(), exhaustion_minutes=35.0, growth_per_min=2.0) if memory_cause else None
-            h = taken(h, minutes(at), context=context)
+            kind = SAFETY.ladder[min(h.rung, len(SAFETY.ladder) - 1)]  # the rung it stands on
+            h = taken(h, minutes(at), kind=kind, context=context)
     return h
 
 

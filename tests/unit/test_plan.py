@@ -86,7 +86,7 @@ CASES = [
     ("action in flight awaits verification", Fleet(down=(3,), history={3: {"in_flight_key": "k", "last_action_at": NOW - timedelta(minutes=2), "last_action": ActionKind.REBOOT}}), {}, None, {}, {3: "awaits verification"}),
     ("second rung is stop/start", Fleet(down=(3,), history={3: {"rung": 1, "actions": actions_at(NOW - timedelta(minutes=20))}}), {}, None, {3: ActionKind.STOP_START}, {}),
     ("third rung replaces an ASG member", Fleet(down=(3,), asg={3: "web"}, history={3: {"rung": 2}}), {"max_group_percent": 100}, None, {3: ActionKind.REPLACE}, {}),
-    ("third rung never replaces a standalone box", Fleet(down=(3,), history={3: {"rung": 2}}), {}, None, {}, {3: "no rung of the escalation ladder left"}),
+    ("third rung never replaces a standalone box", Fleet(down=(3,), history={3: {"rung": 2}}), {}, None, {}, {3: "escalation reached replace, which orch does only for Auto Scaling members; a human must look"}),
     ("custom ladder: reboot then replace", Fleet(down=(3,), asg={3: "web"}, history={3: {"rung": 1}}), {"ladder": ["reboot", "replace"], "max_group_percent": 100}, None, {3: ActionKind.REPLACE}, {}),
     ("breaker: 3 of 10 uncorroborated > 20%", Fleet(down=(1, 2, 3)), {}, None, {}, {1: "too many unhealthy: 3 of 10", 2: "circuit breaker", 3: "circuit breaker"}),
     ("breaker ignores corroborated failures", Fleet(down=(1, 2, 3), corroborated=(1, 2, 3)), {}, None, {1: ActionKind.REBOOT, 2: ActionKind.REBOOT, 3: ActionKind.REBOOT}, {}),
