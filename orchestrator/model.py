@@ -211,11 +211,25 @@ class Action:
     asg_name: str | None = None
 
 
+class BlockRule(str, enum.Enum):
+    """The kind of rule that held an action back; `orch heal`'s exit code is decided by it."""
+
+    OPTED_OUT = "opted-out"  # the user said hands off (orch:skip)
+    IN_FLIGHT = "in-flight"  # an earlier action awaits verification
+    WAITING = "waiting"  # not confirmed yet, launch grace, lifecycle, scheduled event, not running
+    PAUSED = "paused"
+    FLEET_STOP = "fleet-stop"  # circuit breaker, every probe failed, AZ or subnet fault
+    QUARANTINED = "quarantined"
+    BUDGET = "budget"
+    NEEDS_HUMAN = "needs-human"  # replace impossible, SSM offline, and any rule not classified
+
+
 @dataclass(frozen=True, slots=True)
 class Blocked:
     instance_id: str
     kind: ActionKind
     why: str
+    rule: BlockRule = BlockRule.NEEDS_HUMAN
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from orchestrator.model import (
     Action,
     ActionKind,
     Blocked,
+    BlockRule,
     Facts,
     InstanceHistory,
     Plan,
@@ -142,6 +143,28 @@ PER_INSTANCE_GATES: tuple[Gate, ...] = (
     gate_replace_possible,
     gate_ssm_online,
 )
+
+
+# What kind of rule each gate is (decides `orch heal`'s exit code); a gate not listed
+# counts as needing a human, the safe default for a rule added later.
+GATE_RULES: Mapping[Gate, BlockRule] = {
+    gate_opt_out: BlockRule.OPTED_OUT,
+    gate_running: BlockRule.WAITING,
+    gate_quarantine: BlockRule.QUARANTINED,
+    gate_in_flight: BlockRule.IN_FLIGHT,
+    gate_scheduled_event: BlockRule.WAITING,
+    gate_lifecycle: BlockRule.WAITING,
+    gate_launch_grace: BlockRule.WAITING,
+    gate_debounce: BlockRule.WAITING,
+}
+
+
+def first_refusal(c: Candidate, settings: Settings, now: datetime) -> tuple[BlockRule, str | None]:
+    for gate in PER_INSTANCE_GATES:
+        reason = gate(c, settings, now)
+        if reason:
+            return GATE_RULES.get(gate, BlockRule.NEEDS_HUMAN), reason
+    return BlockRule.NEEDS_HUMAN, None
 
 
 def ladder_action(history: InstanceHistory, settings: Settings) -> ActionKind:
@@ -341,12 +364,13 @@ def make_plan(
     blocked: list[Blocked] = []
     for c in cands:
         why = fleet_why.get(c.instance_id)
+        rule = BlockRule.PAUSED if paused is not None else BlockRule.FLEET_STOP
         if why is None:
-            why = next((reason for gate in PER_INSTANCE_GATES if (reason := gate(c, settings, now))), None)
+            rule, why = first_refusal(c, settings, now)
         if why is None:
-            why = budget.refuse(c)
+            rule, why = BlockRule.BUDGET, budget.refuse(c)
         if why is not None:
-            blocked.append(Blocked(c.instance_id, c.kind, why))
+            blocked.append(Blocked(c.instance_id, c.kind, why, rule))
             continue
         budget.spend(c)
         actions.append(Action(c.instance_id, c.kind, action_reason(c), asg_name=c.facts.instance.asg_name))

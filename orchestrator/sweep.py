@@ -77,6 +77,7 @@ class SweepDeps:
     lease_wait_seconds: float = 0.0  # how long to wait for another sweep's lease
     only_instances: tuple[str, ...] = ()  # narrow a scan to these ids (orch explain)
     dimension_cache: metrics.DimensionCache = field(default_factory=metrics.DimensionCache)
+    metric_progress: Callable[[int, int], None] | None = None  # (read, wanted): the CLI's n/N
 
 
 @dataclass
@@ -216,6 +217,7 @@ def observe(settings: Settings, deps: SweepDeps, report: SweepReport, now: datet
                 window=timedelta(minutes=settings.memory.window_minutes),
                 period_seconds=settings.memory.period_seconds,
                 cache=deps.dimension_cache,
+                progress=deps.metric_progress,
             )
             memory: Mapping[str, MemorySeries] = reader.read(wanted, now) if wanted else {}
             report.metrics_requested = reader.metrics_requested

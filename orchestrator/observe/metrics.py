@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from orchestrator.model import MemorySeries
 
@@ -70,6 +70,7 @@ class MemoryReader:
     period_seconds: int
     cache: DimensionCache = field(default_factory=DimensionCache)
     metrics_requested: int = 0
+    progress: Callable[[int, int], None] | None = None  # (instances read, instances wanted)
 
     def read(self, instance_ids: Iterable[str], now: datetime) -> dict[str, MemorySeries]:
         ids = sorted(set(instance_ids))
@@ -83,6 +84,8 @@ class MemoryReader:
         for start in range(0, len(targets), QUERIES_PER_CALL):
             chunk = targets[start : start + QUERIES_PER_CALL]
             series.update(self._read_chunk(chunk, now))
+            if self.progress is not None:
+                self.progress(start + len(chunk), len(targets))
         return series
 
     def _read_chunk(self, chunk: list[tuple[str, Dimensions]], now: datetime) -> dict[str, MemorySeries]:
