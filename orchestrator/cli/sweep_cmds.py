@@ -103,16 +103,19 @@ def run_sweep(
         return click.confirm(f"take {len(plan.actions)} action(s)?", default=False, err=True)
 
     interactive = sys.stdin.isatty() and err.is_terminal and not assume_yes
-    prober = probe_fleet if live is None else functools.partial(probe_fleet, progress=live.counter("probing SSH"))
+    # On a terminal: the phase, and n/N while probing and reading metrics.
+    shown: dict[str, Any] = {} if live is None else {
+        "prober": functools.partial(probe_fleet, progress=live.counter("probing SSH")),
+        "progress": live.message,
+        "metric_progress": live.counter("reading memory"),
+    }
     deps = SweepDeps(
         clients=runtime.clients,
         store=runtime.store,
-        prober=prober,
-        progress=live.message if live is not None else lambda message: None,
-        metric_progress=live.counter("reading memory") if live is not None else None,
         confirm=confirm if interactive else None,
         lease_wait_seconds=wait,
         only_instances=only,
+        **shown,
     )
     try:
         with live if live is not None else contextlib.nullcontext():

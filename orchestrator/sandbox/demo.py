@@ -129,9 +129,9 @@ def sweeps_needed(broken: int, settings: Settings) -> int:
     return -(-broken // per_sweep) + 1
 
 
-def _title(number: int, report: SweepReport, waiting: set[str]) -> str:
+def _title(number: int, report: SweepReport, waiting: set[str], per_sweep: int) -> str:
     if report.plan.actions:
-        return f"sweep {number}: find and heal" + (f" ({len(waiting)} more next sweep: at most so many actions a sweep)" if waiting else "")
+        return f"sweep {number}: find and heal" + (f" ({len(waiting)} more next sweep: at most {per_sweep} actions a sweep)" if waiting else "")
     return f"sweep {number}: verify"
 
 
@@ -168,7 +168,7 @@ def run_demo(
                     report = sweep(settings, deps, mode=Mode.HEAL)
                     reports.append(report)
                     acted |= {a.instance_id for a in report.plan.actions}
-                    on_sweep(_title(len(reports), report, set(broken) - acted), report)
+                    on_sweep(_title(len(reports), report, set(broken) - acted, settings.safety.max_actions_per_sweep), report)
             finally:
                 store.close()
             verdicts = {v.instance_id: v.kind.value for v in reports[-1].verdicts}

@@ -51,14 +51,15 @@ def log_requests(path: Path) -> Callable[[], None]:
     saved = []
     for name in SERVER_LOGGERS:
         logger = logging.getLogger(name)
-        saved.append((logger, logger.level, logger.propagate))
-        logger.addHandler(handler)
+        # werkzeug adds a stream handler of its own on its first request: replace it too.
+        saved.append((logger, logger.level, logger.propagate, list(logger.handlers)))
+        logger.handlers = [handler]
         logger.setLevel(logging.INFO)
         logger.propagate = False
 
     def undo() -> None:
-        for logger, level, propagate in saved:
-            logger.removeHandler(handler)
+        for logger, level, propagate, handlers in saved:
+            logger.handlers = handlers
             logger.setLevel(level)
             logger.propagate = propagate
         handler.close()

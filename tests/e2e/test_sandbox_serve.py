@@ -42,3 +42,40 @@ def test_serve_prints_exports_then_ready_and_stops_on_a_signal(tmp_path: Path, s
         if server.poll() is None:
             server.kill()
             server.wait()
+
+
+def test_serve_env_file_request_log_and_cleanup(tmp_path: Path) -> None:
+    """`--env-file` for `source`; requests (and moto's tracebacks) go to a log file, not the
+    terminal; the temporary directory and the env file are gone after the signal."""
+    env_file = tmp_path / "sandbox.env"
+    orch = [sys.executable, "-c", "from orchestrator.cli import main; main()"]
+    server = subprocess.Popen(
+        [*orch, "sandbox", "--serve", "--instances", "8", "--port", "0", "--env-file", str(env_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None and server.stderr is not None
+        assert server.stdout.readline().strip() == "ready"  # the exports are in the file, not on stdout
+        told = [server.stderr.readline(), server.stderr.readline()]
+        assert told[0].strip() == f"in another shell: source {env_file}"
+        log = Path(told[1].split(" are logged to ")[1].split(";")[0])
+        # The README's way: source the file, then orch; and a request moto fails on.
+        script = f"source {env_file}\n{' '.join(orch[:2])} {json.dumps(orch[2])} scan --output json --query instances\n"
+        script += 'python -c "import os, urllib.request as u; u.urlopen(u.Request(os.environ[\'AWS_ENDPOINT_URL\'] + \'/\', method=\'POST\', '
+        script += "data=b'Action=DescribeInstances&Version=2016-11-15&MaxResults=abc', headers={'Authorization': "
+        script += "'AWS4-HMAC-SHA256 Credential=sandbox/20260101/us-east-1/ec2/aws4_request'}))\" || true\n"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ORCH_"))}
+        ran = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=120)
+        assert ran.stdout.strip().splitlines()[0] == "8", ran.stdout + ran.stderr
+        assert "Traceback" in log.read_text() and "POST / HTTP/1.1" in log.read_text()
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
+        rest = server.stderr.read()
+        assert "Traceback" not in rest and "HTTP/1.1" not in rest, rest
+        assert not env_file.exists() and not log.parent.exists()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
