@@ -183,8 +183,11 @@ def _serve(spec: FleetSpec, state_dir: Path | None, env_file: Path | None) -> No
 
 
 def _write_env_file(path: Path, lines: list[str]) -> None:
+    """Written whole and then renamed into place: a script waiting for the file never reads half of it."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("# orch sandbox --serve: `source` this file; it is removed when the sandbox stops\n" + "\n".join(lines) + "\n")
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_text("# orch sandbox --serve: `source` this file; it is removed when the sandbox stops\n" + "\n".join(lines) + "\n")
+        partial.replace(path)
     except OSError as exc:
         raise OrchError(f"cannot write --env-file {path}: {exc.strerror or exc}", Exit.USAGE) from None

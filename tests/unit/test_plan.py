@@ -10,6 +10,7 @@ import pytest
 from orchestrator.config import Settings
 from orchestrator.model import (
     ActionKind,
+    BlockRule,
     Facts,
     InstanceHistory,
     ProbeOutcome,
@@ -193,3 +194,27 @@ def test_proactive_actions_respect_opt_out_and_budgets():
     s = Settings.model_validate({"memory": {"proactive": "reboot"}, "safety": {"max_actions_per_sweep": 0}})
     plan = make_plan(all_facts, verdicts, histories, s, NOW)
     assert plan.actions == () and "max 0 actions per sweep" in plan.blocked[0].why
+
+
+RULE_CASES = [
+    # name, fleet, settings overrides, paused, the rule of instance 3's block
+    ("opted out", Fleet(down=(3,), tags={3: {"orch:skip": "true"}}), {}, None, BlockRule.OPTED_OUT),
+    ("in flight", Fleet(down=(3,), history={3: {"in_flight_key": "k", "last_action": ActionKind.REBOOT, "last_action_at": NOW}}), {}, None,
+     BlockRule.IN_FLIGHT),
+    ("not confirmed yet", Fleet(down=(3,), history={3: {"failed_probes": 2}}), {}, None, BlockRule.WAITING),
+    ("launch grace", Fleet(down=(3,), launched={3: timedelta(minutes=2)}), {}, None, BlockRule.WAITING),
+    ("scheduled event", Fleet(down=(3,), events=(3,)), {}, None, BlockRule.WAITING),
+    ("quarantined", Fleet(down=(3,), history={3: {"quarantined_at": NOW, "quarantine_reason": "4 actions"}}), {}, None, BlockRule.QUARANTINED),
+    ("budget", Fleet(down=(3,)), {"max_actions_per_sweep": 0}, None, BlockRule.BUDGET),
+    ("circuit breaker", Fleet(size=10, down=(1, 2, 3, 4)), {"max_unhealthy": "1"}, None, BlockRule.FLEET_STOP),
+    ("paused", Fleet(down=(3,)), {}, PauseState(NOW, "ops@host", "freeze"), BlockRule.PAUSED),
+    ("replace on a standalone instance", Fleet(down=(3,), history={3: {"rung": 2}}), {}, None, BlockRule.NEEDS_HUMAN),
+]
+
+
+@pytest.mark.parametrize("name, fleet, overrides, paused, rule", RULE_CASES, ids=[c[0] for c in RULE_CASES])
+def test_each_block_says_what_kind_of_rule_it_is(name, fleet, overrides, paused, rule):
+    all_facts, verdicts, histories = fleet.build()
+    plan = make_plan(all_facts, verdicts, histories, settings(**overrides), NOW, paused=paused)
+    (blocked,) = [b for b in plan.blocked if b.instance_id == iid(3)]
+    assert blocked.rule is rule, blocked.why
