@@ -175,6 +175,10 @@ class Display:
     def emit(self, document: Any, table: Callable[[], None] | None = None) -> None:
         out.emit(document, self.output, self.query, table)
 
+    def say(self, text: str) -> None:
+        """A sentence for people, wrapped at words to the terminal (no markup: a reason may hold brackets)."""
+        self.console().print(text, markup=False, highlight=False)
+
 
 def display_from(values: dict[str, Any]) -> Display:
     configure_logging(bool(values.get("debug")))

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import click
-from rich import box
-from rich.table import Table
 
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
 from orchestrator.cli.instances import resolve_instance
+from orchestrator.cli.render import grid
 from orchestrator.cli.sweep_cmds import no_match, run_sweep
 from orchestrator.kernel_log import ConsoleFindings, parse_console
 from orchestrator.model import Facts, InstanceHistory, MemorySeries, Verdict
@@ -81,7 +80,7 @@ def _explain_table(runtime: Runtime, facts: Facts, verdict: Verdict, findings: C
         out.print(f"host-side evidence: {'; '.join(verdict.evidence)}")
     if facts.memory and facts.memory.points:
         first, last = facts.memory.points[0], facts.memory.points[-1]
-        out.print(f"memory {first[0]:%H:%M}-{last[0]:%H:%M} UTC (0-100%): {sparkline(facts.memory, max(10, min(60, out.width - 40)))}  now {last[1]:.1f}%")
+        out.print(f"memory {first[0]:%H:%M}-{last[0]:%H:%M} UTC (0-100%): {sparkline(facts.memory, max(10, min(60, out.width - 50)))}  now {last[1]:.1f}%")
     else:
         out.print("memory: no data")
     if facts.probe:
@@ -95,7 +94,7 @@ def _explain_table(runtime: Runtime, facts: Facts, verdict: Verdict, findings: C
         out.print(f"ladder rung {history.rung}, {len(history.attempts)} action(s) recorded, in flight: {'yes' if history.in_flight_key else 'no'}"
                   + (f", quarantined: {history.quarantine_reason}" if history.quarantined_at else ""))
     if actions:
-        table = Table(title="actions", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        table = grid("actions")
         for column in ("when (UTC)", "action", "status", "reason", "evidence"):
             table.add_column(column, no_wrap=column in ("action", "status"))
         for r in actions:
@@ -120,13 +119,13 @@ def report_command(runtime: Runtime, tag: str | None) -> None:
         out.print(f"{len(report.facts)} instances; verdicts: {', '.join(f'{n} {k}' for k, n in counts.items())}")
         out.print("[dim]unhealthy: unreachable, aws-impaired, memory-critical or metrics-stale; leaking: memory-exhaustion-forecast[/]")
         for name, rows in found.items():
-            grid = Table(title=name, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+            table = grid(name)
             for column in ("value", "instances", "unhealthy", "leaking", "which"):
-                grid.add_column(column, no_wrap=column != "which")
+                table.add_column(column, no_wrap=column != "which")
             for r in rows:
                 style = "bold red" if r.share >= 0.5 and (r.unhealthy + r.leaking) > 0 else ""
-                grid.add_row(f"[{style}]{r.value}[/]" if style else r.value, str(r.total), str(r.unhealthy), str(r.leaking),
+                table.add_row(f"[{style}]{r.value}[/]" if style else r.value, str(r.total), str(r.unhealthy), str(r.leaking),
                              " ".join(r.instance_ids[:5]) + (" …" if len(r.instance_ids) > 5 else ""))
-            out.print(grid)
+            out.print(table)
 
     runtime.emit({"instances": len(report.facts), "verdicts": counts, "patterns": found}, table)

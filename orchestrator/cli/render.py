@@ -45,6 +45,12 @@ OUTCOME_STYLE = {
 WIDE, MEDIUM = 118, 96  # terminal columns at which the fleet table shows every column / the name
 
 
+def grid(title: str | None = None) -> Table:
+    """orch's one table style: a rule under the header, one space between columns, no edges,
+    so 80 columns hold what they can."""
+    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+
+
 def probe_cell(facts: Facts, counts: bool = True) -> str:
     probe = facts.probe
     if probe is None:
@@ -91,12 +97,12 @@ def instances_detail(report: SweepReport, opt_out_tag: str) -> list[dict[str, An
 
 
 def fleet_table(report: SweepReport, width: int, opt_out_tag: str) -> Table:
-    columns = ["instance", "name", "az", "status checks", "ssh", "memory", "verdict"]
+    columns = ["instance", "name", "az", "checks", "ssh", "memory", "verdict"]
     if width < WIDE:
-        columns = [c for c in columns if c not in ("az", "status checks")]
+        columns = [c for c in columns if c not in ("az", "checks")]
     if width < MEDIUM:
         columns.remove("name")
-    table = Table(title=f"{len(report.facts)} instances, worst first", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table = grid(f"{len(report.facts)} instances, worst first")
     for column in columns:
         table.add_column(column, no_wrap=column != "name", overflow="ellipsis", max_width=18 if column == "name" else None)
     opted = False
@@ -108,7 +114,7 @@ def fleet_table(report: SweepReport, width: int, opt_out_tag: str) -> Table:
             "instance": inst.instance_id,
             "name": inst.name,
             "az": inst.availability_zone,
-            "status checks": facts.status.label() if facts.status else "-",
+            "checks": facts.status.label() if facts.status else "-",
             "ssh": probe_cell(facts, counts=width >= MEDIUM),
             "memory": memory_cell(verdict),
             "verdict": f"[{VERDICT_STYLE[verdict.kind]}]{verdict.kind.value}[/]" + (" [dim]*[/]" if skip else ""),
@@ -124,7 +130,7 @@ def plan_tables(plan: Plan, outcome_list: Iterable[ActionOutcome] = ()) -> list[
     tables = []
     outcomes = {o.action.instance_id: o for o in outcome_list}
     if plan.actions:
-        table = Table(title="actions", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        table = grid("actions")
         for column in ("instance", "action", "reason", "outcome"):
             table.add_column(column, no_wrap=column in ("instance", "action"))
         for action in plan.actions:
@@ -133,7 +139,7 @@ def plan_tables(plan: Plan, outcome_list: Iterable[ActionOutcome] = ()) -> list[
             table.add_row(action.instance_id, action.kind.value, action.reason, cell)
         tables.append(table)
     if plan.blocked:
-        table = Table(title="blocked", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        table = grid("blocked")
         for column in ("instance", "action", "why"):
             table.add_column(column, no_wrap=column in ("instance", "action"))
         for blocked in plan.blocked:

@@ -7,12 +7,11 @@ import socket
 from datetime import datetime, timezone
 
 import click
-from rich import box
-from rich.table import Table
 
 from orchestrator import history as history_step
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
 from orchestrator.cli.instances import resolve_instance
+from orchestrator.cli.render import grid
 from orchestrator.cli.sweep_cmds import no_match
 from orchestrator.observe import inventory
 from orchestrator.state import lease_scope
@@ -70,7 +69,7 @@ def status_command(runtime: Runtime) -> None:
         if not notable:
             console.print("no instance has failures, actions in flight or quarantine")
             return
-        rows = Table(title="instances with state", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        rows = grid("instances with state")
         for column in ("instance", "failed probes", "rung", "last action", "in flight", "quarantined"):
             rows.add_column(column, no_wrap=column == "instance")
         for h in notable:
@@ -98,9 +97,9 @@ def history_command(runtime: Runtime, instance: str | None, limit: int) -> None:
 
     def table() -> None:
         if not records:
-            click.echo("no actions recorded" + (f" for {instance_id}" if instance_id else ""))
+            runtime.say("no actions recorded" + (f" for {instance_id}" if instance_id else ""))
             return
-        rows = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+        rows = grid()
         for column in ("when (UTC)", "instance", "action", "status", "reason", "detail / evidence"):
             rows.add_column(column, no_wrap=column in ("instance", "action", "status"))
         for r in records:
@@ -127,14 +126,14 @@ def pause_command(runtime: Runtime, reason: str, replace: bool) -> None:
     if current is not None and not replace:
         runtime.emit(
             {"paused": True, "changed": False, "by": current.by, "since": current.paused_at, "reason": current.reason},
-            lambda: click.echo(f"already {_paused_text(current)}; kept as it is (pass --replace to replace it)"),
+            lambda: runtime.say(f"already {_paused_text(current)}; kept as it is (pass --replace to replace it)"),
         )
         return
     state = PauseState(datetime.now(timezone.utc), _who(), reason)
     store.set_pause(state)
     runtime.emit(
         {"paused": True, "changed": True, "by": state.by, "since": state.paused_at, "reason": state.reason, "replaced": current},
-        lambda: click.echo(
+        lambda: runtime.say(
             (f"replaced the pause by {current.by} since {_when(current.paused_at)}; " if current else "")
             + f"paused by {state.by}; sweeps still observe and report, but take no action"
         ),
@@ -150,7 +149,7 @@ def resume_command(runtime: Runtime) -> None:
     store.set_pause(None)
     runtime.emit(
         {"paused": False, "was_paused": current},
-        lambda: click.echo(f"resumed ({_paused_text(current)})" if current else "not paused; nothing to resume"),
+        lambda: runtime.say(f"resumed ({_paused_text(current)})" if current else "not paused; nothing to resume"),
     )
 
 
@@ -169,7 +168,7 @@ def release_command(runtime: Runtime, instance: str) -> None:
     was_quarantined = current.quarantined_at is not None
     runtime.emit(
         {"instance_id": instance_id, "released": True, "was_quarantined": was_quarantined, "quarantine_reason": current.quarantine_reason},
-        lambda: click.echo(
+        lambda: runtime.say(
             f"released {instance_id}" + (f" from quarantine ({current.quarantine_reason})" if was_quarantined else ": it was not quarantined")
             + "; ladder reset to the first rung"
         ),

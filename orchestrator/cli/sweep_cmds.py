@@ -23,16 +23,17 @@ FAILED_OUTCOMES = frozenset({OutcomeStatus.FAILED, OutcomeStatus.SKIPPED})
 
 EXIT_HELP = """\b
 Exit codes:
-  0  ok: scan found every instance healthy (opted-out ones aside); heal did
-     what the rules allow, including waiting (an action in flight awaiting
-     verification, a failure not yet confirmed, launch grace) and leaving
-     opted-out (orch:skip) instances alone
-  1  the sweep ran and needs a look: scan found an unhealthy instance; heal was
-     held back by the circuit breaker, a budget, quarantine, pause, a rule that
-     needs a human, or an action failed or was skipped; or the selector or
-     region matched no instance
+  0  ok: scan found every instance healthy (opted-out ones aside);
+     heal did what the rules allow, waiting included (an action in
+     flight awaiting verification, a failure not yet confirmed, launch
+     grace), and left opted-out (orch:skip) instances alone
+  1  the sweep ran and needs a look: scan found an unhealthy instance;
+     heal was held back by the circuit breaker, a budget, quarantine,
+     pause or a rule that needs a human, or an action failed or was
+     skipped; or the selector or region matched no instance
   2  bad usage or configuration
-  3  an AWS call failed or the endpoint did not answer (nothing acted on after it)
+  3  an AWS call failed or the endpoint did not answer (nothing acted
+     on after it)
   4  another sweep holds the lease
   5  the state store cannot be read or written (nothing acted on)"""
 
