@@ -14,15 +14,18 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 
+ORCH = [sys.executable, "-c", "from orchestrator.cli import main; main()"]
+
+
+def serve(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([*ORCH, "sandbox", "--serve", "--instances", "8", "--port", "0", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_serve_prints_exports_then_ready_and_stops_on_a_signal(tmp_path: Path, signum: int) -> None:
-    orch = [sys.executable, "-c", "from orchestrator.cli import main; main()"]
-    server = subprocess.Popen(
-        [*orch, "sandbox", "--serve", "--instances", "8", "--port", "0", "--state-dir", str(tmp_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    orch = ORCH
+    server = serve("--state-dir", str(tmp_path))
     try:
         env = dict(os.environ)
         assert server.stdout is not None
@@ -48,13 +51,8 @@ def test_serve_env_file_request_log_and_cleanup(tmp_path: Path) -> None:
     """`--env-file` for `source`; requests (and moto's tracebacks) go to a log file, not the
     terminal; the temporary directory and the env file are gone after the signal."""
     env_file = tmp_path / "sandbox.env"
-    orch = [sys.executable, "-c", "from orchestrator.cli import main; main()"]
-    server = subprocess.Popen(
-        [*orch, "sandbox", "--serve", "--instances", "8", "--port", "0", "--env-file", str(env_file)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    orch = ORCH
+    server = serve("--env-file", str(env_file))
     try:
         assert server.stdout is not None and server.stderr is not None
         assert server.stdout.readline().strip() == "ready"  # the exports are in the file, not on stdout
