@@ -35,9 +35,12 @@ def fleet_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
 
 
 def on_terminal(command: str, env: dict[str, str], columns: int, stderr_too: bool = False) -> list[str]:
-    """The lines a terminal of this width shows (stderr to a file unless ``stderr_too``)."""
+    """The lines a terminal of this width shows (stderr to a file unless ``stderr_too``).
+
+    poll, not select: late in a full run this process's descriptors are numbered past 1024.
+    """
     redirect = "" if stderr_too else " 2>/dev/null"
-    child = pexpect.spawn("bash", ["-c", f"{ORCH} {command}{redirect}"], env=env, dimensions=(40, columns), encoding="utf-8", timeout=120)
+    child = pexpect.spawn("bash", ["-c", f"{ORCH} {command}{redirect}"], env=env, dimensions=(40, columns), encoding="utf-8", timeout=120, use_poll=True)
     child.expect(pexpect.EOF)
     child.close()
     text = ANSI.sub("", child.before or "")
@@ -94,9 +97,9 @@ def test_a_sweep_on_a_terminal_shows_progress_with_counts(fleet_env):
 
 def test_no_color_means_no_colour_codes(fleet_env):
     env = {**fleet_env, "NO_COLOR": "1"}
-    child = pexpect.spawn("bash", ["-c", f"{ORCH} status"], env=env, dimensions=(40, 100), encoding="utf-8", timeout=120)
+    child = pexpect.spawn("bash", ["-c", f"{ORCH} status"], env=env, dimensions=(40, 100), encoding="utf-8", timeout=120, use_poll=True)
     child.expect(pexpect.EOF)
     assert "\x1b[3" not in (child.before or "") and "selected instances" in (child.before or "")
-    flagged = pexpect.spawn("bash", ["-c", f"{ORCH} status --no-color"], env=fleet_env, dimensions=(40, 100), encoding="utf-8", timeout=120)
+    flagged = pexpect.spawn("bash", ["-c", f"{ORCH} status --no-color"], env=fleet_env, dimensions=(40, 100), encoding="utf-8", timeout=120, use_poll=True)
     flagged.expect(pexpect.EOF)
     assert "\x1b[3" not in (flagged.before or "")
