@@ -23,11 +23,15 @@ Output: ``SweepReport.summary()``, the JSON ``orch heal --output json`` prints. 
 another sweep holds the lease the result is ``{"skipped": "lease held by ...", ...}``:
 not an error, the next schedule tries again.
 
-Errors: a malformed event, a bad setting, a fact that could not be read
+Errors: a malformed event, a bad setting, a context whose deadline cannot be read
+(``get_remaining_time_in_millis`` not callable, raising, or not a number), a fact that could not be read
 (``SweepAborted``), an AWS client that cannot be made, or a state store that cannot be
 used: one JSON line ``{"level": "error", "event": ..., "error": ...}`` on stdout, then
 ``HandlerError`` is raised, so the invocation fails, the Errors alarm fires, and a
 manual invoker sees the same message. Nothing has been acted on in any of these cases.
+Every input the line quotes is clipped (``orchestrator.echo.clip``) and the line is at
+most ``MAX_ERROR_CHARS`` long: CloudWatch Logs takes 256 KB an event, and a 1 MB event
+key must not become a 1 MB log line.
 (The Lambda runtime adds its own record of the raised error; ours is the one line
 meant to be read.)
 
@@ -40,6 +44,7 @@ breaker alarm watches.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -51,6 +56,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.aws import AWS_CALL_ERRORS, AwsError, Clients, describe_aws_error
 from orchestrator.config import ConfigError, Settings, load_settings
+from orchestrator.echo import clip
+from orchestrator.jsonable import iso_utc, to_jsonable
 from orchestrator.observe.metrics import DimensionCache
 from orchestrator.observe.probe import probe_fleet
 from orchestrator.state import open_store
@@ -62,6 +69,7 @@ GATE_MARGIN_S = 30.0  # sweep's gate refuses new actions with less than this lef
 OBSERVE_RESERVE_S = 30.0  # inventory, status, metrics, lease and record around the probe
 BREAKER_MARKERS = ("circuit breaker", "every probe")  # plan notes of a fleet-wide stop
 ACTED = frozenset({"done", "uncertain"})  # outcomes where AWS may have accepted the call
+MAX_ERROR_CHARS = 2000  # an error line quotes inputs clipped, and is itself at most this long
 
 
 class HandlerError(Exception):
@@ -117,9 +125,9 @@ EXPECTED = (
 
 def _validation_text(exc: ValidationError) -> str:
     parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "event"
-        message = "unknown key (not allowed)" if err["type"] == "extra_forbidden" else err["msg"]
+    for err in exc.errors()[:10]:
+        where = clip(".".join(str(p) for p in err["loc"]), quote=False) or "event"
+        message = "unknown key (not allowed)" if err["type"] == "extra_forbidden" else clip(err["msg"], quote=False)
         parts.append(f"{where}: {message}")
     return "; ".join(parts)
 
@@ -138,8 +146,9 @@ def parse_event(event: Any) -> Request:
             return Request("schedule", Mode.HEAL, None)
     except ValidationError as exc:
         raise InvalidEvent(f"invalid event: {_validation_text(exc)}; {EXPECTED}") from None
-    keys = ", ".join(sorted(map(str, event))) or "none"
-    raise InvalidEvent(f"unrecognised event (keys: {keys}): {EXPECTED}")
+    names = sorted(map(str, event))
+    keys = ", ".join(clip(k, 64, quote=False) for k in names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    raise InvalidEvent(f"unrecognised event (keys: {keys or 'none'}): {EXPECTED}")
 
 
 def effective_dry_run(request: Request, settings: Settings) -> bool:
@@ -175,11 +184,45 @@ def fit_probe_to_deadline(settings: Settings, seconds_left: float | None) -> tup
     )
 
 
+class InvalidContext(ValueError):
+    """The context's deadline cannot be read: without it no action can be known to fit."""
+
+
+def _millis(remaining: Callable[[], Any]) -> float:
+    value = remaining()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise InvalidContext(f"get_remaining_time_in_millis() returned {clip(value)}, not a number of milliseconds")
+    return float(value)
+
+
 def _time_left(context: Any) -> Callable[[], float] | None:
+    """Seconds left, from the context; None when there is no context (a local call).
+
+    Checked once up front (a context whose method is not callable or returns garbage
+    fails the invocation before anything happens); a later bad reading counts as no
+    time left, so no new action starts on it.
+    """
+    if context is None:
+        return None
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     if remaining is None:
         return None
-    return lambda: remaining() / 1000.0
+    if not callable(remaining):
+        raise InvalidContext(f"the context's get_remaining_time_in_millis is {type(remaining).__name__}, not a method")
+    try:
+        _millis(remaining)
+    except InvalidContext:
+        raise
+    except Exception as exc:  # whatever a broken context raises
+        raise InvalidContext(f"get_remaining_time_in_millis() raised {type(exc).__name__}: {clip(str(exc), quote=False)}") from None
+
+    def left() -> float:
+        try:
+            return _millis(remaining) / 1000.0
+        except Exception:
+            return 0.0
+
+    return left
 
 
 # -- logs and metrics --------------------------------------------------------------------
@@ -292,6 +335,7 @@ _WARM = Hooks()
 
 
 def _fail(kind: str, message: str) -> HandlerError:
+    message = clip(message, MAX_ERROR_CHARS, quote=False)
     emit({"level": "error", "event": kind, "error": message})
     return HandlerError(message)
 
@@ -304,11 +348,13 @@ def handler(event: Any, context: Any, hooks: Hooks | None = None) -> dict[str, A
         request = parse_event(event)
         settings = load_settings(environ=environ)
         dry_run = effective_dry_run(request, settings)
+        time_left = _time_left(context)
     except InvalidEvent as exc:
         raise _fail("invalid-event", str(exc)) from None
     except ConfigError as exc:
         raise _fail("invalid-settings", str(exc)) from None
-    time_left = _time_left(context)
+    except InvalidContext as exc:
+        raise _fail("invalid-context", f"{exc}; nothing was acted on") from None
     settings, cut = fit_probe_to_deadline(settings, time_left() if time_left else None)
     if cut:
         emit({"level": "warning", "event": "deadline", "note": cut})
@@ -331,7 +377,7 @@ def handler(event: Any, context: Any, hooks: Hooks | None = None) -> dict[str, A
     try:
         report = sweep(settings, deps, mode=request.mode, dry_run=dry_run)
     except LeaseHeld as exc:
-        skipped = f"lease held by {exc.owner} until {exc.expires_at.isoformat()}"
+        skipped = f"lease held by {exc.owner} until {iso_utc(exc.expires_at)}"
         emit({"level": "warning", "event": "lease-held", "skipped": skipped, "error": str(exc)})
         return {
             "skipped": skipped,
@@ -352,7 +398,7 @@ def handler(event: Any, context: Any, hooks: Hooks | None = None) -> dict[str, A
         raise _fail("aws", describe_aws_error(exc)) from None
     finally:
         store.close()
-    summary: dict[str, Any] = json.loads(json.dumps(report.summary(), default=str))
+    summary: dict[str, Any] = to_jsonable(report.summary())
     for line in decision_lines(summary):
         emit(line)
     emit(

@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import botocore.utils
@@ -20,6 +21,7 @@ from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    EndpointConnectionError,
     NoCredentialsError,
     NoRegionError,
 )
@@ -30,6 +32,9 @@ from tenacity import (
     stop_after_attempt,
     wait_exponential_jitter,
 )
+
+from orchestrator.config import REGION_NAME
+from orchestrator.echo import clip
 
 RETRY_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 5},
@@ -119,13 +124,16 @@ class Clients:
         profile: str | None = None,
         counter: ApiCallCounter | None = None,
         config: Config = RETRY_CONFIG,
+        endpoint_url: str | None = None,
     ) -> None:
         try:
             # AWS_REGION is what Lambda and most AWS tools set; botocore reads only
             # AWS_DEFAULT_REGION, so honour both, the explicit --region first.
             self.session = session or boto3.Session(region_name=region or os.environ.get("AWS_REGION") or None, profile_name=profile)
         except BotoCoreError as exc:
-            raise AwsError(f"{exc} (check --profile and ~/.aws/config)") from None
+            raise AwsError(f"{clip(str(exc), quote=False)} (check --profile and ~/.aws/config)") from None
+        # --endpoint-url, like AWS_ENDPOINT_URL (which botocore reads itself), goes to every client.
+        self.endpoint_url = endpoint_url
         # Clients made from this session parse timestamps with ``parse_timestamp``.
         self.session._session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=parse_timestamp)
         self.counter = counter or ApiCallCounter()
@@ -148,9 +156,18 @@ class Clients:
     def _make(self, service: str, config: Config, key: str) -> Any:
         with self._lock:
             if key not in self._cache:
-                if not self.session.region_name:
+                region = self.session.region_name
+                if not region:
                     raise AwsError("no AWS region: pass --region, set AWS_REGION, or set one in the profile")
-                made = self.session.client(service, config=config)
+                if not REGION_NAME.fullmatch(region):
+                    raise AwsError(f"region {clip(region)} is not an AWS region name (like us-east-1): check --region, AWS_REGION and the profile")
+                endpoint = self.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
+                if endpoint and not _is_url(endpoint):
+                    raise AwsError(f"endpoint {clip(endpoint)} is not a URL: give http(s)://HOST[:PORT] in --endpoint-url or AWS_ENDPOINT_URL")
+                try:
+                    made = self.session.client(service, config=config, endpoint_url=self.endpoint_url)
+                except (BotoCoreError, ValueError) as exc:
+                    raise AwsError(f"cannot make the {service} client: {clip(str(exc), quote=False)}") from None
                 made.meta.events.register("before-call.*.*", self.counter.on_call)
                 self._cache[key] = made
             return self._cache[key]
@@ -166,6 +183,15 @@ class Clients:
     @property
     def autoscaling(self) -> Any:
         return self.client("autoscaling")
+
+
+def _is_url(text: str) -> bool:
+    parts = urlsplit(text)
+    try:
+        parts.port
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def error_code(exc: BaseException) -> str:
@@ -201,15 +227,17 @@ def describe_aws_error(exc: BaseException, permission: str | None = None) -> str
             return f"access denied calling {op}: the caller lacks the IAM permission {needed} ({message})"
         if code in THROTTLING_CODES:
             return f"{op} was throttled ({code}): the account's API rate budget is shared by every tool in it; sweep less often or try again later"
-        return f"{op} failed: {code}: {message}"
+        return f"{op} failed: {code}: {clip(message, quote=False)}"
     if isinstance(exc, ResponseParserError):
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "no detail"
         return (
             f"AWS answered something botocore cannot parse ({first[:200]}): check the region (--region, AWS_REGION) "
-            "and AWS_ENDPOINT_URL; a proxy may be answering in AWS's place"
+            "and AWS_ENDPOINT_URL or --endpoint-url; a proxy may be answering in AWS's place"
         )
+    if isinstance(exc, EndpointConnectionError):
+        return f"cannot reach the AWS endpoint {clip(exc.kwargs.get('endpoint_url', ''), quote=False)}: check the network, --endpoint-url and AWS_ENDPOINT_URL"
     if isinstance(exc, BotoCoreError):
-        return f"AWS call failed: {exc}"
+        return f"AWS call failed: {clip(str(exc), quote=False)}"
     return f"AWS call failed: {exc!r}"
 
 

@@ -77,6 +77,7 @@ class AwsFleet:
     only_instances: tuple[str, ...] = ()
     dimension_cache: metrics.DimensionCache = field(default_factory=metrics.DimensionCache)
     time_left: Callable[[], float] | None = None  # seconds; a stop's waits are cut to fit it
+    metric_progress: Callable[[int, int], None] | None = None  # (read, wanted): the CLI's n/N
 
     @property
     def region(self) -> str | None:
@@ -118,6 +119,7 @@ class AwsFleet:
                     window=timedelta(minutes=settings.memory.window_minutes),
                     period_seconds=settings.memory.period_seconds,
                     cache=self.dimension_cache,
+                    progress=self.metric_progress,
                 )
                 memory: Mapping[str, MemorySeries] = reader.read(wanted, now) if wanted else {}
                 report.metrics_requested = reader.metrics_requested

@@ -1,15 +1,21 @@
 """Every setting of orch, validated once, with one clear line per mistake.
 
 Precedence: defaults < TOML file (``--config`` or ``ORCH_CONFIG``) < ``ORCH_*``
-environment variables < command-line flags. Environment names are derived from the
-model itself (``ORCH_PROBE_PORT`` is ``probe.port``), so a new field is configurable
-everywhere the moment it exists, and a misspelt variable is an error, not a no-op.
+environment variables < command-line flags. The TOML and ``ORCH_*`` layers are read by
+pydantic-settings (its TOML source and its environment source, nested on the first
+``_`` after the section name: ``ORCH_PROBE_CONNECT_TIMEOUT`` is ``probe.connect_timeout``),
+so a new field is configurable everywhere the moment it exists. What pydantic-settings
+does not do, or says less clearly, stays here: a misspelt variable is an error with the
+closest known name, a section that is not a table is refused, a file that is not UTF-8
+or not TOML is one line, and no message echoes more than ~200 characters of any input.
 """
 
 from __future__ import annotations
 
 import difflib
+import math
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal, Mapping
@@ -19,10 +25,15 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic_settings.sources.utils import parse_env_vars
 
+from orchestrator.echo import clip
 from orchestrator.model import ActionKind
 
 ENV_PREFIX = "ORCH_"
@@ -33,7 +44,21 @@ class ConfigError(Exception):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: "nan", "inf" and "1e400" (which float() reads as inf) are refused
+    # at load, where one line can name them, instead of failing every comparison later.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        return _refuse_bool_for_number(cls.model_fields[info.field_name], value) if info.field_name else value
+
+
+def _refuse_bool_for_number(field: FieldInfo, value: Any) -> Any:
+    """pydantic's lax mode reads ``true`` as 1: ``max_actions_per_sweep = true`` must not mean one action."""
+    if isinstance(value, bool) and field.annotation in (int, float, "int", "float"):
+        raise ValueError("must be a number, not true/false")
+    return value
 
 
 class ProbeSettings(_Section):
@@ -94,6 +119,12 @@ class MemorySettings(_Section):
         return self
 
 
+_COUNT = re.compile(r"\d{1,9}")
+_PERCENT = re.compile(r"\d{1,3}(\.\d{1,6})?%")
+# AWS region names: us-east-1, eu-central-2, us-gov-west-1, ap-southeast-4, cn-north-1.
+REGION_NAME = re.compile(r"[a-z]{2}(-[a-z]+){1,2}-\d{1,2}")
+
+
 class SafetySettings(_Section):
     """Every limit that keeps one bad network day from becoming a fleet-wide reboot."""
 
@@ -128,18 +159,26 @@ class SafetySettings(_Section):
             raise ValueError("a step appears twice")
         return value
 
-    @field_validator("max_unhealthy")
+    @field_validator("max_unhealthy", mode="before")
     @classmethod
-    def _count_or_percent(cls, value: str) -> str:
-        text = str(value).strip()
-        number = text[:-1] if text.endswith("%") else text
-        try:
-            parsed = float(number)
-        except ValueError:
-            raise ValueError("must be a count like 5 or a percent like 20%") from None
-        if parsed < 0 or (text.endswith("%") and parsed > 100) or (not text.endswith("%") and parsed != int(parsed)):
-            raise ValueError("must be a whole count >= 0 or a percent from 0% to 100%")
-        return text
+    def _count_or_percent(cls, value: Any) -> str:
+        # A TOML integer (max_unhealthy = 5) is the count it says; anything else must be
+        # text in one of two exact forms, so every accepted value has one meaning at plan time.
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            raise ValueError("must be a count like 5 or a percent like 20%")
+        text = value.strip()
+        if _COUNT.fullmatch(text):
+            return str(int(text))
+        if _PERCENT.fullmatch(text):
+            percent = float(text[:-1])
+            if not math.isfinite(percent) or percent > 100:
+                raise ValueError("must be a whole count >= 0 or a percent from 0% to 100%")
+            return f"{percent:g}%"
+        if re.fullmatch(r"\d+\.\d*", text):
+            raise ValueError("must be a whole count >= 0 or a percent from 0% to 100% (a count has no decimals)")
+        raise ValueError("must be a count like 5 or a percent like 20%")
 
     def unhealthy_limit(self, fleet_size: int) -> int:
         """How many uncorroborated unreachable instances the breaker tolerates."""
@@ -184,7 +223,19 @@ class NotifySettings(_Section):
     )
 
 
-class Settings(_Section):
+class Settings(BaseSettings):
+    # Settings come only from what load_settings hands over (see settings_customise_sources):
+    # constructing Settings() in code or tests never reads the process environment.
+    model_config = SettingsConfigDict(
+        extra="forbid",
+        frozen=True,
+        allow_inf_nan=False,
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="_",
+        env_nested_max_split=1,  # ORCH_PROBE_CONNECT_TIMEOUT -> probe / connect_timeout
+        case_sensitive=False,
+    )
+
     region: str | None = Field(None, description="AWS region; default from the AWS profile/environment")
     profile: str | None = Field(None, description="AWS named profile")
     selector: dict[str, str] = Field(default_factory=lambda: {"orch:managed": "true"})
@@ -201,6 +252,29 @@ class Settings(_Section):
     chronic: ChronicSettings = Field(default_factory=ChronicSettings)
     evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        return _refuse_bool_for_number(cls.model_fields[info.field_name], value) if info.field_name else value
+
+    @field_validator("region")
+    @classmethod
+    def _region_name(cls, value: str | None) -> str | None:
+        if value is not None and not REGION_NAME.fullmatch(value):
+            raise ValueError("is not an AWS region name (like us-east-1 or eu-west-2)")
+        return value
 
     @model_validator(mode="after")
     def _chronic_ssm_has_commands(self) -> Settings:
@@ -238,59 +312,118 @@ class Settings(_Section):
         return value
 
 
+SECTIONS: dict[str, type[_Section]] = {
+    name: info.annotation
+    for name, info in Settings.model_fields.items()
+    if isinstance(info.annotation, type) and issubclass(info.annotation, _Section)
+}
+
+
 def parse_selector(text: str) -> dict[str, str]:
-    """``key=value,key2=value2`` as used on the command line and in ORCH_SELECTOR."""
+    """``key=value,key2=value2`` as used on the command line and in ORCH_SELECTOR.
+
+    A key given twice is refused: ``a=1,a=2`` has no meaning a person would agree on.
+    """
     result: dict[str, str] = {}
     for part in (p.strip() for p in text.split(",")):
         if not part:
             continue
         key, sep, value = part.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"selector: {part!r} is not KEY=VALUE (example: orch:managed=true)")
+            raise ConfigError(f"selector: {clip(part)} is not KEY=VALUE (example: orch:managed=true)")
+        if key.strip() in result:
+            raise ConfigError(f"selector: tag {clip(key.strip())} is given twice; give each tag once (KEY=VALUE,OTHER=VALUE)")
         result[key.strip()] = value.strip()
     return result
 
 
-def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
-    """Map ORCH_SECTION_FIELD variables onto the model's own field names."""
+def env_variables() -> dict[str, tuple[str, ...]]:
+    """Every ORCH_* variable orch reads, with the setting it sets."""
     known: dict[str, tuple[str, ...]] = {}
-    for name, info in Settings.model_fields.items():
-        annotation = info.annotation
-        if isinstance(annotation, type) and issubclass(annotation, _Section):
-            for sub in annotation.model_fields:
+    for name in Settings.model_fields:
+        if name in SECTIONS:
+            for sub in SECTIONS[name].model_fields:
                 known[f"{ENV_PREFIX}{name}_{sub}".upper()] = (name, sub)
         else:
             known[f"{ENV_PREFIX}{name}".upper()] = (name,)
-    result: dict[str, Any] = {}
-    for var, raw in environ.items():
-        if not var.startswith(ENV_PREFIX) or var == "ORCH_CONFIG":
+    return known
+
+
+def _check_env_names(environ: Mapping[str, str]) -> None:
+    """pydantic-settings ignores variables it does not know; a misspelt one must not be a no-op."""
+    known = env_variables()
+    for var in environ:
+        upper = var.upper()
+        if not upper.startswith(ENV_PREFIX) or upper == "ORCH_CONFIG" or upper in known:
             continue
-        path = known.get(var)
-        if path is None:
-            close = difflib.get_close_matches(var, known, n=1)
-            hint = f"; did you mean {close[0]}?" if close else "; see the README's configuration section"
-            raise ConfigError(f"{var}: unknown setting{hint}")
-        value: Any = raw
-        if path == ("selector",):
-            value = parse_selector(raw)
-        elif _is_list_field(path):
-            value = [part.strip() for part in raw.split(",") if part.strip()]
-        _set_path(result, path, value)
-    return result
+        close = difflib.get_close_matches(upper[:100], known, n=1)
+        hint = f"; did you mean {close[0]}?" if close else "; see the README's configuration section"
+        raise ConfigError(f"{clip(var, quote=False)}: unknown setting{hint}")
 
 
-def _is_list_field(path: tuple[str, ...]) -> bool:
-    model: Any = Settings
-    for key in path[:-1]:
-        model = model.model_fields[key].annotation
-    annotation = model.model_fields[path[-1]].annotation
-    return getattr(annotation, "__origin__", None) in (tuple, list)
+def _list_variables() -> frozenset[str]:
+    found = set()
+    for var, path in env_variables().items():
+        model: Any = Settings if len(path) == 1 else SECTIONS[path[0]]
+        if getattr(model.model_fields[path[-1]].annotation, "__origin__", None) in (tuple, list):
+            found.add(var)
+    return frozenset(found)
 
 
-def _set_path(target: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
-    for key in path[:-1]:
-        target = target.setdefault(key, {})
-    target[path[-1]] = value
+class _Environment(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping (the Lambda passes its own).
+
+    Lists and the selector keep orch's documented forms (``reboot,stop-start``,
+    ``key=value,key2=value2``) instead of pydantic-settings' JSON.
+    """
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(Settings)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        # An empty list variable (a template sets ORCH_MEMORY_SSM_COMMANDS="" when no
+        # command is configured) means an empty list; pydantic-settings would pass ''.
+        environ = {k: ("," if v == "" and k.upper() in _LIST_VARIABLES else v) for k, v in self._environ.items()}
+        return parse_env_vars(environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo | None, value: Any) -> Any:
+        if field_name == "selector":
+            return parse_selector(value)
+        return [part.strip() for part in str(value).split(",") if part.strip()]
+
+
+class _TomlFile(TomlConfigSettingsSource):
+    """pydantic-settings' TOML source, with one line for each way a file can be unusable."""
+
+    def __init__(self, path: Path) -> None:
+        if not path.exists():
+            raise ConfigError(f"config file {clip(str(path), quote=False)} does not exist (set --config or ORCH_CONFIG to a TOML file)")
+        if not path.is_file():
+            raise ConfigError(f"config file {clip(str(path), quote=False)} is not a file (set --config or ORCH_CONFIG to a TOML file)")
+        self._shown = clip(str(path), quote=False)
+        super().__init__(Settings, toml_file=path)
+
+    def _read_file(self, file_path: Any) -> dict[str, Any]:
+        try:
+            raw = Path(file_path).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"config file {self._shown} cannot be read: {exc.strerror or exc}") from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = raw[: exc.start].count(b"\n") + 1
+            raise ConfigError(f"config file {self._shown} is not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); save it as UTF-8") from None
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {self._shown} is not valid TOML: {clip(str(exc), quote=False)}") from None
+        for name in SECTIONS:
+            if name in data and not isinstance(data[name], dict):
+                raise ConfigError(
+                    f"config file {self._shown}: {name} must be a table ([{name}] with settings under it), got {clip(data[name])}"
+                )
+        return data
 
 
 def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -303,28 +436,17 @@ def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist (set --config or ORCH_CONFIG to a TOML file)") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    except OSError as exc:
-        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
-
-
 def describe_validation_error(exc: ValidationError, source: str = "") -> str:
     lines = []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "settings"
+        where = clip(".".join(str(p) for p in err["loc"]), quote=False) or "settings"
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            message = "unknown setting"
-        lines.append(f"{where}: {message} (got {err.get('input')!r})" if err["type"] != "extra_forbidden" else f"{where}: {message}")
+            lines.append(f"{where}: unknown setting")
+        else:
+            lines.append(f"{where}: {message} (got {clip(err.get('input'))})")
     suffix = f" [from {source}]" if source else ""
-    return "invalid configuration" + suffix + ": " + "; ".join(lines)
+    return clip("invalid configuration" + suffix + ": " + "; ".join(lines), 600, quote=False)
 
 
 def load_settings(
@@ -338,9 +460,13 @@ def load_settings(
     sources = []
     path = config_path or env.get("ORCH_CONFIG")
     if path:
-        data = _merge(data, _read_toml(Path(path)))
-        sources.append(str(path))
-    env_data = _env_overrides(env)
+        data = _merge(data, _TomlFile(Path(path))())
+        sources.append(clip(str(path), quote=False))
+    _check_env_names(env)
+    try:
+        env_data = _Environment(env)()
+    except ValueError as exc:  # pydantic-settings' SettingsError: a value it could not decode
+        raise ConfigError(f"ORCH_* environment: {clip(str(exc), quote=False)}") from None
     if env_data:
         data = _merge(data, env_data)
         sources.append("ORCH_* environment")
@@ -351,3 +477,6 @@ def load_settings(
         return Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc, " / ".join(sources))) from None
+
+
+_LIST_VARIABLES = _list_variables()

@@ -274,8 +274,19 @@ class BlockRule(str, enum.Enum):
         return self in _EXPECTED_BLOCKS
 
 
+# The user's choice (opted out), orch's own action awaiting verification, or waiting
+# for a fact to settle (not confirmed yet, launch grace, someone else's lifecycle or
+# scheduled event, not running): none is news, none makes `orch heal` exit 1.
 _EXPECTED_BLOCKS = frozenset(
-    {BlockRule.OPT_OUT, BlockRule.NOT_RUNNING, BlockRule.IN_FLIGHT, BlockRule.LAUNCH_GRACE, BlockRule.DEBOUNCE}
+    {
+        BlockRule.OPT_OUT,
+        BlockRule.NOT_RUNNING,
+        BlockRule.IN_FLIGHT,
+        BlockRule.LAUNCH_GRACE,
+        BlockRule.DEBOUNCE,
+        BlockRule.LIFECYCLE,
+        BlockRule.SCHEDULED_EVENT,
+    }
 )
 
 
@@ -284,7 +295,7 @@ class Blocked:
     instance_id: str
     kind: ActionKind
     why: str
-    rule: BlockRule = BlockRule.BUDGET
+    rule: BlockRule = BlockRule.LADDER  # a rule not classified needs a human
 
 
 @dataclass(frozen=True, slots=True)

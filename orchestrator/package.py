@@ -43,6 +43,10 @@ ARCHITECTURES: dict[str, tuple[str, ...]] = {
 MAX_ZIPPED_BYTES = 50 * 1024 * 1024
 MAX_UNZIPPED_BYTES = 250 * 1024 * 1024
 SOURCE_PACKAGES = ("orchestrator", "lambdas")
+# The command line's own libraries: the handler never imports them (a test imports
+# lambdas.heal with them blocked), so the zip does not carry them or what they pull in
+# (rich alone brings pygments and markdown-it).
+CLI_ONLY = frozenset({"click", "rich", "platformdirs"})
 MANIFEST = "orch_build.json"  # what the zip was built for; `orch deploy --zip` checks it
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
 _SKIP_DIRS = frozenset({"__pycache__"})
@@ -92,7 +96,7 @@ def _mb(size: int) -> str:
 
 
 def requirements(include_boto3: bool = True, pin_installed: bool = True) -> list[str]:
-    """orch's declared runtime requirements (extras left out), pinned to the installed versions.
+    """orch's declared runtime requirements (extras and CLI_ONLY left out), pinned to the installed versions.
 
     Pinned because the zip should run what the tests here ran: an index that only offers
     an older release inside the declared range would otherwise ship code that never ran
@@ -102,7 +106,7 @@ def requirements(include_boto3: bool = True, pin_installed: bool = True) -> list
         declared = importlib.metadata.requires("orch") or []
     except importlib.metadata.PackageNotFoundError:
         raise PackageError("orch is not installed (pip install -e . in the repository), so its dependencies are unknown") from None
-    reqs = [r for r in declared if "extra ==" not in r.replace('"', " ").replace("'", " ")]
+    reqs = [r for r in declared if "extra ==" not in r.replace('"', " ").replace("'", " ") and _name(r) not in CLI_ONLY]
     if not include_boto3:
         reqs = [r for r in reqs if _name(r) != "boto3"]
     return [_pinned(r) if pin_installed else r for r in reqs]

@@ -16,7 +16,10 @@ from orchestrator.history import Chronic
 from orchestrator.model import Facts, Instance, InstanceHistory, Verdict, VerdictKind
 
 UNHEALTHY = frozenset({VerdictKind.UNREACHABLE, VerdictKind.AWS_IMPAIRED, VerdictKind.MEMORY_CRITICAL, VerdictKind.METRICS_STALE})
-LEAKING = frozenset({VerdictKind.MEMORY_FORECAST, VerdictKind.MEMORY_CRITICAL})
+# One definition of "leaking", the verdict's: `orch report`'s leaking column adds up to the
+# memory-exhaustion-forecast count in the verdicts line (a rise too slow to forecast
+# exhaustion is drift, which diagnose already judged healthy).
+LEAKING = frozenset({VerdictKind.MEMORY_FORECAST})
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,11 +54,7 @@ def dimensions(tag: str | None) -> dict[str, Callable[[Instance], str]]:
     return dims
 
 
-def is_leaking(v: Verdict, min_slope: float) -> bool:
-    return v.kind in LEAKING or (v.memory_slope_per_min is not None and v.memory_slope_per_min >= min_slope * 10)
-
-
-def patterns(facts: Iterable[Facts], verdicts: Mapping[str, Verdict], tag: str | None = None, min_slope: float = 0.05) -> dict[str, list[PatternRow]]:
+def patterns(facts: Iterable[Facts], verdicts: Mapping[str, Verdict], tag: str | None = None) -> dict[str, list[PatternRow]]:
     """Per dimension, its values with counts, most troubled share first."""
     running = [f for f in facts if f.instance.state == "running"]
     result: dict[str, list[PatternRow]] = {}
@@ -67,7 +66,7 @@ def patterns(facts: Iterable[Facts], verdicts: Mapping[str, Verdict], tag: str |
         for value, members in groups.items():
             vs = [verdicts[m.instance.instance_id] for m in members]
             unhealthy = [v for v in vs if v.kind in UNHEALTHY]
-            leaking = [v for v in vs if v.kind not in UNHEALTHY and is_leaking(v, min_slope)]
+            leaking = [v for v in vs if v.kind in LEAKING]
             rows.append(
                 PatternRow(value, len(members), len(unhealthy), len(leaking), tuple(sorted(v.instance_id for v in unhealthy + leaking)))
             )

@@ -101,6 +101,7 @@ class SweepDeps:
     lease_wait_seconds: float = 0.0  # how long to wait for another sweep's lease
     only_instances: tuple[str, ...] = ()  # narrow a scan to these ids (orch explain)
     dimension_cache: metrics.DimensionCache = field(default_factory=metrics.DimensionCache)
+    metric_progress: Callable[[int, int], None] | None = None  # (read, wanted): the CLI's n/N
     fleet: Fleet | None = None  # None: AWS through ``clients``
 
     def __post_init__(self) -> None:
@@ -108,7 +109,8 @@ class SweepDeps:
             if self.clients is None:
                 raise ValueError("a sweep needs AWS clients or a fleet")
             self.fleet = AwsFleet(
-                self.clients, self.clock, self.prober, self.progress, self.only_instances, self.dimension_cache, self.time_left
+                self.clients, self.clock, self.prober, self.progress, self.only_instances, self.dimension_cache, self.time_left,
+                self.metric_progress,
             )
 
     @property

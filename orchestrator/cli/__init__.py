@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
+from orchestrator.cli.common import add_global_options
 from orchestrator.cli.deploy_cmds import deploy_command, destroy_command, package_command
 from orchestrator.cli.insight_cmds import explain_command, report_command
 from orchestrator.cli.probe_cmd import probe_command
@@ -16,18 +19,22 @@ from orchestrator.cli.state_cmds import (
     resume_command,
     status_command,
 )
-from orchestrator.cli.sweep_cmds import heal_command, scan_command
+from orchestrator.cli.sweep_cmds import EXIT_HELP, heal_command, scan_command
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}, epilog=EXIT_HELP)
 @click.version_option(package_name="orch")
-def cli() -> None:
+@add_global_options
+def cli(**global_options: Any) -> None:
     """Heal EC2 instances that pass AWS status checks but no longer answer SSH.
 
+    Global options (--region, --profile, --endpoint-url, --config, --state, --selector,
+    --output, --query, --debug, --no-color) go before or after the command, as with the
+    AWS CLI; after it wins.
+
     \b
-    Exit codes: 0 ok; 1 something is still unhealthy, blocked or failed;
-    2 bad usage or configuration; 3 AWS error (nothing acted on after it);
-    4 another sweep holds the lease; 5 state store unavailable.
+    Shell completion (bash; zsh and fish alike, see click's docs):
+      eval "$(_ORCH_COMPLETE=bash_source orch)"
     """
 
 

@@ -1,32 +1,46 @@
 """What every `orch` command shares: AWS-CLI-style options, settings, exit codes, errors.
 
+The global options are defined once (``GLOBAL_OPTIONS``) and attached both to the
+``orch`` group and to each command, so ``orch --region us-east-1 status`` and
+``orch status --region us-east-1`` mean the same, as with the AWS CLI; a value given
+after the command wins over one given before it.
+
 Errors a user can cause or fix (bad config, missing credentials, AWS refusing a call,
-another sweep holding the lease) end in one line on stderr and a documented exit
-code, never a traceback.
+an endpoint that does not answer, another sweep holding the lease) end in one line on
+stderr and a documented exit code, never a traceback.
 """
 
 from __future__ import annotations
 
 import enum
 import functools
+import logging
+import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
+from urllib.parse import urlsplit
 
 import click
+import jmespath
+from jmespath.exceptions import JMESPathError
+from rich.console import Console
 
 from orchestrator.aws import AWS_CALL_ERRORS, AwsError, Clients, describe_aws_error
+from orchestrator.cli import output as out
 from orchestrator.config import ConfigError, Settings, load_settings, parse_selector
+from orchestrator.echo import clip
 from orchestrator.state import open_store
 from orchestrator.state.store import LeaseHeld, StateError, StateStore
 
 
 class Exit(enum.IntEnum):
-    """Documented in the README; scripts and schedulers branch on these."""
+    """Documented in the README and `orch --help`; scripts and schedulers branch on these."""
 
     OK = 0
-    UNHEALTHY = 1  # the sweep ran; something is still unhealthy, blocked or failed
+    UNHEALTHY = 1  # the sweep ran; something is still unhealthy, blocked or failed; or nothing matched
     USAGE = 2  # bad flags or configuration
-    AWS = 3  # an AWS call failed; nothing was acted on after it
+    AWS = 3  # an AWS call failed or the endpoint did not answer; nothing was acted on after it
     LEASE_HELD = 4  # another sweep is running for this scope
     STATE = 5  # the state store cannot be read or written; nothing was acted on
 
@@ -37,13 +51,146 @@ class OrchError(click.ClickException):
         self.exit_code = int(code)
 
 
+# -- the global options, defined once ----------------------------------------------------
+
+
+def _selector_value(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[str, str] | None:
+    if value is None:
+        return None
+    try:
+        return parse_selector(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _query_value(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    try:
+        return jmespath.compile(value)
+    except JMESPathError as exc:
+        raise click.BadParameter(f"not a JMESPath expression: {clip(str(exc).splitlines()[0], quote=False)}") from None
+
+
+def check_endpoint_url(value: str, name: str) -> str:
+    """The AWS CLI's rule: a full URL with a scheme and a host (botocore's own error is a traceback)."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{name}={clip(value)} is not a URL: give http(s)://HOST[:PORT], e.g. http://127.0.0.1:5000")
+    try:
+        parts.port
+    except ValueError:
+        raise ValueError(f"{name}={clip(value)} has an invalid port: give http(s)://HOST[:PORT]") from None
+    return value
+
+
+def _endpoint_value(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return check_endpoint_url(value, "--endpoint-url")
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+OUTPUT_HELP = "Output format (default: AWS_DEFAULT_OUTPUT, else table)."
+
+GLOBAL_OPTIONS: dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]] = {
+    "region": click.option("--region", help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION or the profile's)."),
+    "profile": click.option("--profile", help="AWS named profile (default: AWS_PROFILE)."),
+    "endpoint_url": click.option(
+        "--endpoint-url", callback=_endpoint_value, help="Send every AWS call here (as AWS_ENDPOINT_URL), e.g. a moto server."
+    ),
+    "config_path": click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML settings file (default: ORCH_CONFIG)."),
+    "state": click.option("--state", help="State store: a SQLite path or dynamodb://TABLE."),
+    "selector": click.option("--selector", callback=_selector_value, help="Instances to manage, as tag KEY=VALUE[,KEY=VALUE]."),
+    "output": click.option("--output", "-o", type=click.Choice(out.FORMATS), help=OUTPUT_HELP),
+    "query": click.option("--query", callback=_query_value, help="JMESPath expression applied to the JSON result (as in the AWS CLI)."),
+    "debug": click.option("--debug", is_flag=True, default=None, help="Log orch's and botocore's debug messages to stderr."),
+    "no_color": click.option("--no-color", is_flag=True, default=None, help="No colours (also NO_COLOR=1)."),
+}
+DISPLAY = ("output", "query", "debug", "no_color")  # for commands that call no AWS API
+ALL = tuple(GLOBAL_OPTIONS)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def add_global_options(func: F, names: tuple[str, ...] = ALL) -> F:
+    for name in reversed(names):
+        func = GLOBAL_OPTIONS[name](func)  # type: ignore[assignment]
+    return func
+
+
+def given_options(values: dict[str, Any], names: tuple[str, ...] = ALL) -> dict[str, Any]:
+    """This command's global options merged over the group's: after the command wins."""
+    ctx = click.get_current_context()
+    before = ctx.parent.params if ctx.parent is not None else {}
+    return {name: values.get(name) if values.get(name) is not None else before.get(name) for name in names}
+
+
+def resolve_output(given: str | None, query: Any) -> str:
+    """--output, else AWS_DEFAULT_OUTPUT (as the AWS CLI), else table; --query alone means json."""
+    if given is not None:
+        if given == "table" and query is not None:
+            raise click.UsageError("--query selects from the JSON result: use it with --output json or text")
+        return given
+    env = os.environ.get("AWS_DEFAULT_OUTPUT", "").strip().lower()
+    if env in out.FORMATS:
+        chosen = env
+    else:
+        if env:
+            click.echo(f"warning: AWS_DEFAULT_OUTPUT={clip(env)} is not one orch prints ({', '.join(out.FORMATS)}); using table", err=True)
+        chosen = "table"
+    return "json" if chosen == "table" and query is not None else chosen
+
+
+def configure_logging(debug: bool) -> None:
+    """--debug: orch's and botocore's loggers through `logging` to stderr, as `aws --debug` does."""
+    if not debug:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s [%(levelname)s] %(message)s"))
+    for name in ("orchestrator", "lambdas", "botocore", "boto3", "urllib3"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.DEBUG)
+        logger.addHandler(handler)
+
+
 @dataclass
-class Runtime:
+class Display:
+    """How results are shown: format, query, colour."""
+
+    output: str = "table"
+    query: Any = None
+    no_color: bool = False
+
+    @property
+    def json(self) -> bool:
+        return self.output != "table"
+
+    def console(self, stderr: bool = False) -> Console:
+        return out.console(self.no_color, stderr=stderr)
+
+    def emit(self, document: Any, table: Callable[[], None] | None = None) -> None:
+        out.emit(document, self.output, self.query, table)
+
+    def say(self, text: str) -> None:
+        """A sentence for people, wrapped at words to the terminal (no markup: a reason may hold brackets)."""
+        self.console().print(text, markup=False, highlight=False)
+
+
+def display_from(values: dict[str, Any]) -> Display:
+    configure_logging(bool(values.get("debug")))
+    return Display(resolve_output(values.get("output"), values.get("query")), values.get("query"), bool(values.get("no_color")))
+
+
+@dataclass
+class Runtime(Display):
     """Options of one invocation, with settings and AWS clients made on first use."""
 
     config: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
-    output: str = "table"
+    endpoint_url: str | None = None
     _settings: Settings | None = None
     _clients: Clients | None = None
     _store: StateStore | None = None
@@ -57,7 +204,7 @@ class Runtime:
     @property
     def clients(self) -> Clients:
         if self._clients is None:
-            self._clients = Clients(region=self.settings.region, profile=self.settings.profile)
+            self._clients = Clients(region=self.settings.region, profile=self.settings.profile, endpoint_url=self.endpoint_url)
         return self._clients
 
     @property
@@ -66,46 +213,21 @@ class Runtime:
             self._store = open_store(self.settings.state, lambda: self.clients)
         return self._store
 
+    def selector_text(self) -> str:
+        return ",".join(f"{k}={v}" for k, v in self.settings.selector.items())
+
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
 
-    @property
-    def json(self) -> bool:
-        return self.output == "json"
 
+def user_errors(func: Callable[..., Any], runtime: Runtime | None = None) -> Callable[..., Any]:
+    """Every error a user can act on as one line and its exit code."""
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _selector_option(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[str, str] | None:
-    if value is None:
-        return None
-    try:
-        return parse_selector(value)
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
-def common_options(func: F) -> F:
-    """The AWS CLI puts --region/--profile/--output after the command; so does orch."""
-
-    @click.option("--region", envvar=None, help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION or the profile's).")
-    @click.option("--profile", help="AWS named profile (default: AWS_PROFILE).")
-    @click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="ORCH_CONFIG", help="TOML settings file.")
-    @click.option("--state", help="State store: a SQLite path or dynamodb://TABLE.")
-    @click.option("--selector", callback=_selector_option, help="Instances to manage, as tag KEY=VALUE[,KEY=VALUE].")
-    @click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True)
     @functools.wraps(func)
-    def wrapper(region: str | None, profile: str | None, config_path: str | None, state: str | None,
-                selector: dict[str, str] | None, output: str, **kwargs: Any) -> Any:
-        runtime = Runtime(
-            config=config_path,
-            overrides={"region": region, "profile": profile, "state": state, "selector": selector},
-            output=output,
-        )
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(runtime, **kwargs)
+            return func(*args, **kwargs)
         except ConfigError as exc:
             raise OrchError(str(exc), Exit.USAGE) from None
         except AwsError as exc:
@@ -117,6 +239,38 @@ def common_options(func: F) -> F:
         except StateError as exc:
             raise OrchError(f"state store: {exc}; nothing was acted on", Exit.STATE) from None
         finally:
-            runtime.close()
+            if runtime is not None:
+                runtime.close()
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
+
+
+def common_options(func: F) -> F:
+    """Every global option, after the command as with the AWS CLI (and before it, on the group)."""
+
+    def wrapper(**kwargs: Any) -> Any:
+        values = given_options({name: kwargs.pop(name) for name in ALL})
+        display = display_from(values)
+        runtime = Runtime(
+            output=display.output,
+            query=display.query,
+            no_color=display.no_color,
+            config=values["config_path"],
+            overrides={"region": values["region"], "profile": values["profile"], "state": values["state"], "selector": values["selector"]},
+            endpoint_url=values["endpoint_url"],
+        )
+        return user_errors(func, runtime)(runtime, **kwargs)
+
+    functools.update_wrapper(wrapper, func)
+    return add_global_options(wrapper)  # type: ignore[return-value]
+
+
+def display_options(func: F) -> F:
+    """--output, --query, --debug, --no-color for commands that make no AWS client."""
+
+    def wrapper(**kwargs: Any) -> Any:
+        values = given_options({name: kwargs.pop(name) for name in DISPLAY}, DISPLAY)
+        return func(display_from(values), **kwargs)
+
+    functools.update_wrapper(wrapper, func)
+    return add_global_options(wrapper, DISPLAY)  # type: ignore[return-value]

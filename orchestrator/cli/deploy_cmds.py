@@ -7,7 +7,7 @@ JSON document, go to stdout.
 
 from __future__ import annotations
 
-import json
+import functools
 import sys
 import tempfile
 from contextlib import contextmanager
@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from orchestrator import deploy, package
 from orchestrator.aws import AWS_CALL_ERRORS, describe_aws_error
-from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
+from orchestrator.cli.common import DISPLAY, Exit, OrchError, Runtime, add_global_options, common_options, display_from, given_options
+from orchestrator.cli.output import FORMATS
+from orchestrator.echo import clip
 
 Json = dict[str, Any]
 
@@ -45,10 +46,6 @@ def can_ask() -> bool:
     return sys.stdin.isatty()
 
 
-def _echo_json(value: Json) -> None:
-    click.echo(json.dumps(value, indent=2, default=str))
-
-
 def _package_json(result: package.PackageResult) -> Json:
     return {
         "path": str(result.path),
@@ -62,34 +59,47 @@ def _package_json(result: package.PackageResult) -> Json:
     }
 
 
+PACKAGE_DISPLAY = ("query", "debug", "no_color")  # --output is package's own: a format, or the old path
+
+
 @click.command("package")
-@click.option("--output", "output_path", type=click.Path(dir_okay=False, path_type=Path), default=Path("orch-lambda.zip"), show_default=True, help="Where to write the zip.")
+@click.option("--zip", "zip_path", type=click.Path(dir_okay=False, path_type=Path), help="Where to write the zip.  [default: orch-lambda.zip]")
 @click.option("--arch", type=click.Choice(sorted(package.ARCHITECTURES)), default="x86_64", show_default=True, help="Lambda architecture.")
 @click.option("--python-version", default=package.LAMBDA_PYTHON, show_default=True, help="Lambda's Python (the template runs python3.12; orch deploy refuses other builds).")
 @click.option("--no-boto3", is_flag=True, help="Leave boto3 out and use the Lambda runtime's copy (smaller zip).")
 @click.option("--unpinned", is_flag=True, help="Take orch's declared version ranges instead of the versions installed here.")
 @click.option("--wheelhouse", type=click.Path(path_type=Path), help="Install only from this directory of wheels (offline builds).")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--output", "-o", "output_arg", metavar="[table|json|text]",
+              help="Output format. (A file name here is the old spelling of --zip: deprecated, still works.)")
+@click.option("--json", "as_json", is_flag=True, hidden=True, help="Deprecated: -o json.")
+@functools.partial(add_global_options, names=PACKAGE_DISPLAY)
 def package_command(
-    output_path: Path, arch: str, python_version: str, no_boto3: bool, unpinned: bool, wheelhouse: Path | None, as_json: bool
+    zip_path: Path | None, arch: str, python_version: str, no_boto3: bool, unpinned: bool, wheelhouse: Path | None,
+    output_arg: str | None, as_json: bool, **display: Any,
 ) -> None:
     """Build the Lambda zip: orch plus its dependencies as wheels for Lambda's platform.
 
     Dependencies are pinned to the versions installed here (what the tests ran against).
+    Only what the handler imports goes in: the CLI's own libraries (click, rich,
+    platformdirs) stay out.
     """
+    output_format = output_arg
+    if output_arg is not None and output_arg not in FORMATS:
+        if zip_path is not None:
+            raise OrchError(f"give the zip's path once: --zip {zip_path} (--output {clip(output_arg)} is the old spelling)", Exit.USAGE)
+        click.echo(f"warning: `orch package --output PATH` is deprecated; use --zip {output_arg}", err=True)
+        zip_path, output_format = Path(output_arg), None
+    values = given_options({**display, "output": "json" if as_json else output_format}, DISPLAY)
+    shown = display_from(values)
     with _errors():
         result = package.build(
-            output_path,
+            zip_path or Path("orch-lambda.zip"),
             package.Target(arch, python_version),
             include_boto3=not no_boto3,
             pin_installed=not unpinned,
             wheelhouse=wheelhouse,
         )
-    if as_json:
-        _echo_json(_package_json(result))
-    else:
-        click.echo(result.describe())
-        click.echo("bundled: " + ", ".join(result.distributions))
+    shown.emit(_package_json(result), lambda: click.echo(result.describe() + "\nbundled: " + ", ".join(result.distributions)))
 
 
 def change_table(change_set: deploy.ChangeSet) -> Table:
@@ -146,8 +156,8 @@ def deploy_command(
     dry_run: bool,
 ) -> None:
     """Package, upload and create or update the stack through a change set."""
-    err = Console(stderr=True)
-    out = Console()
+    err = runtime.console(stderr=True)
+    out = runtime.console()
     with _errors():
         given = _deploy_parameters(runtime, parameters)
         body = deploy.read_template(template_path or deploy.default_template())
@@ -174,7 +184,7 @@ def deploy_command(
         if change_set.no_changes:
             result["status"] = "no changes"
             if runtime.json:
-                _echo_json(result)
+                runtime.emit(result)
             else:
                 out.print(f"no changes: stack {stack_name} is already up to date")
             return
@@ -183,7 +193,7 @@ def deploy_command(
         stack = deploy.execute(clients, change_set, err.print)
         result.update(executed=True, status=stack.status, outputs=stack.outputs)
     if runtime.json:
-        _echo_json(result)
+        runtime.emit(result)
         return
     out.print(f"stack {stack_name}: {stack.status}")
     if stack.outputs:
@@ -198,7 +208,7 @@ def _show_preview(runtime: Runtime, seen: deploy.Preview, bucket: str) -> None:
     if seen.code is not None:
         code = {"bucket": bucket, "key": seen.code.key, "bytes": seen.code.size, "already_uploaded": seen.code_uploaded}
     if runtime.json:
-        _echo_json(
+        runtime.emit(
             {
                 "stack_name": seen.stack_name,
                 "dry_run": True,
@@ -211,7 +221,7 @@ def _show_preview(runtime: Runtime, seen: deploy.Preview, bucket: str) -> None:
             }
         )
         return
-    out = Console()
+    out = runtime.console()
     table = Table(title=f"dry run for {seen.stack_name} ({seen.kind}): nothing uploaded, no change set created", title_justify="left")
     table.add_column("what")
     table.add_column("would be", overflow="fold")
@@ -234,8 +244,8 @@ def _show_preview(runtime: Runtime, seen: deploy.Preview, bucket: str) -> None:
 @common_options
 def destroy_command(runtime: Runtime, stack_name: str, assume_yes: bool) -> None:
     """Delete the stack. The state table and the evidence bucket are kept (DeletionPolicy Retain)."""
-    out = Console()
-    err = Console(stderr=True)
+    out = runtime.console()
+    err = runtime.console(stderr=True)
     with _errors():
         clients = runtime.clients
         cfn = clients.client("cloudformation")
@@ -251,7 +261,7 @@ def destroy_command(runtime: Runtime, stack_name: str, assume_yes: bool) -> None
         status = deploy.destroy(clients, stack, err.print)
     result = {"stack_name": stack_name, "status": status, "retained": [{"type": t, "id": i} for t, i in kept]}
     if runtime.json:
-        _echo_json(result)
+        runtime.emit(result)
         return
     out.print(f"stack {stack_name}: {status}")
     for rtype, physical in kept:

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import sys
-from dataclasses import asdict
-from typing import Any
-
 import click
-from rich.table import Table
 
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
-from orchestrator.cli.render import stdout_console
-from orchestrator.cli.sweep_cmds import run_sweep
-from orchestrator.kernel_log import parse_console
-from orchestrator.model import MemorySeries
+from orchestrator.cli.instances import resolve_instance
+from orchestrator.cli.render import grid
+from orchestrator.cli.sweep_cmds import no_match, run_sweep
+from orchestrator.kernel_log import ConsoleFindings, parse_console
+from orchestrator.model import Facts, InstanceHistory, MemorySeries, Verdict
 from orchestrator.observe.console import read_console
 from orchestrator.report import patterns
+from orchestrator.state.store import ActionRecord
 from orchestrator.sweep import Mode
 
 BLOCKS = " ▁▂▃▄▅▆▇█"
@@ -29,14 +25,19 @@ def sparkline(series: MemorySeries, width: int = 60) -> str:
 
 
 @click.command("explain")
-@click.argument("instance_id")
+@click.argument("instance")
 @click.option("--console/--no-console", "with_console", default=True, help="Read and parse the console output now.")
 @common_options
-def explain_command(runtime: Runtime, instance_id: str, with_console: bool) -> None:
-    """Everything orch knows about one instance: verdict, memory, probes, evidence, actions."""
+def explain_command(runtime: Runtime, instance: str, with_console: bool) -> None:
+    """Everything orch knows about one instance (by id or Name): verdict, memory, probes, evidence, actions."""
+    instance_id = resolve_instance(runtime, instance)
     report = run_sweep(runtime, Mode.SCAN, dry_run=True, assume_yes=True, only=(instance_id,))
     if not report.facts:
-        raise OrchError(f"{instance_id}: not found among instances selected by {runtime.settings.selector} (check the id, --selector and --region)", Exit.USAGE)
+        raise OrchError(
+            f"{instance_id}: not among the instances selected by {runtime.selector_text()} in {runtime.clients.region or '-'} "
+            "(check the id, --selector and --region)",
+            Exit.USAGE,
+        )
     facts, verdict = report.facts[0], report.verdicts[0]
     history = runtime.store.get_histories([instance_id]).get(instance_id)
     actions = runtime.store.list_actions(instance_id, 10)
@@ -45,36 +46,33 @@ def explain_command(runtime: Runtime, instance_id: str, with_console: bool) -> N
     if with_console:
         text, console_error = read_console(runtime.clients.ec2, instance_id)
         findings = parse_console(text) if text else None
-    if runtime.json:
-        click.echo(
-            json.dumps(
-                {
-                    "instance_id": instance_id,
-                    "name": facts.instance.name,
-                    "verdict": verdict.kind.value,
-                    "reasons": list(verdict.reasons),
-                    "evidence": list(verdict.evidence),
-                    "memory": {
-                        "percent": verdict.memory_percent,
-                        "slope_per_min": verdict.memory_slope_per_min,
-                        "minutes_to_exhaustion": verdict.minutes_to_exhaustion,
-                        "points": [[t.isoformat(), v] for t, v in (facts.memory.points if facts.memory else ())],
-                    },
-                    "probe": [asdict(a) for a in facts.probe.attempts] if facts.probe else [],
-                    "status_checks": facts.status.label() if facts.status else None,
-                    "console": None if findings is None else {"cause": findings.cause.value, "summary": findings.summary},
-                    "console_error": console_error,
-                    "history": asdict(history) if history else None,
-                    "actions": [asdict(a) for a in actions],
-                },
-                indent=2,
-                default=str,
-            )
-        )
-        return
-    out = stdout_console()
+    document = {
+        "instance_id": instance_id,
+        "name": facts.instance.name,
+        "verdict": verdict.kind.value,
+        "reasons": list(verdict.reasons),
+        "evidence": list(verdict.evidence),
+        "memory": {
+            "percent": verdict.memory_percent,
+            "slope_per_min": verdict.memory_slope_per_min,
+            "minutes_to_exhaustion": verdict.minutes_to_exhaustion,
+            "points": [[t, v] for t, v in (facts.memory.points if facts.memory else ())],
+        },
+        "probe": list(facts.probe.attempts) if facts.probe else [],
+        "status_checks": facts.status.label() if facts.status else None,
+        "console": None if findings is None else {"cause": findings.cause.value, "summary": findings.summary},
+        "console_error": console_error,
+        "history": history,
+        "actions": actions,
+    }
+    runtime.emit(document, lambda: _explain_table(runtime, facts, verdict, findings, console_error, history, actions))
+
+
+def _explain_table(runtime: Runtime, facts: Facts, verdict: Verdict, findings: ConsoleFindings | None, console_error: str | None,
+                   history: InstanceHistory | None, actions: list[ActionRecord]) -> None:
+    out = runtime.console()
     inst = facts.instance
-    out.print(f"[bold]{instance_id}[/] {inst.name}  {inst.instance_type or ''} {inst.availability_zone}  {inst.private_ip or 'no private ip'}  {inst.state}")
+    out.print(f"[bold]{inst.instance_id}[/] {inst.name}  {inst.instance_type or ''} {inst.availability_zone}  {inst.private_ip or 'no private ip'}  {inst.state}")
     out.print(f"verdict: [bold]{verdict.kind.value}[/]")
     for reason in verdict.reasons:
         out.print(f"  - {reason}")
@@ -82,7 +80,7 @@ def explain_command(runtime: Runtime, instance_id: str, with_console: bool) -> N
         out.print(f"host-side evidence: {'; '.join(verdict.evidence)}")
     if facts.memory and facts.memory.points:
         first, last = facts.memory.points[0], facts.memory.points[-1]
-        out.print(f"memory {first[0]:%H:%M}-{last[0]:%H:%M} UTC (0-100%): {sparkline(facts.memory)}  now {last[1]:.1f}%")
+        out.print(f"memory {first[0]:%H:%M}-{last[0]:%H:%M} UTC (0-100%): {sparkline(facts.memory, max(10, min(60, out.width - 50)))}  now {last[1]:.1f}%")
     else:
         out.print("memory: no data")
     if facts.probe:
@@ -96,9 +94,9 @@ def explain_command(runtime: Runtime, instance_id: str, with_console: bool) -> N
         out.print(f"ladder rung {history.rung}, {len(history.attempts)} action(s) recorded, in flight: {'yes' if history.in_flight_key else 'no'}"
                   + (f", quarantined: {history.quarantine_reason}" if history.quarantined_at else ""))
     if actions:
-        table = Table(title="actions", title_justify="left")
+        table = grid("actions")
         for column in ("when (UTC)", "action", "status", "reason", "evidence"):
-            table.add_column(column)
+            table.add_column(column, no_wrap=column in ("action", "status"))
         for r in actions:
             table.add_row(f"{r.created_at:%Y-%m-%d %H:%M:%S}", r.action.value, r.status.value, r.reason, str(r.evidence.get("console_summary") or r.evidence.get("s3_key") or ""))
         out.print(table)
@@ -110,20 +108,24 @@ def explain_command(runtime: Runtime, instance_id: str, with_console: bool) -> N
 def report_command(runtime: Runtime, tag: str | None) -> None:
     """Unhealthy and leaking instances grouped by AMI, template, type, group and tag."""
     report = run_sweep(runtime, Mode.SCAN, dry_run=True, assume_yes=True)
+    if not report.facts:
+        raise no_match(runtime)
     verdicts = {v.instance_id: v for v in report.verdicts}
-    found = patterns(report.facts, verdicts, tag, runtime.settings.memory.min_slope_per_min)
-    if runtime.json:
-        payload: dict[str, Any] = {name: [asdict(r) for r in rows] for name, rows in found.items()}
-        click.echo(json.dumps({"instances": len(report.facts), "patterns": payload}, indent=2))
-        return
-    out = stdout_console()
-    out.print(f"{len(report.facts)} instances; verdicts: {', '.join(f'{n} {k}' for k, n in report.verdict_counts().items())}")
-    for name, rows in found.items():
-        table = Table(title=name, title_justify="left")
-        for column in ("value", "instances", "unhealthy", "leaking", "which"):
-            table.add_column(column)
-        for r in rows:
-            style = "bold red" if r.share >= 0.5 and (r.unhealthy + r.leaking) > 0 else ""
-            table.add_row(f"[{style}]{r.value}[/]" if style else r.value, str(r.total), str(r.unhealthy), str(r.leaking), " ".join(r.instance_ids[:5]) + (" …" if len(r.instance_ids) > 5 else ""))
-        out.print(table)
-    sys.exit(0)
+    found = patterns(report.facts, verdicts, tag)
+    counts = report.verdict_counts()
+
+    def table() -> None:
+        out = runtime.console()
+        out.print(f"{len(report.facts)} instances; verdicts: {', '.join(f'{n} {k}' for k, n in counts.items())}")
+        out.print("[dim]unhealthy: unreachable, aws-impaired, memory-critical or metrics-stale; leaking: memory-exhaustion-forecast[/]")
+        for name, rows in found.items():
+            table = grid(name)
+            for column in ("value", "instances", "unhealthy", "leaking", "which"):
+                table.add_column(column, no_wrap=column != "which")
+            for r in rows:
+                style = "bold red" if r.share >= 0.5 and (r.unhealthy + r.leaking) > 0 else ""
+                table.add_row(f"[{style}]{r.value}[/]" if style else r.value, str(r.total), str(r.unhealthy), str(r.leaking),
+                             " ".join(r.instance_ids[:5]) + (" …" if len(r.instance_ids) > 5 else ""))
+            out.print(table)
+
+    runtime.emit({"instances": len(report.facts), "verdicts": counts, "patterns": found}, table)

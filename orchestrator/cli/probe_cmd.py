@@ -8,7 +8,6 @@ shell script ask "does every one of these answer?".
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 import sys
 from typing import Any
@@ -18,6 +17,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator.cli.common import Display, display_options
 from orchestrator.config import ProbeSettings, describe_validation_error
 from orchestrator.model import ProbeOutcome, ProbeResult
 from orchestrator.observe.probe import Target, probe_fleet
@@ -109,8 +109,9 @@ def render_table(rows: list[dict[str, Any]], console: Console) -> None:
 @click.option("--attempts", type=int, default=1, show_default=True, help="Probes of a target that does not answer.")
 @click.option("--retry-window", type=float, default=_DEFAULTS.retry_window, show_default=True, help="Seconds the attempts are spread over.")
 @click.option("--concurrency", type=int, default=_DEFAULTS.concurrency, show_default=True, help="Probes in flight at once.")
-@click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@display_options
 def probe(
+    display: Display,
     targets: tuple[str, ...],
     port: int,
     connect_timeout: float,
@@ -118,7 +119,6 @@ def probe(
     attempts: int,
     retry_window: float,
     concurrency: int,
-    output: str,
 ) -> None:
     """Probe sshd on each HOST[:PORT] the way a sweep does; exit 1 unless all answer."""
     try:
@@ -136,10 +136,10 @@ def probe(
             raise click.BadParameter(str(exc), param_hint="HOST[:PORT]") from None
     results = probe_fleet(parsed, settings)
     rows = [result_row(results[text]) for text in parsed]
-    if output == "json":
-        click.echo(json.dumps(rows, indent=2))
+    if display.json:
+        display.emit(rows)
     elif sys.stdout.isatty():
-        render_table(rows, Console())
+        render_table(rows, display.console())
     else:
         click.echo(render_plain(rows))
     click.get_current_context().exit(0 if all(r["outcome"] == ProbeOutcome.OK.value for r in rows) else 1)

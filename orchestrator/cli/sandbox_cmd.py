@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
 import shlex
 import signal
 import sys
@@ -14,14 +14,17 @@ import click
 from pydantic import ValidationError
 from rich.console import Console
 
-from orchestrator.cli.common import Exit, OrchError
-from orchestrator.cli.render import print_report, stdout_console
+from orchestrator.cli.common import Display, Exit, OrchError, display_options
+from orchestrator.cli.render import print_report
 from orchestrator.config import describe_validation_error
 from orchestrator.model import VerdictKind
 from orchestrator.sweep import SweepReport
 
 if TYPE_CHECKING:
+    from orchestrator.sandbox.demo import DemoResult
     from orchestrator.sandbox.spec import FleetSpec
+
+OPT_OUT_TAG = "orch:skip"  # the sandbox's settings are the defaults here
 
 
 def _spec(**fields: Any) -> FleetSpec:
@@ -54,31 +57,44 @@ def _spec(**fields: Any) -> FleetSpec:
 @click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same fleet.")
 @click.option("--port", default=2222, show_default=True, type=click.IntRange(0, 65535), help="Fake sshd port on every instance (0: any free).")
 @click.option("--serve", is_flag=True, help="Keep the embedded AWS and fleet running for `orch scan` / `orch heal` by hand.")
-@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), help="Where --serve keeps its state file.")
-@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def sandbox_command(instances: int, hung: int, refusing: int, leaking: int, slow: int, slow_delay: float, no_metrics: int,
-                    opt_out: int, unmanaged: int, seed: int, port: int, serve: bool, state_dir: Path | None, output: str) -> None:
-    """A simulated fleet on embedded AWS (moto on 127.0.0.1), healed by the real sweep."""
+@click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="With --serve: write the export lines here, for `source FILE` in another shell (removed on exit).")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where --serve keeps its state file and request log (default: a temporary directory, removed on exit).")
+@display_options
+def sandbox_command(display: Display, instances: int, hung: int, refusing: int, leaking: int, slow: int, slow_delay: float,
+                    no_metrics: int, opt_out: int, unmanaged: int, seed: int, port: int, serve: bool, env_file: Path | None,
+                    state_dir: Path | None) -> None:
+    """A simulated fleet on embedded AWS (moto on 127.0.0.1), healed by the real sweep.
+
+    Without --serve: build the fleet, sweep until every broken instance is healed and a
+    sweep has verified it, print what orch did; exit 0 when all were healed and no
+    bystander was touched. The sandbox shortens five settings so the demo does not
+    wait: launch grace 0, debounce over 3 s, probe retries over 3 s, banner timeout 2 s,
+    connect timeout 1 s.
+    """
     spec = _spec(instances=instances, hung=hung, refusing=refusing, leaking=leaking, slow=slow, slow_delay=slow_delay,
                  no_metrics=no_metrics, opt_out=opt_out, unmanaged=unmanaged, seed=seed, port=port)
     if serve:
-        _serve(spec, state_dir)
+        _serve(spec, state_dir, env_file)
         return
-    err = Console(stderr=True)
-    out = stdout_console()
-    status = err.status("starting") if err.is_terminal and output == "table" else None
+    if env_file is not None:
+        raise OrchError("--env-file goes with --serve (the demo without --serve stops when it is done)", Exit.USAGE)
+    err = display.console(stderr=True)
+    out = display.console()
+    status = err.status("starting") if err.is_terminal and not display.json else None
 
     def progress(message: str) -> None:
         if status is not None:
             status.update(message)
 
     def on_sweep(title: str, report: SweepReport) -> None:
-        if output != "table":
+        if display.json:
             return
         if status is not None:
             status.stop()
         out.rule(title)
-        print_report(out, report)
+        print_report(out, report, OPT_OUT_TAG)
         if status is not None:
             status.start()
 
@@ -93,40 +109,44 @@ def sandbox_command(instances: int, hung: int, refusing: int, leaking: int, slow
     finally:
         if status is not None:
             status.stop()
-    if output == "json":
-        click.echo(json.dumps({
-            "ok": result.ok,
-            "broken": result.broken,
-            "healed": result.healed,
-            "bystanders_untouched": result.untouched_bystanders,
-            "evidence_keys": result.evidence_keys,
-            "sns_message": None if result.message is None else {"subject": result.message[0], "body": result.message[1]},
-            "first": result.first.summary(),
-            "second": result.second.summary(),
-        }, indent=2, default=str))
-    else:
-        out.rule("what orch did")
-        names = {f.instance.instance_id: f.instance.name for f in result.first.facts}
-        for verdict in result.first.verdicts:
-            if verdict.kind is VerdictKind.MEMORY_FORECAST:
-                out.print(f"forecast {verdict.instance_id} ({names.get(verdict.instance_id, '')}): {verdict.reasons[0]}; SSH still answers")
-        for action in result.first.summary()["actions"]:
-            evidence = action.get("evidence") or {}
-            out.print(f"{action['instance_id']}: {action['action']} -> {action['outcome']}; evidence {evidence.get('s3_key') or '-'}; console: {evidence.get('console_summary') or '-'}")
-        if result.message:
-            out.print(f"\n[bold]SNS message[/] ({result.message[0]}):\n{result.message[1]}")
-        verdict = "[green]healed[/]" if result.ok else "[red]not all healed[/]"
-        out.print(f"\n{verdict}: {len(result.healed)} of {len(result.broken)} broken instances answer SSH again; "
-                  f"opt-out and unmanaged instances {'untouched' if result.untouched_bystanders else '[red]TOUCHED[/]'}")
+    document = {
+        "ok": result.ok,
+        "broken": result.broken,
+        "healed": result.healed,
+        "bystanders_untouched": result.untouched_bystanders,
+        "evidence_keys": result.evidence_keys,
+        "sns_message": None if result.message is None else {"subject": result.message[0], "body": result.message[1]},
+        "sweeps": len(result.sweeps),
+        "first": result.first.summary(),
+        "last": result.last.summary(),
+    }
+    display.emit(document, lambda: _print_outcome(out, result))
     sys.exit(int(Exit.OK if result.ok else Exit.UNHEALTHY))
 
 
-def _serve(spec: FleetSpec, state_dir: Path | None) -> None:
+def _print_outcome(out: Console, result: DemoResult) -> None:
+    out.rule("what orch did")
+    names = {f.instance.instance_id: f.instance.name for f in result.first.facts}
+    for verdict in result.first.verdicts:
+        if verdict.kind is VerdictKind.MEMORY_FORECAST:
+            out.print(f"forecast {verdict.instance_id} ({names.get(verdict.instance_id, '')}): {verdict.reasons[0]}; SSH still answers")
+    for number, report in enumerate(result.sweeps, 1):
+        for action in report.summary()["actions"]:
+            evidence = action.get("evidence") or {}
+            out.print(f"sweep {number}: {action['instance_id']}: {action['action']} -> {action['outcome']}; "
+                      f"evidence {evidence.get('s3_key') or '-'}; console: {evidence.get('console_summary') or '-'}")
+    if result.message:
+        out.print(f"\n[bold]SNS message[/] ({result.message[0]}):\n{result.message[1]}")
+    verdict = "[green]healed[/]" if result.ok else "[red]not all healed[/]"
+    out.print(f"\n{verdict}: {len(result.healed)} of {len(result.broken)} broken instances answer SSH again after "
+              f"{len(result.sweeps)} sweeps; opt-out and unmanaged instances {'untouched' if result.untouched_bystanders else '[red]TOUCHED[/]'}")
+
+
+def _serve(spec: FleetSpec, state_dir: Path | None, env_file: Path | None) -> None:
     from orchestrator.sandbox.demo import aws_env, exports, stage
     from orchestrator.sandbox.fleet import Sandbox
+    from orchestrator.sandbox.server import log_requests
 
-    directory = state_dir or Path(tempfile.mkdtemp(prefix="orch-sandbox-"))
-    directory.mkdir(parents=True, exist_ok=True)
     # A flag and signal.pause, not a threading.Event: Event.set from a signal handler
     # deadlocks against the main thread's own Event.wait (both take one plain lock).
     stopping: list[int] = []
@@ -136,14 +156,43 @@ def _serve(spec: FleetSpec, state_dir: Path | None) -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, request_stop)
+    with contextlib.ExitStack() as cleanup:
+        if state_dir is None:
+            directory = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="orch-sandbox-")))
+        else:
+            directory = state_dir
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise OrchError(f"cannot use --state-dir {directory}: {exc.strerror or exc}", Exit.USAGE) from None
+        log_path = directory / "requests.log"
+        try:
+            sb = cleanup.enter_context(Sandbox(spec))
+        except OSError as exc:
+            raise OrchError(f"sandbox could not start: {exc} (try another --port)", Exit.USAGE) from None
+        cleanup.callback(log_requests(log_path))
+        cleanup.enter_context(aws_env(sb.env()))
+        staged = stage(sb, directory)
+        lines = [f"export {name}={shlex.quote(value)}" for name, value in exports(sb, staged).items()]
+        if env_file is not None:
+            _write_env_file(env_file, lines)
+            cleanup.callback(env_file.unlink, missing_ok=True)
+            click.echo(f"in another shell: source {shlex.quote(str(env_file))}", err=True)
+        else:
+            click.echo("\n".join(lines))
+        click.echo(f"AWS requests are logged to {log_path}; stop with Ctrl-C", err=True)
+        click.echo("ready")
+        sys.stdout.flush()
+        while not stopping:
+            signal.pause()
+
+
+def _write_env_file(path: Path, lines: list[str]) -> None:
+    """Written whole and then renamed into place: a script waiting for the file never reads half of it."""
     try:
-        with Sandbox(spec) as sb, aws_env(sb.env()):
-            staged = stage(sb, directory)
-            for name, value in exports(sb, staged).items():
-                click.echo(f"export {name}={shlex.quote(value)}")
-            click.echo("ready", err=False)
-            sys.stdout.flush()
-            while not stopping:
-                signal.pause()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_text("# orch sandbox --serve: `source` this file; it is removed when the sandbox stops\n" + "\n".join(lines) + "\n")
+        partial.replace(path)
     except OSError as exc:
-        raise OrchError(f"sandbox could not start: {exc} (try another --port)", Exit.USAGE) from None
+        raise OrchError(f"cannot write --env-file {path}: {exc.strerror or exc}", Exit.USAGE) from None

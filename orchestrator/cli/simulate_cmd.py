@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
@@ -11,7 +10,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from orchestrator.cli.common import Runtime, common_options
-from orchestrator.cli.render import stdout_console
 from orchestrator.simulate import BY_NAME, SCENARIOS, Figures, Policy, simulate
 
 
@@ -90,11 +88,10 @@ def simulate_command(runtime: Runtime, names: tuple[str, ...], hours: float, ins
                 violations = scenario.violations(figures, settings) if policy is Policy.ORCH else []
                 rows.append((figures, violations))
     failed = any(v for _, v in rows)
-    if runtime.json:
-        click.echo(json.dumps([{**f.as_dict(), "expectation": s, "violations": v}
-                               for (f, v), s in zip(rows, [BY_NAME[f.scenario].expect for f, _ in rows])], indent=2))
-    else:
-        out = stdout_console()
+    document = [{**f.as_dict(), "expectation": BY_NAME[f.scenario].expect, "violations": v} for f, v in rows]
+
+    def table() -> None:
+        out = runtime.console()
         out.print(f"{hours:g} simulated hours, seed {seed}, sweeps every {settings.sweep_interval_minutes:g} min")
         out.print(figures_table(rows))
         for f, violations in rows:
@@ -102,4 +99,6 @@ def simulate_command(runtime: Runtime, names: tuple[str, ...], hours: float, ins
                 out.print(f"[bold]{f.scenario}[/]: {text}")
             if violations:
                 out.print(f"[bold red]{f.scenario}: expectation not met[/] ({BY_NAME[f.scenario].expect}): {'; '.join(violations)}")
+
+    runtime.emit(document, table)
     sys.exit(1 if failed else 0)

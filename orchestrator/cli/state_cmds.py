@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import getpass
-import json
 import socket
-from dataclasses import asdict
 from datetime import datetime, timezone
-from typing import Any
 
 import click
-from rich.table import Table
 
 from orchestrator import history as history_step
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
-from orchestrator.cli.render import stdout_console
+from orchestrator.cli.instances import resolve_instance
+from orchestrator.cli.render import grid
+from orchestrator.cli.sweep_cmds import no_match
 from orchestrator.observe import inventory
 from orchestrator.state import lease_scope
 from orchestrator.state.store import PauseState
@@ -27,12 +25,13 @@ def _who() -> str:
         return socket.gethostname()
 
 
-def _iso(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+def _when(value: datetime | None) -> str:
+    """For people: minutes are enough, and the zone is said."""
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "-"
 
 
-def _echo_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, default=str))
+def _paused_text(pause: PauseState) -> str:
+    return f"paused by {pause.by} since {_when(pause.paused_at)}" + (f": {pause.reason}" if pause.reason else "")
 
 
 @click.command("status")
@@ -41,97 +40,136 @@ def status_command(runtime: Runtime) -> None:
     """Ladder rung, in-flight actions, quarantine, lease and pause for the selected fleet."""
     settings, store = runtime.settings, runtime.store
     instances = inventory.list_instances(runtime.clients.ec2, settings.selector)
+    if not instances:
+        raise no_match(runtime)
     histories = store.get_histories(i.instance_id for i in instances)
     scope = lease_scope("-", runtime.clients.region or "-", settings.selector)
     lease, pause = store.get_lease(scope), store.get_pause()
     sweeps = store.list_sweeps(1)
-    notable = [h for h in histories.values() if h.rung or h.in_flight_key or h.quarantined_at or h.failed_probes]
-    if runtime.json:
-        _echo_json(
-            {
-                "instances": len(instances),
-                "lease": asdict(lease) if lease else None,
-                "paused": asdict(pause) if pause else None,
-                "last_sweep": asdict(sweeps[0]) if sweeps else None,
-                "instances_with_state": [asdict(h) for h in sorted(notable, key=lambda h: h.instance_id)],
-            }
-        )
-        return
-    console = stdout_console()
-    console.print(f"{len(instances)} selected instances ({', '.join(f'{k}={v}' for k, v in settings.selector.items())})")
-    console.print(f"lease: {f'held by {lease.owner} until {_iso(lease.expires_at)} UTC' if lease else 'free'}")
-    console.print(f"paused: {f'yes, by {pause.by} since {_iso(pause.paused_at)} UTC: {pause.reason}' if pause else 'no'}")
-    if sweeps:
-        last = sweeps[0]
-        console.print(f"last sweep: {last.sweep_id} ({last.mode}) at {_iso(last.started_at)} UTC{' (partial)' if last.partial else ''}")
-    if not notable:
-        console.print("no instance has failures, actions in flight or quarantine")
-        return
-    table = Table(title="instances with state", title_justify="left")
-    for column in ("instance", "failed probes", "rung", "last action", "in flight", "quarantined"):
-        table.add_column(column)
-    for h in sorted(notable, key=lambda h: h.instance_id):
-        table.add_row(
-            h.instance_id,
-            str(h.failed_probes),
-            str(h.rung),
-            f"{h.last_action.value} {_iso(h.last_action_at)}" if h.last_action else "-",
-            "yes" if h.in_flight_key else "-",
-            f"{_iso(h.quarantined_at)}: {h.quarantine_reason}" if h.quarantined_at else "-",
-        )
-    console.print(table)
+    notable = sorted(
+        (h for h in histories.values() if h.rung or h.in_flight_key or h.quarantined_at or h.failed_probes), key=lambda h: h.instance_id
+    )
+    document = {
+        "instances": len(instances),
+        "selector": settings.selector,
+        "lease": lease,
+        "paused": pause,
+        "last_sweep": sweeps[0] if sweeps else None,
+        "instances_with_state": notable,
+    }
+
+    def table() -> None:
+        console = runtime.console()
+        console.print(f"{len(instances)} selected instances ({runtime.selector_text()})")
+        console.print(f"lease: {f'held by {lease.owner} until {_when(lease.expires_at)}' if lease else 'free'}")
+        console.print(f"paused: {'yes, ' + _paused_text(pause) if pause else 'no'}")
+        if sweeps:
+            last = sweeps[0]
+            console.print(f"last sweep: {last.sweep_id} ({last.mode}) at {_when(last.started_at)}{' (partial)' if last.partial else ''}")
+        if not notable:
+            console.print("no instance has failures, actions in flight or quarantine")
+            return
+        rows = grid("instances with state")
+        for column in ("instance", "failed probes", "rung", "last action", "in flight", "quarantined"):
+            rows.add_column(column, no_wrap=column == "instance")
+        for h in notable:
+            rows.add_row(
+                h.instance_id,
+                str(h.failed_probes),
+                str(h.rung),
+                f"{h.last_action.value} {_when(h.last_action_at)}" if h.last_action else "-",
+                "yes" if h.in_flight_key else "-",
+                f"{_when(h.quarantined_at)}: {h.quarantine_reason}" if h.quarantined_at else "-",
+            )
+        console.print(rows)
+
+    runtime.emit(document, table)
 
 
 @click.command("history")
-@click.argument("instance_id", required=False)
+@click.argument("instance", required=False)
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
 @common_options
-def history_command(runtime: Runtime, instance_id: str | None, limit: int) -> None:
-    """Actions taken, newest first: all, or one instance's."""
+def history_command(runtime: Runtime, instance: str | None, limit: int) -> None:
+    """Actions taken, newest first: all, or one instance's (by id or Name)."""
+    instance_id = resolve_instance(runtime, instance) if instance else None
     records = runtime.store.list_actions(instance_id, limit)
-    if runtime.json:
-        _echo_json([asdict(r) for r in records])
-        return
-    if not records:
-        click.echo("no actions recorded" + (f" for {instance_id}" if instance_id else ""))
-        return
-    table = Table()
-    for column in ("when (UTC)", "instance", "action", "status", "reason", "detail / evidence"):
-        table.add_column(column)
-    for r in records:
-        evidence = r.evidence.get("console_summary") or ""
-        table.add_row(_iso(r.created_at), r.instance_id, r.action.value, r.status.value, r.reason, "; ".join(x for x in (r.detail, evidence) if x))
-    stdout_console().print(table)
+
+    def table() -> None:
+        if not records:
+            runtime.say("no actions recorded" + (f" for {instance_id}" if instance_id else ""))
+            return
+        rows = grid()
+        for column in ("when (UTC)", "instance", "action", "status", "reason", "detail / evidence"):
+            rows.add_column(column, no_wrap=column in ("instance", "action", "status"))
+        for r in records:
+            evidence = r.evidence.get("console_summary") or ""
+            rows.add_row(f"{r.created_at:%Y-%m-%d %H:%M:%S}", r.instance_id, r.action.value, r.status.value, r.reason,
+                         "; ".join(x for x in (r.detail, evidence) if x))
+        runtime.console().print(rows)
+
+    runtime.emit(records, table)
 
 
 @click.command("pause")
 @click.option("--reason", default="", help="Shown to every sweep and in `orch status`.")
+@click.option("--replace", is_flag=True, help="Replace a pause already in place (its reason, who and since when).")
 @common_options
-def pause_command(runtime: Runtime, reason: str) -> None:
-    """Stop all actions (every sweep reads this flag) until `orch resume`."""
+def pause_command(runtime: Runtime, reason: str, replace: bool) -> None:
+    """Stop all actions (every sweep reads this flag) until `orch resume`.
+
+    A second `orch pause` keeps the first one's reason, author and time and says so,
+    unless --replace.
+    """
+    store = runtime.store
+    current = store.get_pause()
+    if current is not None and not replace:
+        runtime.emit(
+            {"paused": True, "changed": False, "by": current.by, "since": current.paused_at, "reason": current.reason},
+            lambda: runtime.say(f"already {_paused_text(current)}; kept as it is (pass --replace to replace it)"),
+        )
+        return
     state = PauseState(datetime.now(timezone.utc), _who(), reason)
-    runtime.store.set_pause(state)
-    click.echo(f"paused by {state.by}; sweeps still observe and report, but take no action")
+    store.set_pause(state)
+    runtime.emit(
+        {"paused": True, "changed": True, "by": state.by, "since": state.paused_at, "reason": state.reason, "replaced": current},
+        lambda: runtime.say(
+            (f"replaced the pause by {current.by} since {_when(current.paused_at)}; " if current else "")
+            + f"paused by {state.by}; sweeps still observe and report, but take no action"
+        ),
+    )
 
 
 @click.command("resume")
 @common_options
 def resume_command(runtime: Runtime) -> None:
     """Allow actions again."""
-    runtime.store.set_pause(None)
-    click.echo("resumed")
+    store = runtime.store
+    current = store.get_pause()
+    store.set_pause(None)
+    runtime.emit(
+        {"paused": False, "was_paused": current},
+        lambda: runtime.say(f"resumed ({_paused_text(current)})" if current else "not paused; nothing to resume"),
+    )
 
 
 @click.command("release")
-@click.argument("instance_id")
+@click.argument("instance")
 @common_options
-def release_command(runtime: Runtime, instance_id: str) -> None:
-    """Take an instance out of quarantine and restart its escalation ladder."""
+def release_command(runtime: Runtime, instance: str) -> None:
+    """Take an instance (id or Name) out of quarantine and restart its escalation ladder."""
+    instance_id = resolve_instance(runtime, instance)
     store = runtime.store
     current = store.get_histories([instance_id]).get(instance_id)
     if current is None:
         raise OrchError(f"{instance_id}: no state recorded for it (check the id and --state)", Exit.USAGE)
-    if current.quarantined_at is None:
-        click.echo(f"{instance_id} is not quarantined; ladder reset to the first rung")
-    store.put_histories([history_step.release(current, datetime.now(timezone.utc))])
-    click.echo(f"released {instance_id}")
+    released = history_step.release(current, datetime.now(timezone.utc))
+    store.put_histories([released])
+    was_quarantined = current.quarantined_at is not None
+    runtime.emit(
+        {"instance_id": instance_id, "released": True, "was_quarantined": was_quarantined, "quarantine_reason": current.quarantine_reason},
+        lambda: runtime.say(
+            f"released {instance_id}" + (f" from quarantine ({current.quarantine_reason})" if was_quarantined else ": it was not quarantined")
+            + "; ladder reset to the first rung"
+        ),
+    )

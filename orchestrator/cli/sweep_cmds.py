@@ -2,16 +2,91 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
+import functools
 import sys
+from typing import Any, Callable
 
 import click
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
-from orchestrator.cli.render import plan_tables, print_report, stdout_console
-from orchestrator.model import OutcomeStatus, Plan, VerdictKind
+from orchestrator.cli.render import instances_detail, plan_tables, print_report
+from orchestrator.model import BlockRule, OutcomeStatus, Plan, VerdictKind
+from orchestrator.observe.probe import probe_fleet
 from orchestrator.sweep import Mode, SweepAborted, SweepDeps, SweepReport, sweep
+
+# Blocks that are orch doing its job (waiting, or told to keep out), not a failure.
+NOT_FAILURES = frozenset(rule for rule in BlockRule if rule.expected)
+FAILED_OUTCOMES = frozenset({OutcomeStatus.FAILED, OutcomeStatus.SKIPPED})
+
+EXIT_HELP = """\b
+Exit codes:
+  0  ok: scan found every instance healthy (opted-out ones aside);
+     heal did what the rules allow, waiting included (an action in
+     flight awaiting verification, a failure not yet confirmed, launch
+     grace), and left opted-out (orch:skip) instances alone
+  1  the sweep ran and needs a look: scan found an unhealthy instance;
+     heal was held back by the circuit breaker, a budget, quarantine,
+     pause or a rule that needs a human, or an action failed or was
+     skipped; or the selector or region matched no instance
+  2  bad usage or configuration
+  3  an AWS call failed or the endpoint did not answer (nothing acted
+     on after it)
+  4  another sweep holds the lease
+  5  the state store cannot be read or written (nothing acted on)"""
+
+
+def heal_exit(report: SweepReport) -> Exit:
+    """`orch heal`'s exit code: 1 only for what needs a person (see EXIT_HELP)."""
+    if not report.facts or report.partial:
+        return Exit.UNHEALTHY
+    if any(o.status in FAILED_OUTCOMES for o in report.outcomes):
+        return Exit.UNHEALTHY
+    if any(b.rule not in NOT_FAILURES for b in report.plan.blocked):
+        return Exit.UNHEALTHY
+    return Exit.OK
+
+
+def scan_exit(report: SweepReport, opt_out_tag: str) -> Exit:
+    """`orch scan`'s exit code: 1 if an instance that is not opted out is not healthy."""
+    opted = {f.instance.instance_id for f in report.facts if opt_out_tag in f.instance.tags}
+    if not report.facts:
+        return Exit.UNHEALTHY
+    sick = [v for v in report.verdicts if v.kind is not VerdictKind.HEALTHY and v.instance_id not in opted]
+    return Exit.UNHEALTHY if sick else Exit.OK
+
+
+class SweepProgress:
+    """A live line on stderr (terminal only): the phase, and n/N for probing and metric reads."""
+
+    def __init__(self, err: Console) -> None:
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=err, transient=True,
+        )
+        self.phase = self.progress.add_task("starting sweep", total=None)
+        self.counted: dict[str, TaskID] = {}
+
+    def message(self, text: str) -> None:
+        self.progress.update(self.phase, description=text)
+
+    def counter(self, label: str) -> Callable[[int, int], None]:
+        def count(done: int, total: int) -> None:
+            task = self.counted.get(label)
+            if task is None:
+                task = self.counted[label] = self.progress.add_task(label, total=total)
+            self.progress.update(task, completed=done, total=total)
+
+        return count
+
+    def __enter__(self) -> SweepProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
 
 
 def run_sweep(
@@ -23,77 +98,73 @@ def run_sweep(
     only: tuple[str, ...] = (),
     notify: bool = True,
 ) -> SweepReport:
-    err = Console(stderr=True)
+    err = runtime.console(stderr=True)
     settings = runtime.settings
-    status = err.status("starting sweep") if err.is_terminal and not runtime.json else None
-
-    def progress(message: str) -> None:
-        if status is not None:
-            status.update(message)
+    live = SweepProgress(err) if err.is_terminal and not runtime.json else None
 
     def confirm(plan: Plan) -> bool:
-        if status is not None:
-            status.stop()
+        if live is not None:
+            live.progress.stop()
         for table in plan_tables(plan):
             err.print(table)
         return click.confirm(f"take {len(plan.actions)} action(s)?", default=False, err=True)
 
     interactive = sys.stdin.isatty() and err.is_terminal and not assume_yes
+    # On a terminal: the phase, and n/N while probing and reading metrics.
+    shown: dict[str, Any] = {} if live is None else {
+        "prober": functools.partial(probe_fleet, progress=live.counter("probing SSH")),
+        "progress": live.message,
+        "metric_progress": live.counter("reading memory"),
+    }
     deps = SweepDeps(
         clients=runtime.clients,
         store=runtime.store,
-        progress=progress,
         confirm=confirm if interactive else None,
         lease_wait_seconds=wait,
         only_instances=only,
         notify=notify,
+        **shown,
     )
-    if status is not None:
-        status.start()
     try:
-        return sweep(settings, deps, mode=mode, dry_run=dry_run or None)
+        with live if live is not None else contextlib.nullcontext():
+            return sweep(settings, deps, mode=mode, dry_run=dry_run or None)
     except SweepAborted as exc:
         raise OrchError(f"sweep aborted before acting: {exc}", Exit.AWS) from None
-    finally:
-        if status is not None:
-            status.stop()
 
 
-def exit_code(report: SweepReport) -> Exit:
-    if report.mode is Mode.SCAN:
-        return Exit.OK if all(v.kind is VerdictKind.HEALTHY for v in report.verdicts) else Exit.UNHEALTHY
-    failed = any(o.status in (OutcomeStatus.FAILED, OutcomeStatus.SKIPPED) for o in report.outcomes)
-    return Exit.UNHEALTHY if failed or report.plan.blocked or report.partial else Exit.OK
+def no_match(runtime: Runtime) -> OrchError:
+    """A selector or region that matches nothing is a mistake to point out, not an empty table."""
+    region = runtime.clients.region or "-"
+    return OrchError(
+        f"no instance matches the selector {runtime.selector_text()} in region {region}: "
+        "check --selector (tag KEY=VALUE, e.g. orch:managed=true), --region and --profile",
+        Exit.UNHEALTHY,
+    )
 
 
-@click.command("scan")
+def sweep_document(runtime: Runtime, report: SweepReport) -> dict[str, Any]:
+    """The JSON shared by `orch scan` and `orch heal`: the sweep summary plus every instance."""
+    summary = report.summary()
+    for entry, blocked in zip(summary["blocked"], report.plan.blocked):
+        entry["rule"] = blocked.rule.value
+        entry["counts_as_failure"] = blocked.rule not in NOT_FAILURES
+    summary["instances_detail"] = instances_detail(report, runtime.settings.opt_out_tag)
+    return summary
+
+
+@click.command("scan", epilog=EXIT_HELP)
 @common_options
 def scan_command(runtime: Runtime) -> None:
-    """Observe and diagnose the fleet; never acts. Exit 1 if any instance is not healthy."""
+    """Observe and diagnose the fleet; never acts. Exit 1 if an instance (not opted out) is unhealthy."""
     report = run_sweep(runtime, Mode.SCAN, dry_run=True, assume_yes=True)
-    if runtime.json:
-        summary = report.summary()
-        summary["instances_detail"] = [
-            {
-                "instance_id": v.instance_id,
-                "name": f.instance.name,
-                "az": f.instance.availability_zone,
-                "status_checks": f.status.label() if f.status else None,
-                "probe": f.probe.outcome.value if f.probe else None,
-                "probe_latency_ms": round(1000 * f.probe.ok_latency_s, 1) if f.probe and f.probe.ok_latency_s is not None else None,
-                "memory_percent": v.memory_percent,
-                "verdict": v.kind.value,
-                "reasons": list(v.reasons),
-            }
-            for f, v in zip(report.facts, report.verdicts)
-        ]
-        click.echo(json.dumps(summary, indent=2, default=str))
-    else:
-        print_report(stdout_console(), report, show_plan=False)
-    sys.exit(int(exit_code(report)))
+    if not report.facts:
+        raise no_match(runtime)
+    opt_out = runtime.settings.opt_out_tag
+    runtime.emit(sweep_document(runtime, report), lambda: print_report(runtime.console(), report, opt_out, show_plan=False))
+    sys.exit(int(scan_exit(report, opt_out)))
 
 
-@click.command("heal")
+@click.command("heal", epilog=EXIT_HELP)
 @click.option("--dry-run", is_flag=True, help="Plan and print; make no mutating call.")
 @click.option("--yes", "-y", "assume_yes", is_flag=True, help="Do not ask before acting on a terminal.")
 @click.option("--wait", type=click.FloatRange(0, 3600), default=0, help="Seconds to wait for another sweep's lease.")
@@ -107,8 +178,8 @@ def heal_command(runtime: Runtime, dry_run: bool, assume_yes: bool, wait: float,
     """Observe, diagnose, plan and act: reboot instances that pass status checks but not SSH."""
     tell = (not dry_run) if notify is None else notify
     report = run_sweep(runtime, Mode.HEAL, dry_run=dry_run, assume_yes=assume_yes, wait=wait, notify=tell)
-    if runtime.json:
-        click.echo(json.dumps(report.summary(), indent=2, default=str))
-    else:
-        print_report(stdout_console(), report, show_fleet=True)
-    sys.exit(int(exit_code(report)))
+    if not report.facts:
+        raise no_match(runtime)
+    opt_out = runtime.settings.opt_out_tag
+    runtime.emit(sweep_document(runtime, report), lambda: print_report(runtime.console(), report, opt_out))
+    sys.exit(int(heal_exit(report)))

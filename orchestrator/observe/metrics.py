@@ -24,7 +24,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from botocore.exceptions import BotoCoreError
 
@@ -94,6 +94,7 @@ class MemoryReader:
     period_seconds: int
     cache: DimensionCache = field(default_factory=DimensionCache)
     metrics_requested: int = 0
+    progress: Callable[[int, int], None] | None = None  # (instances read, instances wanted)
 
     def read(self, instance_ids: Iterable[str], now: datetime) -> dict[str, MemorySeries]:
         ids = sorted(set(instance_ids))
@@ -108,6 +109,8 @@ class MemoryReader:
             chunk = targets[start : start + QUERIES_PER_CALL]
             for read in self._read_chunk(chunk, now):
                 series[read.instance_id] = newest(series[read.instance_id], read)
+            if self.progress is not None:
+                self.progress(start + len(chunk), len(targets))
         return series
 
     def _read_chunk(self, chunk: list[tuple[str, Dimensions]], now: datetime) -> list[MemorySeries]:

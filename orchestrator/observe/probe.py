@@ -30,6 +30,8 @@ Target = str | tuple[str, int] | None
 
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
+Counted = Callable[[int, int], None]
+"""(targets decided so far, targets in all): a progress display's n/N."""
 
 _RECV_BYTES = 4096
 _FD_RESERVE = 32  # descriptors left for everything else in the process (boto3, logs, ...)
@@ -178,6 +180,7 @@ async def probe_fleet_async(
     settings: ProbeSettings,
     clock: Clock = utc_now,
     sleep: Sleep = asyncio.sleep,
+    progress: Counted | None = None,
 ) -> dict[str, ProbeResult]:
     """Probe every target; re-probe the ones that did not answer until they have
     ``settings.attempts`` attempts, spread over ``settings.retry_window``.
@@ -196,6 +199,14 @@ async def probe_fleet_async(
     endpoints: dict[tuple[str, int], asyncio.Semaphore] = {}
     attempts: dict[str, list[ProbeAttempt]] = {}
     follow_ups: list[asyncio.Task[None]] = []
+    decided = 0
+
+    def one_decided() -> None:
+        # A target is decided when it answered, has no address, or used all its attempts.
+        nonlocal decided
+        decided += 1
+        if progress is not None:
+            progress(decided, len(items))
 
     async def probe(address: str | tuple[str, int]) -> tuple[float, ProbeAttempt]:
         host, port = (address, settings.port) if isinstance(address, str) else address
@@ -219,18 +230,22 @@ async def probe_fleet_async(
             _, result = await probe(address)
             attempts[key].append(result)
             if result.outcome is ProbeOutcome.OK:
-                return
+                break
+        one_decided()
 
     async def worker(queue: list[tuple[str, Target]]) -> None:
         while queue:
             key, address = queue.pop()
             if address is None:
                 attempts[key] = [ProbeAttempt(ProbeOutcome.NO_ADDRESS, clock(), 0.0, detail="instance has no address")]
+                one_decided()
                 continue
             started, result = await probe(address)
             attempts[key] = [result]
             if result.outcome is not ProbeOutcome.OK and settings.attempts > 1:
                 follow_ups.append(asyncio.create_task(follow_up(key, address, started)))
+            else:
+                one_decided()
 
     queue = items[::-1]  # pop() from the end keeps the caller's order
     workers = [asyncio.create_task(worker(queue)) for _ in range(min(concurrency, len(items)))]
@@ -250,6 +265,7 @@ def probe_fleet(
     settings: ProbeSettings,
     clock: Clock = utc_now,
     sleep: Sleep = asyncio.sleep,
+    progress: Counted | None = None,
 ) -> dict[str, ProbeResult]:
     """Synchronous entry for the sweep and the Lambda: one event loop, created and closed here."""
-    return asyncio.run(probe_fleet_async(targets, settings, clock=clock, sleep=sleep))
+    return asyncio.run(probe_fleet_async(targets, settings, clock=clock, sleep=sleep, progress=progress))

@@ -101,8 +101,7 @@ def exports(sb: Sandbox, staged: Stage) -> dict[str, str]:
 
 @dataclass
 class DemoResult:
-    first: SweepReport
-    second: SweepReport
+    sweeps: list[SweepReport]  # in order; the last one found nothing left to do
     broken: list[str]  # hung or refusing, managed and not opted out, before the first sweep
     healed: list[str]
     untouched_bystanders: bool
@@ -110,8 +109,29 @@ class DemoResult:
     evidence_keys: list[str] = field(default_factory=list)
 
     @property
+    def first(self) -> SweepReport:
+        return self.sweeps[0]
+
+    @property
+    def last(self) -> SweepReport:
+        return self.sweeps[-1]
+
+    @property
     def ok(self) -> bool:
         return bool(self.broken) and set(self.broken) <= set(self.healed) and self.untouched_bystanders
+
+
+def sweeps_needed(broken: int, settings: Settings) -> int:
+    """Sweeps the demo may take: the budget heals ``max_actions_per_sweep`` a sweep, and a
+    last sweep verifies. (50 instances with 4 broken: 3 healed, then 1, then verified.)"""
+    per_sweep = max(1, settings.safety.max_actions_per_sweep)
+    return -(-broken // per_sweep) + 1
+
+
+def _title(number: int, report: SweepReport, waiting: set[str], per_sweep: int) -> str:
+    if report.plan.actions:
+        return f"sweep {number}: find and heal" + (f" ({len(waiting)} more next sweep: at most {per_sweep} actions a sweep)" if waiting else "")
+    return f"sweep {number}: verify"
 
 
 def run_demo(
@@ -120,7 +140,7 @@ def run_demo(
     on_sweep: Callable[[str, SweepReport], None] = lambda title, report: None,
     state_dir: Path | None = None,
 ) -> DemoResult:
-    """Build the fleet, heal it with the real sweep, sweep again to show it healthy."""
+    """Build the fleet, heal it with the real sweep, sweep again until every broken box is healed and verified."""
     with tempfile.TemporaryDirectory(prefix="orch-sandbox-") as tmp:
         directory = state_dir or Path(tmp)
         progress(f"starting embedded AWS and {spec.instances} simulated instances")
@@ -134,28 +154,33 @@ def run_demo(
             ]
             try:
                 deps = SweepDeps(clients=clients, store=store, clock=sb.now, progress=progress)
-                first = sweep(settings, deps, mode=Mode.HEAL)
-                on_sweep("first sweep: find and heal", first)
-                acted = {a.instance_id for a in first.plan.actions}
-                # A reboot takes a moment; then every agent reports again.
-                time.sleep(max(spec.boot_delay, 0.5))
-                sb.advance(1)
-                second = sweep(settings, deps, mode=Mode.HEAL)
-                on_sweep("second sweep: verify", second)
+                reports: list[SweepReport] = []
+                acted: set[str] = set()
+                limit = sweeps_needed(len(broken), settings)
+                # Sweep until every broken instance was acted on and a sweep verified it
+                # (took no new action), as a scheduled orch would over its next runs.
+                while not reports or (len(reports) < limit and (set(broken) - acted or reports[-1].plan.actions)):
+                    if reports:
+                        # A reboot takes a moment; then every agent reports again.
+                        time.sleep(max(spec.boot_delay, 0.5))
+                        sb.advance(1)
+                    report = sweep(settings, deps, mode=Mode.HEAL)
+                    reports.append(report)
+                    acted |= {a.instance_id for a in report.plan.actions}
+                    on_sweep(_title(len(reports), report, set(broken) - acted, settings.safety.max_actions_per_sweep), report)
             finally:
                 store.close()
-            verdicts = {v.instance_id: v.kind.value for v in second.verdicts}
+            verdicts = {v.instance_id: v.kind.value for v in reports[-1].verdicts}
             healed = [i for i in broken if i in acted and verdicts.get(i) == "healthy"]
             bystanders = {s.instance_id for s in sb.instances if s.opt_out or not s.managed}
             evidence_keys = [
                 o["Key"] for o in sb.client("s3").list_objects_v2(Bucket=staged.bucket).get("Contents", [])
             ]
             return DemoResult(
-                first=first,
-                second=second,
+                sweeps=reports,
                 broken=broken,
                 healed=healed,
                 untouched_bystanders=not (bystanders & sb.acted_on()),
-                message=first.message,
+                message=next((r.message for r in reports if r.message is not None), None),
                 evidence_keys=evidence_keys,
             )

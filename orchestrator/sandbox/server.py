@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
 
 from moto.server import ThreadedMotoServer
 
@@ -32,6 +34,37 @@ def sandbox_env(endpoint_url: str, region: str = DEFAULT_REGION) -> dict[str, st
         "AWS_DEFAULT_REGION": region,
         "AWS_EC2_METADATA_DISABLED": "true",
     }
+
+
+# werkzeug logs each request, and the traceback of any request moto fails on; flask and
+# moto log through their own loggers.
+SERVER_LOGGERS = ("werkzeug", "flask.app", "moto")
+
+
+def log_requests(path: Path) -> Callable[[], None]:
+    """Send the server's request lines and tracebacks to ``path``, not the terminal.
+
+    Returns the function that undoes it (and closes the file).
+    """
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    saved = []
+    for name in SERVER_LOGGERS:
+        logger = logging.getLogger(name)
+        # werkzeug adds a stream handler of its own on its first request: replace it too.
+        saved.append((logger, logger.level, logger.propagate, list(logger.handlers)))
+        logger.handlers = [handler]
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+    def undo() -> None:
+        for logger, level, propagate, handlers in saved:
+            logger.handlers = handlers
+            logger.setLevel(level)
+            logger.propagate = propagate
+        handler.close()
+
+    return undo
 
 
 @dataclass

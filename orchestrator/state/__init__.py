@@ -7,13 +7,13 @@ deployed Lambda passes ``dynamodb://TABLE``.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from pathlib import Path
 from typing import Callable, Mapping
 from urllib.parse import quote
 
 from orchestrator.aws import AwsError, Clients
+from orchestrator.echo import clip
 from orchestrator.state.store import (
     ActionRecord,
     ActionStatus,
@@ -50,9 +50,25 @@ MAX_SCOPE_SELECTOR = 256
 
 
 def default_state_path() -> Path:
-    """Per-user state, as the XDG base directory spec places it."""
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "orch" / "state.db"
+    """Per-user state where the platform keeps it: on Linux ``$XDG_STATE_HOME/orch``
+    (``~/.local/state/orch`` when unset), as the XDG base directory spec places it.
+
+    platformdirs is a CLI dependency, imported here only: the deployed Lambda always
+    names its DynamoDB table and its zip does not carry platformdirs.
+    """
+    try:
+        import platformdirs
+    except ImportError:
+        raise StateError("no state store given and no default here: set ORCH_STATE (a SQLite path or dynamodb://TABLE)") from None
+    return platformdirs.user_state_path("orch") / "state.db"
+
+
+def _local_path(spec: str) -> Path:
+    """``~`` and ``~user`` expanded; a user that does not exist is a StateError, not a traceback."""
+    try:
+        return Path(spec).expanduser()
+    except RuntimeError:
+        raise StateError(f"cannot expand {clip(spec)}: no such user's home directory; give the state file as a full path") from None
 
 
 def open_store(spec: str | None, clients_factory: Callable[[], Clients] | None = None) -> StateStore:
@@ -65,7 +81,7 @@ def open_store(spec: str | None, clients_factory: Callable[[], Clients] | None =
         table = spec[len(DYNAMODB_SCHEME) :]
         if not _TABLE_NAME.match(table):
             raise StateError(
-                f"{spec!r} does not name a DynamoDB table: use dynamodb://TABLE with 3-255 letters, digits, '_', '-' or '.'"
+                f"{clip(spec)} does not name a DynamoDB table: use dynamodb://TABLE with 3-255 letters, digits, '_', '-' or '.'"
             )
         from orchestrator.state.dynamodb import DynamoStore
 
@@ -75,10 +91,10 @@ def open_store(spec: str | None, clients_factory: Callable[[], Clients] | None =
         except AwsError as exc:
             raise StateError(f"cannot open dynamodb://{table}: {exc}") from None
     if "://" in spec:
-        raise StateError(f"unsupported state store {spec!r}: use {ALLOWED_FORMS}")
+        raise StateError(f"unsupported state store {clip(spec)}: use {ALLOWED_FORMS}")
     from orchestrator.state.sqlite import SqliteStore
 
-    return SqliteStore(spec)
+    return SqliteStore(_local_path(spec))
 
 
 def lease_scope(account_or_profile: str, region: str, selector: Mapping[str, str]) -> str:

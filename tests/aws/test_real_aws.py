@@ -630,14 +630,15 @@ def test_inventory_is_scoped_to_the_vpc(aws, subnet, store):
 
 
 def test_cli_a_region_that_does_not_exist_exits_3_with_one_line(tmp_path, monkeypatch):
-    """`--region mars-1` against moto's server (as against the sandbox): its reply cannot be
-    parsed; this was a traceback and exit 1."""
+    """`--region zz-mars-1` (well formed, no such region) against moto's server (as against the
+    sandbox): its reply cannot be parsed; this was a traceback and exit 1. (A malformed name,
+    `mars-1`, is refused before any call: exit 2, tests/unit/test_hostile_inputs.py.)"""
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
         host, port = server.get_host_and_port()
         monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
-        result = CliRunner().invoke(cli, ["scan", "--region", "mars-1", "--state", str(tmp_path / "s.db")])
+        result = CliRunner().invoke(cli, ["scan", "--region", "zz-mars-1", "--state", str(tmp_path / "s.db")])
     finally:
         server.stop()
     assert result.exit_code == 3, result.output

@@ -70,19 +70,17 @@ def test_the_try_it_blocks_with_motos_server(tmp_path):
 
 def test_the_try_it_blocks_with_the_sandbox(tmp_path):
     # The documented command, plus a free fake-sshd port and a state directory under tmp_path.
-    command = [str(BIN / "orch"), "sandbox", "--serve", "--instances", "8", "--port", "0", "--state-dir", str(tmp_path / "sandbox")]
-    assert "orch sandbox --serve --instances 8" in DOC.read_text()
+    env_file = tmp_path / "sandbox.env"
+    command = [str(BIN / "orch"), "sandbox", "--serve", "--instances", "8", "--env-file", str(env_file),
+               "--port", "0", "--state-dir", str(tmp_path / "sandbox")]
+    assert "orch sandbox --serve --instances 8 --env-file sandbox.env &" in DOC.read_text()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ORCH_"))}
     serve = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        lines = []
-        for line in serve.stdout:  # type: ignore[union-attr]
-            if line.strip() == "ready":
-                break
-            lines.append(line)
-        else:
+        assert serve.stdout is not None
+        if serve.stdout.readline().strip() != "ready":
             pytest.fail(f"orch sandbox --serve ended before ready: {serve.stderr.read()}")  # type: ignore[union-attr]
-        exports = "".join(lines)
+        exports = env_file.read_text()  # what `source sandbox.env` runs
         assert "export AWS_ENDPOINT_URL=http://127.0.0.1:" in exports
         ran = run_deploy_block(tmp_path, exports)
     finally:

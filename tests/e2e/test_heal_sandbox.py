@@ -54,10 +54,14 @@ def test_heal_reboots_the_hung_and_leaves_everyone_else_alone(fleet):
 
     code, summary = heal_json(env)
 
-    assert code == 1  # the opt-out instance is blocked, so not everything was healed
+    assert code == 0  # the opt-out instance is blocked, which is what the user asked: not a failure
     assert {a["instance_id"] for a in summary["actions"]} == targets
     assert all(a["action"] == "reboot" and a["outcome"] == "done" for a in summary["actions"])
     assert {b["instance_id"] for b in summary["blocked"]} == opt_out
+    assert {(b["rule"], b["counts_as_failure"]) for b in summary["blocked"]} == {("opt-out", False)}
+    detail = {i["instance_id"]: i for i in summary["instances_detail"]}
+    assert len(detail) == 20 and all(detail[i]["opted_out"] for i in opt_out)
+    assert summary["instances_detail"][0]["verdict"] == "unreachable"  # worst first
     assert summary["api_calls"]["ec2.RebootInstances"] == 1
     assert sb.acted_on() == targets  # the simulated instances saw exactly these reboots
     assert summary["instances"] == 20
@@ -190,6 +194,7 @@ def test_orch_sandbox_demo_heals_and_verifies():
     assert demo["ok"] and demo["bystanders_untouched"]
     assert sorted(demo["healed"]) == sorted(demo["broken"]) and len(demo["broken"]) == 3
     assert {a["instance_id"] for a in demo["first"]["actions"]} == set(demo["broken"])
-    assert demo["second"]["actions"] == [] and demo["second"]["verdicts"]["unreachable"] == 1  # the opted-out one
+    assert demo["sweeps"] == 2
+    assert demo["last"]["actions"] == [] and demo["last"]["verdicts"]["unreachable"] == 1  # the opted-out one
     assert len(demo["evidence_keys"]) == 3 and "rebooted" in demo["sns_message"]["body"]
     assert demo["first"]["verdicts"]["memory-exhaustion-forecast"] == 1

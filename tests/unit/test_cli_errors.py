@@ -30,9 +30,13 @@ def test_user_errors(args, env, code, fragment):
     assert len([line for line in result.stderr.splitlines() if line.startswith("Error")]) == 1
 
 
-def test_help_lists_exit_codes():
-    result = CliRunner().invoke(cli, ["--help"])
-    assert "4 another sweep holds the lease" in result.output
+@pytest.mark.parametrize("args", [["--help"], ["heal", "--help"], ["scan", "--help"]])
+def test_help_lists_exit_codes_and_what_is_not_a_failure(args):
+    result = CliRunner().invoke(cli, args)
+    text = " ".join(result.output.split())
+    assert "4 another sweep holds the lease" in text
+    assert "opted-out (orch:skip) instances alone" in text and "in flight awaiting verification" in text
+    assert "circuit breaker, a budget, quarantine" in text
 
 
 def test_aws_region_alone_is_enough(monkeypatch):

@@ -58,6 +58,16 @@ def test_boto3_is_bundled_unless_left_out():
     assert not any(r.startswith(("pytest", "moto")) for r in package.requirements())
 
 
+def test_the_zip_carries_no_cli_only_dependency_and_the_handler_needs_none():
+    names = {package._name(r) for r in package.requirements()}
+    assert not names & package.CLI_ONLY and {"boto3", "pydantic", "pydantic-settings", "tenacity"} <= names
+    # The handler imports with the CLI's libraries made unimportable (None in sys.modules).
+    blocked = ", ".join(repr(m) for m in sorted(package.CLI_ONLY))
+    code = f"import sys\nfor m in ({blocked},): sys.modules[m] = None\nimport lambdas.heal\nprint('ok')"
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert ran.returncode == 0 and ran.stdout.strip() == "ok", ran.stderr
+
+
 def test_dependencies_are_pinned_to_what_is_installed_here():
     import importlib.metadata
 
@@ -150,17 +160,37 @@ def test_bad_targets_are_refused():
         package.Target("x86_64", "python3")
 
 
-def test_orch_package_reports_the_size(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["package", "--zip", "{out}", "-o", "json"],
+        ["-o", "json", "package", "--zip", "{out}"],  # the global option before the command
+        ["package", "--zip", "{out}", "--json"],  # the old flag, hidden, still works
+    ],
+)
+def test_orch_package_reports_the_size(tmp_path, monkeypatch, args):
     monkeypatch.setattr(package, "pip_install", fake_installer)
     out = tmp_path / "orch.zip"
-    result = CliRunner().invoke(cli, ["package", "--output", str(out), "--json"])
+    result = CliRunner().invoke(cli, [a.format(out=out) for a in args])
     assert result.exit_code == 0, result.output
-    reported = json.loads(result.output)
+    reported = json.loads(result.stdout)
     assert reported["zipped_bytes"] == out.stat().st_size and reported["python"] == "3.12"
+    assert not result.stderr
+
+
+def test_orch_package_output_path_is_a_deprecated_alias_of_zip(tmp_path, monkeypatch):
+    monkeypatch.setattr(package, "pip_install", fake_installer)
+    out = tmp_path / "old.zip"
+    result = CliRunner().invoke(cli, ["package", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.is_file() and f"wrote {out}" in result.stdout
+    assert "deprecated; use --zip" in result.stderr
+    both = CliRunner().invoke(cli, ["package", "--output", str(out), "--zip", str(out)])
+    assert both.exit_code == 2 and "give the zip's path once" in both.stderr
 
 
 def test_orch_package_failure_is_one_line_and_exit_2(tmp_path):
-    result = CliRunner().invoke(cli, ["package", "--output", str(tmp_path / "x.zip"), "--wheelhouse", str(tmp_path / "nowhere")])
+    result = CliRunner().invoke(cli, ["package", "--zip", str(tmp_path / "x.zip"), "--wheelhouse", str(tmp_path / "nowhere")])
     assert result.exit_code == 2 and "is not a directory" in result.output and "Traceback" not in result.output
 
 

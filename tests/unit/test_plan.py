@@ -10,6 +10,7 @@ import pytest
 from orchestrator.config import Settings
 from orchestrator.model import (
     ActionKind,
+    BlockRule,
     Facts,
     InstanceHistory,
     ProbeOutcome,
@@ -291,3 +292,27 @@ def test_silence_corroborates_only_when_it_is_not_a_place_going_quiet(name, down
     if want_note:
         assert any(want_note in n for n in plan.notes), plan.notes
         assert len(plan.blocked) == len(down)
+
+
+RULE_CASES = [
+    # name, fleet, settings overrides, paused, the rule of instance 3's block
+    ("opted out", Fleet(down=(3,), tags={3: {"orch:skip": "true"}}), {}, None, BlockRule.OPT_OUT),
+    ("in flight", Fleet(down=(3,), history={3: {"in_flight_key": "k", "last_action": ActionKind.REBOOT, "last_action_at": NOW}}), {}, None,
+     BlockRule.IN_FLIGHT),
+    ("not confirmed yet", Fleet(down=(3,), history={3: {"failed_probes": 2}}), {}, None, BlockRule.DEBOUNCE),
+    ("launch grace", Fleet(down=(3,), launched={3: timedelta(minutes=2)}), {}, None, BlockRule.LAUNCH_GRACE),
+    ("scheduled event", Fleet(down=(3,), events=(3,)), {}, None, BlockRule.SCHEDULED_EVENT),
+    ("quarantined", Fleet(down=(3,), history={3: {"quarantined_at": NOW, "quarantine_reason": "4 actions"}}), {}, None, BlockRule.QUARANTINE),
+    ("budget", Fleet(down=(3,)), {"max_actions_per_sweep": 0}, None, BlockRule.BUDGET_SWEEP),
+    ("circuit breaker", Fleet(size=10, down=(1, 2, 3, 4)), {"max_unhealthy": "1"}, None, BlockRule.BREAKER),
+    ("paused", Fleet(down=(3,)), {}, PauseState(NOW, "ops@host", "freeze"), BlockRule.PAUSED),
+    ("replace on a standalone instance", Fleet(down=(3,), history={3: {"rung": 2}}), {}, None, BlockRule.LADDER),
+]
+
+
+@pytest.mark.parametrize("name, fleet, overrides, paused, rule", RULE_CASES, ids=[c[0] for c in RULE_CASES])
+def test_each_block_says_what_kind_of_rule_it_is(name, fleet, overrides, paused, rule):
+    all_facts, verdicts, histories = fleet.build()
+    plan = make_plan(all_facts, verdicts, histories, settings(**overrides), NOW, paused=paused)
+    (blocked,) = [b for b in plan.blocked if b.instance_id == iid(3)]
+    assert blocked.rule is rule, blocked.why

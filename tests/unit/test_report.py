@@ -35,3 +35,18 @@ def test_the_new_app_version_stands_out():
 
 def test_no_tag_no_tag_dimension():
     assert "tag x" not in patterns([], {}, None) and set(patterns([], {}, "x")) >= {"ami", "tag x"}
+
+
+def test_leaking_is_the_verdicts_leaking_so_the_counts_agree():
+    """`orch report` once said "leaking 4" where the verdicts said 2: one definition now."""
+    fleet, verdicts = [], {}
+    for n, kind, slope in ((0, VerdictKind.MEMORY_FORECAST, 1.0), (1, VerdictKind.MEMORY_FORECAST, 0.8),
+                           (2, VerdictKind.HEALTHY, 0.9), (3, VerdictKind.HEALTHY, 2.0), (4, VerdictKind.UNREACHABLE, 1.5)):
+        f = facts(instance(n))
+        fleet.append(f)
+        verdicts[f.instance.instance_id] = replace(verdict(f, kind), memory_slope_per_min=slope)
+    found = patterns(fleet, verdicts)
+    forecast = sum(1 for v in verdicts.values() if v.kind is VerdictKind.MEMORY_FORECAST)
+    for rows in found.values():
+        assert sum(r.leaking for r in rows) == forecast == 2
+        assert sum(r.unhealthy for r in rows) == 1

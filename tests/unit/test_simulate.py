@@ -98,8 +98,7 @@ def test_orch_simulate_prints_json_and_exits_0_when_expectations_hold():
 
 
 def test_orch_simulate_exits_1_and_says_why_when_an_expectation_fails():
-    reckless = ["--config", "/dev/null"]
     env = {"ORCH_SAFETY_MAX_UNHEALTHY": "100%", "ORCH_SAFETY_AZ_FAULT_PERCENT": "100", "ORCH_SAFETY_AZ_FAULT_MIN": "100"}
-    result = CliRunner().invoke(cli, ["simulate", "--scenario", "network-fault", "--hours", "2", *reckless], env=env)
+    result = CliRunner().invoke(cli, ["simulate", "--scenario", "network-fault", "--hours", "2"], env=env)
     assert result.exit_code == 1, result.output
     assert "action(s) taken, expected none" in result.output
