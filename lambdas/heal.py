@@ -54,6 +54,7 @@ from typing import Any, Callable, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from orchestrator import registry
 from orchestrator.aws import AWS_CALL_ERRORS, AwsError, Clients, describe_aws_error
 from orchestrator.config import ConfigError, Settings, load_settings
 from orchestrator.echo import clip
@@ -340,6 +341,23 @@ def _fail(kind: str, message: str) -> HandlerError:
     return HandlerError(message)
 
 
+def account_of(context: Any) -> str:
+    """The account from the function's ARN (arn:aws:lambda:REGION:ACCOUNT:function:NAME); '-' if unknown."""
+    arn = getattr(context, "invoked_function_arn", None)
+    parts = arn.split(":") if isinstance(arn, str) else []
+    return parts[4] if len(parts) > 4 and parts[4].isdigit() else "-"
+
+
+def beside_other_healers(settings: Settings, clients: Clients, acting: bool) -> None:
+    """Refuse to act on instances another stack's healer manages through another store."""
+    healers = registry.list_healers(clients.client("ssm"))
+    resolution = registry.resolve(
+        healers, settings.selector, settings.vpc_id, settings.state, acting, own_stack=settings.stack
+    )
+    for note in resolution.notes:
+        emit({"level": "warning", "event": "healer-registry", "note": note})
+
+
 def handler(event: Any, context: Any, hooks: Hooks | None = None) -> dict[str, Any]:
     """Lambda entry point (``lambdas.heal.handler``); see the module docstring for the contract."""
     hooks = hooks or _WARM
@@ -372,10 +390,24 @@ def handler(event: Any, context: Any, hooks: Hooks | None = None) -> dict[str, A
         prober=hooks.prober,
         time_left=time_left,
         dimension_cache=hooks.dimension_cache,
+        account=account_of(context),
     )
     started = time.monotonic()
     try:
+        beside_other_healers(settings, clients, acting=request.mode is Mode.HEAL and not dry_run)
         report = sweep(settings, deps, mode=request.mode, dry_run=dry_run)
+    except registry.HealerConflict as exc:
+        emit({"level": "error", "event": "healer-conflict", "error": clip(str(exc), MAX_ERROR_CHARS, quote=False)})
+        store.close()
+        return {
+            "skipped": "another deployed healer manages these instances through another store",
+            "mode": request.mode.value,
+            "dry_run": dry_run,
+            "instances": 0,
+            "actions": [],
+            "blocked": [],
+            "notes": [f"{exc}; not acting"],
+        }
     except LeaseHeld as exc:
         skipped = f"lease held by {exc.owner} until {iso_utc(exc.expires_at)}"
         emit({"level": "warning", "event": "lease-held", "skipped": skipped, "error": str(exc)})

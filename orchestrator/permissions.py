@@ -9,7 +9,7 @@ that use them are on; deleting from the state table only `orch resume` does.
 
 from __future__ import annotations
 
-from orchestrator import notify
+from orchestrator import notify, registry
 from orchestrator.act import autoscaling as act_autoscaling
 from orchestrator.act import ec2 as act_ec2
 from orchestrator.act import evidence
@@ -20,7 +20,7 @@ from orchestrator.state import dynamodb
 
 READ = frozenset().union(
     inventory.PERMISSIONS, status.PERMISSIONS, metrics.PERMISSIONS, asg.PERMISSIONS, console.PERMISSIONS, probe.PERMISSIONS,
-    stoppable.PERMISSIONS, procstat.PERMISSIONS,
+    stoppable.PERMISSIONS, procstat.PERMISSIONS, registry.PERMISSIONS,
 )
 MUTATE = frozenset().union(act_ec2.PERMISSIONS, act_autoscaling.PERMISSIONS) - READ
 RECORD = frozenset().union(dynamodb.PERMISSIONS - dynamodb.CLI_ONLY_PERMISSIONS, evidence.PERMISSIONS, notify.PERMISSIONS)

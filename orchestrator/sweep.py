@@ -98,6 +98,7 @@ class SweepDeps:
     time_left: Callable[[], float] | None = None  # seconds; a Lambda passes its context's
     confirm: Callable[[Plan], bool] | None = None  # asked before acting, e.g. on a terminal
     notify: bool = True  # False: tell nobody (a dry run by hand)
+    account: str = "-"  # the AWS account, when known: part of the lease scope
     lease_wait_seconds: float = 0.0  # how long to wait for another sweep's lease
     only_instances: tuple[str, ...] = ()  # narrow a scan to these ids (orch explain)
     dimension_cache: metrics.DimensionCache = field(default_factory=metrics.DimensionCache)
@@ -225,7 +226,7 @@ def sweep(settings: Settings, deps: SweepDeps, mode: Mode = Mode.HEAL, dry_run: 
         report.memory_full_read = report.sweep_number % every == 1
 
     keeper: LeaseKeeper | None = None
-    scope = lease_scope("-", fleet.region or "-", settings.selector)
+    scope = lease_scope(deps.account, fleet.region or "-", settings.vpc_id)
     if mode is Mode.HEAL and not dry:
         # One healer per fleet at a time (gardener mcm-provider-aws #94): taken before
         # observing, so two sweeps never plan on the same facts, and checked before

@@ -26,6 +26,7 @@ import jmespath
 from jmespath.exceptions import JMESPathError
 from rich.console import Console
 
+from orchestrator import registry
 from orchestrator.aws import AWS_CALL_ERRORS, AwsError, Clients, describe_aws_error
 from orchestrator.cli import output as out
 from orchestrator.config import ConfigError, Settings, load_settings, parse_selector
@@ -191,6 +192,8 @@ class Runtime(Display):
     config: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
     endpoint_url: str | None = None
+    acting: bool = False  # this command may mutate AWS: it must not act beside a deployed healer
+    account: str = "-"  # from the deployed healer adopted, for the lease scope
     _settings: Settings | None = None
     _clients: Clients | None = None
     _store: StateStore | None = None
@@ -210,8 +213,30 @@ class Runtime(Display):
     @property
     def store(self) -> StateStore:
         if self._store is None:
+            self._beside_deployed_healers()
             self._store = open_store(self.settings.state, lambda: self.clients)
         return self._store
+
+    def _beside_deployed_healers(self) -> None:
+        """Use the deployed healer's store for the same fleet, or refuse to act beside it (orchestrator.registry)."""
+        settings = self.settings
+        try:
+            healers = registry.list_healers(self.clients.client("ssm"))
+        except AWS_CALL_ERRORS as exc:
+            problem = f"the deployed healers could not be read ({describe_aws_error(exc, 'ssm:GetParametersByPath')})"
+            if self.acting and settings.state is None:
+                raise OrchError(
+                    f"{problem}: not acting, one could be healing these instances through its own store; "
+                    "grant ssm:GetParametersByPath on /orch/healers/ or name the store with --state",
+                    Exit.AWS,
+                ) from None
+            self.console(stderr=True).print(f"note: {problem}", markup=False, highlight=False)
+            return
+        found = registry.resolve(healers, settings.selector, settings.vpc_id, settings.state, self.acting)
+        self._settings = settings.model_copy(update={"state": found.state, "vpc_id": found.vpc_id})
+        self.account = found.account
+        for note in found.notes:
+            self.console(stderr=True).print(f"note: {note}", markup=False, highlight=False)
 
     def selector_text(self) -> str:
         return ",".join(f"{k}={v}" for k, v in self.settings.selector.items())
@@ -234,6 +259,8 @@ def user_errors(func: Callable[..., Any], runtime: Runtime | None = None) -> Cal
             raise OrchError(str(exc), Exit.AWS) from None
         except AWS_CALL_ERRORS as exc:  # a call no command mapped itself: still one line, exit 3
             raise OrchError(describe_aws_error(exc), Exit.AWS) from None
+        except registry.HealerConflict as exc:
+            raise OrchError(f"{exc}; not acting", Exit.LEASE_HELD) from None
         except LeaseHeld as exc:
             raise OrchError(f"{exc}; not acting. Wait for it, or pass --wait.", Exit.LEASE_HELD) from None
         except StateError as exc:

@@ -43,7 +43,7 @@ def status_command(runtime: Runtime) -> None:
     if not instances:
         raise no_match(runtime)
     histories = store.get_histories(i.instance_id for i in instances)
-    scope = lease_scope("-", runtime.clients.region or "-", settings.selector)
+    scope = lease_scope(runtime.account, runtime.clients.region or "-", settings.vpc_id)
     lease, pause = store.get_lease(scope), store.get_pause()
     sweeps = store.list_sweeps(1)
     notable = sorted(

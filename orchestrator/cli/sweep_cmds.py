@@ -99,6 +99,8 @@ def run_sweep(
     notify: bool = True,
 ) -> SweepReport:
     err = runtime.console(stderr=True)
+    runtime.acting = mode is Mode.HEAL and not dry_run
+    store = runtime.store  # first: beside a deployed healer it decides the store, VPC and lease scope
     settings = runtime.settings
     live = SweepProgress(err) if err.is_terminal and not runtime.json else None
 
@@ -118,8 +120,9 @@ def run_sweep(
     }
     deps = SweepDeps(
         clients=runtime.clients,
-        store=runtime.store,
+        store=store,
         confirm=confirm if interactive else None,
+        account=runtime.account,
         lease_wait_seconds=wait,
         only_instances=only,
         notify=notify,

@@ -6,10 +6,9 @@ deployed Lambda passes ``dynamodb://TABLE``.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable
 from urllib.parse import quote
 
 from orchestrator.aws import AwsError, Clients
@@ -46,7 +45,6 @@ __all__ = [
 DYNAMODB_SCHEME = "dynamodb://"
 ALLOWED_FORMS = "a file path (SQLite), dynamodb://TABLE, or nothing for the default SQLite file"
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
-MAX_SCOPE_SELECTOR = 256
 
 
 def default_state_path() -> Path:
@@ -97,14 +95,12 @@ def open_store(spec: str | None, clients_factory: Callable[[], Clients] | None =
     return SqliteStore(_local_path(spec))
 
 
-def lease_scope(account_or_profile: str, region: str, selector: Mapping[str, str]) -> str:
-    """The same fleet gives the same scope however the selector was written.
+def lease_scope(account: str, region: str, vpc_id: str | None) -> str:
+    """One fleet, one lease: the account, region and VPC a healer acts in.
 
-    Readable (it appears in 'lease held by ...' messages) and unambiguous (separators
-    inside tag keys or values are percent-encoded); a very long selector is replaced
-    by its digest so the scope stays well inside DynamoDB's key size limit.
+    Not the selector: two sweeps with overlapping selectors on one store must exclude
+    each other, and a stack scoped to its VPC never excludes another VPC's by accident.
+    Readable (it appears in 'lease held by ...' messages); separators are
+    percent-encoded.
     """
-    parts = ",".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in sorted(selector.items()))
-    if len(parts) > MAX_SCOPE_SELECTOR:
-        parts = "sha256:" + hashlib.sha256(parts.encode()).hexdigest()
-    return f"{quote(account_or_profile, safe='')}/{quote(region, safe='')}/{parts or '*'}"
+    return f"{quote(account or '-', safe='')}/{quote(region or '-', safe='')}/{quote(vpc_id, safe='') if vpc_id else '*'}"

@@ -215,7 +215,7 @@ def test_plenty_of_time_leaves_the_probe_settings_alone(aws, subnet, table):
 def test_a_held_lease_skips_the_sweep_without_failing(aws, subnet, table, capsys):
     launch(aws, subnet, 2)
     store = DynamoStore(aws.client("dynamodb"), TABLE)
-    store.acquire_lease(lease_scope("-", REGION, {"orch:managed": "true"}), "operator@laptop", timedelta(minutes=5), datetime.now(timezone.utc))
+    store.acquire_lease(lease_scope("-", REGION, None), "operator@laptop", timedelta(minutes=5), datetime.now(timezone.utc))
     prober = ScriptedProber(set())
     before = aws.counter.snapshot()
     result = invoke(aws, SCHEDULED_EVENT, prober)

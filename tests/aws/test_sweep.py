@@ -86,7 +86,7 @@ def test_a_held_lease_stops_a_second_healer_before_it_observes(aws, subnet, stor
     launch(aws, subnet, 2)
     from orchestrator.state import lease_scope
 
-    store.acquire_lease(lease_scope("-", "us-east-1", SETTINGS.selector), "lambda-1", timedelta(minutes=5), datetime.now(timezone.utc))
+    store.acquire_lease(lease_scope("-", "us-east-1", None), "lambda-1", timedelta(minutes=5), datetime.now(timezone.utc))
     prober = ScriptedProber(set())
     with pytest.raises(LeaseHeld, match="lambda-1"):
         run(aws, store, prober)
@@ -97,7 +97,7 @@ def test_dry_run_needs_no_lease(aws, subnet, store):
     launch(aws, subnet, 2)
     from orchestrator.state import lease_scope
 
-    store.acquire_lease(lease_scope("-", "us-east-1", SETTINGS.selector), "lambda-1", timedelta(minutes=5), datetime.now(timezone.utc))
+    store.acquire_lease(lease_scope("-", "us-east-1", None), "lambda-1", timedelta(minutes=5), datetime.now(timezone.utc))
     assert run(aws, store, ScriptedProber(set()), dry_run=True).summary()["instances"] == 2
 
 

@@ -142,7 +142,7 @@ def test_second_healer_is_refused_while_the_lease_is_held(fleet):
     from orchestrator.state.sqlite import SqliteStore
 
     store = SqliteStore(env["ORCH_STATE"])
-    store.acquire_lease(lease_scope("-", sb.region, {"orch:managed": "true"}), "lambda:42", timedelta(minutes=5), datetime.now(timezone.utc))
+    store.acquire_lease(lease_scope("-", sb.region, None), "lambda:42", timedelta(minutes=5), datetime.now(timezone.utc))
     store.close()
     result = CliRunner().invoke(cli, ["heal", "--yes"], env=env)
     assert result.exit_code == 4

@@ -50,6 +50,7 @@ STAR_ONLY_ACTIONS = frozenset(
 FEATURES = {
     "none": {},
     "run-command": {"MemoryProactive": "ssm", "SsmCommands": "systemctl restart crawler"},
+    "chronic-restart": {"SsmCommands": "systemctl restart crawler"},  # chronic.action = auto restarts
     "diagnostic-interrupt": {"DiagnosticInterrupt": "true"},
     "both": {"MemoryProactive": "ssm", "SsmCommands": "systemctl restart crawler", "DiagnosticInterrupt": "true"},
 }
@@ -103,6 +104,8 @@ def condition_true(template: dict[str, Any], name: str, parameters: dict[str, st
         if isinstance(node, dict) and "Fn::Not" in node:
             (inner,) = node["Fn::Not"]
             return not value(inner)
+        if isinstance(node, dict) and "Fn::Or" in node:
+            return any(value(inner) for inner in node["Fn::Or"])
         if isinstance(node, dict) and "Condition" in node:
             return condition_true(template, node["Condition"], parameters)
         if isinstance(node, dict):
@@ -315,7 +318,7 @@ def _resolve(template: dict[str, Any], value: Any, parameters: dict[str, str]) -
     if isinstance(value, str):
         return value
     if "Ref" in value:
-        return parameters[value["Ref"]]
+        return {**SAMPLE, **parameters}[value["Ref"]]
     if "Fn::Sub" in value:
         return sub(value["Fn::Sub"], {**SAMPLE, **parameters})
     if "Fn::If" in value:
@@ -463,3 +466,16 @@ def test_deploy_sets_exactly_the_code_parameters_the_template_declares(template)
     no_default = {name for name, p in template["Parameters"].items() if "Default" not in p}
     assert deploy.MANAGED_PARAMETERS <= set(template["Parameters"])
     assert no_default - deploy.MANAGED_PARAMETERS == {"VpcId", "VpcCidr", "SubnetIds"}
+
+
+def test_the_stack_registers_its_healer_for_manual_runs_to_find(template):
+    """orchestrator/registry.py reads this parameter: a manual `orch heal` uses this store and lease."""
+    from orchestrator import registry
+
+    registration = one(template, "AWS::SSM::Parameter")["Properties"]
+    assert sub(registration["Name"]["Fn::Sub"]) == "/orch/healers/orch"
+    text = registration["Value"]["Fn::Sub"]
+    values = {**parameters_with(template, **RESOURCE_NAMES), **SAMPLE, "StateTable": "orch-StateTable-1"}
+    healer = registry.parse("/orch/healers/orch", sub(text, values))
+    assert healer == registry.Healer("orch", "us-east-1", "123456789012", "vpc-0abc", {"team:fleet": "web"}, "dynamodb://orch-StateTable-1", "dry-run")
+    assert function_settings(template).stack == "orch"  # the function knows which registration is its own

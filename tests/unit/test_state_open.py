@@ -86,22 +86,22 @@ def test_bad_table_names_are_refused(spec: str) -> None:
         open_store(spec, clients_factory=FakeClients)  # type: ignore[arg-type]
 
 
-def test_lease_scope_ignores_selector_order() -> None:
-    a = lease_scope("prod", "eu-west-1", {"team": "web", "env": "prod"})
-    b = lease_scope("prod", "eu-west-1", {"env": "prod", "team": "web"})
-    assert a == b == "prod/eu-west-1/env=prod,team=web"
+@pytest.mark.parametrize(
+    "account, region, vpc, scope",
+    [
+        ("123456789012", "eu-west-1", "vpc-0abc", "123456789012/eu-west-1/vpc-0abc"),
+        ("-", "us-east-1", None, "-/us-east-1/*"),
+        ("", "", None, "-/-/*"),
+        ("a/b", "r", "v/1", "a%2Fb/r/v%2F1"),  # separators cannot be confused
+    ],
+)
+def test_the_lease_scope_names_account_region_and_vpc(account, region, vpc, scope) -> None:
+    assert lease_scope(account, region, vpc) == scope
 
 
-def test_lease_scope_cannot_be_confused_by_separators_in_values() -> None:
-    assert lease_scope("p", "r", {"a": "1,b=2"}) != lease_scope("p", "r", {"a": "1", "b": "2"})
-    assert lease_scope("p", "r", {}) == "p/r/*"
-
-
-def test_long_selectors_become_a_stable_digest() -> None:
-    selector = {f"k{n}": "v" * 40 for n in range(20)}
-    scope = lease_scope("p", "r", selector)
-    assert scope.startswith("p/r/sha256:") and len(scope) < 100
-    assert scope == lease_scope("p", "r", dict(reversed(list(selector.items()))))
+def test_overlapping_selectors_share_a_lease() -> None:
+    """Two sweeps over one store whose selectors overlap must exclude each other."""
+    assert lease_scope("a", "r", "vpc-1") == lease_scope("a", "r", "vpc-1")
 
 
 def test_codec_refuses_naive_datetimes_and_reads_offsetless_text_as_utc() -> None:
