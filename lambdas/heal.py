@@ -54,7 +54,7 @@ from typing import Any, Callable, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from orchestrator import registry
+from orchestrator import audit, registry
 from orchestrator.aws import AWS_CALL_ERRORS, AwsError, Clients, describe_aws_error
 from orchestrator.config import ConfigError, Settings, load_settings
 from orchestrator.echo import clip
@@ -451,4 +451,12 @@ def handler(event: Any, context: Any, hooks: Hooks | None = None) -> dict[str, A
         }
     )
     emit(metrics_record(report, summary, settings.selector))
+    if report.record_error is not None:
+        # The decision lines above are the audit in CloudWatch Logs; the bucket keeps a copy.
+        kept = (
+            audit.write_bucket(clients.client("s3").put_object, settings.evidence.bucket, settings.evidence.prefix, summary)
+            if settings.evidence.bucket
+            else "the log lines above"
+        )
+        raise _fail("state", f"state store: {report.record_error}; {audit.done_before(summary)}; what was done is in {kept}")
     return summary

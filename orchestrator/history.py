@@ -32,6 +32,7 @@ from orchestrator import rungs
 from orchestrator.config import Settings
 from orchestrator.model import (
     ActionAttempt,
+    ActionKind,
     ActionOutcome,
     Cause,
     Corroboration,
@@ -83,9 +84,14 @@ def observe(prev: InstanceHistory, facts: Facts, verdict: Verdict, now: datetime
     return replace(h, last_verdict=verdict.kind)
 
 
+def retention(settings: Settings) -> timedelta:
+    """How long a history keeps an action: the longest window that counts actions."""
+    return timedelta(hours=max(settings.safety.quarantine_hours, settings.chronic.window_hours, 1.0))
+
+
 def _prune(h: InstanceHistory, now: datetime, settings: Settings) -> InstanceHistory:
     """Keep what some window still needs, and always the last action (the cycle it began)."""
-    keep = timedelta(hours=max(settings.safety.quarantine_hours, settings.chronic.window_hours, 1.0))
+    keep = retention(settings)
     kept = tuple(a for a in h.actions[:-1] if now - a.at < keep) + h.actions[-1:]
     return h if len(kept) == len(h.actions) else replace(h, actions=kept)
 
@@ -259,6 +265,28 @@ def acted(
         # A fresh count: the action's effect is judged on probes made after it.
         first_failure_at=None,
         failed_probes=0,
+    )
+
+
+def recovered(prev: InstanceHistory, key: str, kind: ActionKind, at: datetime) -> InstanceHistory:
+    """An intent whose outcome was never recorded (its sweep died): an action possibly taken at ``at``.
+
+    It goes in flight like any action taken then: not repeated inside its verify window,
+    counted by the budgets, judged on a later sweep (verified, or failed and escalated).
+    """
+    if any(a.key == key for a in prev.actions):
+        return prev  # the history was written; only the outcome update was lost
+    attempt = ActionAttempt(at=at, kind=kind, key=key)
+    actions = tuple(sorted(prev.actions + (attempt,), key=lambda a: a.at))
+    newest = actions[-1] is attempt
+    return replace(
+        prev,
+        actions=actions,
+        last_action=kind if newest else prev.last_action,
+        last_action_at=at if newest else prev.last_action_at,
+        in_flight_key=key if newest else prev.in_flight_key,
+        first_failure_at=None if newest else prev.first_failure_at,
+        failed_probes=0 if newest else prev.failed_probes,
     )
 
 

@@ -393,6 +393,23 @@ class InstanceHistory:
     last_verdict: VerdictKind | None = None  # what the last sweep concluded: picks memory suspects
     chronic_since: datetime | None = None  # first recovery of the chronic condition now recognised
     released_at: datetime | None = None  # a human released it: failures before this no longer count
+    version: int = 0  # as read from the store; a write lands only if the stored one still has it
+    written_at: datetime | None = None  # when a sweep last stored it (refreshed at least daily)
+
+    @property
+    def blank(self) -> bool:
+        """Nothing to remember: a healthy instance orch never had to act on or suspect."""
+        return (
+            not self.actions
+            and self.rung == 0
+            and self.failed_probes == 0
+            and self.first_failure_at is None
+            and self.in_flight_key is None
+            and self.quarantined_at is None
+            and self.chronic_since is None
+            and self.released_at is None
+            and self.last_verdict in (None, VerdictKind.HEALTHY)
+        )
 
     @property
     def attempts(self) -> tuple[datetime, ...]:

@@ -8,6 +8,7 @@ same function against moto, a sandbox fleet, a real sshd or simulated days.
 from __future__ import annotations
 
 import enum
+import functools
 import time
 import uuid
 from collections import Counter
@@ -18,12 +19,14 @@ from typing import Any, Callable, Mapping, Protocol
 from orchestrator import alerts, notify, pending_start
 from orchestrator import diagnose as diagnose_step
 from orchestrator import history as history_step
-from orchestrator.act.executor import DryRunExecutor, Executor, Gate, Journal
+from orchestrator.act.executor import DryRunExecutor, Executor, Gate, Journal, expected_seconds
 from orchestrator.aws import Clients
 from orchestrator.awsfleet import AwsFleet, HistoryReader, SweepAborted, memory_targets
 from orchestrator.config import Settings
+from orchestrator.historybook import HistoryBook
 from orchestrator.memory import cycle_shape
 from orchestrator.model import (
+    Action,
     ActionOutcome,
     Facts,
     InstanceHistory,
@@ -40,7 +43,7 @@ from orchestrator.state import lease_scope
 from orchestrator.state.fit import fit_sweep_summary
 from orchestrator.state.journal import StoreJournal
 from orchestrator.state.lease import LeaseKeeper
-from orchestrator.state.store import AlertBook, LeaseLost, StateError, StateStore, SweepRecord
+from orchestrator.state.store import ActionStatus, AlertBook, LeaseLost, StateError, StateStore, SweepRecord
 
 __all__ = ["Fleet", "Mode", "SweepAborted", "SweepDeps", "SweepReport", "memory_targets", "sweep", "utcnow"]
 
@@ -142,6 +145,7 @@ class SweepReport:
     histories: dict[str, InstanceHistory] = field(default_factory=dict)  # after this sweep
     patterns: list[ChronicPattern] = field(default_factory=list)  # chronic conditions, grouped
     message: tuple[str, str] | None = None  # what was told (subject, body), if anything
+    record_error: str | None = None  # the store failed after actions ran: they are in this report only
 
     @property
     def timer(self) -> _Timer:
@@ -160,6 +164,7 @@ class SweepReport:
             "started_at": self.started_at.isoformat(),
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
             "partial": self.partial,
+            "record_error": self.record_error,
             "instances": len(self.facts),
             "verdicts": self.verdict_counts(),
             "actions": [
@@ -323,11 +328,15 @@ def _record_sweep(settings: Settings, deps: SweepDeps, report: SweepReport) -> N
 def _run(settings: Settings, deps: SweepDeps, report: SweepReport, mode: Mode, dry: bool, keeper: LeaseKeeper | None) -> None:
     fleet = deps.the_fleet
     facts, previous = fleet.observe(settings, deps.store.get_histories, report, report.started_at)
+    book = HistoryBook(deps.store, deps.clock, dict(previous))
+    if mode is Mode.HEAL and not dry:
+        # Before judging anything: an intent whose sweep died is an action possibly taken.
+        report.notes.extend(recover_intents(deps.store, book, facts, report.sweep_id, deps.clock(), settings))
     now = deps.clock()
     timer = report.timer
     with timer("decide"):
         report.facts = facts
-        cycle_starts = {iid: h.cycle_started_at for iid, h in previous.items()}
+        cycle_starts = {f.instance.instance_id: book.get(f.instance.instance_id).cycle_started_at for f in facts}
         report.verdicts = diagnose_step.diagnose_all(facts, now, settings, cycle_starts)
     if mode is Mode.SCAN:
         return
@@ -336,41 +345,158 @@ def _run(settings: Settings, deps: SweepDeps, report: SweepReport, mode: Mode, d
     by_id = {f.instance.instance_id: f for f in facts}
     paused = deps.store.get_pause()
     with timer("decide"):
-        histories = {
-            v.instance_id: history_step.observe(
-                previous.get(v.instance_id) or InstanceHistory(v.instance_id), by_id[v.instance_id], v, now, settings
-            )
-            for v in report.verdicts
-        }
+        for v in report.verdicts:
+            book.fold(v.instance_id, functools.partial(_observed, facts=by_id[v.instance_id], verdict=v, now=now, settings=settings))
+        histories = {v.instance_id: book.get(v.instance_id) for v in report.verdicts}
         report.plan = make_plan(by_id, report.verdicts, histories, settings, now, paused=paused)
         report.histories = histories
         report.patterns = _patterns(facts, histories, now, settings)
     report.plan = _start_what_orch_stopped(settings, deps, facts, previous, report.plan)
-    journal = StoreJournal(deps.store, report.sweep_id, deps.clock)
     if not dry and report.plan.actions and deps.confirm is not None and not deps.confirm(report.plan):
         report.outcomes = [ActionOutcome(a, OutcomeStatus.SKIPPED, "not confirmed") for a in report.plan.actions]
         return
-    executor: Executor
     if dry:
-        executor = DryRunExecutor()
-    else:
-        verdicts = {v.instance_id: v for v in report.verdicts}
-        executor = fleet.executor(settings, journal, _gate(deps, report, keeper), by_id, verdicts, report)
+        report.outcomes = DryRunExecutor().execute(report.plan)
+        return
+    verdicts = {v.instance_id: v for v in report.verdicts}
+    journal = RecordingJournal(
+        StoreJournal(deps.store, report.sweep_id, deps.clock),
+        book,
+        lambda outcome, key: _acted_step(outcome, key, by_id, verdicts, book, report, now, settings),
+    )
+    executor = fleet.executor(settings, journal, _gate(deps, report, keeper, journal, settings), by_id, verdicts, report)
     deps.progress(f"acting: {len(report.plan.actions)} action(s)")
     with timer("act"):
         report.outcomes = executor.execute(report.plan)
-    if dry:
-        return
-    verdicts = {v.instance_id: v for v in report.verdicts}
-    for outcome in report.outcomes:
-        key = journal.keys.get(outcome.action.instance_id)
-        if key is not None:
-            iid = outcome.action.instance_id
-            context = action_context(by_id[iid], verdicts[iid], histories[iid], report.evidence.get(iid), now, settings)
-            histories[iid] = history_step.acted(histories[iid], outcome, key, now, settings, context)
-    deps.store.put_histories(histories.values())
-    report.histories = histories
-    report.patterns = _patterns(facts, histories, now, settings)
+    try:
+        book.write()
+    except StateError as exc:
+        journal.broken = journal.broken or str(exc)
+    report.histories = {i: book.get(i) for i in histories}
+    report.patterns = _patterns(facts, report.histories, now, settings)
+    if journal.broken and not any(o.status in ACTED for o in report.outcomes):
+        raise StateError(journal.broken)  # nothing was acted on: that is the whole truth
+    if journal.broken:
+        report.partial = True
+        report.record_error = journal.broken
+        acted = [o for o in report.outcomes if o.status in ACTED]
+        report.notes.append(
+            f"the state store stopped taking records ({journal.broken}) after {len(acted)} action(s) ran; "
+            "no new action was started after that, and what was done is in this report"
+        )
+
+
+TAKEN_OR_FAILED = frozenset({OutcomeStatus.DONE, OutcomeStatus.UNCERTAIN, OutcomeStatus.FAILED})
+ACTED = frozenset({OutcomeStatus.DONE, OutcomeStatus.UNCERTAIN})  # AWS may have changed the instance
+
+
+def _observed(h: InstanceHistory, *, facts: Facts, verdict: Verdict, now: datetime, settings: Settings) -> InstanceHistory:
+    return history_step.observe(h, facts, verdict, now, settings)
+
+
+def _acted_step(
+    outcome: ActionOutcome,
+    key: str,
+    by_id: Mapping[str, Facts],
+    verdicts: Mapping[str, Verdict],
+    book: HistoryBook,
+    report: SweepReport,
+    now: datetime,
+    settings: Settings,
+) -> Callable[[InstanceHistory], InstanceHistory]:
+    iid = outcome.action.instance_id
+    facts, verdict = by_id.get(iid), verdicts.get(iid)
+    context = (
+        action_context(facts, verdict, book.get(iid), report.evidence.get(iid), now, settings)
+        if facts is not None and verdict is not None
+        else None
+    )
+    return functools.partial(history_step.acted, outcome=outcome, key=key, now=now, settings=settings, context=context)
+
+
+@dataclass
+class RecordingJournal:
+    """The executor's journal, with each action's history written the moment its outcome is known.
+
+    A process can die between any two lines: the intent is written before the call, the
+    outcome and the history right after it, so at most the outcome of the one action in
+    flight is unknown, and the next sweep recovers it (``recover_intents``). When the
+    store stops taking records, no new action is started (``broken`` is what the gate
+    asks) and every outcome stays in the sweep's report, so what was done is still said.
+    """
+
+    inner: StoreJournal
+    book: HistoryBook
+    acted: Callable[[ActionOutcome, str], Callable[[InstanceHistory], InstanceHistory]]
+    broken: str | None = None
+
+    @property
+    def keys(self) -> dict[str, str]:
+        return self.inner.keys
+
+    def begin(self, action: Action, evidence: dict[str, Any]) -> str | None:
+        if self.broken:
+            return f"the state store stopped taking records ({self.broken}): not started"
+        try:
+            return self.inner.begin(action, evidence)
+        except StateError as exc:
+            self.broken = str(exc)
+            return f"its intent could not be recorded ({exc}): not started"
+
+    def finish(self, outcome: ActionOutcome) -> None:
+        iid = outcome.action.instance_id
+        try:
+            self.inner.finish(outcome)
+        except StateError as exc:
+            self.broken = self.broken or str(exc)
+        key = self.inner.keys.get(iid)
+        if key is None:
+            return
+        self.book.fold(iid, self.acted(outcome, key))
+        try:
+            self.book.write([iid])
+        except StateError as exc:
+            self.broken = self.broken or str(exc)
+
+
+def recover_intents(
+    store: StateStore, book: HistoryBook, facts: list[Facts], sweep_id: str, now: datetime, settings: Settings
+) -> list[str]:
+    """Actions of this fleet that a sweep recorded but whose history it never wrote (it died).
+
+    An intent with no outcome is an action possibly taken at its time: recorded as such
+    and folded in flight. An outcome recorded whose history write was lost is folded in
+    too. Only this fleet's instances: another VPC's sweep on the same store may be acting
+    right now; this fleet's own sweeps cannot be, since this one holds its lease.
+    """
+    ours = {f.instance.instance_id for f in facts}
+    records = [
+        r
+        for r in store.actions_since(now - history_step.retention(settings))
+        if r.instance_id in ours and r.sweep_id != sweep_id and r.status in (ActionStatus.INTENT, ActionStatus.DONE)
+    ]
+    missing = [r for r in records if all(a.key != r.key for a in book.get(r.instance_id).actions)]
+    dangling = [r for r in records if r.status is ActionStatus.INTENT]
+    for record in missing:
+        book.fold(record.instance_id, functools.partial(history_step.recovered, key=record.key, kind=record.action, at=record.created_at))
+    book.write(r.instance_id for r in missing)
+    for record in dangling:
+        store.update_action(
+            record.key,
+            ActionStatus.DONE,
+            now,
+            f"uncertain: sweep {record.sweep_id} ended before recording an outcome; sweep {sweep_id} treats it as taken at "
+            f"{record.created_at:%Y-%m-%d %H:%M:%S} UTC (in flight, counted by the budgets, verified on a later sweep)",
+        )
+    notes = []
+    if dangling:
+        which = ", ".join(f"{r.action.value} of {r.instance_id} at {r.created_at:%H:%M:%S} UTC" for r in dangling[:10])
+        notes.append(f"recovered {len(dangling)} action(s) whose sweep ended before recording an outcome ({which}): treated as taken then")
+    lost = [r for r in missing if r.status is ActionStatus.DONE]
+    if lost:
+        which = ", ".join(f"{r.action.value} of {r.instance_id}" for r in lost[:10])
+        notes.append(f"{len(lost)} action(s) recorded done were missing from their instance's history ({which}): added")
+    return notes
 
 
 def _start_what_orch_stopped(
@@ -417,20 +543,33 @@ def action_context(
     )
 
 
-def _gate(deps: SweepDeps, report: SweepReport, keeper: LeaseKeeper | None, margin_s: float = 30.0) -> Callable[[], str | None]:
-    """Asked by the executor before each mutation: time left, lease still ours, not paused."""
+def _gate(
+    deps: SweepDeps, report: SweepReport, keeper: LeaseKeeper | None, journal: RecordingJournal, settings: Settings, margin_s: float = 30.0
+) -> Gate:
+    """Asked by the executor before each mutation: the store still records, the action fits the
+    time left, the lease is still ours, not paused. Any doubt refuses."""
 
-    def gate() -> str | None:
-        if deps.time_left is not None and deps.time_left() < margin_s:
+    def gate(action: Action) -> str | None:
+        if journal.broken:
             report.partial = True
-            return f"less than {margin_s:.0f} s left before the deadline: no new action started"
-        if keeper is not None:
-            try:
-                keeper.check()
-            except LeaseLost as exc:
+            return f"the state store stopped taking records ({journal.broken}): no new action started"
+        if deps.time_left is not None:
+            left = deps.time_left()
+            needed = margin_s + expected_seconds(action, settings.safety.stop_wait_seconds)
+            if left < needed:
                 report.partial = True
-                return f"lease lost ({exc}): no new action started"
-        paused = deps.store.get_pause()
+                return f"{left:.0f} s left before the deadline, {action.kind.value} may take {needed:.0f} s with its record: not started"
+        try:
+            if keeper is not None:
+                keeper.check()
+            paused = deps.store.get_pause()
+        except LeaseLost as exc:
+            report.partial = True
+            return f"lease lost ({exc}): no new action started"
+        except StateError as exc:
+            journal.broken = journal.broken or str(exc)
+            report.partial = True
+            return f"the state store could not be read ({exc}): no new action started"
         if paused is not None:
             return f"paused by {paused.by} while this sweep ran"
         return None

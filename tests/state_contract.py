@@ -72,6 +72,7 @@ def full_history(instance_id: str = "i-0123456789abcdef0") -> InstanceHistory:
         last_verdict=VerdictKind.UNREACHABLE,
         chronic_since=NOW - timedelta(hours=3),
         released_at=NOW - timedelta(hours=4),
+        written_at=NOW - timedelta(minutes=1),
     )
 
 
@@ -100,7 +101,7 @@ def test_history_round_trips_every_field(store: Any) -> None:
     unchanged = [
         f.name
         for f in dataclasses.fields(history)
-        if f.name != "instance_id" and getattr(history, f.name) == getattr(defaults, f.name)
+        if f.name not in ("instance_id", "version") and getattr(history, f.name) == getattr(defaults, f.name)
     ]
     assert not unchanged, f"sample leaves fields at their defaults, so they are not tested: {unchanged}"
     attempt_defaults = ActionAttempt(at=NOW, kind=ActionKind.REBOOT)
@@ -111,10 +112,10 @@ def test_history_round_trips_every_field(store: Any) -> None:
     ]
     assert not untested, f"the sample action leaves fields at their defaults: {untested}"
 
-    store.put_histories([history])
+    assert store.put_histories([history]) == frozenset()
     got = store.get_histories([history.instance_id])[history.instance_id]
 
-    assert got == history
+    assert got == dataclasses.replace(history, version=1)  # the store counts the writes
     assert isinstance(got.actions, tuple) and isinstance(got.actions[-1], ActionAttempt)
     assert got.last_action is ActionKind.STOP_START
     assert all(d.tzinfo is not None for d in (got.first_failure_at, got.last_healthy_at, *(a.at for a in got.actions)))
@@ -126,15 +127,28 @@ def test_history_with_defaults_round_trips_and_unknown_ids_are_absent(store: Any
 
     got = store.get_histories(["i-bare", "i-never-seen", "i-bare"])
 
-    assert got == {"i-bare": bare}
+    assert got == {"i-bare": dataclasses.replace(bare, version=1)}
     assert got["i-bare"].first_failure_at is None and got["i-bare"].last_action is None
 
 
-def test_put_histories_overwrites_and_last_duplicate_wins(store: Any) -> None:
-    store.put_histories([InstanceHistory("i-1", failed_probes=1)])
-    store.put_histories([InstanceHistory("i-1", failed_probes=2), InstanceHistory("i-1", failed_probes=3)])
+def test_put_histories_overwrites_what_was_read_and_last_duplicate_wins(store: Any) -> None:
+    assert store.put_histories([InstanceHistory("i-1", failed_probes=1)]) == frozenset()
+    read = store.get_histories(["i-1"])["i-1"]
+    assert read.version == 1
+    moved = store.put_histories([dataclasses.replace(read, failed_probes=2), dataclasses.replace(read, failed_probes=3)])
+    assert moved == frozenset()
+    assert store.get_histories(["i-1"])["i-1"] == dataclasses.replace(read, failed_probes=3, version=2)
 
-    assert store.get_histories(["i-1"])["i-1"].failed_probes == 3
+
+def test_a_history_that_moved_on_since_it_was_read_is_not_overwritten(store: Any) -> None:
+    """Two writers read version 1; the first one's write lands, the second one's is refused: no lost update."""
+    store.put_histories([InstanceHistory("i-1", failed_probes=1)])
+    first = second = store.get_histories(["i-1"])["i-1"]
+    assert store.put_histories([dataclasses.replace(first, rung=1)]) == frozenset()
+    assert store.put_histories([dataclasses.replace(second, quarantine_reason="x"), InstanceHistory("i-new")]) == {"i-1"}
+    got = store.get_histories(["i-1", "i-new"])
+    assert got["i-1"].rung == 1 and got["i-1"].quarantine_reason == "" and got["i-new"].version == 1
+    assert store.put_histories([InstanceHistory("i-new")]) == {"i-new"}  # a new one only where none is stored
 
 
 def test_many_histories_cross_batch_boundaries(store: Any) -> None:
@@ -143,7 +157,7 @@ def test_many_histories_cross_batch_boundaries(store: Any) -> None:
 
     got = store.get_histories(h.instance_id for h in histories)
 
-    assert got == {h.instance_id: h for h in histories}
+    assert got == {h.instance_id: dataclasses.replace(h, version=1) for h in histories}
     assert store.get_histories([]) == {}
 
 
@@ -406,3 +420,26 @@ def test_alerts_round_trip_per_scope(store: Any) -> None:
     assert store.get_alerts("other/scope") == AlertBook("other/scope")
     store.put_alerts(AlertBook(SCOPE))
     assert store.get_alerts(SCOPE).records == ()
+
+
+def test_actions_since_gives_recent_actions_oldest_first_and_filters_by_status(store: Any) -> None:
+    store.put_action_intent(action("k-old", created=NOW - timedelta(hours=30)))
+    store.put_action_intent(action("k-1", created=NOW - timedelta(minutes=20)))
+    store.put_action_intent(action("k-2", instance_id="i-2", created=NOW - timedelta(minutes=10)))
+    store.update_action("k-1", ActionStatus.DONE, NOW - timedelta(minutes=19), "RebootInstances accepted")
+    assert [r.key for r in store.actions_since(NOW - timedelta(hours=24))] == ["k-1", "k-2"]
+    assert [r.key for r in store.actions_since(NOW - timedelta(hours=24), ActionStatus.INTENT)] == ["k-2"]
+
+
+def test_a_live_lease_is_taken_over_only_as_exactly_the_one_judged_dead(store: Any) -> None:
+    held = store.acquire_lease(SCOPE, "host:4242:abcd", TTL, NOW)
+    with pytest.raises(LeaseHeld) as caught:
+        store.acquire_lease(SCOPE, "host:9:efgh", TTL, NOW)
+    assert caught.value.fence == held.fence
+    stale = dataclasses.replace(held, fence=held.fence - 1)
+    with pytest.raises(LeaseHeld):
+        store.acquire_lease(SCOPE, "host:9:efgh", TTL, NOW, take_over=stale)  # not the lease judged dead
+    taken = store.acquire_lease(SCOPE, "host:9:efgh", TTL, NOW, take_over=held)
+    assert taken.fence == held.fence + 1 and store.get_lease(SCOPE).owner == "host:9:efgh"
+    with pytest.raises(LeaseLost):
+        store.check_lease(held, NOW)  # the dead one, were it to wake, is fenced off

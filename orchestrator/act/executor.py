@@ -31,13 +31,22 @@ class Executor(Protocol):
     def execute(self, plan: Plan) -> list[ActionOutcome]: ...
 
 
-Gate = Callable[[], str | None]
+Gate = Callable[[Action], str | None]
+CALL_SECONDS = 15.0  # one mutating call and its record, with room for throttling retries
+START_SECONDS = 60.0  # StartInstances after a stop, and its record
+
+
+def expected_seconds(action: Action, stop_wait_seconds: float) -> float:
+    """How long an action may take, for the deadline gate: a stop/start waits for the stop."""
+    if action.kind is ActionKind.STOP_START:
+        return stop_wait_seconds + START_SECONDS
+    return CALL_SECONDS
 EvidenceCapture = Callable[[Action], dict[str, Any]]
 # Kept free of waiting before a deadline: the gate's 30 s, the start call, the records.
 WAIT_RESERVE_SECONDS = 60.0
 
 
-def _no_refusal() -> str | None:
+def _no_refusal(action: Action) -> str | None:
     return None
 
 
@@ -50,7 +59,7 @@ def admit(action: Action, gate: Gate, capture_evidence: EvidenceCapture, journal
 
     None means the action may go ahead: its intent is recorded.
     """
-    refusal = gate()
+    refusal = gate(action)
     if refusal is not None:
         return ActionOutcome(action, OutcomeStatus.SKIPPED, refusal)
     try:

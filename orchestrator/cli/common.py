@@ -34,6 +34,8 @@ from orchestrator.echo import clip
 from orchestrator.state import open_store
 from orchestrator.state.store import LeaseHeld, StateError, StateStore
 
+log = logging.getLogger(__name__)
+
 
 class Exit(enum.IntEnum):
     """Documented in the README and `orch --help`; scripts and schedulers branch on these."""
@@ -230,7 +232,8 @@ class Runtime(Display):
                     "grant ssm:GetParametersByPath on /orch/healers/ or name the store with --state",
                     Exit.AWS,
                 ) from None
-            self.console(stderr=True).print(f"note: {problem}", markup=False, highlight=False)
+            # Only reading: the command goes on; its own calls say what is wrong, if anything.
+            log.warning("%s; reading the store of --state or the default", problem)
             return
         found = registry.resolve(healers, settings.selector, settings.vpc_id, settings.state, self.acting)
         self._settings = settings.model_copy(update={"state": found.state, "vpc_id": found.vpc_id})

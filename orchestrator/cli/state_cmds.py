@@ -15,7 +15,7 @@ from orchestrator.cli.render import grid
 from orchestrator.cli.sweep_cmds import no_match
 from orchestrator.observe import inventory
 from orchestrator.state import lease_scope
-from orchestrator.state.store import PauseState
+from orchestrator.state.store import ActionStatus, PauseState
 
 
 def _who() -> str:
@@ -39,13 +39,18 @@ def _paused_text(pause: PauseState) -> str:
 def status_command(runtime: Runtime) -> None:
     """Ladder rung, in-flight actions, quarantine, lease and pause for the selected fleet."""
     settings, store = runtime.settings, runtime.store
-    instances = inventory.list_instances(runtime.clients.ec2, settings.selector)
+    instances = inventory.list_instances(runtime.clients.ec2, settings.selector, vpc_id=settings.vpc_id)
     if not instances:
         raise no_match(runtime)
     histories = store.get_histories(i.instance_id for i in instances)
     scope = lease_scope(runtime.account, runtime.clients.region or "-", settings.vpc_id)
     lease, pause = store.get_lease(scope), store.get_pause()
     sweeps = store.list_sweeps(1)
+    selected = {i.instance_id for i in instances}
+    # Intents a sweep wrote and never finished (it died): actions possibly taken, which the
+    # next sweep will treat as in flight from their time.
+    since = datetime.now(timezone.utc) - history_step.retention(settings)
+    dangling = [r for r in store.actions_since(since, ActionStatus.INTENT) if r.instance_id in selected]
     notable = sorted(
         (h for h in histories.values() if h.rung or h.in_flight_key or h.quarantined_at or h.failed_probes), key=lambda h: h.instance_id
     )
@@ -56,6 +61,7 @@ def status_command(runtime: Runtime) -> None:
         "paused": pause,
         "last_sweep": sweeps[0] if sweeps else None,
         "instances_with_state": notable,
+        "intents_without_outcome": dangling,
     }
 
     def table() -> None:
@@ -66,8 +72,13 @@ def status_command(runtime: Runtime) -> None:
         if sweeps:
             last = sweeps[0]
             console.print(f"last sweep: {last.sweep_id} ({last.mode}) at {_when(last.started_at)}{' (partial)' if last.partial else ''}")
+        for r in dangling:
+            runtime.say(
+                f"{r.instance_id}: {r.action.value} at {_when(r.created_at)} has no recorded outcome (sweep {r.sweep_id} ended before "
+                "recording it): it may have been taken; the next sweep treats it as in flight from then"
+            )
         if not notable:
-            console.print("no instance has failures, actions in flight or quarantine")
+            console.print("no instance has failures, actions in flight or quarantine" + (" recorded in its history" if dangling else ""))
             return
         rows = grid("instances with state")
         for column in ("instance", "failed probes", "rung", "last action", "in flight", "quarantined"):

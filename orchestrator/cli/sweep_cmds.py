@@ -5,16 +5,20 @@ from __future__ import annotations
 import contextlib
 import functools
 import sys
+from pathlib import Path
 from typing import Any, Callable
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
+from orchestrator import audit
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
 from orchestrator.cli.render import instances_detail, plan_tables, print_report
 from orchestrator.model import BlockRule, OutcomeStatus, Plan, VerdictKind
 from orchestrator.observe.probe import probe_fleet
+from orchestrator.state import default_state_path
+from orchestrator.state.store import StateError
 from orchestrator.sweep import Mode, SweepAborted, SweepDeps, SweepReport, sweep
 
 # Blocks that are orch doing its job (waiting, or told to keep out), not a failure.
@@ -185,4 +189,18 @@ def heal_command(runtime: Runtime, dry_run: bool, assume_yes: bool, wait: float,
         raise no_match(runtime)
     opt_out = runtime.settings.opt_out_tag
     runtime.emit(sweep_document(runtime, report), lambda: print_report(runtime.console(), report, opt_out))
+    if report.record_error is not None:
+        summary = report.summary()
+        kept = audit.write_file(summary, audit_directory())
+        raise OrchError(
+            f"state store: {report.record_error}; {audit.done_before(summary)}; what was done is written to {kept}",
+            Exit.STATE,
+        )
     sys.exit(int(heal_exit(report)))
+
+
+def audit_directory() -> Path | None:
+    try:
+        return default_state_path().parent / "audit"
+    except StateError:
+        return None

@@ -70,7 +70,6 @@ PERMISSIONS = frozenset(
         "dynamodb:DeleteItem",
         "dynamodb:Query",
         "dynamodb:BatchGetItem",
-        "dynamodb:BatchWriteItem",
     }
 )
 # Only `orch resume` deletes (the pause flag): the scheduled sweep's role never needs it.
@@ -83,7 +82,6 @@ TTL_ATTRIBUTE = "expires_at_epoch"
 INDEX_BY_INSTANCE = "by-instance"
 INDEX_BY_TIME = "by-time"
 BATCH_GET_SIZE = 100  # BatchGetItem limit
-BATCH_WRITE_SIZE = 25  # BatchWriteItem limit
 BATCH_ATTEMPTS = 6
 NO_SORT = "-"
 _ACTION_TEXT_FIELDS = (
@@ -232,19 +230,39 @@ class DynamoStore:
             self._batch("BatchGetItem", {self.table_name: {"Keys": keys, "ConsistentRead": True}}, collect)
         return found
 
-    def put_histories(self, histories: Iterable[InstanceHistory]) -> None:
-        latest = {h.instance_id: h for h in histories}  # BatchWriteItem rejects duplicate keys
+    def put_histories(self, histories: Iterable[InstanceHistory]) -> frozenset[str]:
+        """One conditional PutItem per history (BatchWriteItem takes no condition).
+
+        The sweep writes only the histories that changed, so a healthy fleet costs nothing
+        here; the version attribute is what the condition compares (an item written before
+        versions existed reads as version 0).
+        """
+        latest = {h.instance_id: h for h in histories}
         expires = self._expiry(self._clock(), self._history_retention)
-        requests = [
-            {
-                "PutRequest": {
-                    "Item": {**_key(f"HIST#{h.instance_id}"), "data": _s(codec.dumps(h)), TTL_ATTRIBUTE: expires}
-                }
-            }
-            for h in latest.values()
-        ]
-        for start in range(0, len(requests), BATCH_WRITE_SIZE):
-            self._batch("BatchWriteItem", {self.table_name: requests[start : start + BATCH_WRITE_SIZE]}, lambda _: None)
+        moved: set[str] = set()
+        for instance_id, history in latest.items():
+            if history.version == 0:
+                condition = "attribute_not_exists(pk) OR attribute_not_exists(#v) OR #v = :v"
+            else:
+                condition = "#v = :v"
+            stored = replace(history, version=history.version + 1)
+            try:
+                with self._aws("PutItem"):
+                    self._client.put_item(
+                        TableName=self.table_name,
+                        Item={
+                            **_key(f"HIST#{instance_id}"),
+                            "data": _s(codec.dumps(stored)),
+                            "version": _n(stored.version),
+                            TTL_ATTRIBUTE: expires,
+                        },
+                        ConditionExpression=condition,
+                        ExpressionAttributeNames={"#v": "version"},
+                        ExpressionAttributeValues={":v": _n(history.version)},
+                    )
+            except _ConditionFailed:
+                moved.add(instance_id)
+        return frozenset(moved)
 
     # -- actions ----------------------------------------------------------------
 
@@ -336,6 +354,22 @@ class DynamoStore:
         )
         return [self._action_from_item(item) for item in items]
 
+    def actions_since(self, since: datetime, status: ActionStatus | None = None, limit: int = 1000) -> list[ActionRecord]:
+        """The by-time index from ``since`` on (a status is a filter: read capacity counts every action since)."""
+        extra: dict[str, Any] = {}
+        values: dict[str, Any] = {":p": _s("ACTION"), ":since": _s(codec.to_iso(since))}
+        if status is not None:
+            extra = {"FilterExpression": "#status = :status", "ExpressionAttributeNames": {"#status": "status"}}
+            values[":status"] = _s(status.value)
+        items = self._query(
+            limit,
+            IndexName=INDEX_BY_TIME,
+            KeyConditionExpression="gsi2pk = :p AND gsi2sk >= :since",
+            ExpressionAttributeValues=values,
+            **extra,
+        )
+        return sorted((self._action_from_item(item) for item in items), key=lambda r: (r.created_at, r.key))
+
     # -- sweeps -----------------------------------------------------------------
 
     def put_sweep(self, record: SweepRecord) -> None:
@@ -373,14 +407,15 @@ class DynamoStore:
     def _current(self, scope: str) -> Lease | None:
         return self._lease_from_item(scope, self._get(f"LEASE#{scope}"))
 
-    def acquire_lease(self, scope: str, owner: str, ttl: timedelta, now: datetime) -> Lease:
+    def acquire_lease(self, scope: str, owner: str, ttl: timedelta, now: datetime, take_over: Lease | None = None) -> Lease:
         """Read, then write conditioned on what was read: of two contenders only one write lands."""
         require_lease_args(ttl, now)
         if not owner:
             raise ValueError("a lease owner must be a non-empty string")
         current = self._current(scope)
-        if current is not None and lease_is_live(current, now):
-            raise LeaseHeld(scope, current.owner, current.expires_at)
+        dead = take_over is not None and current is not None and (current.owner, current.fence) == (take_over.owner, take_over.fence)
+        if current is not None and lease_is_live(current, now) and not dead:
+            raise LeaseHeld(scope, current.owner, current.expires_at, current.fence)
         lease = Lease(
             scope=scope,
             owner=owner,
@@ -391,6 +426,11 @@ class DynamoStore:
         values: dict[str, Any] = {}
         if current is None:
             condition = "attribute_not_exists(pk)"
+        elif dead:
+            # The holder is known dead: the owner and fence pin exactly the lease judged so.
+            condition = "#fence = :old_fence AND #owner = :old_owner"
+            names = {"#fence": "fence", "#owner": "owner"}
+            values = {":old_fence": _n(current.fence), ":old_owner": _s(current.owner)}
         else:
             # The fence pins the version we judged expired; the expiry check stops us stealing
             # a lease its holder renewed between our read and this write.
@@ -416,7 +456,7 @@ class DynamoStore:
         except _ConditionFailed:
             winner = self._current(scope)
             if winner is not None and winner.owner:
-                raise LeaseHeld(scope, winner.owner, winner.expires_at) from None
+                raise LeaseHeld(scope, winner.owner, winner.expires_at, winner.fence) from None
             raise LeaseHeld(scope, "another contender (since released)", now) from None
         return lease
 

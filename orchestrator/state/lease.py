@@ -37,6 +37,27 @@ DEFAULT_TTL = timedelta(minutes=5)
 Clock = Callable[[], datetime]
 
 
+def holder_is_dead(owner: str, host: str | None = None) -> bool:
+    """Provably dead: an owner of this host (``host:pid:nonce``) whose process is gone.
+
+    Another host's holder, or an owner in another form, is never judged dead: its
+    lease expires in its own time.
+    """
+    parts = owner.split(":")
+    if len(parts) != 3 or parts[0] != (host or socket.gethostname()) or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid() or pid <= 1:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # it exists, under another user
+    return False
+
+
 def default_owner() -> str:
     """Unique per process and per keeper: two sweeps on one host must not share an owner."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -94,9 +115,20 @@ class LeaseKeeper:
         )
         for attempt in retrying:
             with attempt:
-                self._lease = self.store.acquire_lease(self.scope, self.owner, self.ttl, self._clock())
+                self._lease = self._acquire_once()
         log.info("lease %s acquired by %s (fence %d)", self.scope, self.owner, self.lease.fence)
         return self.lease
+
+    def _acquire_once(self) -> Lease:
+        now = self._clock()
+        try:
+            return self.store.acquire_lease(self.scope, self.owner, self.ttl, now)
+        except LeaseHeld as held:
+            if held.fence is None or not holder_is_dead(held.owner):
+                raise
+            log.warning("lease %s: its holder %s is no longer running on this host; taking it over", self.scope, held.owner)
+            dead = Lease(self.scope, held.owner, held.expires_at, held.fence)
+            return self.store.acquire_lease(self.scope, self.owner, self.ttl, now, take_over=dead)
 
     def renew_if_due(self, now: datetime | None = None) -> bool:
         """Renew once more than half the TTL has passed; True when it renewed."""

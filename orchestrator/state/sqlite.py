@@ -10,6 +10,7 @@ exactly as it does between processes.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from contextlib import contextmanager
@@ -163,17 +164,26 @@ class SqliteStore:
                 found[instance_id] = codec.loads(InstanceHistory, data)
         return found
 
-    def put_histories(self, histories: Iterable[InstanceHistory]) -> None:
+    def put_histories(self, histories: Iterable[InstanceHistory]) -> frozenset[str]:
+        latest = {h.instance_id: h for h in histories}
+        if not latest:
+            return frozenset()
         now = codec.to_iso(codec.utc_now())
-        rows = [(h.instance_id, codec.dumps(h), now) for h in histories]
-        if not rows:
-            return
-        with self._write() as conn:
-            conn.executemany(
-                "INSERT INTO histories (instance_id, data, updated_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (instance_id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
-                rows,
-            )
+        moved: set[str] = set()
+        with self._write() as conn:  # BEGIN IMMEDIATE: nobody writes between our reads and writes
+            for instance_id, history in latest.items():
+                row = conn.execute("SELECT data FROM histories WHERE instance_id = ?", (instance_id,)).fetchone()
+                stored = json.loads(row[0]).get("version", 0) if row else None
+                if (stored is None and history.version != 0) or (stored is not None and stored != history.version):
+                    moved.add(instance_id)
+                    continue
+                data = codec.dumps(replace(history, version=history.version + 1))
+                conn.execute(
+                    "INSERT INTO histories (instance_id, data, updated_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (instance_id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+                    (instance_id, data, now),
+                )
+        return frozenset(moved)
 
     # -- actions ----------------------------------------------------------------
 
@@ -233,6 +243,14 @@ class SqliteStore:
             )
         return [codec.loads(ActionRecord, data) for (data,) in rows]
 
+    def actions_since(self, since: datetime, status: ActionStatus | None = None, limit: int = 1000) -> list[ActionRecord]:
+        if status is None:
+            sql, params = "SELECT data FROM actions WHERE created_at >= ? ORDER BY created_at, key LIMIT ?", (codec.to_iso(since), limit)
+        else:
+            sql = "SELECT data FROM actions WHERE status = ? AND created_at >= ? ORDER BY created_at, key LIMIT ?"
+            params = (status.value, codec.to_iso(since), limit)  # type: ignore[assignment]
+        return [codec.loads(ActionRecord, data) for (data,) in self._read(sql, params)]
+
     # -- sweeps -----------------------------------------------------------------
 
     def put_sweep(self, record: SweepRecord) -> None:
@@ -263,14 +281,14 @@ class SqliteStore:
         current = self._lease_row(scope, row)
         return current, (current.fence if current else 0)
 
-    def acquire_lease(self, scope: str, owner: str, ttl: timedelta, now: datetime) -> Lease:
+    def acquire_lease(self, scope: str, owner: str, ttl: timedelta, now: datetime, take_over: Lease | None = None) -> Lease:
         require_lease_args(ttl, now)
         if not owner:
             raise ValueError("a lease owner must be a non-empty string")
         with self._write() as conn:
             current, fence = self._current(conn, scope)
-            if current is not None and lease_is_live(current, now):
-                raise LeaseHeld(scope, current.owner, current.expires_at)
+            if current is not None and lease_is_live(current, now) and not _is(current, take_over):
+                raise LeaseHeld(scope, current.owner, current.expires_at, current.fence)
             lease = Lease(scope=scope, owner=owner, expires_at=(now + ttl).astimezone(codec.UTC), fence=fence + 1)
             conn.execute(
                 "INSERT INTO leases (scope, owner, expires_us, fence) VALUES (?, ?, ?, ?) ON CONFLICT (scope) DO UPDATE "
@@ -352,3 +370,7 @@ class SqliteStore:
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r})"
+
+
+def _is(current: Lease, take_over: Lease | None) -> bool:
+    return take_over is not None and (current.owner, current.fence) == (take_over.owner, take_over.fence)

@@ -48,7 +48,7 @@ def test_one_missing_instance_does_not_spoil_the_batch(aws, subnet):
 def test_gate_refusal_skips_without_a_call(aws, subnet):
     ids = launch(aws, subnet, 2)
     journal = MemoryJournal()
-    outcomes = AwsExecutor(aws, journal, gate=lambda: "lease lost").execute(reboots(ids))
+    outcomes = AwsExecutor(aws, journal, gate=lambda action: "lease lost").execute(reboots(ids))
     assert all(o.status is OutcomeStatus.SKIPPED and o.detail == "lease lost" for o in outcomes)
     assert "ec2.RebootInstances" not in aws.counter.snapshot() and journal.begun == []
 

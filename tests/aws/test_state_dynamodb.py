@@ -232,14 +232,14 @@ def test_items_left_unprocessed_forever_become_a_state_error(client: Any) -> Non
 
     def never_processed(RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803 - boto3's spelling
         calls.append(1)
-        return {"UnprocessedItems": RequestItems}
+        return {"Responses": {}, "UnprocessedKeys": RequestItems}
 
     store = DynamoStore(
-        Faulty(client, batch_write_item=never_processed), TABLE, clock=lambda: NOW, sleep=lambda _: None
+        Faulty(client, batch_get_item=never_processed), TABLE, clock=lambda: NOW, sleep=lambda _: None
     )
 
     with pytest.raises(StateError, match="unprocessed"):
-        store.put_histories([InstanceHistory("i-1")])
+        store.get_histories(["i-1"])
     assert len(calls) == BATCH_ATTEMPTS
 
 

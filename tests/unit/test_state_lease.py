@@ -155,3 +155,34 @@ def test_without_a_wait_acquire_tries_once(store: SqliteStore, clock: Clock) -> 
 
 def test_default_owners_are_unique(store: SqliteStore) -> None:
     assert LeaseKeeper(store, SCOPE).owner != LeaseKeeper(store, SCOPE).owner
+
+
+def finished_pid() -> int:
+    """The pid of a process that has exited (and been reaped): provably not running."""
+    import subprocess
+    import sys
+
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    return int(child.stdout)
+
+
+def test_a_lease_whose_holder_died_on_this_host_is_taken_over_at_once(store: SqliteStore, clock: Clock) -> None:
+    """orch heal killed with SIGKILL holds its lease for minutes; its process is provably gone."""
+    import socket
+
+    dead_owner = f"{socket.gethostname()}:{finished_pid()}:deadbeef"
+    held = store.acquire_lease("scope", dead_owner, timedelta(minutes=5), clock())
+    keeper = LeaseKeeper(store, "scope", clock=clock)
+    lease = keeper.acquire()
+    assert lease.fence == held.fence + 1 and store.get_lease("scope").owner == keeper.owner
+
+
+@pytest.mark.parametrize("owner", ["elsewhere:1234:abcd", "lambda-1", "{host}:{me}:abcd"])
+def test_a_holder_that_may_be_alive_is_waited_for(store: SqliteStore, clock: Clock, owner: str) -> None:
+    """Another host's holder, an owner of another form, or a running process: never judged dead."""
+    import os
+    import socket
+
+    store.acquire_lease("scope", owner.format(host=socket.gethostname(), me=os.getppid()), timedelta(minutes=5), clock())
+    with pytest.raises(LeaseHeld):
+        LeaseKeeper(store, "scope", clock=clock).acquire()
