@@ -111,3 +111,24 @@ def test_the_cli_says_what_was_done_and_where_its_record_is(aws, subnet, tmp_pat
     kept = Path(line.split("what was done is written to ")[1])
     assert kept.is_file() and json.loads(kept.read_text())["actions"][0]["instance_id"] == ids[0]
     assert json.loads(result.stdout)["record_error"]  # stdout has it too
+
+
+def test_the_lambda_fails_the_invocation_naming_what_was_done_and_keeps_it_in_the_bucket(aws, subnet, monkeypatch, capsys):
+    from lambdas import heal
+    from orchestrator.state import open_store
+    from orchestrator.state.dynamodb import create_table
+    from tests.aws.test_lambda_heal import SCHEDULED_EVENT, TABLE, environ, invoke
+
+    ids = launch(aws, subnet, 6)
+    create_table(aws.client("dynamodb"), TABLE, wait_delay_s=0, wait_attempts=1)
+    aws.client("s3").create_bucket(Bucket="orch-evidence")
+    monkeypatch.setattr(heal, "open_store", lambda spec, factory=None: FailingStore(open_store(spec, factory), "update_action"))
+    with pytest.raises(heal.HandlerError, match=f"1 action\\(s\\) were taken before it failed: {ids[0]} reboot done"):
+        invoke(aws, SCHEDULED_EVENT, ScriptedProber({ids[0]}), environ(ORCH_EVIDENCE_BUCKET="orch-evidence"))
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert any(line.get("event") == "action" and line["instance_id"] == ids[0] for line in lines)  # the log has it
+    (error,) = [line for line in lines if line.get("level") == "error"]
+    kept = error["error"].split("what was done is in ")[1]
+    bucket, key = kept.removeprefix("s3://").split("/", 1)
+    body = json.loads(aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+    assert body["actions"][0]["instance_id"] == ids[0] and body["record_error"]
