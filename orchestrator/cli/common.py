@@ -215,8 +215,15 @@ class Runtime(Display):
     @property
     def store(self) -> StateStore:
         if self._store is None:
+            given = self.settings.state
+            if given is not None:
+                # A store named by the user is opened first: a bad one is its own error, before any AWS call.
+                self._store = open_store(given, lambda: self.clients)
             self._beside_deployed_healers()
-            self._store = open_store(self.settings.state, lambda: self.clients)
+            if self._store is None or self.settings.state != given:
+                if self._store is not None:
+                    self._store.close()
+                self._store = open_store(self.settings.state, lambda: self.clients)
         return self._store
 
     def _beside_deployed_healers(self) -> None:
@@ -233,7 +240,7 @@ class Runtime(Display):
                     Exit.AWS,
                 ) from None
             # Only reading: the command goes on; its own calls say what is wrong, if anything.
-            log.warning("%s; reading the store of --state or the default", problem)
+            log.info("%s; reading the store of --state or the default", problem)
             return
         found = registry.resolve(healers, settings.selector, settings.vpc_id, settings.state, self.acting)
         self._settings = settings.model_copy(update={"state": found.state, "vpc_id": found.vpc_id})
