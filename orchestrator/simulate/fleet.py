@@ -87,6 +87,9 @@ class SimFleet:
                 f = replace(f, lifecycle_state="InService")
             if f.instance.instance_id in memory and settings.memory.ssm_commands:
                 f = replace(f, ssm_online=self.world.ssm_online(machine))
+            if not f.instance.asg_name:
+                # What AwsFleet reads for stop/start suspects: the simulated type has no instance store.
+                f = replace(f, instance_storage=False)
             enriched.append(f)
         return enriched
 

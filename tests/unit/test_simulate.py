@@ -102,3 +102,10 @@ def test_orch_simulate_exits_1_and_says_why_when_an_expectation_fails():
     result = CliRunner().invoke(cli, ["simulate", "--scenario", "network-fault", "--hours", "2"], env=env)
     assert result.exit_code == 1, result.output
     assert "action(s) taken, expected none" in result.output
+
+
+def test_a_box_that_never_comes_back_is_escalated_before_it_is_quarantined():
+    figures = simulate(BY_NAME["never-recovers"], DEFAULTS, hours=REDUCED["never-recovers"])
+    assert figures.actions == {"reboot": 1, "stop-start": 1} and figures.quarantined == 1
+    (reason,) = figures.quarantine_reasons
+    assert reason.startswith("remediation failed: reboot, stop-start did not bring it back")
