@@ -339,6 +339,9 @@ def _run(settings: Settings, deps: SweepDeps, report: SweepReport, mode: Mode, d
         cycle_starts = {f.instance.instance_id: book.get(f.instance.instance_id).cycle_started_at for f in facts}
         report.verdicts = diagnose_step.diagnose_all(facts, now, settings, cycle_starts)
     if mode is Mode.SCAN:
+        # What earlier sweeps learned still says which instances are chronic.
+        report.histories = {f.instance.instance_id: book.get(f.instance.instance_id) for f in facts}
+        report.patterns = _patterns(facts, report.histories, now, settings)
         return
     facts = fleet.enrich(facts, report.verdicts, settings)
     report.facts = facts

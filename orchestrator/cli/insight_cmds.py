@@ -127,5 +127,11 @@ def report_command(runtime: Runtime, tag: str | None) -> None:
                 table.add_row(f"[{style}]{r.value}[/]" if style else r.value, str(r.total), str(r.unhealthy), str(r.leaking),
                              " ".join(r.instance_ids[:5]) + (" …" if len(r.instance_ids) > 5 else ""))
             out.print(table)
+        for pattern in report.patterns:
+            runtime.say(pattern.describe(bool(runtime.settings.memory.ssm_commands)))
 
-    runtime.emit({"instances": len(report.facts), "verdicts": counts, "patterns": found}, table)
+    chronic = [
+        {"instances": list(p.members), "shared": dict(p.shared), "since": p.since, "text": p.describe(bool(runtime.settings.memory.ssm_commands))}
+        for p in report.patterns
+    ]
+    runtime.emit({"instances": len(report.facts), "verdicts": counts, "patterns": found, "chronic": chronic}, table)

@@ -13,7 +13,9 @@ from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
 from orchestrator.cli.instances import resolve_instance
 from orchestrator.cli.render import grid
 from orchestrator.cli.sweep_cmds import no_match
+from orchestrator.model import Facts
 from orchestrator.observe import inventory
+from orchestrator.report import chronic_patterns
 from orchestrator.state import lease_scope
 from orchestrator.state.store import ActionStatus, PauseState
 
@@ -54,8 +56,13 @@ def status_command(runtime: Runtime) -> None:
     notable = sorted(
         (h for h in histories.values() if h.rung or h.in_flight_key or h.quarantined_at or h.failed_probes), key=lambda h: h.instance_id
     )
+    now = datetime.now(timezone.utc)
+    conditions = {i: c for i, h in histories.items() if (c := history_step.chronic(h, now, settings)) is not None}
+    found = chronic_patterns([Facts(instance=i) for i in instances], conditions, histories, now) if conditions else []
+    chronic = [p.describe(bool(settings.memory.ssm_commands)) for p in found]
     document = {
         "instances": len(instances),
+        "chronic": chronic,
         "selector": settings.selector,
         "lease": lease,
         "paused": pause,
@@ -72,6 +79,8 @@ def status_command(runtime: Runtime) -> None:
         if sweeps:
             last = sweeps[0]
             console.print(f"last sweep: {last.sweep_id} ({last.mode}) at {_when(last.started_at)}{' (partial)' if last.partial else ''}")
+        for text in chronic:
+            runtime.say(text)
         for r in dangling:
             runtime.say(
                 f"{r.instance_id}: {r.action.value} at {_when(r.created_at)} has no recorded outcome (sweep {r.sweep_id} ended before "
