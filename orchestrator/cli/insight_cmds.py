@@ -2,26 +2,43 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import click
 
+from orchestrator.cli.chart import ActionMark, MemoryChart, render_chart
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
 from orchestrator.cli.instances import resolve_instance
 from orchestrator.cli.render import grid
 from orchestrator.cli.sweep_cmds import no_match, run_sweep
+from orchestrator.config import MemorySettings
 from orchestrator.kernel_log import ConsoleFindings, parse_console
-from orchestrator.model import Facts, InstanceHistory, MemorySeries, Verdict
+from orchestrator.model import Facts, InstanceHistory, Verdict
 from orchestrator.observe.console import read_console
 from orchestrator.report import patterns
 from orchestrator.state.store import ActionRecord
 from orchestrator.sweep import Mode
 
-BLOCKS = " ▁▂▃▄▅▆▇█"
+CHART_HEIGHT = 10
+CHART_MAX_WIDTH = 120
 
 
-def sparkline(series: MemorySeries, width: int = 60) -> str:
-    """Memory over the window on a fixed 0-100% scale, so two instances compare at a glance."""
-    values = [v for _, v in series.points][-width:]
-    return "".join(BLOCKS[min(len(BLOCKS) - 1, max(0, round(v / 100 * (len(BLOCKS) - 1))))] for v in values)
+def memory_chart(facts: Facts, verdict: Verdict, actions: list[ActionRecord], now: datetime, memory: MemorySettings) -> MemoryChart:
+    """What `orch explain` draws: the window, the lines, the assessment's forecast, orch's actions."""
+    points = facts.memory.points if facts.memory else ()
+    start = now - timedelta(minutes=memory.window_minutes)
+    if points:
+        start = min(start, points[0][0])
+    return MemoryChart(
+        points=points,
+        start=start,
+        now=now,
+        critical_percent=memory.critical_percent,
+        exhaustion_percent=memory.exhaustion_percent,
+        slope_per_min=verdict.memory_slope_per_min,
+        minutes_to_exhaustion=verdict.minutes_to_exhaustion,
+        actions=[ActionMark(r.created_at, r.action) for r in actions],
+    )
 
 
 @click.command("explain")
@@ -65,11 +82,12 @@ def explain_command(runtime: Runtime, instance: str, with_console: bool) -> None
         "history": history,
         "actions": actions,
     }
-    runtime.emit(document, lambda: _explain_table(runtime, facts, verdict, findings, console_error, history, actions))
+    chart = memory_chart(facts, verdict, actions, report.started_at, runtime.settings.memory)
+    runtime.emit(document, lambda: _explain_table(runtime, facts, verdict, findings, console_error, history, actions, chart))
 
 
 def _explain_table(runtime: Runtime, facts: Facts, verdict: Verdict, findings: ConsoleFindings | None, console_error: str | None,
-                   history: InstanceHistory | None, actions: list[ActionRecord]) -> None:
+                   history: InstanceHistory | None, actions: list[ActionRecord], chart: MemoryChart) -> None:
     out = runtime.console()
     inst = facts.instance
     out.print(f"[bold]{inst.instance_id}[/] {inst.name}  {inst.instance_type or ''} {inst.availability_zone}  {inst.private_ip or 'no private ip'}  {inst.state}")
@@ -80,7 +98,9 @@ def _explain_table(runtime: Runtime, facts: Facts, verdict: Verdict, findings: C
         out.print(f"host-side evidence: {'; '.join(verdict.evidence)}")
     if facts.memory and facts.memory.points:
         first, last = facts.memory.points[0], facts.memory.points[-1]
-        out.print(f"memory {first[0]:%H:%M}-{last[0]:%H:%M} UTC (0-100%): {sparkline(facts.memory, max(10, min(60, out.width - 50)))}  now {last[1]:.1f}%")
+        out.print(f"memory %, {first[0]:%H:%M}-{last[0]:%H:%M} UTC: now {last[1]:.1f}%", markup=False, highlight=False)
+        for line in render_chart(chart, min(out.width, CHART_MAX_WIDTH), CHART_HEIGHT):
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
     else:
         out.print("memory: no data")
     if facts.probe:
