@@ -107,6 +107,9 @@ class SweepDeps:
     dimension_cache: metrics.DimensionCache = field(default_factory=metrics.DimensionCache)
     metric_progress: Callable[[int, int], None] | None = None  # (read, wanted): the CLI's n/N
     fleet: Fleet | None = None  # None: AWS through ``clients``
+    # False: no sweep record (`orch top` looks every few seconds; the healer's records, its
+    # memory cadence and `orch status`'s "last sweep" stay the healer's).
+    record_sweep: bool = True
 
     def __post_init__(self) -> None:
         if self.fleet is None:
@@ -259,7 +262,8 @@ def _record_and_release(settings: Settings, deps: SweepDeps, report: SweepReport
     until it expires: the failure becomes a note and the sweep is reported partial.
     """
     try:
-        _record_sweep(settings, deps, report)
+        if deps.record_sweep:
+            _record_sweep(settings, deps, report)
     except StateError as exc:
         report.partial = True
         acted = [o for o in report.outcomes if o.status in (OutcomeStatus.DONE, OutcomeStatus.UNCERTAIN, OutcomeStatus.FAILED)]

@@ -20,6 +20,7 @@ from orchestrator.cli.state_cmds import (
     status_command,
 )
 from orchestrator.cli.sweep_cmds import EXIT_HELP, heal_command, scan_command
+from orchestrator.cli.top_cmd import top_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}, epilog=EXIT_HELP)
@@ -43,6 +44,7 @@ for command in (sandbox_command, scan_command, heal_command, probe_command, expl
 for command in (package_command, deploy_command, destroy_command):
     cli.add_command(command)
 cli.add_command(simulate_command)
+cli.add_command(top_command)
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from orchestrator import audit
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
 from orchestrator.cli.render import instances_detail, plan_tables, print_report
 from orchestrator.model import BlockRule, OutcomeStatus, Plan, VerdictKind
+from orchestrator.observe.metrics import DimensionCache
 from orchestrator.observe.probe import probe_fleet
 from orchestrator.state import default_state_path
 from orchestrator.state.store import StateError
@@ -101,12 +102,17 @@ def run_sweep(
     wait: float = 0.0,
     only: tuple[str, ...] = (),
     notify: bool = True,
+    show_progress: bool = True,
+    record: bool = True,
+    dimension_cache: DimensionCache | None = None,
 ) -> SweepReport:
+    """One sweep for a command. ``show_progress``: the live line on stderr (on a terminal);
+    ``record``: write the sweep record; ``dimension_cache``: kept across sweeps (orch top)."""
     err = runtime.console(stderr=True)
     runtime.acting = mode is Mode.HEAL and not dry_run
     store = runtime.store  # first: beside a deployed healer it decides the store, VPC and lease scope
     settings = runtime.settings
-    live = SweepProgress(err) if err.is_terminal and not runtime.json else None
+    live = SweepProgress(err) if show_progress and err.is_terminal and not runtime.json else None
 
     def confirm(plan: Plan) -> bool:
         if live is not None:
@@ -130,7 +136,9 @@ def run_sweep(
         lease_wait_seconds=wait,
         only_instances=only,
         notify=notify,
+        record_sweep=record,
         **shown,
+        **({} if dimension_cache is None else {"dimension_cache": dimension_cache}),
     )
     try:
         with live if live is not None else contextlib.nullcontext():
