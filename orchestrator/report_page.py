@@ -14,9 +14,8 @@ from datetime import datetime, timedelta
 from statistics import median
 from typing import Any, Iterable, Mapping
 
-from orchestrator.cli.render import SEVERITY, probe_cell
 from orchestrator.model import Facts, InstanceHistory, ProbeOutcome, Verdict, VerdictKind
-from orchestrator.report import ChronicPattern, PatternRow
+from orchestrator.report import SEVERITY, ChronicPattern, PatternRow
 from orchestrator.state.store import ActionRecord, ActionStatus, SweepRecord
 from orchestrator.svg_chart import Mark
 
@@ -116,7 +115,7 @@ def instance_views(
                 reasons=v.reasons,
                 availability_zone=i.availability_zone or "",
                 instance_type=i.instance_type or "",
-                probe=probe_cell(f),
+                probe=_probe_text(f),
                 memory_points=f.memory.points if f.memory else (),
                 memory_percent=v.memory_percent,
                 slope_per_min=v.memory_slope_per_min,
@@ -131,6 +130,14 @@ def instance_views(
         )
     views.sort(key=_worst_first)
     return views
+
+
+def _probe_text(f: Facts) -> str:
+    if f.probe is None:
+        return "not probed"
+    if f.probe.outcome is ProbeOutcome.OK:
+        return f"ok in {1000 * (f.probe.ok_latency_s or 0):.0f} ms"
+    return f"{f.probe.outcome.value} ({f.probe.failed_attempts} of {len(f.probe.attempts)} attempts failed)"
 
 
 def _natural(text: str) -> tuple[tuple[int, int | str], ...]:
