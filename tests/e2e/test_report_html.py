@@ -153,3 +153,13 @@ def test_the_screenshot_is_a_real_picture_with_red_at_the_top(healed, tmp_path):
 
 def _near(pixel: tuple[int, ...], colour: tuple[int, int, int], tolerance: int = 24) -> bool:
     return all(abs(p - c) <= tolerance for p, c in zip(pixel, colour))
+
+
+def test_a_path_that_cannot_be_written_is_one_line_and_leaves_nothing(healed, tmp_path):
+    env, _, _ = healed
+    target = tmp_path / "no-such-dir" / "report.html"
+    result = CliRunner().invoke(cli, ["report", "--html", str(target)], env=env)
+    assert result.exit_code == 2
+    assert "cannot write the HTML report to" in result.stderr and "--html" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not target.parent.exists()
