@@ -86,7 +86,7 @@ td.when { white-space: nowrap; }
 td.who { width: 190px; } td.who .id { white-space: nowrap; } .who-name { color: #aab4c0; }
 .groups { display: grid; grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); gap: 14px 20px; }
 .groups h3 { margin: 6px 0 2px; font-size: 14px; }
-.groups td.value { overflow-wrap: normal; }
+.groups td.value { overflow-wrap: normal; white-space: nowrap; }
 .groups .id { white-space: nowrap; display: inline-block; margin-right: 8px; }
 .legend { font-size: 12.5px; color: #8b96a5; margin: -4px 0 10px; }
 .legend .k-critical { color: #ff7b7b; } .legend .k-exhaustion { color: #ff9f43; } .legend .k-action { color: #7fb4ff; }
