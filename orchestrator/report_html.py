@@ -19,6 +19,7 @@ from orchestrator.report import PatternRow
 from orchestrator.report_page import InstanceView, ReportPage, TimelineEvent
 from orchestrator.svg_chart import Frame, memory_chart
 
+MAX_CHARTS = 300  # per section; the rest are rows of a table
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 _UNSAFE_ID = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -214,10 +215,28 @@ def _frame(page: ReportPage, width: int, height: int) -> Frame:
     return Frame(page.generated_at - timedelta(minutes=page.window_minutes), page.generated_at, width=width, height=height)
 
 
+def _uncharted(views: list[InstanceView]) -> str:
+    """Past MAX_CHARTS a section goes on as rows: a 10,000-instance page still opens (about 3 KB a chart)."""
+    if not views:
+        return ""
+    rows = "".join(
+        f'<tr class="uncharted {_verdict_class(v)}" data-instance="{_e(v.instance_id)}"><td class="mono">{_e(v.instance_id)}</td>'
+        f"<td>{_e(v.name)}</td><td>{_e(v.verdict.value)}</td><td>{_e(v.probe)}</td><td>{_e(_memory_text(v))}</td></tr>"
+        for v in views
+    )
+    return (
+        f'<p class="dim">{len(views)} more, without a chart:</p><table><thead><tr><th>instance</th><th>name</th><th>verdict</th>'
+        f"<th>SSH</th><th>memory</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
+
+
 def _attention(page: ReportPage) -> str:
     sick = [v for v in page.instances if v.needs_a_look]
     body = (
-        '<div class="cards attention">' + "".join(_attention_card(v, page, _frame(page, 540, 150)) for v in sick) + "</div>"
+        '<div class="cards attention">'
+        + "".join(_attention_card(v, page, _frame(page, 540, 150)) for v in sick[:MAX_CHARTS])
+        + "</div>"
+        + _uncharted(sick[MAX_CHARTS:])
         if sick
         else '<p class="empty">Every instance is healthy.</p>'
     )
@@ -233,7 +252,10 @@ def _attention(page: ReportPage) -> str:
 def _healthy(page: ReportPage) -> str:
     fine = [v for v in page.instances if not v.needs_a_look]
     body = (
-        '<div class="cards healthy-grid">' + "".join(_healthy_card(v, page, _frame(page, 300, 90)) for v in fine) + "</div>"
+        '<div class="cards healthy-grid">'
+        + "".join(_healthy_card(v, page, _frame(page, 300, 90)) for v in fine[:MAX_CHARTS])
+        + "</div>"
+        + _uncharted(fine[MAX_CHARTS:])
         if fine
         else '<p class="dim">None.</p>'
     )

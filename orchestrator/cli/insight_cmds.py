@@ -21,7 +21,7 @@ from orchestrator.report_page import TIMELINE_HOURS, build_page
 from orchestrator.state.store import ActionRecord
 from orchestrator.sweep import Mode, SweepReport
 
-SWEEPS_SHOWN = 300  # sweep records read for the timeline: a day at 5 minutes
+SWEEPS_SHOWN = 100  # sweep records read for the timeline: 8 hours at 5 minutes (a record of a big fleet is up to 350 KB)
 
 BLOCKS = " ▁▂▃▄▅▆▇█"
 

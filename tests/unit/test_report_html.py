@@ -109,6 +109,16 @@ def test_the_sick_lead_worst_first_and_the_busy_healthy_lead_the_healthy():
     assert "verdict-unreachable" in cards[0]["class"].split()
 
 
+def test_past_the_chart_limit_a_section_goes_on_as_rows(monkeypatch):
+    monkeypatch.setattr("orchestrator.report_html.MAX_CHARTS", 2)
+    fleet = [facts(instance(n)) for n in range(1, 8)]
+    kinds = [VerdictKind.UNREACHABLE] * 3 + [VerdictKind.HEALTHY] * 4
+    found = parse(render_html(page_of(fleet, kinds)))
+    assert len(found.having("svg", "memory-chart")) == 4  # two sick, two healthy
+    rows = found.having("tr", "uncharted")
+    assert [r["data-instance"] for r in rows] == [fleet[n].instance.instance_id for n in (2, 5, 6)]
+
+
 def test_names_sort_naturally_within_a_verdict():
     fleet = [facts(instance(n)) for n in (10, 2, 1)]
     page = page_of(fleet, [VerdictKind.HEALTHY] * 3)
