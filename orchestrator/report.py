@@ -20,6 +20,16 @@ UNHEALTHY = frozenset({VerdictKind.UNREACHABLE, VerdictKind.AWS_IMPAIRED, Verdic
 # memory-exhaustion-forecast count in the verdicts line (a rise too slow to forecast
 # exhaustion is drift, which diagnose already judged healthy).
 LEAKING = frozenset({VerdictKind.MEMORY_FORECAST})
+# Worst first: what needs a look leads the fleet table and the HTML report.
+SEVERITY = (
+    VerdictKind.UNREACHABLE,
+    VerdictKind.AWS_IMPAIRED,
+    VerdictKind.MEMORY_CRITICAL,
+    VerdictKind.MEMORY_FORECAST,
+    VerdictKind.METRICS_STALE,
+    VerdictKind.UNKNOWN,
+    VerdictKind.HEALTHY,
+)
 
 
 @dataclass(frozen=True, slots=True)

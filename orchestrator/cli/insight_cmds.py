@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import click
 
@@ -15,9 +17,13 @@ from orchestrator.config import MemorySettings
 from orchestrator.kernel_log import ConsoleFindings, parse_console
 from orchestrator.model import Facts, InstanceHistory, Verdict
 from orchestrator.observe.console import read_console
-from orchestrator.report import patterns
+from orchestrator.report import PatternRow, patterns
+from orchestrator.report_html import render_html
+from orchestrator.report_page import TIMELINE_HOURS, build_page
 from orchestrator.state.store import ActionRecord
-from orchestrator.sweep import Mode
+from orchestrator.sweep import Mode, SweepReport
+
+SWEEPS_SHOWN = 100  # sweep records read for the timeline: 8 hours at 5 minutes (a record of a big fleet is up to 350 KB)
 
 CHART_HEIGHT = 10
 CHART_MAX_WIDTH = 120
@@ -124,8 +130,12 @@ def _explain_table(runtime: Runtime, facts: Facts, verdict: Verdict, findings: C
 
 @click.command("report")
 @click.option("--tag", help="Also group by this tag, e.g. app:version.")
+@click.option(
+    "--html", "html_path", type=click.Path(dir_okay=False, writable=True),
+    help="Also write one self-contained HTML page here: memory charts, timeline, chronic patterns, what changed.",
+)
 @common_options
-def report_command(runtime: Runtime, tag: str | None) -> None:
+def report_command(runtime: Runtime, tag: str | None, html_path: str | None) -> None:
     """Unhealthy and leaking instances grouped by AMI, template, type, group and tag."""
     report = run_sweep(runtime, Mode.SCAN, dry_run=True, assume_yes=True)
     if not report.facts:
@@ -133,6 +143,8 @@ def report_command(runtime: Runtime, tag: str | None) -> None:
     verdicts = {v.instance_id: v for v in report.verdicts}
     found = patterns(report.facts, verdicts, tag)
     counts = report.verdict_counts()
+    if html_path is not None:
+        write_html_report(runtime, report, found, html_path)
 
     def table() -> None:
         out = runtime.console()
@@ -154,4 +166,43 @@ def report_command(runtime: Runtime, tag: str | None) -> None:
         {"instances": list(p.members), "shared": dict(p.shared), "since": p.since, "text": p.describe(bool(runtime.settings.memory.ssm_commands))}
         for p in report.patterns
     ]
-    runtime.emit({"instances": len(report.facts), "verdicts": counts, "patterns": found, "chronic": chronic}, table)
+    document = {"instances": len(report.facts), "verdicts": counts, "patterns": found, "chronic": chronic}
+    if html_path is not None:
+        document["html"] = html_path
+    runtime.emit(document, table)
+
+
+def write_html_report(runtime: Runtime, report: SweepReport, found: dict[str, list[PatternRow]], path: str) -> None:
+    """Gather the scan and the store's last day of records into one page, written whole or not at all."""
+    settings = runtime.settings
+    now = report.finished_at or report.started_at
+    store = runtime.store
+    page = build_page(
+        facts=report.facts,
+        verdicts=report.verdicts,
+        histories=report.histories,
+        actions=store.actions_since(now - timedelta(hours=TIMELINE_HOURS)),
+        sweeps=store.list_sweeps(SWEEPS_SHOWN),
+        chronic=report.patterns,
+        groups=found,
+        now=now,
+        region=runtime.clients.region or "-",
+        selector=runtime.selector_text(),
+        opt_out_tag=settings.opt_out_tag,
+        critical_percent=settings.memory.critical_percent,
+        exhaustion_percent=settings.memory.exhaustion_percent,
+        window_minutes=settings.memory.window_minutes,
+        ssm_configured=bool(settings.memory.ssm_commands),
+    )
+    target = Path(path)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        partial.write_text(render_html(page), encoding="utf-8")
+        os.replace(partial, target)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise OrchError(f"cannot write the HTML report to {path}: {exc.strerror or exc}; give a writable file path with --html", Exit.USAGE) from None
+    sick = sum(1 for v in page.instances if v.needs_a_look)
+    runtime.console(stderr=True).print(
+        f"wrote {path}: {len(page.instances)} instances, {sick} need a look, {len(page.timeline)} timeline events", markup=False, highlight=False
+    )

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestrator.model import ActionOutcome, Facts, OutcomeStatus, Plan, ProbeOutcome, Verdict, VerdictKind
+from orchestrator.report import SEVERITY  # worst first: what needs a look leads the table
 from orchestrator.sweep import SweepReport
 
 VERDICT_STYLE = {
@@ -25,16 +26,6 @@ VERDICT_STYLE = {
     VerdictKind.METRICS_STALE: "yellow",
     VerdictKind.UNKNOWN: "dim",
 }
-# Worst first: what needs a look leads the table.
-SEVERITY = (
-    VerdictKind.UNREACHABLE,
-    VerdictKind.AWS_IMPAIRED,
-    VerdictKind.MEMORY_CRITICAL,
-    VerdictKind.MEMORY_FORECAST,
-    VerdictKind.METRICS_STALE,
-    VerdictKind.UNKNOWN,
-    VerdictKind.HEALTHY,
-)
 OUTCOME_STYLE = {
     OutcomeStatus.DONE: "green",
     OutcomeStatus.DRY_RUN: "cyan",
