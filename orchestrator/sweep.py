@@ -16,13 +16,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping, Protocol
 
-from orchestrator import alerts, notify, pending_start
+from orchestrator import alert_formats, alerts, notify, pending_start, webhook
 from orchestrator import diagnose as diagnose_step
 from orchestrator import history as history_step
 from orchestrator.act.executor import DryRunExecutor, Executor, Gate, Journal, expected_seconds
 from orchestrator.aws import Clients
 from orchestrator.awsfleet import AwsFleet, HistoryReader, SweepAborted, memory_targets
-from orchestrator.config import Settings
+from orchestrator.config import Settings, WebhookTarget
 from orchestrator.historybook import HistoryBook
 from orchestrator.memory import cycle_shape
 from orchestrator.model import (
@@ -49,6 +49,8 @@ __all__ = ["Fleet", "Mode", "SweepAborted", "SweepDeps", "SweepReport", "memory_
 
 Prober = Callable[..., dict[str, ProbeResult]]
 Clock = Callable[[], datetime]
+WebhookSender = Callable[[tuple[WebhookTarget, ...], alert_formats.AlertDocument, webhook.Policy], list[webhook.Delivery]]
+WEBHOOK_DEADLINE_MARGIN_S = 30.0  # kept for the sweep record and the lease release after the webhooks
 
 
 class Mode(str, enum.Enum):
@@ -107,6 +109,7 @@ class SweepDeps:
     dimension_cache: metrics.DimensionCache = field(default_factory=metrics.DimensionCache)
     metric_progress: Callable[[int, int], None] | None = None  # (read, wanted): the CLI's n/N
     fleet: Fleet | None = None  # None: AWS through ``clients``
+    webhooks: WebhookSender = webhook.send_all  # tests pass one with a recorded sleep
 
     def __post_init__(self) -> None:
         if self.fleet is None:
@@ -146,6 +149,11 @@ class SweepReport:
     patterns: list[ChronicPattern] = field(default_factory=list)  # chronic conditions, grouped
     message: tuple[str, str] | None = None  # what was told (subject, body), if anything
     record_error: str | None = None  # the store failed after actions ran: they are in this report only
+    deliveries: list[webhook.Delivery] = field(default_factory=list)  # what each webhook target made of the news
+
+    @property
+    def delivery_failed(self) -> bool:
+        return any(not d.delivered for d in self.deliveries)
 
     @property
     def timer(self) -> _Timer:
@@ -187,6 +195,7 @@ class SweepReport:
             ],
             "quarantined": {i: h.quarantine_reason for i, h in sorted(self.histories.items()) if h.quarantined_at is not None},
             "notes": list(self.plan.notes) + self.notes,
+            "notified": {"subject": self.message[0] if self.message else None, "webhooks": [d.as_dict() for d in self.deliveries]},
             "api_calls": self.api_calls,
             "api_calls_total": sum(self.api_calls.values()),
             "metrics_requested": self.metrics_requested,
@@ -272,8 +281,16 @@ def _record_and_release(settings: Settings, deps: SweepDeps, report: SweepReport
 
 
 def _notify(settings: Settings, deps: SweepDeps, report: SweepReport, scope: str) -> None:
-    """Tell what is news (see ``alerts``); what was told is remembered only once it was sent."""
-    if not settings.notify.topic_arn or report.mode is Mode.SCAN or not deps.notify:
+    """Tell what is news (see ``alerts``); what was told is remembered only once it was sent.
+
+    SNS first, then each webhook on its own: a failed webhook never keeps SNS from being
+    told nor the actions from being recorded; it is a note, a line in the summary's
+    ``notified.webhooks`` (kept in the sweep record) and exit 1. What was told is
+    remembered when at least one channel took it (a webhook that stays broken must not
+    make SNS repeat itself every sweep); when none did, everything is told again next sweep.
+    """
+    config = settings.notify
+    if not (config.topic_arn or config.webhooks) or report.mode is Mode.SCAN or not deps.notify:
         return
     try:
         book = deps.store.get_alerts(scope)
@@ -293,21 +310,58 @@ def _notify(settings: Settings, deps: SweepDeps, report: SweepReport, scope: str
         ssm_configured=bool(settings.memory.ssm_commands),
         dry_run=report.dry_run,
     )
-    decision = alerts.decide(found, state, deps.clock(), timedelta(hours=settings.notify.remind_hours))
+    now = deps.clock()
+    decision = alerts.decide(found, state, now, timedelta(hours=config.remind_hours))
     message = notify.compose(report, decision)
     if message is not None:
-        error = deps.the_fleet.publish(settings.notify.topic_arn, *notify.fit(*message))
-        if error is not None:
-            report.notes.append(f"{error}; told again next sweep")
+        told = False
+        if config.topic_arn:
+            error = deps.the_fleet.publish(config.topic_arn, *notify.fit(*message))
+            if error is not None:
+                report.notes.append(f"{error}; told again next sweep")
+            else:
+                told = True
+                report.message = message
+                report.notes.append(f"notified {config.topic_arn}")
+        if config.webhooks:
+            told = _tell_webhooks(settings, deps, report, scope, decision, message, now) or told
+        if not told:
+            if config.webhooks and not config.topic_arn:
+                report.notes.append("no webhook took the news: told again next sweep")
             return
-        report.message = message
-        report.notes.append(f"notified {settings.notify.topic_arn}")
     new_book = decision.state.to_book(scope)
     if new_book != book:
         try:
             deps.store.put_alerts(new_book)
         except StateError as exc:
             report.notes.append(f"what was told could not be recorded ({exc}): it may be told again")
+
+
+def _tell_webhooks(
+    settings: Settings,
+    deps: SweepDeps,
+    report: SweepReport,
+    scope: str,
+    decision: alerts.Decision,
+    message: tuple[str, str],
+    now: datetime,
+) -> bool:
+    """True when at least one webhook target took the news (or had nothing to say: PagerDuty pages conditions only)."""
+    config = settings.notify
+    done = sum(1 for o in report.outcomes if o.status is OutcomeStatus.DONE)
+    counts = {"instances": len(report.facts), "healed": done, "blocked": len(report.plan.blocked)}
+    doc = alert_formats.document(*message, decision, report.sweep_id, now, scope, report.dry_run, counts)
+    total = config.webhook_total_seconds
+    if deps.time_left is not None:  # a Lambda: the webhooks share what is left, the record keeps its margin
+        total = min(total, max(1.0, (deps.time_left() - WEBHOOK_DEADLINE_MARGIN_S) / len(config.webhooks)))
+    policy = webhook.Policy(config.webhook_timeout_seconds, total, config.webhook_attempts)
+    report.deliveries = deps.webhooks(config.webhooks, doc, policy)
+    for delivery in report.deliveries:
+        if delivery.delivered:
+            report.notes.append(f"notified webhook {delivery.target} ({delivery.attempts} attempt(s))")
+        else:
+            report.notes.append(f"webhook {delivery.target} not delivered: {delivery.error}")
+    return not report.deliveries or any(d.delivered for d in report.deliveries)
 
 
 def _record_sweep(settings: Settings, deps: SweepDeps, report: SweepReport) -> None:

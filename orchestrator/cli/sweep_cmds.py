@@ -34,7 +34,9 @@ Exit codes:
   1  the sweep ran and needs a look: scan found an unhealthy instance;
      heal was held back by the circuit breaker, a budget, quarantine,
      pause or a rule that needs a human, or an action failed or was
-     skipped; or the selector or region matched no instance
+     skipped, or a webhook target did not take the news (SNS and
+     the records are kept); or the selector or region matched no
+     instance
   2  bad usage or configuration
   3  an AWS call failed or the endpoint did not answer (nothing acted
      on after it)
@@ -47,6 +49,8 @@ def heal_exit(report: SweepReport) -> Exit:
     if not report.facts or report.partial:
         return Exit.UNHEALTHY
     if any(o.status in FAILED_OUTCOMES for o in report.outcomes):
+        return Exit.UNHEALTHY
+    if report.delivery_failed:
         return Exit.UNHEALTHY
     if any(b.rule not in NOT_FAILURES for b in report.plan.blocked):
         return Exit.UNHEALTHY
