@@ -24,9 +24,11 @@ from orchestrator.aws import Clients
 from orchestrator.awsfleet import AwsFleet, HistoryReader, SweepAborted, memory_targets
 from orchestrator.config import Settings, WebhookTarget
 from orchestrator.historybook import HistoryBook
+from orchestrator.manual import ManualRequest, manual_plan
 from orchestrator.memory import cycle_shape
 from orchestrator.model import (
     Action,
+    ActionKind,
     ActionOutcome,
     Facts,
     InstanceHistory,
@@ -78,7 +80,9 @@ class Fleet(Protocol):
         self, settings: Settings, histories_of: HistoryReader, report: SweepReport, now: datetime
     ) -> tuple[list[Facts], dict[str, InstanceHistory]]: ...
 
-    def enrich(self, facts: list[Facts], verdicts: list[Verdict], settings: Settings) -> list[Facts]: ...
+    def enrich(
+        self, facts: list[Facts], verdicts: list[Verdict], settings: Settings, also_stoppable: frozenset[str] = frozenset()
+    ) -> list[Facts]: ...
 
     def executor(
         self,
@@ -110,6 +114,7 @@ class SweepDeps:
     metric_progress: Callable[[int, int], None] | None = None  # (read, wanted): the CLI's n/N
     fleet: Fleet | None = None  # None: AWS through ``clients``
     webhooks: WebhookSender = webhook.send_all  # tests pass one with a recorded sleep
+    manual: ManualRequest | None = None  # a person's `orch reboot`: this one action instead of the plan
 
     def __post_init__(self) -> None:
         if self.fleet is None:
@@ -150,6 +155,7 @@ class SweepReport:
     message: tuple[str, str] | None = None  # what was told (subject, body), if anything
     record_error: str | None = None  # the store failed after actions ran: they are in this report only
     deliveries: list[webhook.Delivery] = field(default_factory=list)  # what each webhook target made of the news
+    manual: ManualRequest | None = None  # a person's `orch reboot` / `orch stop-start`
 
     @property
     def delivery_failed(self) -> bool:
@@ -195,6 +201,14 @@ class SweepReport:
             ],
             "quarantined": {i: h.quarantine_reason for i, h in sorted(self.histories.items()) if h.quarantined_at is not None},
             "notes": list(self.plan.notes) + self.notes,
+            "manual": None
+            if self.manual is None
+            else {
+                "instance_id": self.manual.instance_id,
+                "action": self.manual.kind.value,
+                "requested_by": self.manual.requested_by,
+                "force_reason": self.manual.force_reason,
+            },
             "notified": {"subject": self.message[0] if self.message else None, "webhooks": [d.as_dict() for d in self.deliveries]},
             "api_calls": self.api_calls,
             "api_calls_total": sum(self.api_calls.values()),
@@ -230,7 +244,7 @@ def sweep(settings: Settings, deps: SweepDeps, mode: Mode = Mode.HEAL, dry_run: 
     """Run one sweep; raises SweepAborted, LeaseHeld or StateError without having acted."""
     dry = settings.dry_run if dry_run is None else dry_run
     started = deps.clock()
-    report = SweepReport(sweep_id=uuid.uuid4().hex[:12], mode=mode, dry_run=dry, started_at=started)
+    report = SweepReport(sweep_id=uuid.uuid4().hex[:12], mode=mode, dry_run=dry, started_at=started, manual=deps.manual)
     fleet = deps.the_fleet
     counted_from = dict(fleet.api_calls())
     every = settings.memory.full_read_every
@@ -311,7 +325,9 @@ def _notify(settings: Settings, deps: SweepDeps, report: SweepReport, scope: str
         dry_run=report.dry_run,
     )
     now = deps.clock()
-    decision = alerts.decide(found, state, now, timedelta(hours=config.remind_hours))
+    # A person's single action saw the whole fleet but planned for one instance: what it
+    # did not plan for has not ended (the breaker stays open), so nothing else is settled.
+    decision = alerts.decide(found, state, now, timedelta(hours=config.remind_hours), complete=deps.manual is None)
     message = notify.compose(report, decision)
     if message is not None:
         told = False
@@ -397,7 +413,9 @@ def _run(settings: Settings, deps: SweepDeps, report: SweepReport, mode: Mode, d
         report.histories = {f.instance.instance_id: book.get(f.instance.instance_id) for f in facts}
         report.patterns = _patterns(facts, report.histories, now, settings)
         return
-    facts = fleet.enrich(facts, report.verdicts, settings)
+    manual = deps.manual
+    stoppable = frozenset({manual.instance_id}) if manual is not None and manual.kind is ActionKind.STOP_START else frozenset()
+    facts = fleet.enrich(facts, report.verdicts, settings, also_stoppable=stoppable)
     report.facts = facts
     by_id = {f.instance.instance_id: f for f in facts}
     paused = deps.store.get_pause()
@@ -405,10 +423,15 @@ def _run(settings: Settings, deps: SweepDeps, report: SweepReport, mode: Mode, d
         for v in report.verdicts:
             book.fold(v.instance_id, functools.partial(_observed, facts=by_id[v.instance_id], verdict=v, now=now, settings=settings))
         histories = {v.instance_id: book.get(v.instance_id) for v in report.verdicts}
-        report.plan = make_plan(by_id, report.verdicts, histories, settings, now, paused=paused)
+        if manual is None:
+            report.plan = make_plan(by_id, report.verdicts, histories, settings, now, paused=paused)
+        else:  # the same observation, lease, executor and records; the person's action instead of the plan
+            verdicts_by_id = {v.instance_id: v for v in report.verdicts}
+            report.plan = manual_plan(manual, by_id, verdicts_by_id, histories, settings, now, paused)
         report.histories = histories
         report.patterns = _patterns(facts, histories, now, settings)
-    report.plan = _start_what_orch_stopped(settings, deps, facts, previous, report.plan)
+    if manual is None:
+        report.plan = _start_what_orch_stopped(settings, deps, facts, previous, report.plan)
     if not dry and report.plan.actions and deps.confirm is not None and not deps.confirm(report.plan):
         report.outcomes = [ActionOutcome(a, OutcomeStatus.SKIPPED, "not confirmed") for a in report.plan.actions]
         return

@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from orchestrator import audit
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
 from orchestrator.cli.render import instances_detail, plan_tables, print_report
+from orchestrator.manual import ManualRequest
 from orchestrator.model import BlockRule, OutcomeStatus, Plan, VerdictKind
 from orchestrator.observe.probe import probe_fleet
 from orchestrator.state import default_state_path
@@ -105,6 +106,7 @@ def run_sweep(
     wait: float = 0.0,
     only: tuple[str, ...] = (),
     notify: bool = True,
+    manual: ManualRequest | None = None,
 ) -> SweepReport:
     err = runtime.console(stderr=True)
     runtime.acting = mode is Mode.HEAL and not dry_run
@@ -134,6 +136,7 @@ def run_sweep(
         lease_wait_seconds=wait,
         only_instances=only,
         notify=notify,
+        manual=manual,
         **shown,
     )
     try:
