@@ -433,9 +433,12 @@ def handler(event: Any, context: Any, hooks: Hooks | None = None) -> dict[str, A
     summary: dict[str, Any] = to_jsonable(report.summary())
     for line in decision_lines(summary):
         emit(line)
+    for delivery in report.deliveries:
+        if not delivery.delivered:  # the result's notified.webhooks says the same; the log can be alarmed on
+            emit({"level": "warning", "event": "webhook-failed", "sweep_id": summary["sweep_id"], **delivery.as_dict()})
     emit(
         {
-            "level": "warning" if report.partial else "info",
+            "level": "warning" if report.partial or report.delivery_failed else "info",
             "event": "sweep",
             "trigger": request.trigger,
             "sweep_id": summary["sweep_id"],

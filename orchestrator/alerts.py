@@ -127,7 +127,9 @@ def _block_items(blocked: Blocked, fleet_seen: set[BlockRule]) -> list[Item]:
     return [Item(f"block:{blocked.instance_id}:{rule.value}", f"{blocked.instance_id} not acted on: {blocked.why}", lasting=True)]
 
 
-def decide(found: Iterable[Item], state: AlertState, now: datetime, remind: timedelta) -> Decision:
+def decide(found: Iterable[Item], state: AlertState, now: datetime, remind: timedelta, complete: bool = True) -> Decision:
+    """``complete=False``: ``found`` is not the whole fleet's news (a person's single action),
+    so what it does not mention is neither ended nor forgotten."""
     new: list[Item] = []
     reminders: list[Item] = []
     told: dict[str, Told] = {}
@@ -144,5 +146,8 @@ def decide(found: Iterable[Item], state: AlertState, now: datetime, remind: time
             told[item.key] = Told(item.key, now, item.digest, item.text)
         else:
             told[item.key] = before
+    if not complete:
+        kept = {key: t for key, t in state.told.items() if key not in told}
+        return Decision(tuple(new), tuple(reminders), (), AlertState({**kept, **told}))
     ended = tuple(t for key, t in sorted(state.told.items()) if key not in told and key.startswith(FLEET_PREFIX))
     return Decision(tuple(new), tuple(reminders), ended, AlertState(told))

@@ -136,7 +136,9 @@ class AwsFleet:
         ]
         return facts, histories
 
-    def enrich(self, facts: list[Facts], verdicts: list[Verdict], settings: Settings) -> list[Facts]:
+    def enrich(
+        self, facts: list[Facts], verdicts: list[Verdict], settings: Settings, also_stoppable: frozenset[str] = frozenset()
+    ) -> list[Facts]:
         """Facts only suspects need, so a healthy fleet costs no call here.
 
         Auto Scaling lifecycle state for group members (an instance in Standby or
@@ -144,14 +146,15 @@ class AwsFleet:
         when an SSM command may be the action (memory.proactive = ssm, or a chronic
         instance with memory.ssm_commands); and, for unreachable standalone instances
         when stop/start is on the ladder, what decides whether they may be stopped
-        (orchestrator.observe.stoppable, orchestrator.rungs).
+        (orchestrator.observe.stoppable, orchestrator.rungs); ``also_stoppable`` names more
+        instances to read that for (a person's `orch stop-start`).
         """
         wanted = actionable(settings)
         suspects = {v.instance_id for v in verdicts if v.kind in wanted}
         members = [f.instance.instance_id for f in facts if f.instance.instance_id in suspects and f.instance.asg_name]
         commands = settings.memory.proactive == "ssm" or bool(settings.memory.ssm_commands and settings.chronic.action != "off")
         memory_suspects = [v.instance_id for v in verdicts if v.kind in MEMORY_TROUBLE] if commands else []
-        stoppable_suspects = _may_stop(facts, verdicts, settings)
+        stoppable_suspects = _may_stop(facts, verdicts, settings, also_stoppable)
         if not members and not memory_suspects and not stoppable_suspects:
             return facts
         try:
@@ -209,13 +212,12 @@ class AwsFleet:
         return notify.publish(self.clients.client("sns"), topic_arn, subject, body)
 
 
-def _may_stop(facts: list[Facts], verdicts: list[Verdict], settings: Settings) -> list[Facts]:
-    """Unreachable standalone suspects the ladder could stop (not members: they are replaced)."""
-    if ActionKind.STOP_START not in settings.safety.ladder:
-        return []
+def _may_stop(facts: list[Facts], verdicts: list[Verdict], settings: Settings, also: frozenset[str] = frozenset()) -> list[Facts]:
+    """Unreachable standalone suspects the ladder could stop (not members: they are replaced), and ``also``."""
     unreachable = {v.instance_id for v in verdicts if v.kind is VerdictKind.UNREACHABLE}
+    wanted = (unreachable if ActionKind.STOP_START in settings.safety.ladder else set()) | also
     return [
         f
         for f in facts
-        if f.instance.instance_id in unreachable and not f.instance.asg_name and f.instance.root_device_type != "instance-store"
+        if f.instance.instance_id in wanted and not f.instance.asg_name and f.instance.root_device_type != "instance-store"
     ]

@@ -13,17 +13,20 @@ or not TOML is one line, and no message echoes more than ~200 characters of any 
 from __future__ import annotations
 
 import difflib
+import json
 import math
 import os
 import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal, Mapping
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -216,11 +219,60 @@ class EvidenceSettings(_Section):
     )
 
 
+class WebhookTarget(_Section):
+    """One place besides SNS that hears the news: a Slack incoming webhook, PagerDuty, or our JSON.
+
+    The URL and the routing key are secrets (a Slack webhook URL is its own credential):
+    they are never printed; a target is named by ``name`` or by its format and host.
+    """
+
+    url: str = Field(description="http(s) URL the message is POSTed to", repr=False)
+    format: Literal["slack", "pagerduty", "json"] = Field(description="slack, pagerduty (Events API v2) or json (orch's own document)")
+    routing_key: SecretStr | None = Field(None, description="PagerDuty integration key (format = pagerduty only)")
+    name: str | None = Field(None, min_length=1, max_length=60, description="how reports name this target (default: format and host)")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL with a host, e.g. https://hooks.slack.com/services/...")
+        try:
+            parts.port
+        except ValueError:
+            raise ValueError("has an invalid port") from None
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _routing_key_for_pagerduty(self) -> WebhookTarget:
+        if self.format == "pagerduty" and (self.routing_key is None or not self.routing_key.get_secret_value().strip()):
+            raise ValueError("a pagerduty target needs routing_key (the Events API v2 integration key)")
+        if self.format != "pagerduty" and self.routing_key is not None:
+            raise ValueError(f"routing_key is for format = pagerduty, not {self.format}")
+        return self
+
+    @property
+    def label(self) -> str:
+        """A name safe to print and record: never the URL's path or query, which may be the secret."""
+        if self.name:
+            return self.name
+        parts = urlsplit(self.url)
+        return f"{self.format} {parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
 class NotifySettings(_Section):
     topic_arn: str | None = Field(None, description="SNS topic for messages about what changed")
     remind_hours: float = Field(
         24.0, gt=0, le=720, description="a condition that persists (a chronic pattern, a quarantine, an open breaker) is told again after this long"
     )
+    webhooks: tuple[WebhookTarget, ...] = Field(
+        (), max_length=10, description="webhook targets besides SNS: slack, pagerduty or json (ORCH_NOTIFY_WEBHOOKS takes a JSON list)"
+    )
+    webhook_timeout_seconds: float = Field(5.0, gt=0, le=60, description="seconds one webhook request may take")
+    webhook_total_seconds: float = Field(
+        20.0, gt=0, le=300, description="seconds all attempts of one webhook message may take, retries and waits included"
+    )
+    webhook_attempts: int = Field(4, ge=1, le=10, description="attempts of one webhook message (connection errors, 429 and 5xx are retried)")
 
 
 class Settings(BaseSettings):
@@ -371,6 +423,20 @@ def _list_variables() -> frozenset[str]:
     return frozenset(found)
 
 
+def _webhooks_json(value: Any) -> Any:
+    """ORCH_NOTIFY_WEBHOOKS: a JSON list of targets (their URLs and keys are secrets, kept out of files)."""
+    text = str(value).strip()
+    if text in ("", ","):
+        return []
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"ORCH_NOTIFY_WEBHOOKS is not JSON ({exc.msg} at character {exc.pos}): "
+            'give a list like [{"url": "https://...", "format": "slack"}]'
+        ) from None
+
+
 class _Environment(EnvSettingsSource):
     """pydantic-settings' environment source over a given mapping (the Lambda passes its own).
 
@@ -391,6 +457,8 @@ class _Environment(EnvSettingsSource):
     def decode_complex_value(self, field_name: str, field: FieldInfo | None, value: Any) -> Any:
         if field_name == "selector":
             return parse_selector(value)
+        if field_name == "webhooks":
+            return _webhooks_json(value)
         return [part.strip() for part in str(value).split(",") if part.strip()]
 
 
@@ -443,7 +511,10 @@ def describe_validation_error(exc: ValidationError, source: str = "") -> str:
         where = clip(".".join(str(p) for p in err["loc"]), quote=False) or "settings"
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            lines.append(f"{where}: unknown setting")
+            close = difflib.get_close_matches(str(err["loc"][-1])[:100], _FIELD_NAMES, n=1)
+            lines.append(f"{where}: unknown setting" + (f"; did you mean {close[0]}?" if close else ""))
+        elif "webhooks" in err["loc"]:
+            lines.append(f"{where}: {message} (the value is not shown: a webhook's URL and key are secrets)")
         else:
             lines.append(f"{where}: {message} (got {clip(err.get('input'))})")
     suffix = f" [from {source}]" if source else ""
@@ -481,3 +552,4 @@ def load_settings(
 
 
 _LIST_VARIABLES = _list_variables()
+_FIELD_NAMES = sorted({*Settings.model_fields, *WebhookTarget.model_fields, *(f for m in SECTIONS.values() for f in m.model_fields)})

@@ -252,6 +252,8 @@ def acted(
         process_rss_kb=evidence.get("process_rss_kb"),
         proactive=verdict is not None and verdict.kind is not VerdictKind.UNREACHABLE,
         taken=not failed,
+        requested_by=outcome.action.requested_by,
+        forced=outcome.action.forced,
     )
     if failed:
         attempt = replace(attempt, failed_at=now, failure=f"the call failed: {outcome.detail}")

@@ -245,6 +245,8 @@ class Action:
     kind: ActionKind
     reason: str
     asg_name: str | None = None
+    requested_by: str = ""  # a person's `orch reboot` / `orch stop-start`; empty: a sweep's own decision
+    forced: str = ""  # the rule a person forced the action past and the reason they gave (--force --reason)
 
 
 class BlockRule(str, enum.Enum):
@@ -360,6 +362,8 @@ class ActionAttempt:
     process_rss_kb: int | None = None
     proactive: bool = False  # taken while SSH still answered, ahead of the exhaustion
     taken: bool = True  # False: the call itself failed, so nothing happened to the box
+    requested_by: str = ""  # taken by hand (`orch reboot`), by whom
+    forced: str = ""  # by hand past a rule that would have held it, and the reason given
 
     @property
     def settled(self) -> bool:

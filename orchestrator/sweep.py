@@ -16,17 +16,19 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping, Protocol
 
-from orchestrator import alerts, notify, pending_start
+from orchestrator import alert_formats, alerts, notify, pending_start, webhook
 from orchestrator import diagnose as diagnose_step
 from orchestrator import history as history_step
 from orchestrator.act.executor import DryRunExecutor, Executor, Gate, Journal, expected_seconds
 from orchestrator.aws import Clients
 from orchestrator.awsfleet import AwsFleet, HistoryReader, SweepAborted, memory_targets
-from orchestrator.config import Settings
+from orchestrator.config import Settings, WebhookTarget
 from orchestrator.historybook import HistoryBook
+from orchestrator.manual import ManualRequest, manual_plan
 from orchestrator.memory import cycle_shape
 from orchestrator.model import (
     Action,
+    ActionKind,
     ActionOutcome,
     Facts,
     InstanceHistory,
@@ -49,6 +51,8 @@ __all__ = ["Fleet", "Mode", "SweepAborted", "SweepDeps", "SweepReport", "memory_
 
 Prober = Callable[..., dict[str, ProbeResult]]
 Clock = Callable[[], datetime]
+WebhookSender = Callable[[tuple[WebhookTarget, ...], alert_formats.AlertDocument, webhook.Policy], list[webhook.Delivery]]
+WEBHOOK_DEADLINE_MARGIN_S = 30.0  # kept for the sweep record and the lease release after the webhooks
 
 
 class Mode(str, enum.Enum):
@@ -76,7 +80,9 @@ class Fleet(Protocol):
         self, settings: Settings, histories_of: HistoryReader, report: SweepReport, now: datetime
     ) -> tuple[list[Facts], dict[str, InstanceHistory]]: ...
 
-    def enrich(self, facts: list[Facts], verdicts: list[Verdict], settings: Settings) -> list[Facts]: ...
+    def enrich(
+        self, facts: list[Facts], verdicts: list[Verdict], settings: Settings, also_stoppable: frozenset[str] = frozenset()
+    ) -> list[Facts]: ...
 
     def executor(
         self,
@@ -110,6 +116,8 @@ class SweepDeps:
     # False: no sweep record (`orch top` looks every few seconds; the healer's records, its
     # memory cadence and `orch status`'s "last sweep" stay the healer's).
     record_sweep: bool = True
+    webhooks: WebhookSender = webhook.send_all  # tests pass one with a recorded sleep
+    manual: ManualRequest | None = None  # a person's `orch reboot`: this one action instead of the plan
 
     def __post_init__(self) -> None:
         if self.fleet is None:
@@ -149,6 +157,12 @@ class SweepReport:
     patterns: list[ChronicPattern] = field(default_factory=list)  # chronic conditions, grouped
     message: tuple[str, str] | None = None  # what was told (subject, body), if anything
     record_error: str | None = None  # the store failed after actions ran: they are in this report only
+    deliveries: list[webhook.Delivery] = field(default_factory=list)  # what each webhook target made of the news
+    manual: ManualRequest | None = None  # a person's `orch reboot` / `orch stop-start`
+
+    @property
+    def delivery_failed(self) -> bool:
+        return any(not d.delivered for d in self.deliveries)
 
     @property
     def timer(self) -> _Timer:
@@ -190,6 +204,15 @@ class SweepReport:
             ],
             "quarantined": {i: h.quarantine_reason for i, h in sorted(self.histories.items()) if h.quarantined_at is not None},
             "notes": list(self.plan.notes) + self.notes,
+            "manual": None
+            if self.manual is None
+            else {
+                "instance_id": self.manual.instance_id,
+                "action": self.manual.kind.value,
+                "requested_by": self.manual.requested_by,
+                "force_reason": self.manual.force_reason,
+            },
+            "notified": {"subject": self.message[0] if self.message else None, "webhooks": [d.as_dict() for d in self.deliveries]},
             "api_calls": self.api_calls,
             "api_calls_total": sum(self.api_calls.values()),
             "metrics_requested": self.metrics_requested,
@@ -224,7 +247,7 @@ def sweep(settings: Settings, deps: SweepDeps, mode: Mode = Mode.HEAL, dry_run: 
     """Run one sweep; raises SweepAborted, LeaseHeld or StateError without having acted."""
     dry = settings.dry_run if dry_run is None else dry_run
     started = deps.clock()
-    report = SweepReport(sweep_id=uuid.uuid4().hex[:12], mode=mode, dry_run=dry, started_at=started)
+    report = SweepReport(sweep_id=uuid.uuid4().hex[:12], mode=mode, dry_run=dry, started_at=started, manual=deps.manual)
     fleet = deps.the_fleet
     counted_from = dict(fleet.api_calls())
     every = settings.memory.full_read_every
@@ -276,8 +299,16 @@ def _record_and_release(settings: Settings, deps: SweepDeps, report: SweepReport
 
 
 def _notify(settings: Settings, deps: SweepDeps, report: SweepReport, scope: str) -> None:
-    """Tell what is news (see ``alerts``); what was told is remembered only once it was sent."""
-    if not settings.notify.topic_arn or report.mode is Mode.SCAN or not deps.notify:
+    """Tell what is news (see ``alerts``); what was told is remembered only once it was sent.
+
+    SNS first, then each webhook on its own: a failed webhook never keeps SNS from being
+    told nor the actions from being recorded; it is a note, a line in the summary's
+    ``notified.webhooks`` (kept in the sweep record) and exit 1. What was told is
+    remembered when at least one channel took it (a webhook that stays broken must not
+    make SNS repeat itself every sweep); when none did, everything is told again next sweep.
+    """
+    config = settings.notify
+    if not (config.topic_arn or config.webhooks) or report.mode is Mode.SCAN or not deps.notify:
         return
     try:
         book = deps.store.get_alerts(scope)
@@ -297,21 +328,60 @@ def _notify(settings: Settings, deps: SweepDeps, report: SweepReport, scope: str
         ssm_configured=bool(settings.memory.ssm_commands),
         dry_run=report.dry_run,
     )
-    decision = alerts.decide(found, state, deps.clock(), timedelta(hours=settings.notify.remind_hours))
+    now = deps.clock()
+    # A person's single action saw the whole fleet but planned for one instance: what it
+    # did not plan for has not ended (the breaker stays open), so nothing else is settled.
+    decision = alerts.decide(found, state, now, timedelta(hours=config.remind_hours), complete=deps.manual is None)
     message = notify.compose(report, decision)
     if message is not None:
-        error = deps.the_fleet.publish(settings.notify.topic_arn, *notify.fit(*message))
-        if error is not None:
-            report.notes.append(f"{error}; told again next sweep")
+        told = False
+        if config.topic_arn:
+            error = deps.the_fleet.publish(config.topic_arn, *notify.fit(*message))
+            if error is not None:
+                report.notes.append(f"{error}; told again next sweep")
+            else:
+                told = True
+                report.message = message
+                report.notes.append(f"notified {config.topic_arn}")
+        if config.webhooks:
+            told = _tell_webhooks(settings, deps, report, scope, decision, message, now) or told
+        if not told:
+            if config.webhooks and not config.topic_arn:
+                report.notes.append("no webhook took the news: told again next sweep")
             return
-        report.message = message
-        report.notes.append(f"notified {settings.notify.topic_arn}")
     new_book = decision.state.to_book(scope)
     if new_book != book:
         try:
             deps.store.put_alerts(new_book)
         except StateError as exc:
             report.notes.append(f"what was told could not be recorded ({exc}): it may be told again")
+
+
+def _tell_webhooks(
+    settings: Settings,
+    deps: SweepDeps,
+    report: SweepReport,
+    scope: str,
+    decision: alerts.Decision,
+    message: tuple[str, str],
+    now: datetime,
+) -> bool:
+    """True when at least one webhook target took the news (or had nothing to say: PagerDuty pages conditions only)."""
+    config = settings.notify
+    done = sum(1 for o in report.outcomes if o.status is OutcomeStatus.DONE)
+    counts = {"instances": len(report.facts), "healed": done, "blocked": len(report.plan.blocked)}
+    doc = alert_formats.document(*message, decision, report.sweep_id, now, scope, report.dry_run, counts)
+    total = config.webhook_total_seconds
+    if deps.time_left is not None:  # a Lambda: the webhooks share what is left, the record keeps its margin
+        total = min(total, max(1.0, (deps.time_left() - WEBHOOK_DEADLINE_MARGIN_S) / len(config.webhooks)))
+    policy = webhook.Policy(config.webhook_timeout_seconds, total, config.webhook_attempts)
+    report.deliveries = deps.webhooks(config.webhooks, doc, policy)
+    for delivery in report.deliveries:
+        if delivery.delivered:
+            report.notes.append(f"notified webhook {delivery.target} ({delivery.attempts} attempt(s))")
+        else:
+            report.notes.append(f"webhook {delivery.target} not delivered: {delivery.error}")
+    return not report.deliveries or any(d.delivered for d in report.deliveries)
 
 
 def _record_sweep(settings: Settings, deps: SweepDeps, report: SweepReport) -> None:
@@ -347,7 +417,9 @@ def _run(settings: Settings, deps: SweepDeps, report: SweepReport, mode: Mode, d
         report.histories = {f.instance.instance_id: book.get(f.instance.instance_id) for f in facts}
         report.patterns = _patterns(facts, report.histories, now, settings)
         return
-    facts = fleet.enrich(facts, report.verdicts, settings)
+    manual = deps.manual
+    stoppable = frozenset({manual.instance_id}) if manual is not None and manual.kind is ActionKind.STOP_START else frozenset()
+    facts = fleet.enrich(facts, report.verdicts, settings, also_stoppable=stoppable)
     report.facts = facts
     by_id = {f.instance.instance_id: f for f in facts}
     paused = deps.store.get_pause()
@@ -355,10 +427,15 @@ def _run(settings: Settings, deps: SweepDeps, report: SweepReport, mode: Mode, d
         for v in report.verdicts:
             book.fold(v.instance_id, functools.partial(_observed, facts=by_id[v.instance_id], verdict=v, now=now, settings=settings))
         histories = {v.instance_id: book.get(v.instance_id) for v in report.verdicts}
-        report.plan = make_plan(by_id, report.verdicts, histories, settings, now, paused=paused)
+        if manual is None:
+            report.plan = make_plan(by_id, report.verdicts, histories, settings, now, paused=paused)
+        else:  # the same observation, lease, executor and records; the person's action instead of the plan
+            verdicts_by_id = {v.instance_id: v for v in report.verdicts}
+            report.plan = manual_plan(manual, by_id, verdicts_by_id, histories, settings, now, paused)
         report.histories = histories
         report.patterns = _patterns(facts, histories, now, settings)
-    report.plan = _start_what_orch_stopped(settings, deps, facts, previous, report.plan)
+    if manual is None:
+        report.plan = _start_what_orch_stopped(settings, deps, facts, previous, report.plan)
     if not dry and report.plan.actions and deps.confirm is not None and not deps.confirm(report.plan):
         report.outcomes = [ActionOutcome(a, OutcomeStatus.SKIPPED, "not confirmed") for a in report.plan.actions]
         return

@@ -62,6 +62,8 @@ def full_history(instance_id: str = "i-0123456789abcdef0") -> InstanceHistory:
                 process_rss_kb=15310180,
                 proactive=True,
                 taken=False,
+                requested_by="alice@ops-1",
+                forced="forced past breaker (too many unhealthy): INC-42",
             ),
         ),
         last_action=ActionKind.STOP_START,

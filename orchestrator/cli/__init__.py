@@ -9,6 +9,7 @@ import click
 from orchestrator.cli.common import add_global_options
 from orchestrator.cli.deploy_cmds import deploy_command, destroy_command, package_command
 from orchestrator.cli.insight_cmds import explain_command, report_command
+from orchestrator.cli.manual_cmds import reboot_command, stop_start_command
 from orchestrator.cli.probe_cmd import probe_command
 from orchestrator.cli.sandbox_cmd import sandbox_command
 from orchestrator.cli.simulate_cmd import simulate_command
@@ -49,3 +50,5 @@ cli.add_command(top_command)
 
 def main() -> None:
     cli(prog_name="orch")
+cli.add_command(reboot_command)
+cli.add_command(stop_start_command)

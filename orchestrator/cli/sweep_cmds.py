@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from orchestrator import audit
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
 from orchestrator.cli.render import instances_detail, plan_tables, print_report
+from orchestrator.manual import ManualRequest
 from orchestrator.model import BlockRule, OutcomeStatus, Plan, VerdictKind
 from orchestrator.observe.metrics import DimensionCache
 from orchestrator.observe.probe import probe_fleet
@@ -35,7 +36,9 @@ Exit codes:
   1  the sweep ran and needs a look: scan found an unhealthy instance;
      heal was held back by the circuit breaker, a budget, quarantine,
      pause or a rule that needs a human, or an action failed or was
-     skipped; or the selector or region matched no instance
+     skipped, or a webhook target did not take the news (SNS and
+     the records are kept); or the selector or region matched no
+     instance
   2  bad usage or configuration
   3  an AWS call failed or the endpoint did not answer (nothing acted
      on after it)
@@ -48,6 +51,8 @@ def heal_exit(report: SweepReport) -> Exit:
     if not report.facts or report.partial:
         return Exit.UNHEALTHY
     if any(o.status in FAILED_OUTCOMES for o in report.outcomes):
+        return Exit.UNHEALTHY
+    if report.delivery_failed:
         return Exit.UNHEALTHY
     if any(b.rule not in NOT_FAILURES for b in report.plan.blocked):
         return Exit.UNHEALTHY
@@ -105,6 +110,7 @@ def run_sweep(
     show_progress: bool = True,
     record: bool = True,
     dimension_cache: DimensionCache | None = None,
+    manual: ManualRequest | None = None,
 ) -> SweepReport:
     """One sweep for a command. ``show_progress``: the live line on stderr (on a terminal);
     ``record``: write the sweep record; ``dimension_cache``: kept across sweeps (orch top)."""
@@ -137,6 +143,7 @@ def run_sweep(
         only_instances=only,
         notify=notify,
         record_sweep=record,
+        manual=manual,
         **shown,
         **({} if dimension_cache is None else {"dimension_cache": dimension_cache}),
     )

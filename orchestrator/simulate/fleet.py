@@ -78,7 +78,9 @@ class SimFleet:
         ]
         return facts, histories
 
-    def enrich(self, facts: list[Facts], verdicts: list[Verdict], settings: Settings) -> list[Facts]:
+    def enrich(
+        self, facts: list[Facts], verdicts: list[Verdict], settings: Settings, also_stoppable: frozenset[str] = frozenset()
+    ) -> list[Facts]:
         memory = {v.instance_id for v in verdicts if v.kind in MEMORY_TROUBLE}
         enriched = []
         for f in facts:

@@ -440,6 +440,15 @@ def test_schedule_invokes_the_function_with_permission(template) -> None:
     assert permission["SourceArn"] == {"Fn::GetAtt": ["ScheduleRule", "Arn"]}
 
 
+def test_webhooks_are_a_secret_parameter_that_reaches_the_settings(template) -> None:
+    parameter = template["Parameters"]["NotifyWebhooks"]
+    assert parameter["NoEcho"] is True and parameter["Default"] == ""
+    assert function_settings(template).notify.webhooks == ()
+    given = '[{"url": "https://events.example/v2/enqueue", "format": "pagerduty", "routing_key": "K"}]'
+    (target,) = function_settings(template, NotifyWebhooks=given).notify.webhooks
+    assert target.format == "pagerduty" and target.routing_key is not None and target.routing_key.get_secret_value() == "K"
+
+
 def test_notification_email_is_optional(template) -> None:
     assert template["Parameters"]["NotificationEmail"]["Default"] == ""
     subscription = one(template, "AWS::SNS::Topic")["Properties"]["Subscription"]
