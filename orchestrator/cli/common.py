@@ -31,6 +31,7 @@ from orchestrator.aws import AWS_CALL_ERRORS, AwsError, Clients, describe_aws_er
 from orchestrator.cli import output as out
 from orchestrator.config import ConfigError, Settings, load_settings, parse_selector
 from orchestrator.echo import clip
+from orchestrator.onboard.config_file import user_config_path
 from orchestrator.state import open_store
 from orchestrator.state.store import LeaseHeld, StateError, StateStore
 
@@ -203,7 +204,7 @@ class Runtime(Display):
     @property
     def settings(self) -> Settings:
         if self._settings is None:
-            self._settings = load_settings(self.config, overrides=self.overrides)
+            self._settings = load_settings(self.config, overrides=self.overrides, default_path=user_config_path())
         return self._settings
 
     @property
