@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from orchestrator.cli.agent_cmds import agent_group
 from orchestrator.cli.common import add_global_options
 from orchestrator.cli.deploy_cmds import deploy_command, destroy_command, package_command
 from orchestrator.cli.init_cmd import init_command
@@ -45,6 +46,7 @@ for command in (package_command, deploy_command, destroy_command):
     cli.add_command(command)
 cli.add_command(simulate_command)
 cli.add_command(init_command)
+cli.add_command(agent_group)
 
 
 def main() -> None:

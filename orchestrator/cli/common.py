@@ -128,7 +128,14 @@ def add_global_options(func: F, names: tuple[str, ...] = ALL) -> F:
 def given_options(values: dict[str, Any], names: tuple[str, ...] = ALL) -> dict[str, Any]:
     """This command's global options merged over the group's: after the command wins."""
     ctx = click.get_current_context()
-    before = ctx.parent.params if ctx.parent is not None else {}
+    # Every group above the command may carry them (`orch --region X agent check`): the nearest wins.
+    before: dict[str, Any] = {}
+    parent = ctx.parent
+    while parent is not None:
+        for name, value in parent.params.items():
+            if before.get(name) is None:
+                before[name] = value
+        parent = parent.parent
     return {name: values.get(name) if values.get(name) is not None else before.get(name) for name in names}
 
 
