@@ -24,6 +24,13 @@ from orchestrator.onboard import agent_check, agent_install
 from orchestrator.onboard.agent_config import DEFAULT_PARAMETER, agent_config, render
 
 sleep = time.sleep  # how the polls of a command wait; injected by tests
+
+
+def clock() -> datetime:
+    """Now, for judging arrival; tests inject a fixed one."""
+    return datetime.now(timezone.utc)
+
+
 PARAMETER_NAME = re.compile(r"[A-Za-z0-9_.\-/]{1,1011}")
 
 
@@ -53,14 +60,14 @@ def check_command(runtime: Runtime, process: str | None) -> None:
     instances = inventory.list_instances(runtime.clients.ec2, settings.selector, vpc_id=settings.vpc_id)
     if not instances:
         raise no_match(runtime)
-    now = datetime.now(timezone.utc)
+    now = clock()
     stale = timedelta(minutes=settings.memory.stale_minutes)
     running = [i.instance_id for i in instances if i.state == "running"]
     memory = agent_check.read_memory_latest(runtime.clients.cloudwatch, settings.memory, running, now)
     processes = None
     if process:
         processes = agent_check.read_process_latest(
-            runtime.clients.cloudwatch, settings.memory.namespace, process, running, now, max(stale, timedelta(minutes=15))
+            runtime.clients.cloudwatch, settings.memory.namespace, process, running, now, timedelta(minutes=settings.memory.window_minutes)
         )
     rows = agent_check.judge(instances, memory, processes, now, stale)
     lacking = [r for r in rows if r.lacking]

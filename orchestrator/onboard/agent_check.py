@@ -76,8 +76,9 @@ def judge(
 
 
 def read_memory_latest(cloudwatch: Any, memory: MemorySettings, instance_ids: Iterable[str], now: datetime) -> dict[str, datetime | None]:
-    """The newest memory datapoint per instance, read as a sweep reads it, over the staleness span."""
-    window = timedelta(minutes=max(memory.stale_minutes, 2 * memory.period_seconds / 60))
+    """The newest memory datapoint per instance, read as a sweep reads it (over its window, so an
+    agent that went silent half an hour ago is stale, not missing: it once worked)."""
+    window = timedelta(minutes=memory.window_minutes)
     reader = MemoryReader(cloudwatch, memory.namespace, memory.metric, window, memory.period_seconds)
     return {i: (s.latest[0] if s.latest else None) for i, s in reader.read(instance_ids, now).items()}
 
