@@ -152,3 +152,16 @@ def test_a_command_still_running_after_the_wait_is_timed_out_not_success(calls, 
     assert set(document["installed"].values()) == {"TimedOut (orch stopped waiting)"}
     assert [p["DocumentName"] for p in sent(calls, "SendCommand")] == ["AWS-ConfigureAWSPackage"]  # no configure after it
     assert slept == [5.0, 5.0]  # polled every 5 s for the 10 s asked, then gave up
+
+
+def declared(record) -> str:
+    return f"{record.service.replace('-', '')}:{record.operation}"
+
+
+def test_every_call_made_is_declared_for_the_persons_policy(calls):
+    from orchestrator import permissions
+
+    orch("--yes", "--process", "crawler")
+    made = {declared(r) for r in calls.log}
+    assert {"ssm:PutParameter", "ssm:SendCommand", "ssm:DescribeInstanceInformation", "ssm:GetParameter"} <= made
+    assert made <= permissions.AGENT_INSTALL, made - permissions.AGENT_INSTALL

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from orchestrator.cli import cli
+from orchestrator.config import Settings
 from orchestrator.onboard import discover
 from tests.aws.conftest import REGION, launch
 from tests.faults import FaultPlan
@@ -123,3 +124,19 @@ def test_create_tags_is_batched(aws, subnet, monkeypatch):
     calls.attach(aws.mutating_client("ec2"))
     assert discover.tag_instances(aws.mutating_client("ec2"), ids, {"orch:managed": "true"}) == 3
     assert [len(resources(r)) for r in calls.log if r.operation == "CreateTags"] == [2, 2, 1]
+
+
+def test_every_call_init_makes_is_declared(aws, subnet, tmp_path, calls):
+    from orchestrator import permissions
+
+    aws.ec2.create_launch_template(LaunchTemplateName="crawler-lt", LaunchTemplateData={"ImageId": "ami-12c6146b"})
+    aws.autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName="crawlers", LaunchTemplate={"LaunchTemplateName": "crawler-lt"}, MinSize=1, MaxSize=1, VPCZoneIdentifier=subnet
+    )
+    calls.log.clear()
+    assert orch(tmp_path / "c.toml", "--asg", "crawlers", "--yes").exit_code == 0
+    made = {f"{r.service.replace('-', '')}:{r.operation}" for r in calls.log}
+    assert {"ec2:CreateTags", "autoscaling:CreateOrUpdateTags", "ec2:DescribeInstances"} <= made
+    assert made <= permissions.INIT, made - permissions.INIT
+    # onboarding is a person's job: the stack's role never gets its mutations
+    assert not {"ec2:CreateTags", "autoscaling:CreateOrUpdateTags", "ssm:PutParameter"} & permissions.for_settings(Settings())
