@@ -1,7 +1,8 @@
 """Every setting of orch, validated once, with one clear line per mistake.
 
-Precedence: defaults < TOML file (``--config`` or ``ORCH_CONFIG``) < ``ORCH_*``
-environment variables < command-line flags. The TOML and ``ORCH_*`` layers are read by
+Precedence: defaults < TOML file (``--config``, else ``ORCH_CONFIG``, else the per-user
+file ``orch init`` writes, when it exists) < ``ORCH_*`` environment variables <
+command-line flags. The TOML and ``ORCH_*`` layers are read by
 pydantic-settings (its TOML source and its environment source, nested on the first
 ``_`` after the section name: ``ORCH_PROBE_CONNECT_TIMEOUT`` is ``probe.connect_timeout``),
 so a new field is configurable everywhere the moment it exists. What pydantic-settings
@@ -525,12 +526,19 @@ def load_settings(
     config_path: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    default_path: Path | None = None,
 ) -> Settings:
-    """Build Settings from every source, raising ConfigError with a one-line message."""
+    """Build Settings from every source, raising ConfigError with a one-line message.
+
+    ``default_path`` is the per-user file (the CLI passes the platform config directory's
+    ``config.toml``, which ``orch init`` writes): read only when neither ``config_path`` nor
+    ``ORCH_CONFIG`` names a file, and only if it exists, so a machine without one behaves
+    as before. The Lambda passes none: its settings come from its environment alone.
+    """
     env = os.environ if environ is None else environ
     data: dict[str, Any] = {}
     sources = []
-    path = config_path or env.get("ORCH_CONFIG")
+    path = config_path or env.get("ORCH_CONFIG") or (default_path if default_path is not None and default_path.is_file() else None)
     if path:
         data = _merge(data, _TomlFile(Path(path))())
         sources.append(clip(str(path), quote=False))

@@ -5,6 +5,8 @@ stack's feature parameters: nothing missing (a heal that fails on AccessDenied a
 3 a.m.) and nothing extra (least privilege). Run-command (a root shell on every
 selected instance) and the diagnostic interrupt are granted only when the settings
 that use them are on; deleting from the state table only `orch resume` does.
+Onboarding (`orch init`, `orch agent check`, `orch agent install`) is done by a person,
+never by the stack: its actions are declared here for the person's policy, not the role.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from orchestrator.act import evidence
 from orchestrator.act import ssm as act_ssm
 from orchestrator.config import Settings
 from orchestrator.observe import asg, console, inventory, metrics, probe, procstat, ssm, status, stoppable
+from orchestrator.onboard import agent_check, agent_install, discover
 from orchestrator.state import dynamodb
 
 READ = frozenset().union(
@@ -31,7 +34,13 @@ RUN_COMMAND = frozenset().union(ssm.PERMISSIONS, act_ssm.PERMISSIONS)  # memory.
 DIAGNOSTIC_INTERRUPT = act_ec2.DIAGNOSTIC_INTERRUPT_PERMISSIONS  # evidence.diagnostic_interrupt
 CLI_ONLY = dynamodb.CLI_ONLY_PERMISSIONS
 
-ALL: frozenset[str] = SWEEP | RUN_COMMAND | DIAGNOSTIC_INTERRUPT | CLI_ONLY
+INIT = frozenset().union(discover.PERMISSIONS, discover.TAG_PERMISSIONS)  # `orch init`: find the fleet, tag it
+AGENT_CHECK = agent_check.PERMISSIONS  # `orch agent check`: the inventory and the agent's metrics
+AGENT_INSTALL = frozenset().union(inventory.PERMISSIONS, agent_install.PERMISSIONS, agent_install.MUTATE_PERMISSIONS)
+ONBOARD = INIT | AGENT_CHECK | AGENT_INSTALL
+"""What a person onboarding a fleet calls; never in the stack's role."""
+
+ALL: frozenset[str] = SWEEP | RUN_COMMAND | DIAGNOSTIC_INTERRUPT | CLI_ONLY | ONBOARD
 
 
 def for_settings(settings: Settings) -> frozenset[str]:

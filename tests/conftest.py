@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import tempfile
 from typing import Any
 
 import pytest
@@ -31,6 +32,9 @@ for _name, _value in {
     "PIP_NO_INDEX": "1",
 }.items():
     os.environ[_name] = _value
+# The per-user config file `orch init` writes is read by every command: no test may read
+# (or write) the developer's own, so the platform config directory is an empty one of ours.
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="orch-test-config-")
 for _name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL"):
     os.environ.pop(_name, None)
 for _name in [n for n in os.environ if n.startswith("ORCH_")]:

@@ -6,8 +6,10 @@ from typing import Any
 
 import click
 
+from orchestrator.cli.agent_cmds import agent_group
 from orchestrator.cli.common import add_global_options
 from orchestrator.cli.deploy_cmds import deploy_command, destroy_command, package_command
+from orchestrator.cli.init_cmd import init_command
 from orchestrator.cli.insight_cmds import explain_command, report_command
 from orchestrator.cli.manual_cmds import reboot_command, stop_start_command
 from orchestrator.cli.probe_cmd import probe_command
@@ -46,6 +48,8 @@ for command in (package_command, deploy_command, destroy_command):
     cli.add_command(command)
 cli.add_command(simulate_command)
 cli.add_command(top_command)
+cli.add_command(init_command)
+cli.add_command(agent_group)
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ from orchestrator.aws import AWS_CALL_ERRORS, AwsError, Clients, describe_aws_er
 from orchestrator.cli import output as out
 from orchestrator.config import ConfigError, Settings, load_settings, parse_selector
 from orchestrator.echo import clip
+from orchestrator.onboard.config_file import user_config_path
 from orchestrator.state import open_store
 from orchestrator.state.store import LeaseHeld, StateError, StateStore
 
@@ -127,7 +128,14 @@ def add_global_options(func: F, names: tuple[str, ...] = ALL) -> F:
 def given_options(values: dict[str, Any], names: tuple[str, ...] = ALL) -> dict[str, Any]:
     """This command's global options merged over the group's: after the command wins."""
     ctx = click.get_current_context()
-    before = ctx.parent.params if ctx.parent is not None else {}
+    # Every group above the command may carry them (`orch --region X agent check`): the nearest wins.
+    before: dict[str, Any] = {}
+    parent = ctx.parent
+    while parent is not None:
+        for name, value in parent.params.items():
+            if before.get(name) is None:
+                before[name] = value
+        parent = parent.parent
     return {name: values.get(name) if values.get(name) is not None else before.get(name) for name in names}
 
 
@@ -203,7 +211,7 @@ class Runtime(Display):
     @property
     def settings(self) -> Settings:
         if self._settings is None:
-            self._settings = load_settings(self.config, overrides=self.overrides)
+            self._settings = load_settings(self.config, overrides=self.overrides, default_path=user_config_path())
         return self._settings
 
     @property

@@ -56,6 +56,7 @@ def _spec(**fields: Any) -> FleetSpec:
 @click.option("--unmanaged", default=2, show_default=True, type=click.IntRange(0), help="Hung bystanders without the orch tag.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same fleet.")
 @click.option("--port", default=2222, show_default=True, type=click.IntRange(0, 65535), help="Fake sshd port on every instance (0: any free).")
+@click.option("--untagged", is_flag=True, help="Launch the managed instances without orch:managed: a fleet for `orch init` to adopt (with --serve).")
 @click.option("--serve", is_flag=True, help="Keep the embedded AWS and fleet running for `orch scan` / `orch heal` by hand.")
 @click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path),
               help="With --serve: write the export lines here, for `source FILE` in another shell (removed on exit).")
@@ -63,7 +64,7 @@ def _spec(**fields: Any) -> FleetSpec:
               help="Where --serve keeps its state file and request log (default: a temporary directory, removed on exit).")
 @display_options
 def sandbox_command(display: Display, instances: int, hung: int, refusing: int, leaking: int, slow: int, slow_delay: float,
-                    no_metrics: int, opt_out: int, unmanaged: int, seed: int, port: int, serve: bool, env_file: Path | None,
+                    no_metrics: int, opt_out: int, unmanaged: int, seed: int, port: int, untagged: bool, serve: bool, env_file: Path | None,
                     state_dir: Path | None) -> None:
     """A simulated fleet on embedded AWS (moto on 127.0.0.1), healed by the real sweep.
 
@@ -74,7 +75,9 @@ def sandbox_command(display: Display, instances: int, hung: int, refusing: int, 
     connect timeout 1 s.
     """
     spec = _spec(instances=instances, hung=hung, refusing=refusing, leaking=leaking, slow=slow, slow_delay=slow_delay,
-                 no_metrics=no_metrics, opt_out=opt_out, unmanaged=unmanaged, seed=seed, port=port)
+                 no_metrics=no_metrics, opt_out=opt_out, unmanaged=unmanaged, seed=seed, port=port, tagged=not untagged)
+    if untagged and not serve:
+        raise OrchError("--untagged needs --serve: an untagged fleet is one to adopt by hand with orch init", Exit.USAGE)
     if serve:
         _serve(spec, state_dir, env_file)
         return

@@ -8,6 +8,7 @@ loopback address the fake sshd endpoints can bind. Nothing here knows about moto
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -84,8 +85,13 @@ def build_fleet(
     opt_out: Sequence[int],
     unmanaged: int,
     instance_type: str,
+    tagged: bool = True,
 ) -> BuiltFleet:
     """Create everything; managed index i (0-based) is named ``crawler-(i+1)``.
+
+    ``tagged=False`` launches the managed instances (and the group) without the selector
+    tag: the fleet a person has before `orch init`. They are still the managed ones
+    (``Launched.managed``): the instances orch is meant to heal once adopted.
 
     Standalone instances alternate between the two subnets (index order = launch
     order = address order); ASG members follow them, ordered by address, because moto
@@ -107,13 +113,13 @@ def build_fleet(
 
     ids: list[str] = []
     per_subnet_ids = [
-        _run(ec2, image_id, instance_type, subnet_ids[k], len(range(k, standalone, 2)), [MANAGED_TAG])
+        _run(ec2, image_id, instance_type, subnet_ids[k], len(range(k, standalone, 2)), [MANAGED_TAG] if tagged else [])
         for k in (0, 1)
     ]
     for index in range(standalone):
         ids.append(per_subnet_ids[index % 2][index // 2])
     if asg_members:
-        ids.extend(_create_asg(ec2, autoscaling, image_id, instance_type, subnet_ids, asg_members))
+        ids.extend(_create_asg(ec2, autoscaling, image_id, instance_type, subnet_ids, asg_members, tagged))
     for index, instance_id in enumerate(ids):
         tags = [{"Key": "Name", "Value": f"crawler-{index + 1}"}]
         if index in opt_out_set:
@@ -131,7 +137,7 @@ def build_fleet(
     return BuiltFleet(
         vpc_id=vpc_id,
         subnet_ids=subnet_ids,
-        managed=tuple(described[i] for i in ids),
+        managed=tuple(dataclasses.replace(described[i], managed=True) for i in ids),
         unmanaged=tuple(described[i] for i in other_ids),
     )
 
@@ -151,9 +157,9 @@ def _run(ec2: Any, image_id: str, instance_type: str, subnet_id: str, count: int
 
 
 def _create_asg(
-    ec2: Any, autoscaling: Any, image_id: str, instance_type: str, subnet_ids: Sequence[str], size: int
+    ec2: Any, autoscaling: Any, image_id: str, instance_type: str, subnet_ids: Sequence[str], size: int, tagged: bool = True
 ) -> list[str]:
-    """Launch template + group; members carry orch:managed=true via propagated tags."""
+    """Launch template + group; members carry orch:managed=true via propagated tags (when ``tagged``)."""
     ec2.create_launch_template(
         LaunchTemplateName=LAUNCH_TEMPLATE_NAME,
         LaunchTemplateData={"ImageId": image_id, "InstanceType": instance_type},
@@ -166,10 +172,8 @@ def _create_asg(
         DesiredCapacity=size,
         VPCZoneIdentifier=",".join(subnet_ids),
         HealthCheckType="EC2",
-        Tags=[
-            {"Key": MANAGED_TAG[0], "Value": MANAGED_TAG[1], "PropagateAtLaunch": True},
-            {"Key": "Name", "Value": "crawler-asg", "PropagateAtLaunch": True},
-        ],
+        Tags=([{"Key": MANAGED_TAG[0], "Value": MANAGED_TAG[1], "PropagateAtLaunch": True}] if tagged else [])
+        + [{"Key": "Name", "Value": "crawler-asg", "PropagateAtLaunch": True}],
     )
     group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[ASG_NAME])["AutoScalingGroups"][0]
     members = [i["InstanceId"] for i in group["Instances"]]

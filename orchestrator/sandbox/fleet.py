@@ -43,7 +43,7 @@ from moto.moto_api._internal.models import moto_api_backend
 
 from orchestrator.boxconsole import boot_log, oom_log
 from orchestrator.boxmodel import Box, Fault, Sshd
-from orchestrator.sandbox import cloudwatch_fixes, ec2_fixes, hooks
+from orchestrator.sandbox import cloudwatch_fixes, ec2_fixes, hooks, ssm_fixes
 from orchestrator.sandbox.build import MANAGED_TAG, BuiltFleet, Launched, build_fleet
 from orchestrator.sandbox.endpoints import EndpointFleet, Mode
 from orchestrator.sandbox.memory import MemoryShape, box_for
@@ -160,6 +160,7 @@ class Sandbox:
                 self.port = _free_port()
             self._build()
             cloudwatch_fixes.install()
+            ssm_fixes.install()
             self._ready = True
         except BaseException:
             self.stop()
@@ -179,6 +180,7 @@ class Sandbox:
             self._endpoints.stop()
             self._endpoints = None
         if self._installed:
+            ssm_fixes.uninstall()
             cloudwatch_fixes.uninstall()
             ec2_fixes.uninstall()
             hooks.uninstall(self)
@@ -415,6 +417,7 @@ class Sandbox:
             opt_out=opt_out_indices(roles),
             unmanaged=spec.unmanaged,
             instance_type=spec.instance_type,
+            tagged=spec.tagged,
         )
         self.vpc_id, self.subnet_ids = built.vpc_id, built.subnet_ids
         self._register(built, roles)

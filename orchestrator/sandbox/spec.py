@@ -38,6 +38,9 @@ class FleetSpec(BaseModel):
     opt_out_hung: bool = Field(True, description="opt-out instances are hung: orch must still leave them alone")
     asg_fraction: float = Field(0.25, ge=0.0, le=1.0, description="share of managed instances in orch-sandbox-asg")
     unmanaged: int = Field(2, ge=0, le=1000, description="hung bystanders without the orch tag, in the same VPC")
+    tagged: bool = Field(
+        True, description="managed instances carry orch:managed=true; False launches them untagged, a fleet for `orch init` to adopt"
+    )
     seed: int = 0
     port: int = Field(22, ge=0, le=65535, description="fake sshd port on every instance; 0 picks a free one")
     region: str = "us-east-1"

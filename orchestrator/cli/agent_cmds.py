@@ -1,0 +1,197 @@
+"""`orch agent check` and `orch agent install`: the CloudWatch agent orch's memory facts come from.
+
+Thin shells over orchestrator.onboard.agent_check (is memory arriving?) and
+orchestrator.onboard.agent_install (install and configure it through SSM).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import click
+
+from orchestrator.cli.common import Exit, OrchError, Runtime, add_global_options, common_options
+from orchestrator.cli.instances import resolve_instance
+from orchestrator.cli.render import grid
+from orchestrator.cli.sweep_cmds import no_match
+from orchestrator.observe import inventory
+from orchestrator.observe.ssm import ping_status
+from orchestrator.onboard import agent_check, agent_install
+from orchestrator.onboard.agent_config import DEFAULT_PARAMETER, agent_config, render
+
+sleep = time.sleep  # how the polls of a command wait; injected by tests
+
+
+def clock() -> datetime:
+    """Now, for judging arrival; tests inject a fixed one."""
+    return datetime.now(timezone.utc)
+
+
+PARAMETER_NAME = re.compile(r"[A-Za-z0-9_.\-/]{1,1011}")
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def _when(value: datetime | None, now: datetime) -> str:
+    if value is None:
+        return "never"
+    minutes = max(0, int((now - value).total_seconds() // 60))
+    return f"{minutes} min ago" if minutes < 120 else value.strftime("%Y-%m-%d %H:%M UTC")
+
+
+@click.group("agent")
+@add_global_options
+def agent_group(**_: Any) -> None:
+    """The CloudWatch agent that publishes the memory orch reads: check it, install it."""
+
+
+@agent_group.command("check")
+@click.option("--process", metavar="PATTERN", help="Also check procstat memory for processes whose command line matches PATTERN.")
+@common_options
+def check_command(runtime: Runtime, process: str | None) -> None:
+    """Per selected instance: is memory (and PATTERN's procstat memory) arriving? Exit 1 if not everywhere."""
+    settings = runtime.settings
+    instances = inventory.list_instances(runtime.clients.ec2, settings.selector, vpc_id=settings.vpc_id)
+    if not instances:
+        raise no_match(runtime)
+    now = clock()
+    stale = timedelta(minutes=settings.memory.stale_minutes)
+    running = [i.instance_id for i in instances if i.state == "running"]
+    memory = agent_check.read_memory_latest(runtime.clients.cloudwatch, settings.memory, running, now)
+    processes = None
+    if process:
+        processes = agent_check.read_process_latest(
+            runtime.clients.cloudwatch, settings.memory.namespace, process, running, now, timedelta(minutes=settings.memory.window_minutes)
+        )
+    rows = agent_check.judge(instances, memory, processes, now, stale)
+    lacking = [r for r in rows if r.lacking]
+    fix = "orch agent install" + (f" --process '{process}'" if process else "")
+    document = {
+        "namespace": settings.memory.namespace,
+        "metric": settings.memory.metric,
+        "process": process,
+        "stale_minutes": settings.memory.stale_minutes,
+        "instances": [
+            {"instance_id": r.instance_id, "name": r.name, "state": r.state, "memory": r.memory.value, "memory_at": r.memory_at,
+             "process": r.process.value if r.process else None, "process_at": r.process_at}
+            for r in rows
+        ],
+        "lacking": len(lacking),
+        "fix": fix if lacking else None,
+    }
+
+    def table() -> None:
+        grid_rows = grid()
+        for column in ("instance", "name", "memory", "last point") + (("process", "last point ") if process else ()):
+            grid_rows.add_column(column, no_wrap=column in ("instance", "memory", "process"))
+        for r in rows:
+            cells = [r.instance_id, r.name, r.memory.value, _when(r.memory_at, now)]
+            if process:
+                cells += [r.process.value if r.process else "-", _when(r.process_at, now)]
+            grid_rows.add_row(*cells)
+        runtime.console().print(grid_rows)
+        where = f"{settings.memory.namespace} {settings.memory.metric}" + (f", procstat_memory_rss for pattern {process}" if process else "")
+        runtime.say(f"{len(rows) - len(lacking)} of {len(rows)} instances publish {where} within {settings.memory.stale_minutes:g} min")
+
+    runtime.emit(document, table)
+    if lacking:
+        click.echo(f"{len(lacking)} instance(s) lack metrics orch reads; fix: {fix}", err=True)
+        sys.exit(int(Exit.UNHEALTHY))
+
+
+@agent_group.command("install")
+@click.argument("instances", nargs=-1, metavar="[INSTANCE]...")
+@click.option("--process", "processes", multiple=True, metavar="PATTERN", help="Also publish procstat memory for processes matching PATTERN (repeat).")
+@click.option("--parameter-name", default=DEFAULT_PARAMETER, show_default=True, help="SSM parameter that holds the agent config.")
+@click.option("--max-instances", default=50, show_default=True, type=click.IntRange(1, 10000), help="At most this many instances a run.")
+@click.option("--batch-size", default=agent_install.MAX_IDS_PER_COMMAND, show_default=True,
+              type=click.IntRange(1, agent_install.MAX_IDS_PER_COMMAND), help="Instance ids per SendCommand.")
+@click.option("--wait", "wait_seconds", default=900, show_default=True, type=click.FloatRange(0, 3600),
+              help="Seconds to follow each command before calling it timed out.")
+@click.option("--dry-run", is_flag=True, help="Show the config, the commands and who gets them; make no mutating call.")
+@click.option("--yes", "-y", "assume_yes", is_flag=True, help="Do not ask (needed off a terminal).")
+@common_options
+def install_command(runtime: Runtime, instances: tuple[str, ...], processes: tuple[str, ...], parameter_name: str, max_instances: int,
+                    batch_size: int, wait_seconds: float, dry_run: bool, assume_yes: bool) -> None:
+    """Install and configure the CloudWatch agent through SSM on the selected instances (or those named).
+
+    The config, written to the SSM parameter first, publishes exactly what orch reads:
+    memory.metric in memory.namespace with InstanceId, and procstat memory_rss for each
+    --process. Only running instances whose SSM agent is Online get it; the others are
+    listed with why.
+    """
+    if not PARAMETER_NAME.fullmatch(parameter_name):
+        raise OrchError(f"--parameter-name {parameter_name!r}: an SSM parameter name is letters, digits and _ . - /", Exit.USAGE)
+    settings = runtime.settings
+    fleet = inventory.list_instances(runtime.clients.ec2, settings.selector, vpc_id=settings.vpc_id)
+    if not fleet:
+        raise no_match(runtime)
+    if instances:
+        named = {resolve_instance(runtime, ref) for ref in instances}
+        outside = sorted(named - {i.instance_id for i in fleet})
+        if outside:
+            raise OrchError(f"{', '.join(outside)} not among the instances selected by {runtime.selector_text()}: "
+                            "orch installs its agent only on its fleet (check --selector)", Exit.USAGE)
+        fleet = [i for i in fleet if i.instance_id in named]
+    config = agent_config(settings.memory, processes)
+    text = render(config)
+    read = runtime.clients.client("ssm")
+    ping = ping_status(read, [i.instance_id for i in fleet if i.state == "running"])
+    plan = agent_install.plan_install(fleet, ping, max_instances, batch_size)
+    current = agent_install.parameter_current(read, parameter_name)
+    document: dict[str, Any] = {
+        "dry_run": dry_run,
+        "parameter": {"name": parameter_name, "changed": current != text, "config": config},
+        "documents": [
+            {"document": agent_install.INSTALL_DOCUMENT, "parameters": agent_install.install_parameters()},
+            {"document": agent_install.CONFIGURE_DOCUMENT, "parameters": agent_install.configure_parameters(parameter_name)},
+        ],
+        "batches": [list(b) for b in plan.batches],
+        "refused": [{"instance_id": r.instance_id, "name": r.name, "why": r.why} for r in plan.refused],
+        "commands": [],
+        "installed": {},
+        "configured": {},
+    }
+    if plan.targets and not dry_run and not assume_yes:
+        if not _interactive():
+            raise OrchError(f"orch agent install would run SSM commands on {len(plan.targets)} instance(s): pass --yes to confirm "
+                            "off a terminal, or --dry-run to see the plan", Exit.USAGE)
+        if not click.confirm(f"install and configure the CloudWatch agent on {len(plan.targets)} instance(s)?", default=False, err=True):
+            raise OrchError("nothing sent (you said no)", Exit.UNHEALTHY)
+    if plan.targets and not dry_run:
+        result = agent_install.execute(read, runtime.clients.mutating_client("ssm"), plan, parameter_name, text,
+                                       wait_seconds=wait_seconds, sleep=sleep)
+        document.update(commands=result.commands, installed=result.installed, configured=result.configured)
+        document["parameter"]["written"] = result.parameter_written
+    failed = {i: s for i, s in {**document["installed"], **document["configured"]}.items() if s != "Success"}
+
+    def table() -> None:
+        verb = "would" if dry_run else "did"
+        runtime.say(f"agent config in SSM parameter {parameter_name}: " + ("unchanged" if current == text else f"{verb} write it"))
+        rows = grid()
+        for column in ("instance", "name", "orch agent install"):
+            rows.add_column(column, no_wrap=column == "instance")
+        names = {i.instance_id: i.name for i in fleet}
+        for instance_id in plan.targets:
+            if dry_run:
+                outcome = f"would run {agent_install.INSTALL_DOCUMENT}, then {agent_install.CONFIGURE_DOCUMENT}"
+            else:
+                outcome = f"install {document['installed'].get(instance_id, '-')}, configure {document['configured'].get(instance_id, 'not sent')}"
+            rows.add_row(instance_id, names.get(instance_id, ""), outcome)
+        for r in plan.refused:
+            rows.add_row(r.instance_id, r.name, f"refused: {r.why}")
+        runtime.console().print(rows)
+        if not dry_run and plan.targets and not failed:
+            runtime.say("agent configured; its first points arrive within a minute or two: orch agent check")
+
+    runtime.emit(document, table)
+    if not plan.targets:
+        raise OrchError("no instance can take the agent now (each refused one is listed with why)", Exit.UNHEALTHY)
+    if plan.refused or failed:
+        sys.exit(int(Exit.UNHEALTHY))
