@@ -8,6 +8,7 @@ import click
 
 from orchestrator.cli.common import add_global_options
 from orchestrator.cli.deploy_cmds import deploy_command, destroy_command, package_command
+from orchestrator.cli.doctor_cmds import doctor_command, permissions_command
 from orchestrator.cli.insight_cmds import explain_command, report_command
 from orchestrator.cli.probe_cmd import probe_command
 from orchestrator.cli.sandbox_cmd import sandbox_command
@@ -43,6 +44,8 @@ for command in (sandbox_command, scan_command, heal_command, probe_command, expl
 for command in (package_command, deploy_command, destroy_command):
     cli.add_command(command)
 cli.add_command(simulate_command)
+cli.add_command(doctor_command)
+cli.add_command(permissions_command)
 
 
 def main() -> None:

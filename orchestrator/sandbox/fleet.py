@@ -415,6 +415,7 @@ class Sandbox:
             opt_out=opt_out_indices(roles),
             unmanaged=spec.unmanaged,
             instance_type=spec.instance_type,
+            ssh_port=self.port,
         )
         self.vpc_id, self.subnet_ids = built.vpc_id, built.subnet_ids
         self._register(built, roles)
