@@ -115,10 +115,11 @@ class Scope:
     partition: str = "aws"
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Scope:
+    def from_settings(cls, settings: Settings, region: str | None = None) -> Scope:
+        """``region``: the one the AWS profile or environment gives, when the settings name none."""
         state = (settings.state or "").strip()
         return cls(
-            region=settings.region or "*",
+            region=settings.region or region or "*",
             selector=dict(settings.selector),
             table=state[len(DYNAMODB_SCHEME) :] if state.startswith(DYNAMODB_SCHEME) else None,
             bucket=settings.evidence.bucket,

@@ -14,7 +14,7 @@ import click
 from rich.text import Text
 
 from orchestrator import iam_policy
-from orchestrator.aws import AWS_CALL_ERRORS, describe_aws_error
+from orchestrator.aws import AWS_CALL_ERRORS, AwsError, describe_aws_error
 from orchestrator.cli.common import Exit, Runtime, common_options
 from orchestrator.cli.render import grid
 from orchestrator.doctor import gather
@@ -122,6 +122,14 @@ def _doctor_table(runtime: Runtime, rows: list[CheckResult], ok: bool) -> None:
     runtime.say("every check passed" if ok else f"{failed} failed, {unknown} could not be told")
 
 
+def _profile_region(runtime: Runtime) -> str | None:
+    """The region boto3 would use (profile, AWS_REGION, AWS_DEFAULT_REGION): no AWS call is made."""
+    try:
+        return runtime.clients.region
+    except AwsError:
+        return None
+
+
 def _explicit_output() -> str | None:
     """--output as given on the command or before it, else None (this command's default differs)."""
     ctx = click.get_current_context()
@@ -143,7 +151,7 @@ def permissions_command(runtime: Runtime, command_name: str | None) -> None:
     """
     settings = runtime.settings
     names = (command_name,) if command_name else iam_policy.NAMES
-    made = iam_policy.policy(iam_policy.actions_for(names, settings), iam_policy.Scope.from_settings(settings))
+    made = iam_policy.policy(iam_policy.actions_for(names, settings), iam_policy.Scope.from_settings(settings, _profile_region(runtime)))
     runtime.output = _explicit_output() or "json"  # the policy is a document: JSON unless asked otherwise
     err = runtime.console(stderr=True)
     for note in made.notes:
