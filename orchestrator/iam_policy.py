@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from orchestrator import notify, permissions, registry
+from orchestrator import deploy_permissions, notify, permissions, registry
 from orchestrator.act import autoscaling as act_autoscaling
 from orchestrator.act import ec2 as act_ec2
 from orchestrator.act import evidence
@@ -49,6 +49,8 @@ class CommandNeeds:
     summary: str
     actions: frozenset[str]
     sweep_features: bool = False  # plus what the settings turn on for a sweep (run command, diagnostic interrupt)
+    uploads_code: bool = False  # writes to orch deploy's --bucket, which the settings do not name
+    operates: bool = True  # runs the healer (what orch doctor checks), rather than deploying it
 
     def for_settings(self, settings: Settings) -> frozenset[str]:
         if not self.sweep_features:
@@ -71,8 +73,11 @@ COMMANDS: tuple[CommandNeeds, ...] = (
         "every check of orch doctor",
         doctor_gather.PERMISSIONS | BY_NAME | metrics.PERMISSIONS | STORE_READ | dynamodb.DOCTOR_PERMISSIONS,
     ),
+    CommandNeeds("deploy", "change sets, the code upload, and every resource of the stack", deploy_permissions.DEPLOY, uploads_code=True, operates=False),
+    CommandNeeds("destroy", "deleting the stack and its resources", deploy_permissions.DESTROY, operates=False),
 )
 NAMES: tuple[str, ...] = tuple(c.name for c in COMMANDS)
+OPERATING: tuple[str, ...] = tuple(c.name for c in COMMANDS if c.operates)
 
 
 def command(name: str) -> CommandNeeds:
@@ -80,6 +85,13 @@ def command(name: str) -> CommandNeeds:
         if needs.name == name:
             return needs
     raise KeyError(f"{name} is not an orch command that calls AWS (one of {', '.join(NAMES)})")
+
+
+def policy_for(names: Iterable[str], settings: Settings, region: str | None = None) -> Policy:
+    """The policy for running the named commands with these settings."""
+    chosen = list(names)
+    uploads = any(command(n).uploads_code for n in chosen)
+    return policy(actions_for(chosen, settings), Scope.from_settings(settings, region), code_upload=uploads)
 
 
 def actions_for(names: Iterable[str], settings: Settings) -> frozenset[str]:
@@ -157,7 +169,7 @@ def _as_list(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def policy(actions: frozenset[str], scope: Scope) -> Policy:
+def policy(actions: frozenset[str], scope: Scope, code_upload: bool = False) -> Policy:
     """A policy document granting exactly ``actions``, each on the narrowest resource known."""
     statements: list[dict[str, Any]] = []
     notes: list[str] = []
@@ -199,9 +211,17 @@ def policy(actions: frozenset[str], scope: Scope) -> Policy:
         add("Notify", ON_TOPIC, "*")
         notes.append("Notify is on \"*\": no notify.topic_arn in the settings (without one orch publishes nothing)")
     scoped = ON_TAGGED_INSTANCES | ON_TAGGED_GROUPS | ON_DOCUMENT | ON_REGISTRY | ON_TABLE | ON_BUCKET | ON_TOPIC | ON_PRINCIPALS
-    add("AnyResource", frozenset(actions - scoped), "*")
-    if any(s["Sid"] == "AnyResource" for s in statements):
-        notes.append("AnyResource is on \"*\": these APIs (describe, list, metric reads) accept no narrower resource")
+    if code_upload:
+        add("CodeUpload", deploy_permissions.CODE_UPLOAD, "*")
+        scoped |= deploy_permissions.CODE_UPLOAD
+        notes.append("CodeUpload is on \"*\": the artifact bucket is orch deploy's --bucket; scope it to arn:aws:s3:::BUCKET and BUCKET/*")
+    rest = frozenset(actions - scoped)
+    add("AnyResource", rest, "*")
+    if rest:
+        why = "describe, list and metric reads accept no narrower resource"
+        if rest & deploy_permissions.STACK:
+            why += "; the stack's resources are named by CloudFormation when it creates them"
+        notes.append(f"AnyResource is on \"*\": {why}")
     if scope.region == "*":
         notes.append("the ARNs name region \"*\": no region in the settings or --region")
     return Policy({"Version": VERSION, "Statement": statements}, notes)

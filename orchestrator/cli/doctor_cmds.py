@@ -69,7 +69,7 @@ def doctor_command(runtime: Runtime, source: str | None) -> None:
     region = clients.region or "-"
     identity, clock = gather.identity(clients.client("sts"), utc_now)
     principal = simulation_principal(identity.arn) if identity.arn else None
-    needed = iam_policy.actions_for(iam_policy.NAMES, settings)
+    needed = iam_policy.actions_for(iam_policy.OPERATING, settings)  # running orch; deploying it is `orch permissions deploy`
     # One attempt (the no-retry client): a simulator that is denied or absent is "cannot tell".
     simulation = gather.simulate(clients.mutating_client("iam"), principal, needed, settings.selector)
     store = gather.store_facts(
@@ -151,7 +151,7 @@ def permissions_command(runtime: Runtime, command_name: str | None) -> None:
     """
     settings = runtime.settings
     names = (command_name,) if command_name else iam_policy.NAMES
-    made = iam_policy.policy(iam_policy.actions_for(names, settings), iam_policy.Scope.from_settings(settings, _profile_region(runtime)))
+    made = iam_policy.policy_for(names, settings, _profile_region(runtime))
     runtime.output = _explicit_output() or "json"  # the policy is a document: JSON unless asked otherwise
     err = runtime.console(stderr=True)
     for note in made.notes:

@@ -78,7 +78,7 @@ def simulator_reply(decisions: dict[str, str]) -> Any:
 
 
 def needed() -> frozenset[str]:
-    return iam_policy.actions_for(iam_policy.NAMES, load_settings(None))
+    return iam_policy.actions_for(iam_policy.OPERATING, load_settings(None))
 
 
 def test_the_simulator_denied_is_cannot_tell_and_the_rest_still_runs(place) -> None:

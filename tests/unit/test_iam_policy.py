@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from orchestrator import iam_policy, permissions
+from orchestrator import deploy_permissions, iam_policy, permissions
 from orchestrator.cli import cli
 from orchestrator.config import load_settings
 from tests.unit.test_cfn_template import STAR_ONLY_ACTIONS
@@ -24,8 +24,8 @@ def statements(names=iam_policy.NAMES, **env: str) -> list[dict]:
 
 def test_each_action_is_granted_once_and_all_are_granted() -> None:
     s = settings(ORCH_MEMORY_PROACTIVE="ssm", ORCH_MEMORY_SSM_COMMANDS='["systemctl restart app"]', ORCH_EVIDENCE_DIAGNOSTIC_INTERRUPT="true")
-    made = iam_policy.policy(iam_policy.actions_for(iam_policy.NAMES, s), iam_policy.Scope.from_settings(s))
-    granted = [a for st in made.document["Statement"] if st["Sid"] != "RunCommandDocument" for a in st["Action"]]
+    made = iam_policy.policy_for(iam_policy.NAMES, s)
+    granted = [a for st in made.document["Statement"] if st["Sid"] not in ("RunCommandDocument", "CodeUpload") for a in st["Action"]]
     assert len(granted) == len(set(granted))
     assert set(made.actions) == iam_policy.actions_for(iam_policy.NAMES, s)
     assert permissions.for_settings(s) <= set(made.actions)  # heal by hand needs what the stack's role has
@@ -48,6 +48,9 @@ def test_mutations_only_on_instances_and_groups_carrying_the_selector() -> None:
 def test_star_only_for_what_accepts_nothing_narrower_unless_the_settings_name_nothing() -> None:
     for st in statements():
         if st["Resource"] == "*" and st["Sid"] == "AnyResource":
+            assert set(st["Action"]) <= STAR_ONLY_ACTIONS | DOCTOR_STAR_ONLY | deploy_permissions.DEPLOY | deploy_permissions.DESTROY, st
+    for st in statements(iam_policy.OPERATING):
+        if st["Resource"] == "*" and st["Sid"] == "AnyResource":
             assert set(st["Action"]) <= STAR_ONLY_ACTIONS | DOCTOR_STAR_ONLY, st
     named = {st["Sid"]: st["Resource"] for st in statements(
         ORCH_STATE="dynamodb://t1", ORCH_EVIDENCE_BUCKET="b1", ORCH_NOTIFY_TOPIC_ARN="arn:aws:sns:eu-west-1:1:t")}
@@ -69,6 +72,19 @@ def test_star_only_for_what_accepts_nothing_narrower_unless_the_settings_name_no
 def test_per_command(name, has, lacks) -> None:
     got = iam_policy.actions_for([name], settings())
     assert has <= got and not lacks & got
+
+
+def test_deploy_lists_every_resource_type_of_the_template() -> None:
+    from cfnlint.decode import cfn_yaml
+
+    from tests.unit.test_cfn_template import TEMPLATE
+
+    types = {r["Type"] for r in cfn_yaml.load(str(TEMPLATE))["Resources"].values()}
+    assert types == set(deploy_permissions.STACK_RESOURCES)
+    deploy = iam_policy.policy_for(["deploy"], settings())
+    assert {"iam:PassRole", "cloudformation:ExecuteChangeSet", "lambda:CreateFunction"} <= set(deploy.actions)
+    (upload,) = [st for st in deploy.document["Statement"] if st["Sid"] == "CodeUpload"]
+    assert set(upload["Action"]) == {"s3:PutObject", "s3:GetObject", "s3:ListBucket"} and any("--bucket" in n for n in deploy.notes)
 
 
 def test_the_cli_prints_the_document_by_default_and_a_table_when_asked() -> None:
