@@ -36,6 +36,7 @@ class Instance:
     root_device_type: str | None = None  # "ebs" or "instance-store"
     root_device_name: str | None = None
     ebs_devices: tuple[str, ...] = ()  # device names of the EBS volumes in BlockDeviceMappings
+    security_group_ids: tuple[str, ...] = ()  # what `orch doctor` checks the probe port against
 
     @property
     def name(self) -> str:

@@ -9,6 +9,7 @@ import click
 from orchestrator.cli.agent_cmds import agent_group
 from orchestrator.cli.common import add_global_options
 from orchestrator.cli.deploy_cmds import deploy_command, destroy_command, package_command
+from orchestrator.cli.doctor_cmds import doctor_command, permissions_command
 from orchestrator.cli.init_cmd import init_command
 from orchestrator.cli.insight_cmds import explain_command, report_command
 from orchestrator.cli.manual_cmds import reboot_command, stop_start_command
@@ -50,6 +51,8 @@ cli.add_command(simulate_command)
 cli.add_command(top_command)
 cli.add_command(init_command)
 cli.add_command(agent_group)
+cli.add_command(doctor_command)
+cli.add_command(permissions_command)
 
 
 def main() -> None:

@@ -73,4 +73,5 @@ def instance_from_api(raw: Mapping[str, Any]) -> Instance:
         root_device_type=raw.get("RootDeviceType") or None,
         root_device_name=raw.get("RootDeviceName") or None,
         ebs_devices=tuple(sorted(str(m["DeviceName"]) for m in raw.get("BlockDeviceMappings") or [] if m.get("Ebs") and m.get("DeviceName"))),
+        security_group_ids=tuple(str(g["GroupId"]) for g in raw.get("SecurityGroups") or [] if g.get("GroupId")),
     )

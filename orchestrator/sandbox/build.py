@@ -86,6 +86,7 @@ def build_fleet(
     unmanaged: int,
     instance_type: str,
     tagged: bool = True,
+    ssh_port: int = 22,
 ) -> BuiltFleet:
     """Create everything; managed index i (0-based) is named ``crawler-(i+1)``.
 
@@ -110,16 +111,17 @@ def build_fleet(
     )
     image_id = pick_image(ec2)
     opt_out_set = set(opt_out)
+    group_id = _open_path(ec2, vpc_id, ssh_port)
 
     ids: list[str] = []
     per_subnet_ids = [
-        _run(ec2, image_id, instance_type, subnet_ids[k], len(range(k, standalone, 2)), [MANAGED_TAG] if tagged else [])
+        _run(ec2, image_id, instance_type, subnet_ids[k], len(range(k, standalone, 2)), [MANAGED_TAG] if tagged else [], group_id)
         for k in (0, 1)
     ]
     for index in range(standalone):
         ids.append(per_subnet_ids[index % 2][index // 2])
     if asg_members:
-        ids.extend(_create_asg(ec2, autoscaling, image_id, instance_type, subnet_ids, asg_members, tagged))
+        ids.extend(_create_asg(ec2, autoscaling, image_id, instance_type, subnet_ids, asg_members, group_id, tagged))
     for index, instance_id in enumerate(ids):
         tags = [{"Key": "Name", "Value": f"crawler-{index + 1}"}]
         if index in opt_out_set:
@@ -127,7 +129,7 @@ def build_fleet(
         ec2.create_tags(Resources=[instance_id], Tags=tags)
 
     bystanders = [
-        _run(ec2, image_id, instance_type, subnet_ids[k], len(range(k, unmanaged, 2)), []) for k in (0, 1)
+        _run(ec2, image_id, instance_type, subnet_ids[k], len(range(k, unmanaged, 2)), [], group_id) for k in (0, 1)
     ]
     other_ids = [bystanders[index % 2][index // 2] for index in range(unmanaged)]
     for index, instance_id in enumerate(other_ids):
@@ -142,10 +144,33 @@ def build_fleet(
     )
 
 
-def _run(ec2: Any, image_id: str, instance_type: str, subnet_id: str, count: int, tags: list[tuple[str, str]]) -> list[str]:
+SSH_GROUP_NAME = "orch-sandbox-ssh"
+PROBER_NETWORK = "127.0.0.0/8"  # where orch runs in the sandbox: this host's loopback
+
+
+def _open_path(ec2: Any, vpc_id: str, ssh_port: int) -> str:
+    """The network path a real fleet needs from where orch runs (what `orch doctor` checks):
+    a security group letting the probe port in from the prober's network, and a route back
+    to that network (here a virtual private gateway, as for an office or a VPN)."""
+    group_id = ec2.create_security_group(GroupName=SSH_GROUP_NAME, Description="sshd from the prober", VpcId=vpc_id)["GroupId"]
+    ec2.authorize_security_group_ingress(
+        GroupId=group_id,
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": ssh_port, "ToPort": ssh_port, "IpRanges": [{"CidrIp": PROBER_NETWORK}]}],
+    )
+    gateway = ec2.create_vpn_gateway(Type="ipsec.1")["VpnGateway"]["VpnGatewayId"]
+    ec2.attach_vpn_gateway(VpcId=vpc_id, VpnGatewayId=gateway)
+    tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "association.main", "Values": ["true"]}])
+    for table in tables["RouteTables"]:
+        ec2.create_route(RouteTableId=table["RouteTableId"], DestinationCidrBlock=PROBER_NETWORK, GatewayId=gateway)
+    return str(group_id)
+
+
+def _run(
+    ec2: Any, image_id: str, instance_type: str, subnet_id: str, count: int, tags: list[tuple[str, str]], group_id: str
+) -> list[str]:
     if count == 0:
         return []
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"SecurityGroupIds": [group_id]}
     if tags:
         kwargs["TagSpecifications"] = [
             {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags]}
@@ -157,12 +182,19 @@ def _run(ec2: Any, image_id: str, instance_type: str, subnet_id: str, count: int
 
 
 def _create_asg(
-    ec2: Any, autoscaling: Any, image_id: str, instance_type: str, subnet_ids: Sequence[str], size: int, tagged: bool = True
+    ec2: Any,
+    autoscaling: Any,
+    image_id: str,
+    instance_type: str,
+    subnet_ids: Sequence[str],
+    size: int,
+    group_id: str,
+    tagged: bool = True,
 ) -> list[str]:
     """Launch template + group; members carry orch:managed=true via propagated tags (when ``tagged``)."""
     ec2.create_launch_template(
         LaunchTemplateName=LAUNCH_TEMPLATE_NAME,
-        LaunchTemplateData={"ImageId": image_id, "InstanceType": instance_type},
+        LaunchTemplateData={"ImageId": image_id, "InstanceType": instance_type, "SecurityGroupIds": [group_id]},
     )
     autoscaling.create_auto_scaling_group(
         AutoScalingGroupName=ASG_NAME,

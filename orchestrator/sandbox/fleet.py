@@ -418,6 +418,7 @@ class Sandbox:
             unmanaged=spec.unmanaged,
             instance_type=spec.instance_type,
             tagged=spec.tagged,
+            ssh_port=self.port,
         )
         self.vpc_id, self.subnet_ids = built.vpc_id, built.subnet_ids
         self._register(built, roles)

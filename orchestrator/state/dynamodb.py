@@ -74,6 +74,11 @@ PERMISSIONS = frozenset(
 )
 # Only `orch resume` deletes (the pause flag): the scheduled sweep's role never needs it.
 CLI_ONLY_PERMISSIONS = frozenset({"dynamodb:DeleteItem"})
+# Reads and writes by what a command does with the store (orchestrator/iam_policy.py).
+READ_PERMISSIONS = frozenset({"dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"})
+WRITE_PERMISSIONS = PERMISSIONS - READ_PERMISSIONS - CLI_ONLY_PERMISSIONS
+# `orch doctor` writes and deletes one probe item to prove the table takes writes.
+DOCTOR_PERMISSIONS = frozenset({"dynamodb:PutItem", "dynamodb:DeleteItem"})
 SETUP_PERMISSIONS = frozenset(
     {"dynamodb:CreateTable", "dynamodb:DescribeTable", "dynamodb:UpdateTimeToLive", "dynamodb:DescribeTimeToLive"}
 )
@@ -531,6 +536,15 @@ class DynamoStore:
             return
         with self._aws("PutItem"):
             self._client.put_item(TableName=self.table_name, Item={**_key("PAUSE"), "data": _s(codec.dumps(state))})
+
+    def probe_write(self, token: str) -> None:
+        """Prove the table takes writes (`orch doctor`): one item, under a key no sweep
+        reads, written with a near expiry and deleted at once."""
+        key = _key(f"DOCTOR#{token}")
+        with self._aws("PutItem"):
+            self._client.put_item(TableName=self.table_name, Item={**key, TTL_ATTRIBUTE: self._expiry(self._clock(), timedelta(hours=1))})
+        with self._aws("DeleteItem"):
+            self._client.delete_item(TableName=self.table_name, Key=key)
 
     # -- alerts -----------------------------------------------------------------
 

@@ -348,6 +348,13 @@ class SqliteStore:
                     (codec.dumps(state),),
                 )
 
+    def probe_write(self, token: str) -> None:
+        """Prove the file takes writes (`orch doctor`): one row, under a key no sweep reads,
+        written and deleted in one committed transaction."""
+        with self._write() as conn:
+            conn.execute("INSERT INTO alerts (scope, data) VALUES (?, ?)", (f"DOCTOR#{token}", "{}"))
+            conn.execute("DELETE FROM alerts WHERE scope = ?", (f"DOCTOR#{token}",))
+
     # -- alerts -----------------------------------------------------------------
 
     def get_alerts(self, scope: str) -> AlertBook:

@@ -60,6 +60,10 @@ COMMANDS = [
     "--help",
     "heal --help",
     "probe 127.0.0.1:1 --connect-timeout 0.5",
+    "doctor",
+    "doctor --help",
+    "permissions heal --output table",
+    "permissions --help",
 ]
 
 

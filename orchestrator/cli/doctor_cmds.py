@@ -1,0 +1,168 @@
+"""`orch doctor` and `orch permissions`: is this place ready to run orch, and what IAM does it take?
+
+Thin shells: the policy is made by ``orchestrator.iam_policy``, the doctor's facts are
+gathered by ``orchestrator.doctor.gather`` and judged by ``orchestrator.doctor.checks``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+from datetime import datetime, timezone
+
+import click
+from rich.text import Text
+
+from orchestrator import iam_policy
+from orchestrator.aws import AWS_CALL_ERRORS, AwsError, describe_aws_error
+from orchestrator.cli.common import Exit, Runtime, common_options
+from orchestrator.cli.render import grid
+from orchestrator.doctor import gather
+from orchestrator.doctor.checks import (
+    CheckResult,
+    DoctorFacts,
+    InventoryFacts,
+    MetricFacts,
+    NetworkFacts,
+    Status,
+    passed,
+    run_checks,
+    simulation_principal,
+)
+from orchestrator.observe import inventory
+from orchestrator.observe.probe import probe_fleet
+from orchestrator.state import default_state_path, lease_scope
+
+DOCTOR_EXIT_HELP = """\b
+Exit codes:
+  0  every check passed
+  1  a check failed, or orch could not tell (the row says why)
+  2  bad usage or configuration
+  3  no AWS client could be made (no region, an endpoint that is not a URL)"""
+
+STATUS_STYLE = {Status.OK: "green", Status.FAIL: "bold red", Status.UNKNOWN: "yellow"}
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _source_value(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return str(ipaddress.IPv4Address(value.strip()))
+    except ValueError:
+        raise click.BadParameter(f"{value[:60]!r} is not an IPv4 address: give the address the instances see orch come from, e.g. 10.0.1.5") from None
+
+
+@click.command("doctor", epilog=DOCTOR_EXIT_HELP)
+@click.option("--source", callback=_source_value, metavar="IP",
+              help="The address instances see the probes come from (default: this host's, as the kernel routes to each).")
+@common_options
+def doctor_command(runtime: Runtime, source: str | None) -> None:
+    """Check that orch can work from here: credentials, IAM, store, lease, network, metrics, clock.
+
+    One table of checks, each ok, FAIL (with the fix) or cannot tell (and why).
+    """
+    settings, clients = runtime.settings, runtime.clients
+    region = clients.region or "-"
+    identity, clock = gather.identity(clients.client("sts"), utc_now)
+    principal = simulation_principal(identity.arn) if identity.arn else None
+    needed = iam_policy.actions_for(iam_policy.OPERATING, settings)  # running orch; deploying it is `orch permissions deploy`
+    # One attempt (the no-retry client): a simulator that is denied or absent is "cannot tell".
+    simulation = gather.simulate(clients.mutating_client("iam"), principal, needed, settings.selector)
+    store = gather.store_facts(
+        lambda: runtime.store,
+        lambda: runtime.settings.state or f"{default_state_path()} (SQLite)",
+        lambda: lease_scope(runtime.account, region, runtime.settings.vpc_id),
+    )
+    settings = runtime.settings  # beside a deployed healer, opening the store set its VPC
+    now = utc_now()
+    try:
+        instances = inventory.list_instances(clients.ec2, settings.selector, vpc_id=settings.vpc_id)
+        found = InventoryFacts(runtime.selector_text(), region, len(instances))
+    except AWS_CALL_ERRORS as exc:
+        instances, found = [], InventoryFacts(runtime.selector_text(), region, error=describe_aws_error(exc, "ec2:DescribeInstances"))
+    running = [i for i in instances if i.state == "running"]
+    network = (
+        gather.network(clients.ec2, running, settings.probe, settings.probe.address == "public", source, probe_fleet)
+        if running else NetworkFacts()
+    )
+    metrics = (
+        gather.metric_presence(clients.cloudwatch, [i.instance_id for i in running], settings, now)
+        if running else MetricFacts(settings.memory.namespace, settings.memory.metric)
+    )
+    facts = DoctorFacts(
+        identity, simulation, store, found, network, metrics, clock,
+        stale_minutes=settings.memory.stale_minutes, names={i.instance_id: i.name for i in instances},
+    )
+    rows = run_checks(facts, now, needed, "orch permissions")
+    ok = passed(rows)
+    runtime.emit({"ok": ok, "checks": rows}, lambda: _doctor_table(runtime, rows, ok))
+    sys.exit(int(Exit.OK if ok else Exit.UNHEALTHY))
+
+
+def _doctor_table(runtime: Runtime, rows: list[CheckResult], ok: bool) -> None:
+    table = grid()
+    table.add_column("check", no_wrap=True)
+    table.add_column("subject", overflow="fold")
+    table.add_column("status", no_wrap=True)
+    table.add_column("detail / fix", overflow="fold")
+    for row in rows:
+        detail = Text(row.detail)
+        if row.fix:
+            detail.append("\nfix: ", style="bold")
+            detail.append(row.fix)
+        table.add_row(row.check, row.subject, Text(row.status.value, style=STATUS_STYLE[row.status]), detail)
+    console = runtime.console()
+    console.print(table)
+    failed = sum(1 for r in rows if r.status is Status.FAIL)
+    unknown = sum(1 for r in rows if r.status is Status.UNKNOWN)
+    runtime.say("every check passed" if ok else f"{failed} failed, {unknown} could not be told")
+
+
+def _profile_region(runtime: Runtime) -> str | None:
+    """The region boto3 would use (profile, AWS_REGION, AWS_DEFAULT_REGION): no AWS call is made."""
+    try:
+        return runtime.clients.region
+    except AwsError:
+        return None
+
+
+def _explicit_output() -> str | None:
+    """--output as given on the command or before it, else None (this command's default differs)."""
+    ctx = click.get_current_context()
+    given = ctx.params.get("output")
+    if given is None and ctx.parent is not None:
+        given = ctx.parent.params.get("output")
+    return given
+
+
+@click.command("permissions")
+@click.argument("command_name", metavar="[COMMAND]", required=False, type=click.Choice(iam_policy.NAMES))
+@common_options
+def permissions_command(runtime: Runtime, command_name: str | None) -> None:
+    """The IAM policy (JSON) a person needs to run COMMAND by hand; without COMMAND, every command.
+
+    Made from the declarations the CloudFormation role is checked against. Output is the
+    policy document itself unless --output table (the actions, their resources and
+    conditions) or text; notes on "*" resources go to stderr.
+    """
+    settings = runtime.settings
+    names = (command_name,) if command_name else iam_policy.NAMES
+    made = iam_policy.policy_for(names, settings, _profile_region(runtime))
+    runtime.output = _explicit_output() or "json"  # the policy is a document: JSON unless asked otherwise
+    err = runtime.console(stderr=True)
+    for note in made.notes:
+        err.print(f"note: {note}", markup=False, highlight=False)
+
+    def table() -> None:
+        rows = grid(f"IAM for orch {command_name or '(every command)'}")
+        for column in ("action", "resource", "condition"):
+            rows.add_column(column, overflow="fold", no_wrap=column == "action")
+        for row in made.rows():
+            rows.add_row(row["action"], row["resource"], row["condition"] or "-")
+        runtime.console().print(rows)
+
+    runtime.emit(made.document, table)

@@ -1,0 +1,1 @@
+"""`orch doctor`: pure checks (checks.py, network.py) over facts gathered by gather.py."""

@@ -1,0 +1,190 @@
+"""The facts `orch doctor` checks, gathered with boto3, the store and a real probe.
+
+Each gatherer turns its own failure into a fact (the one line ``describe_aws_error``
+makes) instead of raising, so one denied call becomes one failed or "cannot tell" row
+and the other checks still run. The decisions are in ``orchestrator.doctor.checks``.
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any, Callable, Iterable, Mapping
+
+from orchestrator.aws import AWS_CALL_ERRORS, describe_aws_error
+from orchestrator.config import ProbeSettings, Settings
+from orchestrator.doctor.checks import (
+    ClockFacts,
+    IdentityFacts,
+    InstancePath,
+    MetricFacts,
+    NetworkFacts,
+    SimulationFacts,
+    StoreFacts,
+)
+from orchestrator.doctor.network import group_from_api, route_table_from_api
+from orchestrator.model import Instance, ProbeResult
+from orchestrator.observe.metrics import MemoryReader
+from orchestrator.state import DYNAMODB_SCHEME
+from orchestrator.state.store import StateError, StateStore
+
+PERMISSIONS = frozenset({"iam:SimulatePrincipalPolicy", "ec2:DescribeSecurityGroups", "ec2:DescribeRouteTables"})
+SIMULATE_PERMISSIONS = frozenset({"iam:SimulatePrincipalPolicy"})  # authorized on the IAM user or role simulated
+# AWS documents that GetCallerIdentity needs no permission (an explicit deny does not stop it).
+NO_PERMISSION_NEEDED = frozenset({"sts:GetCallerIdentity"})
+SIMULATE_BATCH = 100  # action names per SimulatePrincipalPolicy call, well under its request size
+
+Clock = Callable[[], datetime]
+Prober = Callable[[Mapping[str, Any], ProbeSettings], Mapping[str, ProbeResult]]
+
+
+def identity(sts: Any, clock: Clock) -> tuple[IdentityFacts, ClockFacts]:
+    """Who the credentials are, and this host's clock against the reply's Date header."""
+    try:
+        reply = sts.get_caller_identity()
+    except AWS_CALL_ERRORS as exc:
+        return IdentityFacts(error=describe_aws_error(exc, "sts:GetCallerIdentity")), ClockFacts(source="sts")
+    local = clock()
+    return IdentityFacts(arn=reply.get("Arn"), account=reply.get("Account")), ClockFacts(local, reply_date(reply), "AWS STS")
+
+
+def reply_date(reply: Mapping[str, Any]) -> datetime | None:
+    """The HTTP Date header of a boto3 reply (RFC 7231), or None when absent or unreadable."""
+    text = (reply.get("ResponseMetadata") or {}).get("HTTPHeaders", {}).get("date")
+    if not text:
+        return None
+    try:
+        return parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def simulate(iam: Any, principal: str | None, actions: Iterable[str], selector: Mapping[str, str]) -> SimulationFacts:
+    """The IAM policy simulator's decision for each action, with the selector tag as context.
+
+    The tag goes in as ``aws:ResourceTag/KEY`` so that statements conditioned on it (the
+    template's mutations) are evaluated as they are for a selected instance.
+    ``iam`` should make one attempt: a simulator that is denied or absent is "cannot
+    tell", not worth five retries.
+    """
+    if principal is None:
+        return SimulationFacts(None)
+    context = [
+        {"ContextKeyName": f"aws:ResourceTag/{key}", "ContextKeyValues": [value], "ContextKeyType": "string"}
+        for key, value in sorted(selector.items())
+    ]
+    names = sorted(actions)
+    decisions: dict[str, str] = {}
+    try:
+        for start in range(0, len(names), SIMULATE_BATCH):
+            kwargs: dict[str, Any] = {"PolicySourceArn": principal, "ActionNames": names[start : start + SIMULATE_BATCH], "ContextEntries": context}
+            while True:
+                reply = iam.simulate_principal_policy(**kwargs)
+                for result in reply.get("EvaluationResults", []):
+                    decisions[str(result.get("EvalActionName"))] = str(result.get("EvalDecision"))
+                if not reply.get("IsTruncated"):
+                    break
+                kwargs["Marker"] = reply["Marker"]
+    except AWS_CALL_ERRORS as exc:
+        return SimulationFacts(principal, error=describe_aws_error(exc, "iam:SimulatePrincipalPolicy"))
+    return SimulationFacts(principal, decisions)
+
+
+def store_facts(open_store: Callable[[], StateStore], spec_of: Callable[[], str], scope_of: Callable[[], str]) -> StoreFacts:
+    """Open, read (lease and pause), then write and delete a probe item.
+
+    ``spec_of`` and ``scope_of`` are asked after opening: beside a deployed healer,
+    opening the store decides which store it is and the account and VPC of the lease.
+    """
+    try:
+        store = open_store()
+    except StateError as exc:
+        spec = spec_of()
+        return StoreFacts(spec, opened=False, read_error=str(exc), dynamodb=spec.startswith(DYNAMODB_SCHEME))
+    spec, scope = spec_of(), scope_of()
+    dynamodb = spec.startswith(DYNAMODB_SCHEME)
+    try:
+        lease, pause = store.get_lease(scope), store.get_pause()
+    except StateError as exc:
+        return StoreFacts(spec, read_error=str(exc), dynamodb=dynamodb, scope=scope)
+    try:
+        store.probe_write(uuid.uuid4().hex[:12])
+    except StateError as exc:
+        return StoreFacts(spec, write_error=str(exc), dynamodb=dynamodb, lease=lease, pause=pause, scope=scope)
+    return StoreFacts(spec, dynamodb=dynamodb, lease=lease, pause=pause, scope=scope)
+
+
+def local_source(address: str, port: int) -> str | None:
+    """The address this host sends from to reach ``address`` (the kernel's route choice).
+
+    A UDP connect sends nothing; it only asks the kernel which source address the route
+    to ``address`` uses. Behind NAT or a proxy the instance sees another address: pass
+    ``--source`` then.
+    """
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.connect((address, port))
+            return str(sock.getsockname()[0])
+    except OSError:
+        return None
+
+
+def network(
+    ec2: Any,
+    instances: Iterable[Instance],
+    settings: ProbeSettings,
+    use_public: bool,
+    source: str | None,
+    prober: Prober,
+) -> NetworkFacts:
+    """Security groups and route tables from the describe APIs, and one probe per instance."""
+    chosen = list(instances)
+    port = settings.port
+    address = {i.instance_id: (i.public_ip if use_public else i.private_ip) for i in chosen}
+    group_ids = sorted({g for i in chosen for g in i.security_group_ids})
+    vpc_ids = sorted({i.vpc_id for i in chosen if i.vpc_id})
+    try:
+        groups = {}
+        if group_ids:
+            pages = ec2.get_paginator("describe_security_groups").paginate(GroupIds=group_ids)
+            groups = {g["GroupId"]: group_from_api(g) for page in pages for g in page.get("SecurityGroups", [])}
+        tables = []
+        if vpc_ids:
+            pages = ec2.get_paginator("describe_route_tables").paginate(Filters=[{"Name": "vpc-id", "Values": vpc_ids}])
+            tables = [route_table_from_api(t) for page in pages for t in page.get("RouteTables", [])]
+    except AWS_CALL_ERRORS as exc:
+        return NetworkFacts(error=describe_aws_error(exc))
+    once = settings.model_copy(update={"attempts": 1, "retry_window": 0.0})
+    probed = prober({i: a for i, a in address.items() if a}, once)
+    paths = []
+    for inst in chosen:
+        where = address[inst.instance_id]
+        result = probed.get(inst.instance_id)
+        paths.append(
+            InstancePath(
+                instance_id=inst.instance_id,
+                name=inst.name,
+                address=where,
+                port=port,
+                source=source or (local_source(where, port) if where else None),
+                subnet_id=inst.subnet_id,
+                vpc_id=inst.vpc_id,
+                groups=tuple(groups[g] for g in inst.security_group_ids if g in groups),
+                probe=result.outcome if result else None,
+                probe_detail=(result.last.detail or result.last.banner or "") if result else "",
+            )
+        )
+    return NetworkFacts(tuple(paths), tuple(tables))
+
+
+def metric_presence(cloudwatch: Any, instance_ids: Iterable[str], settings: Settings, now: datetime) -> MetricFacts:
+    """The newest memory datapoint of each instance, read the way a sweep reads it."""
+    memory = settings.memory
+    reader = MemoryReader(cloudwatch, memory.namespace, memory.metric, timedelta(minutes=memory.window_minutes), memory.period_seconds)
+    try:
+        series = reader.read(instance_ids, now)
+    except AWS_CALL_ERRORS as exc:
+        return MetricFacts(memory.namespace, memory.metric, error=describe_aws_error(exc))
+    return MetricFacts(memory.namespace, memory.metric, {i: (s.latest[0] if s.latest else None) for i, s in series.items()})
