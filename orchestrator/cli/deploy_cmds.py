@@ -21,6 +21,7 @@ from orchestrator import deploy, package
 from orchestrator.aws import AWS_CALL_ERRORS, describe_aws_error
 from orchestrator.cli.common import DISPLAY, Exit, OrchError, Runtime, add_global_options, common_options, display_from, given_options
 from orchestrator.cli.output import FORMATS
+from orchestrator.cli.stackset_cmd import deploy_stack_set, stack_set_options
 from orchestrator.echo import clip
 
 Json = dict[str, Any]
@@ -137,25 +138,37 @@ def _deploy_parameters(runtime: Runtime, pairs: tuple[str, ...]) -> dict[str, st
 
 
 @click.command("deploy")
-@click.option("--stack-name", required=True, help="CloudFormation stack to create or update.")
-@click.option("--bucket", required=True, help="Existing S3 bucket in the stack's region for the code zip.")
+@click.option("--stack-name", help="CloudFormation stack to create or update (one region, this account).")
+@click.option("--bucket", required=True, help="Existing S3 bucket in the stack's region for the code zip ({region} in the name: one per region).")
 @click.option("--parameter", "-p", "parameters", multiple=True, metavar="KEY=VALUE", help="Template parameter (repeatable), e.g. Mode=heal.")
 @click.option("--zip", "zip_path", type=click.Path(dir_okay=False, path_type=Path), help="Deploy this zip from orch package instead of building one.")
 @click.option("--arch", type=click.Choice(sorted(package.ARCHITECTURES)), default="x86_64", show_default=True, help="Architecture when building the zip.")
 @click.option("--template", "template_path", type=click.Path(dir_okay=False, path_type=Path), help="Template (default: cfn/orchestrator.yaml).")
 @click.option("--dry-run", is_flag=True, help="Show what would be uploaded and which parameters change; create, upload or change nothing.")
+@stack_set_options
 @common_options
 def deploy_command(
     runtime: Runtime,
-    stack_name: str,
+    stack_name: str | None,
     bucket: str,
     parameters: tuple[str, ...],
     zip_path: Path | None,
     arch: str,
     template_path: Path | None,
     dry_run: bool,
+    **stack_set: Any,
 ) -> None:
-    """Package, upload and create or update the stack through a change set."""
+    """Package, upload and create or update the stack through a change set (or a stack set: --stack-set)."""
+    if (stack_name is None) == (stack_set["stack_set"] is None):
+        raise OrchError("give exactly one of --stack-name NAME (one stack) or --stack-set NAME --regions ... (many)", Exit.USAGE)
+    if stack_set["stack_set"] is not None:
+        with _errors():
+            given = _deploy_parameters(runtime, parameters)
+            body = deploy.read_template(template_path or deploy.default_template())
+            deploy_stack_set(runtime, given, body, bucket, zip_path, arch, dry_run, **stack_set)
+        return
+    if any(stack_set.values()):
+        raise OrchError("--regions, --accounts, --ou and the other stack-set options need --stack-set NAME", Exit.USAGE)
     err = runtime.console(stderr=True)
     out = runtime.console()
     with _errors():

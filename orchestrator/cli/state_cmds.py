@@ -10,6 +10,7 @@ import click
 
 from orchestrator import history as history_step
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
+from orchestrator.cli.estate_cmds import estate_history, estate_options, estate_status
 from orchestrator.cli.instances import resolve_instance
 from orchestrator.cli.render import grid
 from orchestrator.cli.sweep_cmds import no_match
@@ -37,9 +38,13 @@ def _paused_text(pause: PauseState) -> str:
 
 
 @click.command("status")
+@estate_options
 @common_options
-def status_command(runtime: Runtime) -> None:
-    """Ladder rung, in-flight actions, quarantine, lease and pause for the selected fleet."""
+def status_command(runtime: Runtime, regions: str | None, accounts: str | None, role_arn: str | None, parallel: int) -> None:
+    """Ladder rung, in-flight actions, quarantine, lease and pause for the selected fleet (--regions: across regions and accounts)."""
+    if regions or accounts or role_arn:
+        estate_status(runtime, regions or "", accounts, role_arn, parallel)
+        return
     settings, store = runtime.settings, runtime.store
     instances = inventory.list_instances(runtime.clients.ec2, settings.selector, vpc_id=settings.vpc_id)
     if not instances:
@@ -109,9 +114,17 @@ def status_command(runtime: Runtime) -> None:
 @click.command("history")
 @click.argument("instance", required=False)
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
+@estate_options
 @common_options
-def history_command(runtime: Runtime, instance: str | None, limit: int) -> None:
-    """Actions taken, newest first: all, or one instance's (by id or Name)."""
+def history_command(
+    runtime: Runtime, instance: str | None, limit: int, regions: str | None, accounts: str | None, role_arn: str | None, parallel: int,
+) -> None:
+    """Actions taken, newest first: all, or one instance's (by id or Name); --regions: across regions and accounts."""
+    if regions or accounts or role_arn:
+        if instance:
+            raise OrchError("give an instance or --regions, not both: an instance lives in one region", Exit.USAGE)
+        estate_history(runtime, regions or "", accounts, role_arn, parallel, limit)
+        return
     instance_id = resolve_instance(runtime, instance) if instance else None
     records = runtime.store.list_actions(instance_id, limit)
 

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from orchestrator import audit
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
+from orchestrator.cli.estate_cmds import estate_options, estate_scan
 from orchestrator.cli.render import instances_detail, plan_tables, print_report
 from orchestrator.manual import ManualRequest
 from orchestrator.model import BlockRule, OutcomeStatus, Plan, VerdictKind
@@ -175,9 +176,13 @@ def sweep_document(runtime: Runtime, report: SweepReport) -> dict[str, Any]:
 
 
 @click.command("scan", epilog=EXIT_HELP)
+@estate_options
 @common_options
-def scan_command(runtime: Runtime) -> None:
+def scan_command(runtime: Runtime, regions: str | None, accounts: str | None, role_arn: str | None, parallel: int) -> None:
     """Observe and diagnose the fleet; never acts. Exit 1 if an instance (not opted out) is unhealthy."""
+    if regions or accounts or role_arn:
+        estate_scan(runtime, regions or "", accounts, role_arn, parallel)
+        return
     report = run_sweep(runtime, Mode.SCAN, dry_run=True, assume_yes=True)
     if not report.facts:
         raise no_match(runtime)

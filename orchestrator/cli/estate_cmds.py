@@ -1,0 +1,223 @@
+"""`orch status|history|scan --regions a,b [--accounts 1,2 --role-arn TEMPLATE] [--parallel N]`.
+
+The fan-out is orchestrator.estate; this module is what each place reads and how the
+rows are shown: one table, each row naming its account, region and VPC; a place that
+failed is a row with its error, and the command exits 3 (AWS) after showing the rest.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from orchestrator import estate
+from orchestrator.aws import Clients
+from orchestrator.cli.common import Exit, OrchError, Runtime
+from orchestrator.cli.render import grid
+from orchestrator.model import VerdictKind
+from orchestrator.observe import inventory
+from orchestrator.state import lease_scope, open_store
+from orchestrator.state.sqlite import SqliteStore
+from orchestrator.sweep import Mode, SweepDeps, sweep
+
+F = Callable[..., Any]
+Row = dict[str, Any]
+
+
+def estate_options(func: F) -> F:
+    options = [
+        click.option("--regions", help="Read these regions (comma-separated) and show one table: a row per account, region and VPC."),
+        click.option("--accounts", help="With --regions: these accounts (comma-separated), through --role-arn."),
+        click.option("--role-arn", help="With --accounts: the role to assume in each, e.g. 'arn:aws:iam::{account}:role/orch-operator'."),
+        click.option("--parallel", type=click.IntRange(1, 32), default=estate.DEFAULT_PARALLEL, show_default=True,
+                     help="With --regions: places read at once (1: one after another)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "-"
+
+
+def _places(runtime: Runtime, regions: str, accounts: str | None, role_arn: str | None) -> tuple[list[estate.Place], estate.AssumeRoleFactory]:
+    try:
+        where = estate.places(estate.split_list(regions), estate.split_list(accounts))
+        factory = estate.AssumeRoleFactory(runtime.settings.profile, role_arn, runtime.endpoint_url)
+        if accounts:
+            factory.role_arn(where[0].account)  # checked before any call
+        elif role_arn:
+            raise estate.EstateUsageError("--role-arn needs --accounts: the accounts to assume it in")
+    except estate.EstateUsageError as exc:
+        raise OrchError(str(exc), Exit.USAGE) from None
+    return where, factory
+
+
+def _rows(outcomes: list[estate.Outcome[list[Row] | None]]) -> tuple[list[Row], int]:
+    """Rows of every place; None from a place: no store to read there."""
+    rows: list[Row] = []
+    failed = 0
+    for outcome in outcomes:
+        base = {"account": outcome.account_id, "region": outcome.place.region}
+        if outcome.error is not None:
+            failed += 1
+            rows.append({**base, "vpc_id": "-", "error": outcome.error})
+        elif outcome.value is None:
+            rows.append({**base, "vpc_id": "-", "error": None, "note": "no orch healer registered here and no dynamodb:// --state"})
+        else:
+            rows.extend({**base, **row, "error": None} for row in outcome.value)
+    return rows, failed
+
+
+def _show(runtime: Runtime, rows: list[Row], columns: list[tuple[str, str]], title: str) -> None:
+    def table() -> None:
+        shown = grid(title)
+        for _, heading in columns:
+            shown.add_column(heading, no_wrap=heading in ("account", "region"), overflow="fold")
+        for row in rows:
+            if row.get("error") is not None:
+                shown.add_row(row["account"], row["region"], row.get("vpc_id") or "-", f"error: {row['error']}", *([""] * (len(columns) - 4)))
+            elif row.get("note"):
+                shown.add_row(row["account"], row["region"], "-", row["note"], *([""] * (len(columns) - 4)))
+            else:
+                shown.add_row(*(str(row.get(key) if row.get(key) is not None else "-") for key, _ in columns))
+        runtime.console().print(shown)
+
+    runtime.emit(rows, table)
+
+
+def _finish(failed: int, unhealthy: bool = False) -> None:
+    if failed:
+        click.echo(f"{failed} place(s) could not be read: see their rows", err=True)
+        sys.exit(int(Exit.AWS))
+    if unhealthy:
+        sys.exit(int(Exit.UNHEALTHY))
+
+
+# -- status ----------------------------------------------------------------------------
+
+
+def status_rows(runtime: Runtime, place: estate.Place, clients: Clients) -> list[Row] | None:
+    settings = runtime.settings
+    stores = estate.stores_in(clients, settings.selector, settings.vpc_id, settings.state)
+    if not stores:
+        return None
+    rows = []
+    for found in stores:
+        store = open_store(found.state, lambda: clients)
+        try:
+            instances = inventory.list_instances(clients.ec2, settings.selector, vpc_id=found.vpc_id)
+            histories = store.get_histories(i.instance_id for i in instances)
+            lease = store.get_lease(lease_scope(place.account, place.region, found.vpc_id))
+            pause = store.get_pause()
+            sweeps = store.list_sweeps(1)
+        finally:
+            store.close()
+        verdicts = sweeps[0].summary.get("verdicts", {}) if sweeps else {}
+        rows.append({
+            "vpc_id": found.vpc_id or "*",
+            "stack": found.stack or "-",
+            "state": found.state,
+            "instances": len(instances),
+            "last_sweep": sweeps[0].started_at if sweeps else None,
+            "unhealthy_last_sweep": sum(n for kind, n in verdicts.items() if kind != VerdictKind.HEALTHY.value) if sweeps else None,
+            "in_flight": sum(1 for h in histories.values() if h.in_flight_key),
+            "quarantined": sum(1 for h in histories.values() if h.quarantined_at),
+            "lease": f"{lease.owner} until {_when(lease.expires_at)}" if lease else "free",
+            "paused": f"by {pause.by}" if pause else "no",
+        })
+    return rows
+
+
+STATUS_COLUMNS = [
+    ("account", "account"), ("region", "region"), ("vpc_id", "vpc"), ("stack", "stack"), ("instances", "instances"),
+    ("last_sweep", "last sweep"), ("unhealthy_last_sweep", "unhealthy"), ("in_flight", "in flight"), ("quarantined", "quarantined"),
+    ("lease", "lease"), ("paused", "paused"),
+]
+
+
+def estate_status(runtime: Runtime, regions: str, accounts: str | None, role_arn: str | None, parallel: int) -> None:
+    where, factory = _places(runtime, regions, accounts, role_arn)
+    rows, failed = _rows(estate.fan_out(where, lambda p, c: status_rows(runtime, p, c), factory, parallel))
+    for row in rows:
+        if isinstance(row.get("last_sweep"), datetime):
+            row["last_sweep_text"] = _when(row["last_sweep"])
+    columns = [(k if k != "last_sweep" else "last_sweep_text", h) for k, h in STATUS_COLUMNS]
+    _show(runtime, rows, columns, "orch across regions")
+    _finish(failed)
+
+
+# -- history ---------------------------------------------------------------------------
+
+
+def history_rows(runtime: Runtime, place: estate.Place, clients: Clients, limit: int) -> list[Row] | None:
+    settings = runtime.settings
+    stores = estate.stores_in(clients, settings.selector, settings.vpc_id, settings.state)
+    if not stores:
+        return None
+    rows = []
+    for found in stores:
+        store = open_store(found.state, lambda: clients)
+        try:
+            records = store.list_actions(None, limit)
+        finally:
+            store.close()
+        rows.extend(
+            {"vpc_id": found.vpc_id or "*", "when": r.created_at, "instance_id": r.instance_id, "action": r.action.value,
+             "status": r.status.value, "reason": r.reason}
+            for r in records
+        )
+    return rows
+
+
+def estate_history(runtime: Runtime, regions: str, accounts: str | None, role_arn: str | None, parallel: int, limit: int) -> None:
+    where, factory = _places(runtime, regions, accounts, role_arn)
+    rows, failed = _rows(estate.fan_out(where, lambda p, c: history_rows(runtime, p, c, limit), factory, parallel))
+    errors = [r for r in rows if r.get("error") is not None or r.get("note")]
+    actions = sorted((r for r in rows if r not in errors), key=lambda r: (r["when"], r["account"], r["region"]), reverse=True)[:limit]
+    for row in actions:
+        row["when_text"] = f"{row['when']:%Y-%m-%d %H:%M:%S}"
+    columns = [("account", "account"), ("region", "region"), ("vpc_id", "vpc"), ("when_text", "when (UTC)"), ("instance_id", "instance"),
+               ("action", "action"), ("status", "status"), ("reason", "reason")]
+    _show(runtime, errors + actions, columns, "actions across regions, newest first")
+    _finish(failed)
+
+
+# -- scan ------------------------------------------------------------------------------
+
+
+def scan_rows(runtime: Runtime, place: estate.Place, clients: Clients, scratch: Path) -> list[Row] | None:
+    """A scan per VPC with a registered healer (else one over the region): verdicts only, nothing recorded anywhere."""
+    settings = runtime.settings
+    found = estate.stores_in(clients, settings.selector, settings.vpc_id, settings.state)
+    vpcs = sorted({s.vpc_id for s in found}, key=lambda v: v or "") or [settings.vpc_id]
+    rows = []
+    for vpc in vpcs:
+        store = SqliteStore(scratch / f"{place.account}-{place.region}-{vpc or 'all'}.db")  # a scan's record stays here, not in a healer's table
+        try:
+            report = sweep(settings.model_copy(update={"vpc_id": vpc}), SweepDeps(clients=clients, store=store, notify=False), mode=Mode.SCAN)
+        finally:
+            store.close()
+        counts = report.verdict_counts()
+        rows.append({"vpc_id": vpc or "*", "instances": len(report.facts), "healthy": counts.get(VerdictKind.HEALTHY.value, 0),
+                     "not_healthy": {k: n for k, n in sorted(counts.items()) if k != VerdictKind.HEALTHY.value}})
+    return rows
+
+
+def estate_scan(runtime: Runtime, regions: str, accounts: str | None, role_arn: str | None, parallel: int) -> None:
+    where, factory = _places(runtime, regions, accounts, role_arn)
+    with tempfile.TemporaryDirectory(prefix="orch-scan-") as tmp:
+        rows, failed = _rows(estate.fan_out(where, lambda p, c: scan_rows(runtime, p, c, Path(tmp)), factory, parallel))
+    for row in rows:
+        if "not_healthy" in row:
+            row["not_healthy_text"] = ", ".join(f"{k} {n}" for k, n in row["not_healthy"].items()) or "-"
+    columns = [("account", "account"), ("region", "region"), ("vpc_id", "vpc"), ("instances", "instances"), ("healthy", "healthy"),
+               ("not_healthy_text", "not healthy")]
+    _show(runtime, rows, columns, "scan across regions")
+    _finish(failed, unhealthy=any(row.get("not_healthy") for row in rows))
