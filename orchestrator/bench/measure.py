@@ -37,6 +37,7 @@ from orchestrator.config import Settings, load_settings
 from orchestrator.model import ProbeOutcome
 from orchestrator.observe.inventory import selector_filters
 from orchestrator.observe.probe import probe_once
+from orchestrator.state.fit import fit_sweep_summary, size_of
 from orchestrator.state.sqlite import SqliteStore
 from orchestrator.sweep import Mode, SweepDeps, sweep
 
@@ -107,6 +108,8 @@ def run_ours(fleet: dict[str, Any]) -> dict[str, Any]:
         "verdicts": summary["verdicts"],
         "planned_actions": len(summary["actions"]),
         "blocked": len(summary["blocked"]),
+        # What the state store's sweep record would hold (DynamoDB bills writes per KB).
+        "sweep_record_bytes": size_of(fit_sweep_summary(summary)),
         "warmup": {"sweep_seconds": round(warm_seconds, 3), "api_calls": warm_calls},
         "load_average": {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in load_after]},
     }

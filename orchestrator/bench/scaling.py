@@ -1,0 +1,541 @@
+"""Scale on paper: what an estate costs per month and which AWS quota binds first.
+
+Pure arithmetic over three inputs: the estate's shape, the cadence (sweep interval,
+``memory.full_read_every``, the memory window), and what ``scripts/bench`` measured for
+one VPC's sweep. docs/scaling.md shows the tables :func:`render` makes, and
+tests/unit/test_scaling_doc.py recomputes them from the stored measurements, so the
+document cannot drift from the arithmetic. Every AWS figure below is cited, with the
+date it was read, in docs/scaling.md.
+
+What the code does and this model follows (orchestrator/awsfleet.py, sweep.py,
+observe/metrics.py): every sweep lists the VPC's instances and their status checks
+(1,000 a page each); a full sweep asks GetMetricData for every instance's whole memory
+window (500 metrics a call), the sweeps between full reads (``full_read_every`` = K > 1)
+ask only for the suspects' windows (a failed probe now, or a memory or reachability
+verdict last sweep); ListMetrics is called once per 30 minutes (500 metrics a page).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from dataclasses import dataclass, replace
+from typing import Any, Mapping
+
+from orchestrator.bench.figures import PAGE_INSTANCES, QUERIES_PER_CALL, USD_PER_1000_METRICS, pages
+
+MINUTES_PER_MONTH = 30 * 24 * 60  # a 30-day month, as figures.SWEEPS_PER_MONTH assumes
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """An EC2 token bucket: ``size`` calls at once, ``refill`` more each second."""
+
+    name: str
+    size: float
+    refill: float
+
+
+# EC2 request throttling, per account and region (EC2 developer guide, "Request throttling").
+EC2_DESCRIBE = Bucket("Describe* (non-mutating)", 100, 20)
+EC2_DESCRIBE_UNFILTERED = Bucket("DescribeInstances unfiltered, unpaginated", 50, 10)
+EC2_MUTATING = Bucket("RebootInstances, StopInstances (mutating)", 50, 5)
+EC2_START = Bucket("StartInstances (its own bucket)", 5, 2)
+EC2_START_RESOURCE = Bucket("StartInstances instances (resource bucket)", 1000, 2)
+EC2_STOP_RESOURCE = Bucket("StopInstances instances (resource bucket)", 1000, 20)
+# CloudWatch quotas, per account and region (CloudWatch service quotas).
+GMD_TPS = 50
+GMD_DPS = 180_000  # datapoints a second when StartTime is within the last 3 hours (orch's window is)
+GMD_POINTS_PER_CALL = 100_800
+LIST_METRICS_TPS = 25
+LIST_METRICS_PAGE = 500
+# Prices, us-east-1 list, before free tiers.
+LAMBDA_USD_PER_GB_S = 0.0000166667  # x86_64; arm64 is 0.0000133334
+LAMBDA_USD_PER_REQUEST = 0.20 / 1e6
+LAMBDA_MEMORY_MB = 512  # cfn/orchestrator.yaml MemorySize
+DDB_USD_PER_RRU = 0.125 / 1e6  # on-demand read request unit
+DDB_USD_PER_WRU = 0.625 / 1e6  # on-demand write request unit
+USD_PER_1000_REQUESTS = 0.01  # ListMetrics and other CloudWatch API requests
+# orch's own constants the arithmetic uses.
+DIMENSION_TTL_MINUTES = 30  # observe/metrics.DimensionCache.ttl
+DEFAULT_PROBE_FLOOR_S = 20.0 + 5.0  # probe.retry_window + probe.banner_timeout: one hung instance
+MAX_ACTIONS_PER_SWEEP = 3  # safety.max_actions_per_sweep default
+
+
+@dataclass(frozen=True)
+class Estate:
+    """The fleet on paper; ``vpcs_per_account_region`` is how many VPC sweeps share one set of buckets."""
+
+    instances: int = 100_000
+    vpcs: int = 40
+    accounts: int = 20
+    regions: int = 8
+    vpcs_per_account_region: int = 1
+    metrics_per_instance: float = 1.0  # every instance runs the agent (the bench's fleet: 0.98)
+    suspect_percent: float = 1.0  # instances read between full reads: assumed, 12x the bench fleet's 0.08 %
+
+    @property
+    def per_vpc(self) -> int:
+        return math.ceil(self.instances / self.vpcs)
+
+    @property
+    def per_account_region(self) -> int:
+        return self.per_vpc * self.vpcs_per_account_region
+
+
+@dataclass(frozen=True)
+class Cadence:
+    sweep_minutes: int = 5
+    full_read_every: int = 1
+    window_minutes: int = 60
+    period_seconds: int = 60
+
+    @property
+    def sweeps_per_month(self) -> int:
+        return MINUTES_PER_MONTH // self.sweep_minutes
+
+    @property
+    def points_per_metric(self) -> int:
+        return self.window_minutes * 60 // self.period_seconds
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One VPC's sweep as ``scripts/bench --output json`` reported it."""
+
+    instances: int
+    api_calls: Mapping[str, int]
+    metrics_requested: int
+    sweep_seconds: float
+    aws_seconds: float
+    probe_seconds: float
+    decide_seconds: float
+    cpu_seconds: float
+    peak_rss_mb: float
+    sweep_record_bytes: int
+    unreachable: int
+    date: str
+
+    @classmethod
+    def from_bench(cls, result: Mapping[str, Any]) -> Measured:
+        return cls(
+            instances=result["instances"],
+            api_calls=dict(result["api_calls"]),
+            metrics_requested=result["metrics_requested"],
+            sweep_seconds=result["sweep_seconds"],
+            aws_seconds=result["aws_seconds"],
+            probe_seconds=result["probe_seconds"],
+            decide_seconds=result["decide_seconds"],
+            cpu_seconds=result["cpu_seconds"],
+            peak_rss_mb=result["peak_rss_mb"],
+            sweep_record_bytes=result["sweep_record_bytes"],
+            unreachable=result["verdicts"].get("unreachable", 0),
+            date=result["machine"]["date"],
+        )
+
+    @property
+    def metrics_per_instance(self) -> float:
+        return self.metrics_requested / self.instances
+
+
+@dataclass(frozen=True)
+class SweepCalls:
+    """API calls of one VPC's sweep, by operation, as the code makes them."""
+
+    describe_instances: int
+    describe_status: int
+    describe_extra: int  # DescribeInstanceTypes (and Spot requests) for suspects on a stop/start ladder
+    get_metric_data: int
+    list_metrics_per_refresh: int
+    metric_points: int  # datapoints the GetMetricData calls request
+    notification: int = 0
+
+    @property
+    def per_sweep(self) -> int:
+        return self.describe_instances + self.describe_status + self.describe_extra + self.get_metric_data + self.notification
+
+
+def sweep_calls(
+    instances: int, metrics_per_instance: float, cadence: Cadence, *, full: bool, suspects: int = 0, extra: int = 1
+) -> SweepCalls:
+    metrics = math.ceil(instances * metrics_per_instance) if full else suspects
+    return SweepCalls(
+        describe_instances=pages(instances, PAGE_INSTANCES),
+        describe_status=pages(instances, PAGE_INSTANCES),
+        describe_extra=extra if suspects or full else 0,
+        get_metric_data=math.ceil(metrics / QUERIES_PER_CALL),
+        list_metrics_per_refresh=pages(math.ceil(instances * metrics_per_instance), LIST_METRICS_PAGE),
+        metric_points=metrics * cadence.points_per_metric,
+    )
+
+
+def suspects_of(estate: Estate, instances: int) -> int:
+    return math.ceil(instances * estate.suspect_percent / 100)
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One quota against one account-region's sweep, and the fleet at which it binds."""
+
+    quota: str
+    capacity: str
+    demand: float  # what one sweep (all VPCs sharing the buckets) asks of it in its busiest second
+    limit: float
+    binds_at: int  # instances per account and region at which demand reaches the limit
+
+    @property
+    def used_percent(self) -> float:
+        return 100 * self.demand / self.limit
+
+
+def limits(estate: Estate, cadence: Cadence) -> list[Limit]:
+    """Every quota a sweep draws on, as if all of an account-region's calls landed in one second.
+
+    That is the pessimistic reading: orch pages one call after another, so the buckets
+    refill meanwhile; but two VPC stacks in one account-region that fire at the same minute
+    do land together (hence the stack set's ScheduleOffsetMinutes stagger).
+    """
+    n = estate.per_account_region
+    vpcs = estate.vpcs_per_account_region
+    mpi = estate.metrics_per_instance
+    calls = sweep_calls(n, mpi, cadence, full=True)
+    describe = 2 * calls.describe_instances + vpcs  # + one DescribeInstanceTypes per VPC
+    per_vpc_describe_room = (EC2_DESCRIBE.size - vpcs) / 2
+    points = cadence.points_per_metric
+    return [
+        Limit(
+            "EC2 Describe* bucket",
+            f"{EC2_DESCRIBE.size:g} tokens, +{EC2_DESCRIBE.refill:g}/s",
+            describe,
+            EC2_DESCRIBE.size,
+            int(per_vpc_describe_room) * PAGE_INSTANCES,
+        ),
+        Limit(
+            "CloudWatch GetMetricData datapoints",
+            f"{GMD_DPS:,}/s",
+            math.ceil(n * mpi) * points,
+            GMD_DPS,
+            int(GMD_DPS / (points * mpi)),
+        ),
+        Limit(
+            "CloudWatch GetMetricData calls",
+            f"{GMD_TPS}/s",
+            calls.get_metric_data,
+            GMD_TPS,
+            int(GMD_TPS * QUERIES_PER_CALL / mpi),
+        ),
+        Limit(
+            "CloudWatch ListMetrics calls",
+            f"{LIST_METRICS_TPS}/s",
+            calls.list_metrics_per_refresh,
+            LIST_METRICS_TPS,
+            int(LIST_METRICS_TPS * LIST_METRICS_PAGE / mpi),
+        ),
+        Limit(
+            "EC2 mutating bucket (RebootInstances)",
+            f"{EC2_MUTATING.size:g} tokens, +{EC2_MUTATING.refill:g}/s",
+            vpcs,  # one batched call per VPC sweep
+            EC2_MUTATING.size,
+            0,  # independent of fleet size: binds at 50 VPC sweeps acting in one second
+        ),
+        Limit(
+            "EC2 StartInstances bucket",
+            f"{EC2_START.size:g} tokens, +{EC2_START.refill:g}/s",
+            vpcs,
+            EC2_START.size,
+            0,  # binds at 5 VPC sweeps starting instances in one second
+        ),
+        Limit(
+            "EC2 StartInstances resource bucket",
+            f"{EC2_START_RESOURCE.size:g} instances, +{EC2_START_RESOURCE.refill:g}/s",
+            vpcs * MAX_ACTIONS_PER_SWEEP,
+            EC2_START_RESOURCE.size,
+            0,
+        ),
+    ]
+
+
+def first_to_bind(estate: Estate, cadence: Cadence) -> Limit:
+    """The fleet-size-dependent quota that binds at the smallest account-region fleet."""
+    return min((lim for lim in limits(estate, cadence) if lim.binds_at), key=lambda lim: lim.binds_at)
+
+
+@dataclass(frozen=True)
+class MonthlyCost:
+    cloudwatch_metrics: int
+    cloudwatch_usd: float
+    list_metrics_requests: int
+    list_metrics_usd: float
+    lambda_gb_s_low: float
+    lambda_gb_s_high: float
+    lambda_usd_low: float
+    lambda_usd_high: float
+    ddb_rru: int
+    ddb_wru: int
+    ddb_usd: float
+
+    @property
+    def total_low(self) -> float:
+        return self.cloudwatch_usd + self.list_metrics_usd + self.lambda_usd_low + self.ddb_usd
+
+    @property
+    def total_high(self) -> float:
+        return self.cloudwatch_usd + self.list_metrics_usd + self.lambda_usd_high + self.ddb_usd
+
+
+def lambda_seconds(measured: Measured) -> tuple[float, float]:
+    """(low, high) seconds a VPC's sweep runs in Lambda.
+
+    Low: the sweep as measured here (moto answering as AWS on a loaded 2-core machine; its
+    probe phase is the sandbox's short retry window with 2 instances hung). High: the same
+    with the probe phase replaced by the defaults' floor when one instance is hung
+    (3 attempts over 20 s, then a 5 s banner timeout).
+    """
+    low = measured.sweep_seconds
+    return low, low - measured.probe_seconds + DEFAULT_PROBE_FLOOR_S
+
+
+def dynamodb_units(estate: Estate, cadence: Cadence, measured: Measured) -> tuple[int, int]:
+    """(read, write) request units of one VPC's sweep with DynamoDB state, in heal mode.
+
+    Reads: BatchGetItem of every instance's history, strongly consistent: one unit per
+    instance, stored or not (DynamoDB charges a read of a missing item the same), histories
+    are well under 4 KB; the lease's GetItem, the pause flag, the alert book; with K > 1
+    the Query for the last sweep's number (one record, rounded up to 4 KB).
+    Writes: the sweep record (rounded up to 1 KB), the lease put and release, and the
+    suspects' histories (a healthy instance's history is never written).
+    """
+    n = estate.per_vpc
+    record_kb = math.ceil(measured.sweep_record_bytes / 1024)
+    reads = n + 3 + (math.ceil(measured.sweep_record_bytes / 4096) if cadence.full_read_every > 1 else 0)
+    writes = record_kb + 2 + suspects_of(estate, n)
+    return reads, writes
+
+
+def monthly(estate: Estate, cadence: Cadence, measured: Measured) -> MonthlyCost:
+    sweeps = cadence.sweeps_per_month
+    n = estate.per_vpc
+    k = cadence.full_read_every
+    full_metrics = math.ceil(n * estate.metrics_per_instance)
+    partial_metrics = suspects_of(estate, n)
+    full_sweeps = math.ceil(sweeps / k)
+    metrics = estate.vpcs * (full_sweeps * full_metrics + (sweeps - full_sweeps) * partial_metrics)
+    refreshes = MINUTES_PER_MONTH // DIMENSION_TTL_MINUTES
+    list_requests = estate.vpcs * refreshes * pages(full_metrics, LIST_METRICS_PAGE)
+    low_s, high_s = lambda_seconds(measured)
+    gb = LAMBDA_MEMORY_MB / 1024
+    invocations = estate.vpcs * sweeps
+    rru, wru = dynamodb_units(estate, cadence, measured)
+    return MonthlyCost(
+        cloudwatch_metrics=metrics,
+        cloudwatch_usd=metrics * USD_PER_1000_METRICS / 1000,
+        list_metrics_requests=list_requests,
+        list_metrics_usd=list_requests * USD_PER_1000_REQUESTS / 1000,
+        lambda_gb_s_low=invocations * low_s * gb,
+        lambda_gb_s_high=invocations * high_s * gb,
+        lambda_usd_low=invocations * (low_s * gb * LAMBDA_USD_PER_GB_S + LAMBDA_USD_PER_REQUEST),
+        lambda_usd_high=invocations * (high_s * gb * LAMBDA_USD_PER_GB_S + LAMBDA_USD_PER_REQUEST),
+        ddb_rru=invocations * rru,
+        ddb_wru=invocations * wru,
+        ddb_usd=invocations * (rru * DDB_USD_PER_RRU + wru * DDB_USD_PER_WRU),
+    )
+
+
+# -- the tables of docs/scaling.md ----------------------------------------------------
+
+
+def _usd(value: float) -> str:
+    return f"${value:,.0f}" if value >= 10 else f"${value:,.2f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def calls_table(estate: Estate, cadence: Cadence, measured: Measured) -> str:
+    """Per VPC sweep: the model at the bench's fleet (checked against what it measured) and at the estate's."""
+    bench_full = sweep_calls(measured.instances, measured.metrics_per_instance, cadence, full=True)
+    n = estate.per_vpc
+    full = sweep_calls(n, estate.metrics_per_instance, cadence, full=True)
+    partial = sweep_calls(n, estate.metrics_per_instance, cadence, full=False, suspects=suspects_of(estate, n))
+    got = measured.api_calls
+    rows = [
+        [
+            "DescribeInstances",
+            str(got.get("ec2.DescribeInstances", 0)),
+            str(bench_full.describe_instances),
+            str(full.describe_instances),
+            str(partial.describe_instances),
+        ],
+        [
+            "DescribeInstanceStatus",
+            str(got.get("ec2.DescribeInstanceStatus", 0)),
+            str(bench_full.describe_status),
+            str(full.describe_status),
+            str(partial.describe_status),
+        ],
+        [
+            "DescribeInstanceTypes (suspects)",
+            str(got.get("ec2.DescribeInstanceTypes", 0)),
+            str(bench_full.describe_extra),
+            str(full.describe_extra),
+            str(partial.describe_extra),
+        ],
+        [
+            "GetMetricData",
+            str(got.get("cloudwatch.GetMetricData", 0)),
+            str(bench_full.get_metric_data),
+            str(full.get_metric_data),
+            str(partial.get_metric_data),
+        ],
+        ["**per sweep**", f"**{sum(got.values())}**", f"**{bench_full.per_sweep}**", f"**{full.per_sweep}**", f"**{partial.per_sweep}**"],
+        [
+            "metrics requested",
+            f"{measured.metrics_requested:,}",
+            f"{math.ceil(measured.instances * measured.metrics_per_instance):,}",
+            f"{math.ceil(n * estate.metrics_per_instance):,}",
+            f"{suspects_of(estate, n):,}",
+        ],
+        ["datapoints requested", "-", f"{bench_full.metric_points:,}", f"{full.metric_points:,}", f"{partial.metric_points:,}"],
+        ["ListMetrics per 30 min", "-", str(bench_full.list_metrics_per_refresh), str(full.list_metrics_per_refresh), "(cached)"],
+    ]
+    header = [
+        "call",
+        f"bench, {measured.instances:,} measured",
+        f"model, {measured.instances:,}",
+        f"model, {n:,} full read",
+        f"model, {n:,} suspects only",
+    ]
+    return _table(header, rows)
+
+
+def limits_table(estate: Estate, cadence: Cadence) -> str:
+    rows = []
+    for lim in limits(estate, cadence):
+        binds = (
+            f"{lim.binds_at:,} instances"
+            if lim.binds_at
+            else f"{int(lim.limit // max(1, lim.demand / estate.vpcs_per_account_region)):,} VPC sweeps at once"
+        )
+        rows.append([lim.quota, lim.capacity, f"{lim.demand:,.0f}", f"{lim.used_percent:.0f}%", binds])
+    header = ["quota (per account and region)", "AWS default", f"one sweep of {estate.per_account_region:,}", "of quota", "binds at"]
+    return _table(header, rows)
+
+
+def cost_table(estate: Estate, cadences: list[Cadence], measured: Measured) -> str:
+    costs = [(c, monthly(estate, c, measured)) for c in cadences]
+    header = ["per month, whole estate"] + [f"K = {c.full_read_every}" for c, _ in costs]
+    rows = [
+        ["GetMetricData metrics requested"] + [f"{m.cloudwatch_metrics:,}" for _, m in costs],
+        ["CloudWatch GetMetricData"] + [_usd(m.cloudwatch_usd) for _, m in costs],
+        ["CloudWatch ListMetrics"] + [_usd(m.list_metrics_usd) for _, m in costs],
+        ["Lambda (low - high)"] + [f"{_usd(m.lambda_usd_low)} - {_usd(m.lambda_usd_high)}" for _, m in costs],
+        ["DynamoDB on-demand"] + [_usd(m.ddb_usd) for _, m in costs],
+        ["**total**"] + [f"**{_usd(m.total_low)} - {_usd(m.total_high)}**" for _, m in costs],
+    ]
+    return _table(header, rows)
+
+
+def lambda_table(estate: Estate, cadence: Cadence, measured: Measured) -> str:
+    low, high = lambda_seconds(measured)
+    m = monthly(estate, cadence, measured)
+    sweeps = cadence.sweeps_per_month
+    gb = LAMBDA_MEMORY_MB / 1024
+    rows = [
+        ["seconds per sweep", f"{low:.1f}", f"{high:.1f}"],
+        ["GB-s per sweep (512 MB)", f"{low * gb:.1f}", f"{high * gb:.1f}"],
+        ["GB-s per VPC per month", f"{low * gb * sweeps:,.0f}", f"{high * gb * sweeps:,.0f}"],
+        ["$ per VPC per month", f"${m.lambda_usd_low / estate.vpcs:.2f}", f"${m.lambda_usd_high / estate.vpcs:.2f}"],
+        [f"$ per month, {estate.vpcs} VPCs", _usd(m.lambda_usd_low), _usd(m.lambda_usd_high)],
+    ]
+    return _table(["Lambda", "low (as measured)", "high (default probe floor)"], rows)
+
+
+def dynamodb_table(estate: Estate, cadence: Cadence, measured: Measured) -> str:
+    rru, wru = dynamodb_units(estate, cadence, measured)
+    m = monthly(estate, cadence, measured)
+    invocations = estate.vpcs * cadence.sweeps_per_month
+    rows = [
+        ["per VPC sweep", f"{rru:,}", f"{wru:,}"],
+        ["per month, whole estate", f"{m.ddb_rru:,}", f"{m.ddb_wru:,}"],
+        ["$ per month", _usd(invocations * rru * DDB_USD_PER_RRU), _usd(invocations * wru * DDB_USD_PER_WRU)],
+    ]
+    return _table(["DynamoDB on-demand", "read units", "write units"], rows)
+
+
+CADENCES = [1, 3, 6, 12]
+
+
+@dataclass(frozen=True)
+class SimRow:
+    full_read_every: int
+    scenario: str
+    seed: int
+    availability: float
+    actions: int
+    met: bool
+
+
+def sim_rows(results: list[Mapping[str, Any]]) -> list[SimRow]:
+    """Rows from the stored ``orch simulate -o json`` runs (each tagged with its K and seed)."""
+    return [
+        SimRow(r["full_read_every"], r["scenario"], r["seed"], r["availability"], r["actions_total"], not r["violations"])
+        for r in results
+        if r["policy"] == "orch"
+    ]
+
+
+def sim_table(rows: list[SimRow]) -> str:
+    ks = sorted({r.full_read_every for r in rows})
+    scenarios = sorted({r.scenario for r in rows}, key=lambda s: (s not in ("chronic-leak", "slow-leak"), s))
+    body = []
+    for scenario in scenarios:
+        for_s = [r for r in rows if r.scenario == scenario]
+        cells = []
+        for k in ks:
+            runs = sorted((r for r in for_s if r.full_read_every == k), key=lambda r: r.seed)
+            if not runs:
+                cells.append("-")
+                continue
+            mean = sum(r.availability for r in runs) / len(runs)
+            spread = "/".join(f"{100 * r.availability:.1f}" for r in runs)
+            acts = sum(r.actions for r in runs)
+            met = "met" if all(r.met for r in runs) else "NOT met"
+            cells.append(
+                f"{100 * mean:.1f}% ({spread}); {acts} actions; {met}" if len(runs) > 1 else f"{100 * mean:.1f}%; {acts} actions; {met}"
+            )
+        body.append([scenario] + cells)
+    return _table(["scenario (24 h)"] + [f"K = {k}" for k in ks], body)
+
+
+def render(estate: Estate, measured: Measured, sims: list[Mapping[str, Any]]) -> dict[str, str]:
+    """Every table of docs/scaling.md, by name."""
+    default = Cadence()
+    return {
+        "calls": calls_table(estate, default, measured),
+        "limits": limits_table(estate, default),
+        "cost": cost_table(estate, [replace(default, full_read_every=k) for k in CADENCES], measured),
+        "lambda": lambda_table(estate, default, measured),
+        "dynamodb": dynamodb_table(estate, default, measured),
+        "simulate": sim_table(sim_rows(sims)),
+    }
+
+
+def main(argv: list[str]) -> int:
+    """python -m orchestrator.bench.scaling BENCH.json SIMULATE.json: print the doc's tables."""
+    if len(argv) != 2:
+        print("usage: python -m orchestrator.bench.scaling BENCH.json SIMULATE.json", file=sys.stderr)
+        return 2
+    with open(argv[0], encoding="utf-8") as bench, open(argv[1], encoding="utf-8") as sims:
+        measured = Measured.from_bench(json.load(bench)[0])
+        tables = render(Estate(), measured, json.load(sims))
+    for name, text in tables.items():
+        print(f"<!-- scaling:{name} -->\n{text}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
