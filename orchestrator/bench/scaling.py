@@ -563,7 +563,7 @@ def sim_table(rows: list[SimRow]) -> str:
             mean = sum(values) / len(values)
             seeds = f" ({min(values):.1f}-{max(values):.1f}, {len(runs)} seeds)" if len(runs) > 1 else ""
             wedged = sum(r.wedged_box_hours for r in runs) / len(runs)
-            loss = f", {-drop_pp(rows, scenario, k):+.2f} pt" if k != 1 and scenario in LEAK_SCENARIOS else ""
+            loss = f", {0.0 - drop_pp(rows, scenario, k):+.2f} pt" if k != 1 and scenario in LEAK_SCENARIOS else ""
             met = "met" if all(r.met for r in runs) else "NOT met"
             cells.append(f"{mean:.1f}%{seeds}{loss}; {wedged:.1f} box-h wedged; {sum(r.actions for r in runs)} actions; {met}")
         body.append([scenario] + cells)
