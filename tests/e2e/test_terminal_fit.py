@@ -65,7 +65,11 @@ COMMANDS = [
     "doctor --help",
     "permissions heal --output table",
     "permissions --help",
-]
+    "agent check",
+    "agent check --process ruby",
+    "agent --help",
+    "init --help",
+]  # init itself runs on an untagged fleet: tests/e2e/test_init_sandbox.py
 
 
 @pytest.mark.parametrize("columns", [80, 120])
@@ -195,3 +199,4 @@ def test_estate_tables_fit_the_terminal_with_ids_and_words_whole(estate_env, com
         assert any("SSH banner timeout" in line for line in lines)  # the reason is there when it fits
     if kind == "history" and columns == 80:
         assert left_out and "reason" in left_out[0]  # and, when it does not, the table says it left it out
+
