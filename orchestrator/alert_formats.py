@@ -10,11 +10,15 @@
   ``dedup_key`` stable per condition and scope, so a reminder or a change updates the
   same alert; a fleet-wide condition that ends is *resolved* with the same key. Events
   (an action taken) and dry-run plans are not paged: they are in Slack, SNS and JSON.
-- ``json``: orch's own document (``SCHEMA``), every field documented in the README.
+- ``json``: orch's own document (``SCHEMA``), every field documented in the README;
+- ``chatbot_notification``: not a webhook but the SNS topic's ``https`` message, an AWS
+  Chatbot (Amazon Q Developer in chat applications) custom notification: Chatbot delivers
+  that schema, not plain text (see ``notify.SnsMessage``).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -176,3 +180,123 @@ def pagerduty_events(doc: AlertDocument, routing_key: str) -> list[dict[str, Any
     for condition in doc.ended:
         events.append({"routing_key": routing_key, "event_action": "resolve", "dedup_key": dedup_key(doc.scope, condition.key)})
     return events
+
+
+# -- AWS Chatbot custom notification ---------------------------------------------------
+#
+# The event schema of "Custom notifications using Amazon Q Developer in chat applications"
+# (docs.aws.amazon.com/chatbot/latest/adminguide/custom-notifs.html): ``version`` must be
+# "1.0" and ``source`` "custom" (both required); ``id``, ``content`` (``textType``: only
+# "client-markdown" is supported; ``title``, ``description``, ``nextSteps``, ``keywords``)
+# and ``metadata`` (``threadId``, ``summary``, ``eventType``, ``relatedResources``,
+# ``additionalContext``: string to string) are optional. The page documents no length
+# limits; Chatbot posts to Slack, whose section text is at most 3000 characters, so the
+# description is kept within that and the lists short: the chat message is a pointer,
+# the e-mail and ``orch status`` have everything.
+
+CHATBOT_DESCRIPTION_MAX = 3000
+CHATBOT_TITLE_MAX = SLACK_HEADER_MAX
+CHATBOT_LIST_MAX = 5  # nextSteps and keywords
+CHATBOT_RESOURCES_MAX = 20
+INSTANCE_KEY = re.compile(r"^(?:action|would|block|quarantine):(i-[0-9a-f]+)")
+
+
+def _cut_lines(lines: list[str], limit: int, marker: str) -> str:
+    """Whole lines up to ``limit`` characters, then one line saying how many were left out."""
+    if len("\n".join(lines)) <= limit:
+        return "\n".join(lines)
+    kept: list[str] = []
+    used = 0
+    room = limit - len(marker.format(n=len(lines))) - 1
+    for line in lines:
+        if used + len(line) + 1 > room:
+            break
+        kept.append(line)
+        used += len(line) + 1
+    if not kept:  # one line longer than the whole room: cut it
+        kept = [lines[0][: room - 1] + "…"]
+    return "\n".join(kept + [marker.format(n=len(lines) - len(kept))])
+
+
+def _news_keys(doc: AlertDocument) -> list[str]:
+    return [i.key for i in doc.new] + [i.key for i in doc.reminders] + [c.key for c in doc.ended]
+
+
+def chatbot_event_type(doc: AlertDocument) -> str:
+    """What the message is mainly about, the most important news first: a fleet-wide stop
+    opening, a chronic leak, a quarantine, a block needing a human, an action, a dry run;
+    else reminders only, else conditions that ended."""
+    new = [i.key for i in doc.new]
+    for key in new:
+        if key.startswith(FLEET_PREFIX):
+            return f"orch-{key.removeprefix(FLEET_PREFIX)}-open"
+    for prefix, name in (("chronic:", "chronic"), ("quarantine:", "quarantine"), ("block:", "block"), ("action:", "action"), ("would:", "dry-run")):
+        if any(k.startswith(prefix) for k in new):
+            return f"orch-{name}"
+    if doc.reminders:
+        return "orch-reminder"
+    if len(doc.ended) == 1:
+        return f"orch-{doc.ended[0].key.removeprefix(FLEET_PREFIX)}-closed"
+    return "orch-back-to-normal"
+
+
+def _next_steps(doc: AlertDocument) -> list[str]:
+    steps: list[str] = []
+    for item in doc.new:
+        found = INSTANCE_KEY.match(item.key)
+        instance = found.group(1) if found else ""
+        if item.key.startswith("quarantine:"):
+            steps.append(f"`orch explain {instance}`, then `orch release {instance}` to restart its ladder")
+        elif item.key.startswith("block:"):
+            steps.append(f"`orch explain {instance}`: why it is held back")
+        elif item.key.startswith("action:"):
+            steps.append(f"`orch history {instance}`: the action and its evidence")
+        elif item.key.startswith("chronic:"):
+            steps.append("`orch report`: what the leaking instances share")
+    steps.append("`orch status`: the fleet now")
+    unique = list(dict.fromkeys(steps))
+    return unique[: CHATBOT_LIST_MAX - 1] + [unique[-1]] if len(unique) > CHATBOT_LIST_MAX else unique
+
+
+def chatbot_notification(doc: AlertDocument) -> dict[str, Any]:
+    """The news as an AWS Chatbot custom notification (the schema above).
+
+    A message about exactly one condition is threaded by it (``threadId`` stable per
+    fleet and condition), so the breaker's closing is a reply to its opening; a message
+    with several pieces of news is not threaded, so none of them hides in an old thread.
+    """
+    title = doc.subject if len(doc.subject) <= CHATBOT_TITLE_MAX else doc.subject[: CHATBOT_TITLE_MAX - 1] + "…"
+    lines = [slack_escape(line) for line in doc.body.split("\n")]
+    description = _cut_lines(lines, CHATBOT_DESCRIPTION_MAX, "… {n} more line(s) left out: see `orch status`")
+    resources = sorted({m.group(1) for k in _news_keys(doc) if (m := INSTANCE_KEY.match(k))})
+    keywords = list(dict.fromkeys(["orch", *(k.split(":", 1)[0] for k in _news_keys(doc))]))
+    if doc.dry_run:
+        keywords.insert(1, "dry-run")
+    metadata: dict[str, Any] = {
+        "summary": title,
+        "eventType": chatbot_event_type(doc),
+        "additionalContext": {
+            "sweepId": doc.sweep_id,
+            "scope": doc.scope,
+            "dryRun": "true" if doc.dry_run else "false",
+            **{k: str(v) for k, v in sorted(doc.counts.items())},
+        },
+    }
+    keys = set(_news_keys(doc))
+    if len(keys) == 1:
+        metadata["threadId"] = dedup_key(doc.scope, keys.pop())
+    if resources:
+        metadata["relatedResources"] = resources[:CHATBOT_RESOURCES_MAX]
+    return {
+        "version": "1.0",
+        "source": "custom",
+        "id": doc.sweep_id,
+        "content": {
+            "textType": "client-markdown",
+            "title": title,
+            "description": description,
+            "nextSteps": _next_steps(doc),
+            "keywords": keywords[:CHATBOT_LIST_MAX],
+        },
+        "metadata": metadata,
+    }

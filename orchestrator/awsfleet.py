@@ -208,8 +208,8 @@ class AwsFleet:
             time_left=self.time_left,
         )
 
-    def publish(self, topic_arn: str, subject: str, body: str) -> str | None:
-        return notify.publish(self.clients.client("sns"), topic_arn, subject, body)
+    def publish(self, topic_arn: str, message: notify.SnsMessage) -> str | None:
+        return notify.publish(self.clients.client("sns"), topic_arn, message)
 
 
 def _may_stop(facts: list[Facts], verdicts: list[Verdict], settings: Settings, also: frozenset[str] = frozenset()) -> list[Facts]:

@@ -263,6 +263,10 @@ class WebhookTarget(_Section):
 
 class NotifySettings(_Section):
     topic_arn: str | None = Field(None, description="SNS topic for messages about what changed")
+    chatbot: bool = Field(
+        True,
+        description="publish to the topic with MessageStructure json: https subscribers (AWS Chatbot) get a Chatbot custom notification, every other protocol the plain text",
+    )
     remind_hours: float = Field(
         24.0, gt=0, le=720, description="a condition that persists (a chronic pattern, a quarantine, an open breaker) is told again after this long"
     )

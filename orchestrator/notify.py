@@ -1,12 +1,21 @@
 """Telling people: one readable message for a sweep that has news (see ``alerts``).
 
 Composing is pure (the words are tested as text); publishing is one SNS call. The text
-is plain so that e-mail, SMS and AWS Chatbot show it as it is.
+is plain so that e-mail and SMS show it as it is. AWS Chatbot is another matter: it
+delivers AWS services' events and custom notifications in its documented schema, not
+plain text, and it subscribes to the topic over ``https``. So, unless ``notify.chatbot`` is off, the message
+is published with ``MessageStructure="json"``: ``default`` (what every protocol without
+its own key gets: e-mail, SMS, SQS, Lambda) is the same plain text as before, ``https``
+the custom notification (``alert_formats.chatbot_notification``). The SNS API reference:
+with ``json`` the Message must be a JSON object with at least a top-level ``default``
+string; other top-level keys name the protocol they are for.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import json
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 
 from orchestrator.alerts import FLEET_PREFIX, Decision
 from orchestrator.aws import AWS_CALL_ERRORS, describe_aws_error
@@ -98,7 +107,17 @@ def compose(report: Any, decision: Decision) -> tuple[str, str] | None:
     return subject[:SUBJECT_MAX], "\n".join(lines).strip() + f"\n\nsweep {report.sweep_id}"
 
 
-def fit(subject: str, body: str, limit: int = BODY_MAX_BYTES) -> tuple[str, str]:
+def _utf8_cost(line: str) -> int:
+    return len(line.encode()) + 1  # the line and its newline
+
+
+def _json_cost(line: str) -> int:
+    """Bytes of the line inside a JSON string (quotes, backslashes, control characters
+    escaped) and of its escaped newline."""
+    return len(json.dumps(line, ensure_ascii=False).encode()) - 2 + 2
+
+
+def fit(subject: str, body: str, limit: int = BODY_MAX_BYTES, cost: Callable[[str], int] = _utf8_cost) -> tuple[str, str]:
     """A composed (subject, body) cut to what one Publish accepts, most important lines kept.
 
     One line per blocked instance passes 256 KB at about 1,800 of them: exactly when the
@@ -106,34 +125,61 @@ def fit(subject: str, body: str, limit: int = BODY_MAX_BYTES) -> tuple[str, str]
     last (notes such as the breaker's, the sweep id) are kept; lines from the middle
     give way, replaced by one line saying how many and where to find them all.
     """
-    if len(body.encode()) <= limit:
-        return subject, body
     lines = body.split("\n")
+    if sum(cost(line) for line in lines) - 1 <= limit:
+        return subject, body
     room = limit - 300  # the "left out" line
     tail: list[str] = []
     used = 0
     for line in reversed(lines):  # the end first: notes and the sweep id, up to half the room
-        cost = len(line.encode()) + 1
-        if used + cost > room // 2:
+        size = cost(line)
+        if used + size > room // 2:
             break
         tail.insert(0, line)
-        used += cost
+        used += size
     head: list[str] = []
     for line in lines[: len(lines) - len(tail)]:
-        cost = len(line.encode()) + 1
-        if used + cost > room:
+        size = cost(line)
+        if used + size > room:
             break
         head.append(line)
-        used += cost
+        used += size
     left_out = len(lines) - len(head) - len(tail)
     marker = f"... {left_out} more lines left out to fit SNS's 256 KB limit; every instance is in `orch status` and the sweep record"
     return subject, "\n".join(head + [marker] + tail)
 
 
-def publish(sns: Any, topic_arn: str, subject: str, body: str) -> str | None:
+@dataclass(frozen=True, slots=True)
+class SnsMessage:
+    """One Publish: the subject, the plain text, and the Chatbot notification if any."""
+
+    subject: str
+    text: str  # e-mail, SMS and every protocol without its own key
+    chatbot: str | None = None  # the serialized custom notification, for https subscriptions
+
+    def publish_args(self) -> dict[str, str]:
+        if self.chatbot is None:
+            return {"Subject": self.subject, "Message": self.text}
+        message = json.dumps({"default": self.text, "https": self.chatbot}, ensure_ascii=False)
+        return {"Subject": self.subject, "Message": message, "MessageStructure": "json"}
+
+
+def sns_message(subject: str, body: str, chatbot: Mapping[str, Any] | None = None, limit: int = BODY_MAX_BYTES) -> SnsMessage:
+    """The composed news fitted to one Publish: with a Chatbot notification the 256 KB
+    hold the whole JSON object, so the text gives up what the notification and the
+    escaping take (the notification itself is kept short: ``alert_formats``)."""
+    if chatbot is None:
+        return SnsMessage(*fit(subject, body, limit))
+    chat = json.dumps(chatbot, ensure_ascii=False, separators=(",", ":"))
+    frame = len(SnsMessage(subject, "", chat).publish_args()["Message"].encode())
+    fitted_subject, text = fit(subject, body, limit - frame, cost=_json_cost)
+    return SnsMessage(fitted_subject, text, chat)
+
+
+def publish(sns: Any, topic_arn: str, message: SnsMessage) -> str | None:
     """Returns an error line instead of raising: a failed alert must not undo a sweep's record."""
     try:
-        sns.publish(TopicArn=topic_arn, Subject=subject, Message=body)
+        sns.publish(TopicArn=topic_arn, **message.publish_args())
     except AWS_CALL_ERRORS as exc:
         return describe_aws_error(exc, "sns:Publish")
     return None

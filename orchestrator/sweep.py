@@ -94,7 +94,7 @@ class Fleet(Protocol):
         report: SweepReport,
     ) -> Executor: ...
 
-    def publish(self, topic_arn: str, subject: str, body: str) -> str | None: ...
+    def publish(self, topic_arn: str, message: notify.SnsMessage) -> str | None: ...
 
 
 @dataclass
@@ -335,8 +335,12 @@ def _notify(settings: Settings, deps: SweepDeps, report: SweepReport, scope: str
     message = notify.compose(report, decision)
     if message is not None:
         told = False
+        done = sum(1 for o in report.outcomes if o.status is OutcomeStatus.DONE)
+        counts = {"instances": len(report.facts), "healed": done, "blocked": len(report.plan.blocked)}
+        doc = alert_formats.document(*message, decision, report.sweep_id, now, scope, report.dry_run, counts)
         if config.topic_arn:
-            error = deps.the_fleet.publish(config.topic_arn, *notify.fit(*message))
+            chatbot = alert_formats.chatbot_notification(doc) if config.chatbot else None
+            error = deps.the_fleet.publish(config.topic_arn, notify.sns_message(*message, chatbot))
             if error is not None:
                 report.notes.append(f"{error}; told again next sweep")
             else:
@@ -344,7 +348,7 @@ def _notify(settings: Settings, deps: SweepDeps, report: SweepReport, scope: str
                 report.message = message
                 report.notes.append(f"notified {config.topic_arn}")
         if config.webhooks:
-            told = _tell_webhooks(settings, deps, report, scope, decision, message, now) or told
+            told = _tell_webhooks(settings, deps, report, doc) or told
         if not told:
             if config.webhooks and not config.topic_arn:
                 report.notes.append("no webhook took the news: told again next sweep")
@@ -357,20 +361,9 @@ def _notify(settings: Settings, deps: SweepDeps, report: SweepReport, scope: str
             report.notes.append(f"what was told could not be recorded ({exc}): it may be told again")
 
 
-def _tell_webhooks(
-    settings: Settings,
-    deps: SweepDeps,
-    report: SweepReport,
-    scope: str,
-    decision: alerts.Decision,
-    message: tuple[str, str],
-    now: datetime,
-) -> bool:
+def _tell_webhooks(settings: Settings, deps: SweepDeps, report: SweepReport, doc: alert_formats.AlertDocument) -> bool:
     """True when at least one webhook target took the news (or had nothing to say: PagerDuty pages conditions only)."""
     config = settings.notify
-    done = sum(1 for o in report.outcomes if o.status is OutcomeStatus.DONE)
-    counts = {"instances": len(report.facts), "healed": done, "blocked": len(report.plan.blocked)}
-    doc = alert_formats.document(*message, decision, report.sweep_id, now, scope, report.dry_run, counts)
     total = config.webhook_total_seconds
     if deps.time_left is not None:  # a Lambda: the webhooks share what is left, the record keeps its margin
         total = min(total, max(1.0, (deps.time_left() - WEBHOOK_DEADLINE_MARGIN_S) / len(config.webhooks)))

@@ -16,7 +16,9 @@ import enum
 import functools
 import logging
 import os
+import shutil
 import sys
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 from urllib.parse import urlsplit
@@ -53,6 +55,16 @@ class OrchError(click.ClickException):
     def __init__(self, message: str, code: Exit) -> None:
         super().__init__(message)
         self.exit_code = int(code)
+
+    def show(self, file: Any = None) -> None:
+        """One line for logs and scripts; on a terminal the same words wrapped at spaces to
+        its width (the terminal itself would break an id or a path mid-word)."""
+        stream = file or sys.stderr
+        text = f"Error: {self.format_message()}"
+        if stream.isatty():
+            width = shutil.get_terminal_size().columns
+            text = textwrap.fill(text, width=max(width, 40), break_long_words=False, break_on_hyphens=False)
+        click.echo(text, file=stream)
 
 
 # -- the global options, defined once ----------------------------------------------------

@@ -1,14 +1,17 @@
 """`orch status|history|scan --regions a,b [--accounts 1,2 --role-arn TEMPLATE] [--parallel N]`.
 
 The fan-out is orchestrator.estate; this module is what each place reads and how the
-rows are shown: one table, each row naming its account, region and VPC; a place that
-failed is a row with its error, and the command exits 3 (AWS) after showing the rest.
+rows are shown: one table, each row naming its account, region and VPC, fitted to the
+terminal by leaving columns out in a fixed order (said under the table; ids, times and
+status words are never wrapped or cut); a place that failed is a line with its error
+under the table (a row in ``-o json``), and the command exits 3 (AWS) after showing the rest.
 """
 
 from __future__ import annotations
 
 import sys
 import tempfile
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
@@ -75,19 +78,76 @@ def _rows(outcomes: list[estate.Outcome[list[Row] | None]]) -> tuple[list[Row], 
     return rows, failed
 
 
-def _show(runtime: Runtime, rows: list[Row], columns: list[tuple[str, str]], title: str) -> None:
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One column of an estate table and how it gives way on a narrow terminal.
+
+    ``wrap``: a column of words (a reason, who paused) that may wrap at spaces within
+    ``min_width``; any other column (ids, times, counts, status words) is never wrapped
+    or cut. ``drop``: the order in which columns leave when the terminal is too narrow
+    (1 first); None: never dropped.
+    """
+
+    key: str
+    heading: str
+    drop: int | None = None
+    wrap: bool = False
+    min_width: int = 20
+
+
+GAP = 2  # what orch's grid puts between two columns
+
+
+def _cell(row: Row, key: str) -> str:
+    value = row.get(key)
+    return "-" if value is None else str(value)
+
+
+def fit_columns(columns: list[Column], rows: list[Row], width: int) -> tuple[list[Column], list[Column]]:
+    """(shown, dropped): columns leave in their ``drop`` order until the rest fit ``width``.
+
+    A column needs its longest line (header or cell); a wrapping one at most ``min_width``.
+    Pure, so the layout is tested without a terminal; the pty tests check the result.
+    """
+
+    def need(column: Column) -> int:
+        longest = max([len(column.heading), *(len(line) for r in rows for line in _cell(r, column.key).split("\n"))])
+        return min(longest, column.min_width) if column.wrap else longest
+
+    shown = list(columns)
+    dropped: list[Column] = []
+    for column in sorted((c for c in columns if c.drop is not None), key=lambda c: c.drop or 0):
+        if sum(need(c) for c in shown) + GAP * (len(shown) - 1) <= width:
+            break
+        shown.remove(column)
+        dropped.append(column)
+    return shown, dropped
+
+
+def _show(runtime: Runtime, rows: list[Row], columns: list[Column], title: str) -> None:
+    """One table of the places that answered, fitted to the terminal; below it, one line
+    per place that could not be read or has nothing to read (a table cell would fold it)."""
+
     def table() -> None:
-        shown = grid(title)
-        for _, heading in columns:
-            shown.add_column(heading, no_wrap=heading in ("account", "region"), overflow="fold")
+        console = runtime.console()
+        data = [r for r in rows if r.get("error") is None and not r.get("note")]
+        shown, dropped = fit_columns(columns, data, console.width)
+        if data:
+            table = grid(title)
+            for column in shown:
+                table.add_column(column.heading, no_wrap=not column.wrap, overflow="fold" if column.wrap else "ellipsis")
+            for row in data:
+                table.add_row(*(_cell(row, c.key) for c in shown))
+            if dropped:
+                table.caption = f"left out to fit {console.width} columns: {', '.join(c.heading for c in dropped)} (-o json has every field)"
+                table.caption_justify = "left"
+            console.print(table)
         for row in rows:
+            where = f"{row['account']} {row['region']}" + (f" {row['vpc_id']}" if row.get("vpc_id") not in (None, "-") else "")
             if row.get("error") is not None:
-                shown.add_row(row["account"], row["region"], row.get("vpc_id") or "-", f"error: {row['error']}", *([""] * (len(columns) - 4)))
+                console.print(f"{where}: error: {row['error']}", markup=False, highlight=False)
             elif row.get("note"):
-                shown.add_row(row["account"], row["region"], "-", row["note"], *([""] * (len(columns) - 4)))
-            else:
-                shown.add_row(*(str(row.get(key) if row.get(key) is not None else "-") for key, _ in columns))
-        runtime.console().print(shown)
+                console.print(f"{where}: {row['note']}", markup=False, highlight=False)
 
     runtime.emit(rows, table)
 
@@ -136,9 +196,17 @@ def status_rows(runtime: Runtime, place: estate.Place, clients: Clients) -> list
 
 
 STATUS_COLUMNS = [
-    ("account", "account"), ("region", "region"), ("vpc_id", "vpc"), ("stack", "stack"), ("instances", "instances"),
-    ("last_sweep", "last sweep"), ("unhealthy_last_sweep", "unhealthy"), ("in_flight", "in flight"), ("quarantined", "quarantined"),
-    ("lease", "lease"), ("paused", "paused"),
+    Column("account", "account", drop=7),
+    Column("region", "region"),
+    Column("vpc_id", "vpc"),
+    Column("stack", "stack", drop=1),
+    Column("instances", "instances", drop=4),
+    Column("last_sweep_text", "last sweep (UTC)", drop=5),
+    Column("unhealthy_last_sweep", "unhealthy"),
+    Column("in_flight", "in flight", drop=3),  # resolves itself; a quarantine needs a person
+    Column("quarantined", "quarantined", drop=6),
+    Column("lease", "lease", drop=2, wrap=True, min_width=16),
+    Column("paused", "paused", wrap=True, min_width=8),
 ]
 
 
@@ -147,9 +215,8 @@ def estate_status(runtime: Runtime, regions: str, accounts: str | None, role_arn
     rows, failed = _rows(estate.fan_out(where, lambda p, c: status_rows(runtime, p, c), factory, parallel))
     for row in rows:
         if isinstance(row.get("last_sweep"), datetime):
-            row["last_sweep_text"] = _when(row["last_sweep"])
-    columns = [(k if k != "last_sweep" else "last_sweep_text", h) for k, h in STATUS_COLUMNS]
-    _show(runtime, rows, columns, "orch across regions")
+            row["last_sweep_text"] = f"{row['last_sweep']:%Y-%m-%d %H:%M}"
+    _show(runtime, rows, STATUS_COLUMNS, "orch across regions")
     _finish(failed)
 
 
@@ -176,6 +243,18 @@ def history_rows(runtime: Runtime, place: estate.Place, clients: Clients, limit:
     return rows
 
 
+HISTORY_COLUMNS = [
+    Column("account", "account", drop=3),
+    Column("region", "region", drop=4),
+    Column("vpc_id", "vpc", drop=1),
+    Column("when_text", "when (UTC)"),
+    Column("instance_id", "instance"),
+    Column("action", "action"),
+    Column("status", "status"),
+    Column("reason", "reason", drop=2, wrap=True, min_width=24),
+]
+
+
 def estate_history(runtime: Runtime, regions: str, accounts: str | None, role_arn: str | None, parallel: int, limit: int) -> None:
     where, factory = _places(runtime, regions, accounts, role_arn)
     rows, failed = _rows(estate.fan_out(where, lambda p, c: history_rows(runtime, p, c, limit), factory, parallel))
@@ -183,9 +262,7 @@ def estate_history(runtime: Runtime, regions: str, accounts: str | None, role_ar
     actions = sorted((r for r in rows if r not in errors), key=lambda r: (r["when"], r["account"], r["region"]), reverse=True)[:limit]
     for row in actions:
         row["when_text"] = f"{row['when']:%Y-%m-%d %H:%M:%S}"
-    columns = [("account", "account"), ("region", "region"), ("vpc_id", "vpc"), ("when_text", "when (UTC)"), ("instance_id", "instance"),
-               ("action", "action"), ("status", "status"), ("reason", "reason")]
-    _show(runtime, errors + actions, columns, "actions across regions, newest first")
+    _show(runtime, errors + actions, HISTORY_COLUMNS, "actions across regions, newest first")
     _finish(failed)
 
 
@@ -210,14 +287,22 @@ def scan_rows(runtime: Runtime, place: estate.Place, clients: Clients, scratch: 
     return rows
 
 
+SCAN_COLUMNS = [
+    Column("account", "account", drop=2),
+    Column("region", "region"),
+    Column("vpc_id", "vpc"),
+    Column("instances", "instances", drop=1),
+    Column("healthy", "healthy"),
+    Column("not_healthy_text", "not healthy"),  # one verdict and its count a line: a verdict is never cut
+]
+
+
 def estate_scan(runtime: Runtime, regions: str, accounts: str | None, role_arn: str | None, parallel: int) -> None:
     where, factory = _places(runtime, regions, accounts, role_arn)
     with tempfile.TemporaryDirectory(prefix="orch-scan-") as tmp:
         rows, failed = _rows(estate.fan_out(where, lambda p, c: scan_rows(runtime, p, c, Path(tmp)), factory, parallel))
     for row in rows:
         if "not_healthy" in row:
-            row["not_healthy_text"] = ", ".join(f"{k} {n}" for k, n in row["not_healthy"].items()) or "-"
-    columns = [("account", "account"), ("region", "region"), ("vpc_id", "vpc"), ("instances", "instances"), ("healthy", "healthy"),
-               ("not_healthy_text", "not healthy")]
-    _show(runtime, rows, columns, "scan across regions")
+            row["not_healthy_text"] = "\n".join(f"{k} {n}" for k, n in row["not_healthy"].items()) or "-"
+    _show(runtime, rows, SCAN_COLUMNS, "scan across regions")
     _finish(failed, unhealthy=any(row.get("not_healthy") for row in rows))

@@ -183,18 +183,20 @@ def _document(runtime: Runtime, query: discover.FleetQuery, selection: Selection
 
 
 def _table(runtime: Runtime, selection: Selection, stderr: bool = False) -> None:
-    rows = grid()
-    for column in ("instance", "name", "state", "vpc", "orch init"):
-        rows.add_column(column, no_wrap=column in ("instance", "state"))
-    for instance in selection.to_tag:
-        rows.add_row(instance.instance_id, instance.name, instance.state, instance.vpc_id or "-", "tag")
-    for instance in selection.already_tagged:
-        rows.add_row(instance.instance_id, instance.name, instance.state, instance.vpc_id or "-", "already tagged")
-    for excluded in selection.excluded:
-        rows.add_row(excluded.instance.instance_id, excluded.instance.name, excluded.instance.state,
-                     excluded.instance.vpc_id or "-", f"left alone: {excluded.why}")
-    for instance in selection.unmatched:
-        rows.add_row(instance.instance_id, instance.name, instance.state, instance.vpc_id or "-", "not matched: stays unmanaged")
+    """Ids and states are never wrapped or cut (an id folded over two lines cannot be
+    copied); one VPC is named in the title instead of on every row, 80 columns being few."""
+    listed = [(i, "tag") for i in selection.to_tag] + [(i, "already tagged") for i in selection.already_tagged]
+    listed += [(e.instance, f"left alone: {e.why}") for e in selection.excluded]
+    listed += [(i, "not matched: stays unmanaged") for i in selection.unmatched]
+    if not listed:
+        return  # the error says what matched nothing; an empty header says nothing more
+    vpcs = sorted({i.vpc_id or "-" for i, _ in listed})
+    per_row = len(vpcs) > 1
+    rows = grid(None if per_row else f"{len(listed)} instance(s) in {vpcs[0]}")
+    for column in ("instance", "name", "state", *(("vpc",) if per_row else ()), "orch init"):
+        rows.add_column(column, no_wrap=column in ("instance", "state", "vpc"))
+    for instance, verdict in listed:
+        rows.add_row(instance.instance_id, instance.name, instance.state, *((instance.vpc_id or "-",) if per_row else ()), verdict)
     runtime.console(stderr=stderr).print(rows)
 
 

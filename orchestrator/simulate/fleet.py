@@ -19,6 +19,7 @@ from orchestrator.act.executor import EvidenceCapture, Executor, Gate, Journal, 
 from orchestrator.awsfleet import HistoryReader, memory_targets
 from orchestrator.config import Settings
 from orchestrator.model import Action, ActionOutcome, Facts, InstanceHistory, OutcomeStatus, Plan, Verdict
+from orchestrator.notify import SnsMessage
 from orchestrator.observe.console import ConsoleRead
 from orchestrator.plan import MEMORY_TROUBLE
 from orchestrator.simulate.world import World
@@ -113,9 +114,9 @@ class SimFleet:
 
         return SimExecutor(self, journal, gate, evidence)
 
-    def publish(self, topic_arn: str, subject: str, body: str) -> str | None:
+    def publish(self, topic_arn: str, message: SnsMessage) -> str | None:
         self.calls["sns.Publish"] += 1
-        self.published.append(Published(self.world.clock.now, subject, body))
+        self.published.append(Published(self.world.clock.now, message.subject, message.text))
         return None
 
 

@@ -55,11 +55,11 @@ def build_fleet(account: str, region: str, size: int, octet: int) -> tuple[str, 
     return vpc, ids
 
 
-def record_reboot(account: str, region: str, instance_id: str, minutes: int) -> None:
+def record_reboot(account: str, region: str, instance_id: str, minutes: int, reason: str = "unreachable") -> None:
     aws = clients_in(account, region)
     store = DynamoStore(aws.client("dynamodb"), f"orch-{region}-state")
     at = T0 + timedelta(minutes=minutes)
-    store.put_action_intent(ActionRecord(f"{instance_id}#reboot#{minutes}", "sweep-1", instance_id, ActionKind.REBOOT, "unreachable", ActionStatus.INTENT, at, at))
+    store.put_action_intent(ActionRecord(f"{instance_id}#reboot#{minutes}", "sweep-1", instance_id, ActionKind.REBOOT, reason, ActionStatus.INTENT, at, at))
     store.update_action(f"{instance_id}#reboot#{minutes}", ActionStatus.DONE, at)
 
 

@@ -324,14 +324,14 @@ def test_a_message_of_thousands_of_blocks_fits_one_publish_and_keeps_every_actio
     assert len(body.encode()) > notify.PUBLISH_MAX_BYTES  # 2,500 "a human must look" lines: SNS refuses it
     sns = aws.client("sns")
     topic = sns.create_topic(Name="orch")["TopicArn"]
-    assert notify.publish(sns, topic, subject, body) is not None  # "Message too long"
+    assert notify.publish(sns, topic, notify.SnsMessage(subject, body)) is not None  # "Message too long"
     fitted_subject, fitted = notify.fit(subject, body)
     assert len(fitted.encode()) <= notify.BODY_MAX_BYTES and fitted_subject == subject
     lines = fitted.splitlines()
     assert lines[-1] == "sweep ssssssssssss"
     assert sum(" rebooted: " in line for line in lines) == 3  # every action taken
     assert any(line.startswith("... ") and "left out to fit SNS's 256 KB limit" in line for line in lines)
-    assert notify.publish(sns, topic, fitted_subject, fitted) is None
+    assert notify.publish(sns, topic, notify.SnsMessage(fitted_subject, fitted)) is None
 
 
 def test_a_message_that_fits_is_left_alone():

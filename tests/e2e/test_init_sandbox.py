@@ -10,15 +10,18 @@ heal`, given no --selector and no --config, reads that file and heals the hung o
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Iterator
 
+import pexpect
 import pytest
 from click.testing import CliRunner, Result
 
 from orchestrator.cli import cli
 from orchestrator.sandbox import FleetSpec, Mode, Sandbox
 from orchestrator.sandbox.demo import exports, stage
+from tests.e2e.test_terminal_fit import ANSI, ORCH, on_terminal
 from tests.faults import FaultPlan
 
 pytestmark = pytest.mark.e2e
@@ -88,3 +91,59 @@ def test_init_adopts_an_untagged_fleet_and_heal_heals_it(untagged, tmp_path, mon
 
 def _tags(sb: Sandbox) -> list[dict[str, str]]:
     return sb.client("ec2").describe_tags()["Tags"]
+
+
+# -- at a terminal: what init shows at 80 and 120 columns, and its question answered ----------
+
+INIT = f"init --name-pattern 'crawler-*' --selector {SELECTOR}"
+ID = re.compile(r"\b(?:vpc|i)-[0-9a-f]+")
+
+
+def terminal_env(env: dict[str, str], home: Path) -> dict[str, str]:
+    return {"PATH": "/usr/bin:/bin", "TERM": "xterm-256color", "HOME": str(home), **env}
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_init_at_a_terminal_fits_it(untagged, tmp_path, columns):
+    sb, env = untagged
+    for command in (f"{INIT} --dry-run", "init --name-pattern 'nothing-*' --dry-run"):
+        lines = on_terminal(command, terminal_env(env, tmp_path), columns, stderr_too=True)
+        text = "\n".join(lines)
+        assert text.strip() and "Traceback" not in text, text
+        too_wide = [line for line in lines if len(line.rstrip()) > columns]
+        assert not too_wide, f"{command} at {columns} columns: {too_wide[:3]}"
+        cut = [m.group(0) for m in ID.finditer(text) if not re.fullmatch(r"(?:vpc|i)-[0-9a-f]{17}", m.group(0))]
+        assert not cut, f"an id was cut: {cut[:3]}"
+    plan = on_terminal(f"{INIT} --dry-run", terminal_env(env, tmp_path), columns, stderr_too=True)
+    rows = [line for line in plan if re.match(r"\s*i-[0-9a-f]{17}\b", line)]
+    assert len(rows) == 12  # the ten to tag and the two bystanders, one line each
+    assert sum(bool(re.search(r"\btag\s*$", row)) for row in rows) == 10
+    assert not (tmp_path / "xdg" / "orch" / "config.toml").exists()
+
+
+def ask(env: dict[str, str], home: Path, answer: str) -> tuple[str, int]:
+    """Run init at a terminal, wait for its question, answer it; (what it showed, exit status)."""
+    child = pexpect.spawn("bash", ["-c", f"{ORCH} {INIT}"], env=terminal_env(env, home), dimensions=(40, 100), encoding="utf-8",
+                          timeout=120, use_poll=True)
+    child.expect(r"tag 10 instance\(s\) with crawlers:adopted=yes; 2 other instance\(s\) in vpc-[0-9a-f]{17} stay unmanaged\? \[y/N\]")
+    shown = child.before + child.after
+    child.sendline(answer)
+    child.expect(pexpect.EOF)
+    child.close()
+    return ANSI.sub("", shown + (child.before or "")), child.exitstatus
+
+
+def test_init_asks_before_tagging_and_no_means_nothing_done(untagged, tmp_path):
+    sb, env = untagged
+    config_path = tmp_path / "xdg" / "orch" / "config.toml"
+    shown, status = ask(env, tmp_path, "n")
+    assert status == 1 and "nothing tagged, no config written (you said no)" in shown
+    assert sum(bool(re.search(r"\btag\s*$", line)) for line in shown.splitlines()) == 10  # the plan was shown before the question
+    assert not any(t.get("Key") == "crawlers:adopted" for t in _tags(sb)) and not config_path.exists()
+
+    shown, status = ask(env, tmp_path, "y")
+    assert status == 0, shown
+    managed = {s.instance_id for s in sb.instances if s.managed}
+    adopted = {t["ResourceId"] for t in _tags(sb) if t.get("Key") == "crawlers:adopted" and t.get("Value") == "yes"}
+    assert adopted == managed  # the ten, never the bystanders
+    assert '"crawlers:adopted" = "yes"' in config_path.read_text()

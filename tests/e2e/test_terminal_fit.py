@@ -8,6 +8,7 @@ dropped, verdicts never cut), and on a terminal the sweep shows its progress wit
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 from typing import Iterator
@@ -64,7 +65,11 @@ COMMANDS = [
     "doctor --help",
     "permissions heal --output table",
     "permissions --help",
-]
+    "agent check",
+    "agent check --process ruby",
+    "agent --help",
+    "init --help",
+]  # init itself runs on an untagged fleet: tests/e2e/test_init_sandbox.py
 
 
 @pytest.mark.parametrize("columns", [80, 120])
@@ -107,3 +112,91 @@ def test_no_color_means_no_colour_codes(fleet_env):
     flagged = pexpect.spawn("bash", ["-c", f"{ORCH} status --no-color"], env=fleet_env, dimensions=(40, 100), encoding="utf-8", timeout=120, use_poll=True)
     flagged.expect(pexpect.EOF)
     assert "\x1b[3" not in (flagged.before or "")
+
+
+# -- across regions: `status|history|scan --regions` against a moto server -----------------
+
+ESTATE_REGIONS = "us-east-1,eu-west-1"
+STATUS_WORDS = {"done", "failed", "intent", "uncertain", "reboot", "stop-start", "free", "no"}
+
+
+@pytest.fixture(scope="module")
+def estate_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Two accounts in two regions, each a loopback VPC with a registered healer, on a
+    moto server reached as a person would: AWS_ENDPOINT_URL (tests/aws/test_estate.py)."""
+    from moto.server import ThreadedMotoServer
+
+    from tests.aws.test_estate import OTHER, OWN, build_fleet, record_reboot
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            for key, value in env.items():
+                patch.setenv(key, value)
+            fleets = {}
+            for n, (account, region, size) in enumerate([(OWN, "us-east-1", 2), (OWN, "eu-west-1", 3), (OTHER, "us-east-1", 4), (OTHER, "eu-west-1", 1)]):
+                fleets[(account, region)] = build_fleet(account, region, size, 40 + n)
+            for minutes, (account, region) in enumerate(fleets):
+                record_reboot(account, region, fleets[(account, region)][1][0], minutes, reason=LONG_REASON)
+        yield {
+            "PATH": "/usr/bin:/bin",
+            "TERM": "xterm-256color",
+            "HOME": str(tmp_path_factory.mktemp("estate-home")),
+            "ORCH_PROBE_CONNECT_TIMEOUT": "0.2",
+            "ORCH_PROBE_BANNER_TIMEOUT": "0.2",
+            "ORCH_PROBE_RETRY_WINDOW": "0.5",
+            **env,
+        }
+    finally:
+        server.stop()
+
+
+LONG_REASON = "SSH banner timeout on 3 of 3 attempts over 90 s while AWS status checks pass; corroborated by memory 97% rising 1.2%/min"
+ESTATE = f"--regions {ESTATE_REGIONS} --accounts 123456789012,222222222222 --role-arn 'arn:aws:iam::{{account}}:role/orch-operator'"
+ESTATE_COMMANDS = [f"status {ESTATE}", f"history {ESTATE}", f"scan {ESTATE}"]
+
+
+ID = re.compile(r"\b(?:vpc|i)-[0-9a-f]+")
+WHOLE_ID = re.compile(r"^(?:vpc|i)-[0-9a-f]{17}$")
+
+
+def table_rows(lines: list[str]) -> list[str]:
+    return [line for line in lines if re.match(r"(?:\d{12}  )?\s*(?:us-east-1|eu-west-1)\b", line.strip())]
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+@pytest.mark.parametrize("command", ESTATE_COMMANDS, ids=["status", "history", "scan"])
+def test_estate_tables_fit_the_terminal_with_ids_and_words_whole(estate_env, command, columns):
+    lines = on_terminal(command, estate_env, columns)
+    too_wide = [line for line in lines if len(line.rstrip()) > columns]
+    assert not too_wide, f"{command} at {columns} columns: {too_wide[:3]}"
+    rows = table_rows(lines)
+    assert len(rows) == 4, "\n".join(lines)  # two accounts in two regions, one row each, none folded onto a second line
+    cut = [m.group(0) for line in lines for m in ID.finditer(line) if not WHOLE_ID.match(m.group(0))]
+    assert not cut, f"an id was cut: {cut[:3]}"
+    assert not [line for line in lines if "…" in line], "a cell was cut"
+    kind = command.split()[0]
+    if kind == "history":
+        assert all(re.search(r"\breboot\s+done\b", row) for row in rows)
+        assert all(WHOLE_ID.match(word) for row in rows for word in row.split() if word.startswith("i-"))
+    elif kind == "scan":
+        assert all(re.search(r"\bunreachable \d+$", row.rstrip()) for row in rows)
+    else:
+        assert all(re.search(r"\bno$", row.rstrip()) for row in rows)  # paused: no
+    left_out = [line for line in lines if line.startswith("left out to fit")]
+    if kind != "history" or columns >= 160:
+        assert all("vpc-" in row for row in rows)  # the fleet's VPC, left out only where the instance id says enough
+    if kind == "history" and columns >= 120:
+        assert any("SSH banner timeout" in line for line in lines)  # the reason is there when it fits
+    if kind == "history" and columns == 80:
+        assert left_out and "reason" in left_out[0]  # and, when it does not, the table says it left it out
+
