@@ -69,6 +69,24 @@ def quarantined_in_time(figures: Figures, settings: Settings) -> list[str]:
     return found
 
 
+AVAILABILITY_JUDGED_AFTER_HOURS = 24.0  # shorter runs are mostly the first cycles, healed reactively
+
+
+def available_at_least(share: float) -> Check:
+    """A floor on the share of box-time with SSH answering, judged over a day or more.
+
+    Without it a policy that reacts late (a memory cadence too slow, a lead too short)
+    still "meets" a leak scenario by never quarantining, and only the table shows the loss.
+    """
+
+    def check(figures: Figures, settings: Settings) -> list[str]:
+        if figures.hours < AVAILABILITY_JUDGED_AFTER_HOURS or figures.availability >= share:
+            return []
+        return [f"SSH answered {figures.availability:.1%} of box-time, expected at least {share:.0%}"]
+
+    return check
+
+
 def all_of(*checks: Check) -> Check:
     def check(figures: Figures, settings: Settings) -> list[str]:
         return [v for c in checks for v in c(figures, settings)]
@@ -197,8 +215,8 @@ def one_heal(figures: Figures, settings: Settings) -> list[str]:
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("chronic-leak", "8 boxes leak again after every boot, 30-40 minutes to exhaustion",
-             "act ahead of each exhaustion; no quarantine; the pattern told, not every sweep", 8, build_chronic_leak,
-             all_of(never_quarantined, within_budgets, nothing_on_fine_boxes)),
+             "act ahead of each exhaustion; no quarantine; SSH up >= 92% over a day; the pattern told, not every sweep", 8,
+             build_chronic_leak, all_of(never_quarantined, within_budgets, nothing_on_fine_boxes, available_at_least(0.92))),
     Scenario("single-hang", "one box leaks once, an hour in, and wedges", "one reboot, soon after the wedge", 20, build_single_hang,
              all_of(one_heal, nothing_on_fine_boxes)),
     Scenario("slow-leak", "every box leaks ~0.12%/min: nine hours to exhaustion", "act ahead of each exhaustion once chronic", 10,

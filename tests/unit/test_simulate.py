@@ -62,6 +62,17 @@ def test_chronic_leak_over_a_day_with_reboots_alone():
     assert 1 <= len(chronic_messages) <= 4 and orch.messages <= 15  # told as a pattern, not 288 times
 
 
+def test_a_cadence_too_slow_for_the_leak_fails_the_chronic_expectation():
+    """Memory read in full every 12th sweep sees a leak on an unsuspected box up to 55 min late: exit 1, not "met"."""
+    slow = Settings.model_validate({"memory": {"full_read_every": 12}})
+    scenario = BY_NAME["chronic-leak"]
+    day = simulate(scenario, slow, hours=24)
+    assert day.quarantined == 0 and day.availability < 0.92
+    assert scenario.violations(day, slow) == [f"SSH answered {day.availability:.1%} of box-time, expected at least 92%"]
+    # The floor is judged over a day: a short run is mostly the first cycles, healed reactively.
+    assert scenario.violations(simulate(scenario, slow, hours=4), slow) == []
+
+
 def test_chronic_leak_with_an_ssm_restart_keeps_the_boxes_up():
     figures = simulate(BY_NAME["chronic-leak"], SSM, hours=24)
     assert figures.availability >= 0.98 and figures.quarantined == 0
