@@ -45,9 +45,22 @@ class DeployUsageError(DeployError):
     """The request itself is wrong (parameters, zip, template); nothing was changed."""
 
 
+PACKAGED_TEMPLATE = Path(__file__).resolve().parent / "templates" / "orchestrator.yaml"
+"""Package data, so an installed wheel has it; in the repository a symlink to cfn/orchestrator.yaml."""
+CHECKOUT_TEMPLATE = Path(__file__).resolve().parent.parent / "cfn" / "orchestrator.yaml"
+
+
 def default_template() -> Path:
-    """cfn/orchestrator.yaml of the checkout orch runs from."""
-    return Path(__file__).resolve().parent.parent / "cfn" / "orchestrator.yaml"
+    """The template shipped with this orch: package data in a wheel, cfn/ in a checkout.
+
+    The packaged copy comes first because it is the one that travels with the code
+    (``pip install .`` leaves no cfn/ beside site-packages); the checkout's file is the
+    fallback for a tree whose symlink was not materialised.
+    """
+    for candidate in (PACKAGED_TEMPLATE, CHECKOUT_TEMPLATE):
+        if candidate.is_file():
+            return candidate
+    return PACKAGED_TEMPLATE  # read_template names it and the fix
 
 
 def parse_parameters(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
@@ -103,7 +116,9 @@ def read_template(path: Path) -> str:
     try:
         return Path(path).read_text()
     except FileNotFoundError:
-        raise DeployUsageError(f"template {path} does not exist: pass --template PATH to cfn/orchestrator.yaml") from None
+        raise DeployUsageError(
+            f"template {path} does not exist: pass --template PATH (cfn/orchestrator.yaml in orch's repository), or reinstall orch"
+        ) from None
     except OSError as exc:
         raise DeployUsageError(f"template {path} cannot be read: {exc.strerror}") from None
 

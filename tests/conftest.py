@@ -34,6 +34,8 @@ for _name, _value in {
     os.environ[_name] = _value
 # The per-user config file `orch init` writes is read by every command: no test may read
 # (or write) the developer's own, so the platform config directory is an empty one of ours.
+# pip's own user config lives there too: tests/unit/test_package.py reads it through this.
+USER_XDG_CONFIG_HOME = os.environ.get("XDG_CONFIG_HOME")
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="orch-test-config-")
 for _name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL"):
     os.environ.pop(_name, None)

@@ -143,7 +143,7 @@ def _deploy_parameters(runtime: Runtime, pairs: tuple[str, ...]) -> dict[str, st
 @click.option("--parameter", "-p", "parameters", multiple=True, metavar="KEY=VALUE", help="Template parameter (repeatable), e.g. Mode=heal.")
 @click.option("--zip", "zip_path", type=click.Path(dir_okay=False, path_type=Path), help="Deploy this zip from orch package instead of building one.")
 @click.option("--arch", type=click.Choice(sorted(package.ARCHITECTURES)), default="x86_64", show_default=True, help="Architecture when building the zip.")
-@click.option("--template", "template_path", type=click.Path(dir_okay=False, path_type=Path), help="Template (default: cfn/orchestrator.yaml).")
+@click.option("--template", "template_path", type=click.Path(dir_okay=False, path_type=Path), help="Template (default: the one shipped with orch, cfn/orchestrator.yaml).")
 @click.option("--dry-run", is_flag=True, help="Show what would be uploaded and which parameters change; create, upload or change nothing.")
 @stack_set_options
 @common_options

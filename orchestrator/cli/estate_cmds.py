@@ -160,12 +160,24 @@ def _finish(failed: int, unhealthy: bool = False) -> None:
         sys.exit(int(Exit.UNHEALTHY))
 
 
+def vpc_here(runtime: Runtime, place: estate.Place) -> str | None:
+    """The configured VPC in its own region, no VPC filter in the others.
+
+    A VPC id names a VPC of one region: ``orch init`` writes its region's next to it, and
+    applied to every region of --regions it would hide the healers of all the others.
+    """
+    vpc_id = runtime.settings.vpc_id
+    if vpc_id is None or place.region == (runtime.settings.region or runtime.clients.region):
+        return vpc_id
+    return None
+
+
 # -- status ----------------------------------------------------------------------------
 
 
 def status_rows(runtime: Runtime, place: estate.Place, clients: Clients) -> list[Row] | None:
     settings = runtime.settings
-    stores = estate.stores_in(clients, settings.selector, settings.vpc_id, settings.state)
+    stores = estate.stores_in(clients, settings.selector, vpc_here(runtime, place), settings.state)
     if not stores:
         return None
     rows = []
@@ -225,7 +237,7 @@ def estate_status(runtime: Runtime, regions: str, accounts: str | None, role_arn
 
 def history_rows(runtime: Runtime, place: estate.Place, clients: Clients, limit: int) -> list[Row] | None:
     settings = runtime.settings
-    stores = estate.stores_in(clients, settings.selector, settings.vpc_id, settings.state)
+    stores = estate.stores_in(clients, settings.selector, vpc_here(runtime, place), settings.state)
     if not stores:
         return None
     rows = []
@@ -272,8 +284,8 @@ def estate_history(runtime: Runtime, regions: str, accounts: str | None, role_ar
 def scan_rows(runtime: Runtime, place: estate.Place, clients: Clients, scratch: Path) -> list[Row] | None:
     """A scan per VPC with a registered healer (else one over the region): verdicts only, nothing recorded anywhere."""
     settings = runtime.settings
-    found = estate.stores_in(clients, settings.selector, settings.vpc_id, settings.state)
-    vpcs = sorted({s.vpc_id for s in found}, key=lambda v: v or "") or [settings.vpc_id]
+    found = estate.stores_in(clients, settings.selector, vpc_here(runtime, place), settings.state)
+    vpcs = sorted({s.vpc_id for s in found}, key=lambda v: v or "") or [vpc_here(runtime, place)]
     rows = []
     for vpc in vpcs:
         store = SqliteStore(scratch / f"{place.account}-{place.region}-{vpc or 'all'}.db")  # a scan's record stays here, not in a healer's table

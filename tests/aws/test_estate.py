@@ -174,3 +174,21 @@ class FakeClients:
     def client(self, service: str) -> Any:
         assert service == "sts"
         return type("Sts", (), {"get_caller_identity": lambda _self: {"Account": self.account}})()
+
+
+def test_a_configured_vpc_filters_only_its_own_region(estate_fleet, tmp_path) -> None:
+    """`orch init` writes its region's VPC; --regions must still find the other regions' healers."""
+    home_vpc = estate_fleet[(OWN, "us-east-1")][0]
+    config = tmp_path / "orch.toml"
+    config.write_text(f'region = "us-east-1"\nvpc_id = "{home_vpc}"\n')
+    result = run("status", "--config", str(config), "--regions", ",".join(REGIONS), "-o", "json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [(r["region"], r["vpc_id"]) for r in rows] == [("us-east-1", home_vpc), ("eu-west-1", estate_fleet[(OWN, "eu-west-1")][0])]
+    # In its own region the VPC still filters: another healer there, in another VPC, is not shown.
+    aws = clients_in(OWN, "us-east-1")
+    other = {"stack": "orch-other", "region": "us-east-1", "account": OWN, "vpc_id": "vpc-0ther", "selector": {"orch:managed": "true"},
+             "state": "dynamodb://orch-us-east-1-state", "mode": "heal"}
+    aws.client("ssm").put_parameter(Name="/orch/healers/orch-other", Value=json.dumps(other), Type="String")
+    rows = json.loads(run("status", "--config", str(config), "--regions", "us-east-1", "-o", "json").stdout)
+    assert [r["vpc_id"] for r in rows] == [home_vpc]

@@ -199,7 +199,13 @@ def test_orch_package_failure_is_one_line_and_exit_2(tmp_path):
 
 def local_pip_environment() -> dict[str, str] | None:
     """pip's configured sources restricted to local ones (file:// or paths); None if none."""
-    listed = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True).stdout
+    # The user's pip config, not the empty config directory tests/conftest.py gives orch.
+    from tests.conftest import USER_XDG_CONFIG_HOME
+
+    config_env = {k: v for k, v in os.environ.items() if k != "XDG_CONFIG_HOME"}
+    if USER_XDG_CONFIG_HOME is not None:
+        config_env["XDG_CONFIG_HOME"] = USER_XDG_CONFIG_HOME
+    listed = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, env=config_env).stdout
     values: dict[str, list[str]] = {}
     for line in listed.splitlines():
         name, _, raw = line.partition("=")

@@ -45,9 +45,10 @@ def test_every_shell_example_is_run_by_a_test_or_says_why_not():
     assert blocks
     for marker, body in blocks:
         ran = "run as written by tests/e2e/test_readme_examples.py" in marker
+        ran = ran or (marker.startswith("readme-adopt-") and "tests/e2e/test_readme_adopt.py" in marker)
         lead = marker.startswith("readme-start")
         exempt = marker.startswith("not run by a test: ")
-        installs = body.lstrip().startswith("pipx install .")
+        installs = body.lstrip().startswith("pipx install .")  # tests/e2e/test_wheel_install.py installs the wheel
         assert ran or lead or exempt or installs, f"README block without a marker: {body[:80]!r}"
 
 
@@ -67,3 +68,44 @@ def test_the_readme_says_which_five_settings_the_sandbox_shortens():
     assert "shortens five settings" in README
     for phrase in ("launch grace 0", "debounce over 3 s", "probe retries spread over\n3 s", "banner timeout 2 s", "connect timeout 1 s"):
         assert phrase.replace("\n", " ") in " ".join(README.split()), phrase
+
+
+def commands_table() -> str:
+    return README.split("\n## Commands\n", 1)[1].split("\n#", 1)[0]
+
+
+def test_every_command_is_in_the_commands_table():
+    """Each registered top-level command (and each subcommand of a group) has a row naming it."""
+    import click
+
+    from orchestrator.cli import cli
+
+    table = commands_table()
+    rows = [line for line in table.splitlines() if line.startswith("| `orch ")]
+    assert rows
+    named = " ".join(rows)
+    missing = []
+    for name, command in cli.commands.items():
+        if isinstance(command, click.Group):
+            missing += [f"{name} {sub}" for sub in command.commands if f"`orch {name} {sub}" not in named]
+        elif f"`orch {name}" not in named:
+            missing.append(name)
+    assert not missing, f"README's Commands table lacks a row for orch {', orch '.join(missing)}"
+
+
+def test_the_commands_table_names_only_real_options():
+    """Every --option in a row's command column is an option of that command (or a global one)."""
+    import click
+
+    from orchestrator.cli import cli
+
+    for line in (row for row in commands_table().splitlines() if row.startswith("| `orch ")):
+        for spelled in re.findall(r"`(orch [^`]+)`", line.split(" | ")[0]):
+            words = spelled.split()
+            command: click.Command = cli
+            for word in words[1:]:
+                if isinstance(command, click.Group) and word in command.commands:
+                    command = command.commands[word]
+            options = {o for p in command.params for o in getattr(p, "opts", [])}
+            for option in re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", spelled):
+                assert option in options, f"{spelled}: {option} is not an option of {command.name}"
