@@ -61,10 +61,37 @@ def test_every_block_of_the_section_is_marked_and_run_here():
         assert ("tests/e2e/test_readme_adopt.py" in why) != (name == "install"), (name, why)
 
 
+# AWS_ENDPOINT_URL is honoured from AWS CLI 1.29.0 and 2.13.0 on; an older CLI would send
+# the walk's calls to AWS itself, so it is refused, and every call is pinned to the sandbox.
+ENDPOINT_ENV_SINCE = {1: (1, 29, 0), 2: (2, 13, 0)}
+
+
+def aws_cli() -> str:
+    """The AWS CLI's path, or a skip saying why it cannot be used safely here."""
+    found = shutil.which("aws")
+    if found is None:
+        pytest.skip("the README's adopt walk uses the AWS CLI (aws), which is not on PATH here (scripts/test installs it)")
+    version = subprocess.run([found, "--version"], capture_output=True, text=True, timeout=60)
+    match = re.search(r"aws-cli/(\d+)\.(\d+)\.(\d+)", version.stdout + version.stderr)
+    have = tuple(int(n) for n in match.groups()) if match else None
+    if have is None or have[0] not in ENDPOINT_ENV_SINCE or have < ENDPOINT_ENV_SINCE[have[0]]:
+        pytest.skip(f"the AWS CLI here ({(version.stdout + version.stderr).strip()[:80]}) does not honour AWS_ENDPOINT_URL")
+    return found
+
+
+def pin_to_sandbox(real_aws: str, bin_dir: Path) -> Path:
+    """An `aws` first on PATH that adds --endpoint-url from the environment: belt and braces."""
+    bin_dir.mkdir()
+    wrapper = bin_dir / "aws"
+    wrapper.write_text(f'#!/bin/sh\n: "${{AWS_ENDPOINT_URL:?the walk needs the sandbox endpoint}}"\n'
+                       f'exec {real_aws} "$@" --endpoint-url "$AWS_ENDPOINT_URL"\n')
+    wrapper.chmod(0o755)
+    return bin_dir
+
+
 @pytest.fixture
 def walk(tmp_path: Path) -> Iterator[tuple[Sandbox, dict[str, str], Path]]:
-    if shutil.which("aws") is None:
-        pytest.skip("the README's adopt walk uses the AWS CLI (aws), which is not on PATH here")
+    pinned = pin_to_sandbox(aws_cli(), tmp_path / "aws-bin")
     spec = FleetSpec(tagged=False, port=0)  # `orch sandbox --serve --untagged`'s fleet, on a free port
     with Sandbox(spec) as sb:
         home = tmp_path / "home"
@@ -73,7 +100,7 @@ def walk(tmp_path: Path) -> Iterator[tuple[Sandbox, dict[str, str], Path]]:
         work.mkdir()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ORCH_", "PIP_", "XDG_", "PYTHON", "VIRTUAL_ENV"))}
         env.update(exports(sb, stage(sb, tmp_path / "sandbox")))
-        env.update(HOME=str(home), PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", PYTHONPATH=str(ROOT), COLUMNS="160", PIP_NO_INDEX="1")
+        env.update(HOME=str(home), PATH=f"{pinned}{os.pathsep}{BIN}{os.pathsep}{env.get('PATH', '')}", PYTHONPATH=str(ROOT), COLUMNS="160", PIP_NO_INDEX="1")
         yield sb, env, work
 
 
