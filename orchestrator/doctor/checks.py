@@ -230,7 +230,7 @@ def inventory_check(facts: InventoryFacts) -> CheckResult:
 
 
 def network_checks(facts: NetworkFacts, names: Mapping[str, str]) -> list[CheckResult]:
-    """Per instance: security groups, route, probe; passing instances folded into one row per check."""
+    """Per instance: security groups, network ACL (both ways), route, probe; passing instances folded into one row per check."""
     if facts.error is not None:
         return [CheckResult("ssh path", "security groups, routes", Status.UNKNOWN, facts.error,
                             "grant ec2:DescribeSecurityGroups and ec2:DescribeRouteTables")]

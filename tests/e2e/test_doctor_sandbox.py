@@ -12,6 +12,7 @@ honest answer for the IAM check is "cannot tell", and that is what is asserted.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, Iterator
 
 import pytest
@@ -19,6 +20,7 @@ from click.testing import CliRunner, Result
 
 from orchestrator.cli import cli
 from orchestrator.sandbox import FleetSpec, Sandbox
+from tests.e2e.test_terminal_fit import on_terminal
 
 pytestmark = pytest.mark.e2e
 
@@ -112,6 +114,9 @@ def test_a_subnet_whose_network_acl_drops_the_probe_port_is_named(sandbox) -> No
     moved = ec2.replace_network_acl_association(AssociationId=association, NetworkAclId=acl_id)["NewAssociationId"]
     try:
         _, checks = doctor(env)
+        for columns in (80, 120):  # the long fix folds inside the table on a real terminal
+            lines = on_terminal("doctor", {**os.environ, **env}, columns)
+            assert any(acl_id in line for line in lines) and not [line for line in lines if len(line.rstrip()) > columns]
     finally:
         ec2.replace_network_acl_association(AssociationId=moved, NetworkAclId=default["NetworkAclId"])
     there = {f"{s.instance_id} ({s.name})" for s in sb.instances if s.managed and s.subnet_id == subnet and s.state == "running"}
