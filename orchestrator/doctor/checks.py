@@ -12,8 +12,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Mapping
+from typing import Mapping, Sequence
 
+from orchestrator.doctor.nacl import DEFAULT_RULE, EPHEMERAL, AclJudgement, NetworkAcl, acl_for, inbound, outbound_return
 from orchestrator.doctor.network import RouteTable, SecurityGroup, Verdict, ingress_allows, route_table_for, route_to
 from orchestrator.model import ProbeOutcome
 from orchestrator.state.store import Lease, PauseState
@@ -93,6 +94,9 @@ class NetworkFacts:
     instances: tuple[InstancePath, ...] = ()
     route_tables: tuple[RouteTable, ...] | None = None  # None: could not be read
     error: str | None = None  # the describe calls failed: nothing below is known
+    network_acls: tuple[NetworkAcl, ...] | None = None  # None: could not be read (network_acl_error says why)
+    network_acl_error: str | None = None
+    return_ports: tuple[int, int] = EPHEMERAL  # the prober's ephemeral ports, which the replies go to
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,14 +230,19 @@ def inventory_check(facts: InventoryFacts) -> CheckResult:
 
 
 def network_checks(facts: NetworkFacts, names: Mapping[str, str]) -> list[CheckResult]:
-    """Per instance: security groups, route, probe; passing instances folded into one row per check."""
+    """Per instance: security groups, network ACL (both ways), route, probe; passing instances folded into one row per check."""
     if facts.error is not None:
         return [CheckResult("ssh path", "security groups, routes", Status.UNKNOWN, facts.error,
                             "grant ec2:DescribeSecurityGroups and ec2:DescribeRouteTables")]
     rows: list[CheckResult] = []
     group_ok: list[str] = []
+    acl_ok: list[str] = []
     route_ok: list[str] = []
     probe_ok: list[str] = []
+    if facts.network_acls is None:
+        rows.append(CheckResult("network acl", "network ACLs", Status.UNKNOWN,
+                                facts.network_acl_error or "the subnets' network ACLs could not be read",
+                                "grant ec2:DescribeNetworkAcls"))
     for path in facts.instances:
         who = _who(path.instance_id, names)
         port = path.port
@@ -253,6 +262,18 @@ def network_checks(facts: NetworkFacts, names: Mapping[str, str]) -> list[CheckR
                        " (or the CIDR orch runs from)")
                 rows.append(CheckResult("security group", who, Status.FAIL if judged.verdict is Verdict.DENIED else Status.UNKNOWN,
                                         judged.detail, fix if judged.verdict is Verdict.DENIED else ""))
+        # Network ACL: the probe in, and its reply out (stateless).
+        dropped_by: list[AclJudgement] = []
+        if facts.network_acls is not None:
+            acl = acl_for(path.subnet_id or "", path.vpc_id or "", facts.network_acls) if path.subnet_id else None
+            if acl is None:
+                rows.append(CheckResult("network acl", who, Status.UNKNOWN, f"no network ACL found for subnet {path.subnet_id or '-'}"))
+            else:
+                judged_acl = (inbound(acl, path.source, port), outbound_return(acl, path.source, facts.return_ports))
+                dropped_by = [j for j in judged_acl if j.verdict is not Verdict.ALLOWED]
+                if not dropped_by:
+                    acl_ok.append(who)
+                rows.extend(CheckResult("network acl", who, Status.FAIL, j.detail, j.fix) for j in dropped_by)
         # Route.
         if facts.route_tables is None or path.subnet_id is None:
             rows.append(CheckResult("route", who, Status.UNKNOWN, "the subnet's route table could not be read"))
@@ -275,10 +296,11 @@ def network_checks(facts: NetworkFacts, names: Mapping[str, str]) -> list[CheckR
             rows.append(CheckResult("probe", who, Status.UNKNOWN, path.probe_detail or "the probe could not run here"))
         else:
             rows.append(CheckResult("probe", who, Status.FAIL, f"{path.address}:{port} {outcome.value} {path.probe_detail}".strip(),
-                                    _probe_fix(outcome, path)))
+                                    _probe_fix(outcome, path, dropped_by)))
     port = facts.instances[0].port if facts.instances else 0
     for check, who, text in (
         ("security group", group_ok, f"allow tcp/{port} from here"),
+        ("network acl", acl_ok, f"have a network ACL letting tcp/{port} in and its replies out"),
         ("route", route_ok, "have a route back to here"),
         ("probe", probe_ok, "answered with an SSH banner"),
     ):
@@ -287,14 +309,17 @@ def network_checks(facts: NetworkFacts, names: Mapping[str, str]) -> list[CheckR
     return sorted(rows, key=lambda r: (_NETWORK_ORDER.index(r.check), r.status is Status.OK, r.subject))
 
 
-_NETWORK_ORDER = ("ssh path", "security group", "route", "probe")
+_NETWORK_ORDER = ("ssh path", "security group", "network acl", "route", "probe")
 
 
-def _probe_fix(outcome: ProbeOutcome, path: InstancePath) -> str:
+def _probe_fix(outcome: ProbeOutcome, path: InstancePath, dropped_by: Sequence[AclJudgement] = ()) -> str:
     if outcome is ProbeOutcome.NO_ROUTE:
         return "this host has no route to the instance: fix the local routing / firewall, or run orch inside the VPC"
     if outcome is ProbeOutcome.REFUSED:
         return f"nothing listens on port {path.port}: start sshd, or set probe.port to the port sshd listens on"
+    if outcome is ProbeOutcome.CONNECT_TIMEOUT and dropped_by:
+        cause = "; ".join(f"{j.acl_id} rule {'*' if j.deciding_rule == DEFAULT_RULE else j.deciding_rule}" for j in dropped_by)
+        return f"the subnet's network ACL drops it ({cause}): see the network acl row for this instance"
     if outcome is ProbeOutcome.CONNECT_TIMEOUT:
         return "the connection was dropped on the way: the security group, a network ACL or the route (see the rows above)"
     if outcome is ProbeOutcome.NOT_SSH:

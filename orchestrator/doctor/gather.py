@@ -24,16 +24,18 @@ from orchestrator.doctor.checks import (
     SimulationFacts,
     StoreFacts,
 )
+from orchestrator.doctor.nacl import EPHEMERAL, NetworkAcl, acl_from_api
 from orchestrator.doctor.network import group_from_api, route_table_from_api
 from orchestrator.model import Instance, ProbeResult
 from orchestrator.observe.metrics import MemoryReader
 from orchestrator.state import DYNAMODB_SCHEME
 from orchestrator.state.store import StateError, StateStore
 
-PERMISSIONS = frozenset({"iam:SimulatePrincipalPolicy", "ec2:DescribeSecurityGroups", "ec2:DescribeRouteTables"})
+PERMISSIONS = frozenset({"iam:SimulatePrincipalPolicy", "ec2:DescribeSecurityGroups", "ec2:DescribeRouteTables", "ec2:DescribeNetworkAcls"})
 SIMULATE_PERMISSIONS = frozenset({"iam:SimulatePrincipalPolicy"})  # authorized on the IAM user or role simulated
 # AWS documents that GetCallerIdentity needs no permission (an explicit deny does not stop it).
 NO_PERMISSION_NEEDED = frozenset({"sts:GetCallerIdentity"})
+FILTER_VALUES = 200  # subnet or VPC ids per filter: few calls for a big fleet, each request kept small
 SIMULATE_BATCH = 100  # action names per SimulatePrincipalPolicy call, well under its request size
 
 Clock = Callable[[], datetime]
@@ -131,6 +133,43 @@ def local_source(address: str, port: int) -> str | None:
         return None
 
 
+def local_port_range(path: str = "/proc/sys/net/ipv4/ip_local_port_range") -> tuple[int, int] | None:
+    """The ephemeral ports this host's kernel gives outgoing connections (Linux), or None."""
+    try:
+        with open(path, encoding="ascii") as handle:
+            low, high = (int(x) for x in handle.read().split()[:2])
+    except (OSError, ValueError):
+        return None
+    return (low, high) if 0 < low <= high <= 65535 else None
+
+
+def network_acls(ec2: Any, subnets: Mapping[str, str]) -> tuple[tuple[NetworkAcl, ...] | None, str | None]:
+    """The network ACL of each subnet (subnet id -> VPC id): its association, else the VPC's default.
+
+    EC2 associates every subnet with exactly one ACL (the default until another is
+    associated), so the association filter should find all of them; a subnet it does not
+    find falls back to its VPC's default ACL, as EC2 itself does. A failure is returned
+    as its one line (None for the ACLs): "cannot tell", and the other checks still run.
+    """
+    ids = sorted(subnets)
+    found: dict[str, NetworkAcl] = {}
+    try:
+        paginator = ec2.get_paginator("describe_network_acls")
+        for start in range(0, len(ids), FILTER_VALUES):
+            chunk = ids[start : start + FILTER_VALUES]
+            for page in paginator.paginate(Filters=[{"Name": "association.subnet-id", "Values": chunk}]):
+                found.update((a["NetworkAclId"], acl_from_api(a)) for a in page.get("NetworkAcls", []))
+        covered = {s for acl in found.values() for s in acl.subnet_ids}
+        vpcs = sorted({subnets[s] for s in ids if s not in covered and subnets[s]})
+        for start in range(0, len(vpcs), FILTER_VALUES):
+            filters = [{"Name": "default", "Values": ["true"]}, {"Name": "vpc-id", "Values": vpcs[start : start + FILTER_VALUES]}]
+            for page in paginator.paginate(Filters=filters):
+                found.update((a["NetworkAclId"], acl_from_api(a)) for a in page.get("NetworkAcls", []))
+    except AWS_CALL_ERRORS as exc:
+        return None, describe_aws_error(exc, "ec2:DescribeNetworkAcls")
+    return tuple(found[k] for k in sorted(found)), None
+
+
 def network(
     ec2: Any,
     instances: Iterable[Instance],
@@ -156,6 +195,10 @@ def network(
             tables = [route_table_from_api(t) for page in pages for t in page.get("RouteTables", [])]
     except AWS_CALL_ERRORS as exc:
         return NetworkFacts(error=describe_aws_error(exc))
+    acls, acl_error = network_acls(ec2, {i.subnet_id: i.vpc_id or "" for i in chosen if i.subnet_id})
+    # The replies go to the prober's ephemeral port: this kernel's range when orch probes
+    # from here, AWS's advised 1024-65535 for a --source (a NAT or proxy picks its own).
+    return_ports = (local_port_range() if source is None else None) or EPHEMERAL
     once = settings.model_copy(update={"attempts": 1, "retry_window": 0.0})
     probed = prober({i: a for i, a in address.items() if a}, once)
     paths = []
@@ -176,7 +219,7 @@ def network(
                 probe_detail=(result.last.detail or result.last.banner or "") if result else "",
             )
         )
-    return NetworkFacts(tuple(paths), tuple(tables))
+    return NetworkFacts(tuple(paths), tuple(tables), network_acls=acls, network_acl_error=acl_error, return_ports=return_ports)
 
 
 def metric_presence(cloudwatch: Any, instance_ids: Iterable[str], settings: Settings, now: datetime) -> MetricFacts:

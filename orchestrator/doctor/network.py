@@ -9,7 +9,8 @@ Evaluated from what the EC2 describe APIs return, the way AWS evaluates them:
   cannot tell whether this host is in that group or list: "cannot tell".
 - A subnet uses the route table explicitly associated with it, else its VPC's main one;
   the most specific route whose destination contains the address decides; a
-  ``blackhole`` route (its target deleted) drops the traffic. Network ACLs are not read.
+  ``blackhole`` route (its target deleted) drops the traffic. Network ACLs are judged in
+  ``orchestrator.doctor.nacl``.
 """
 
 from __future__ import annotations

@@ -99,7 +99,7 @@ def test_every_command_calls_only_what_its_policy_grants(estate) -> None:
     # Not vacuous: the widest paths ran.
     assert {"ec2:RebootInstances", "s3:PutObject", "sns:Publish", "dynamodb:PutItem"} <= seen["heal"]
     assert {"dynamodb:DeleteItem"} <= seen["resume"] and "dynamodb:DeleteItem" not in iam_policy.command("pause").actions
-    assert {"ec2:DescribeSecurityGroups", "ec2:DescribeRouteTables", "dynamodb:DeleteItem", "cloudwatch:ListMetrics"} <= seen["doctor"]
+    assert {"ec2:DescribeSecurityGroups", "ec2:DescribeRouteTables", "ec2:DescribeNetworkAcls", "dynamodb:DeleteItem", "cloudwatch:ListMetrics"} <= seen["doctor"]
     # The union (no COMMAND) holds every command's.
     union = set(iam_policy.policy(iam_policy.actions_for(iam_policy.NAMES, settings), iam_policy.Scope.from_settings(settings, REGION)).actions)
     assert set().union(*seen.values()) <= union

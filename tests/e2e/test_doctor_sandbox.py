@@ -12,6 +12,7 @@ honest answer for the IAM check is "cannot tell", and that is what is asserted.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, Iterator
 
 import pytest
@@ -19,6 +20,7 @@ from click.testing import CliRunner, Result
 
 from orchestrator.cli import cli
 from orchestrator.sandbox import FleetSpec, Sandbox
+from tests.e2e.test_terminal_fit import on_terminal
 
 pytestmark = pytest.mark.e2e
 
@@ -92,3 +94,38 @@ def test_credentials_refused_by_the_endpoint_are_a_failed_check(sandbox) -> None
     result, checks = doctor({**env, "AWS_ENDPOINT_URL": "http://127.0.0.1:1"})
     assert result.exit_code == 1
     assert [c["status"] for c in checks if c["check"] == "credentials"] == ["FAIL"]
+
+
+def test_a_subnet_whose_network_acl_drops_the_probe_port_is_named(sandbox) -> None:
+    """The first subnet's association moved to an ACL denying the probe port in: every selected
+    instance there gets a FAIL row naming the ACL, rule 50 and the fix; the other subnet,
+    on the VPC's default ACL, passes. The association is put back afterwards (the sandbox is
+    shared by this module's tests)."""
+    sb, env = sandbox
+    ec2 = sb.client("ec2")
+    subnet = sb.subnet_ids[0]
+    acl_id = ec2.create_network_acl(VpcId=sb.vpc_id)["NetworkAcl"]["NetworkAclId"]
+    ec2.create_network_acl_entry(NetworkAclId=acl_id, RuleNumber=50, Protocol="6", RuleAction="deny", Egress=False,
+                                 CidrBlock="127.0.0.0/8", PortRange={"From": sb.port, "To": sb.port})
+    for egress in (False, True):
+        ec2.create_network_acl_entry(NetworkAclId=acl_id, RuleNumber=100, Protocol="-1", RuleAction="allow", Egress=egress, CidrBlock="0.0.0.0/0")
+    (default,) = ec2.describe_network_acls(Filters=[{"Name": "association.subnet-id", "Values": [subnet]}])["NetworkAcls"]
+    association = next(a["NetworkAclAssociationId"] for a in default["Associations"] if a["SubnetId"] == subnet)
+    moved = ec2.replace_network_acl_association(AssociationId=association, NetworkAclId=acl_id)["NewAssociationId"]
+    try:
+        _, checks = doctor(env)
+        for columns in (80, 120):  # the long fix folds inside the table on a real terminal
+            lines = on_terminal("doctor", {**os.environ, **env}, columns)
+            assert any(acl_id in line for line in lines) and not [line for line in lines if len(line.rstrip()) > columns]
+    finally:
+        ec2.replace_network_acl_association(AssociationId=moved, NetworkAclId=default["NetworkAclId"])
+    there = {f"{s.instance_id} ({s.name})" for s in sb.instances if s.managed and s.subnet_id == subnet and s.state == "running"}
+    rows = [c for c in checks if c["check"] == "network acl"]
+    failed = [c for c in rows if c["status"] == "FAIL"]
+    assert there and {c["subject"] for c in failed} == there
+    assert all(f"{acl_id} rule 50 denies tcp/{sb.port} in from 127.0.0.1" in c["detail"] for c in failed)
+    assert all("before rule 50" in c["fix"] and f"--port-range From={sb.port},To={sb.port}" in c["fix"] for c in failed)
+    (passing,) = [c for c in rows if c["status"] == "ok"]
+    assert passing["subject"].endswith(" instances") and not passing["subject"].startswith("all")
+    _, after = doctor(env)
+    assert {c["status"] for c in after if c["check"] == "network acl"} == {"ok"}  # put back: the default ACL again

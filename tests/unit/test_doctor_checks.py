@@ -40,6 +40,7 @@ from orchestrator.doctor.network import (
 )
 from orchestrator.model import ProbeOutcome
 from orchestrator.state.store import Lease, PauseState
+from tests.unit.test_doctor_nacl import DEFAULT_ACL
 
 NOW = datetime(2026, 12, 2, 10, 0, tzinfo=timezone.utc)
 SSH = IngressRule("tcp", 22, 22, cidrs=("127.0.0.0/8",))
@@ -193,7 +194,7 @@ def facts(**changes) -> DoctorFacts:
         simulation=SimulationFacts("arn:aws:iam::1:user/a", {a: "allowed" for a in NEEDED}),
         store=StoreFacts("f", scope="s"),
         inventory=InventoryFacts("orch:managed=true", "us-east-1", 1),
-        network=NetworkFacts((path("i-1"),), (VIA_VPN,)),
+        network=NetworkFacts((path("i-1"),), (VIA_VPN,), network_acls=(DEFAULT_ACL,)),
         metrics=MetricFacts("CWAgent", "mem_used_percent", {"i-1": NOW}),
         clock=ClockFacts(NOW, NOW, "AWS STS"),
     )
@@ -204,7 +205,7 @@ def facts(**changes) -> DoctorFacts:
 def test_every_check_passing_passes_and_any_other_does_not() -> None:
     rows = run_checks(facts(), NOW, NEEDED, "orch permissions")
     assert passed(rows) and [r.check for r in rows] == [
-        "credentials", "permissions", "state store", "lease", "pause", "instances", "security group", "route", "probe", "metrics", "clock"]
+        "credentials", "permissions", "state store", "lease", "pause", "instances", "security group", "network acl", "route", "probe", "metrics", "clock"]
     assert not passed(run_checks(facts(identity=IdentityFacts(error="no AWS credentials found")), NOW, NEEDED, "p"))
     assert not passed(run_checks(facts(clock=ClockFacts(NOW, None)), NOW, NEEDED, "p"))
 
@@ -213,4 +214,4 @@ def test_no_instance_selected_fails_and_skips_the_per_instance_checks() -> None:
     rows = run_checks(facts(inventory=InventoryFacts("team=x", "us-east-1", 0)), NOW, NEEDED, "p")
     (row,) = [r for r in rows if r.check == "instances"]
     assert row.status is Status.FAIL and "create-tags" in row.fix
-    assert not [r for r in rows if r.check in ("security group", "route", "probe", "metrics")]
+    assert not [r for r in rows if r.check in ("security group", "network acl", "route", "probe", "metrics")]

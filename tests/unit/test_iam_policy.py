@@ -10,7 +10,7 @@ from orchestrator.cli import cli
 from orchestrator.config import load_settings
 from tests.unit.test_cfn_template import STAR_ONLY_ACTIONS
 
-DOCTOR_STAR_ONLY = frozenset({"ec2:DescribeSecurityGroups", "ec2:DescribeRouteTables"})
+DOCTOR_STAR_ONLY = frozenset({"ec2:DescribeSecurityGroups", "ec2:DescribeRouteTables", "ec2:DescribeNetworkAcls"})
 
 
 def settings(**env: str):
@@ -66,7 +66,7 @@ def test_star_only_for_what_accepts_nothing_narrower_unless_the_settings_name_no
         ("resume", {"dynamodb:DeleteItem"}, {"dynamodb:PutItem"}),
         ("scan", {"cloudwatch:GetMetricData", "dynamodb:PutItem"}, {"ec2:RebootInstances", "sns:Publish"}),
         ("heal", {"ec2:RebootInstances", "sns:Publish", "s3:PutObject"}, {"dynamodb:DeleteItem", "ssm:SendCommand"}),
-        ("doctor", {"iam:SimulatePrincipalPolicy", "ec2:DescribeRouteTables", "dynamodb:DeleteItem"}, {"ec2:RebootInstances"}),
+        ("doctor", {"iam:SimulatePrincipalPolicy", "ec2:DescribeRouteTables", "ec2:DescribeNetworkAcls", "dynamodb:DeleteItem"}, {"ec2:RebootInstances"}),
     ],
 )
 def test_per_command(name, has, lacks) -> None:
