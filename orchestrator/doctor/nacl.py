@@ -136,8 +136,7 @@ def inbound(acl: NetworkAcl, source: str, port: int) -> AclJudgement:
                             acl.acl_id, _number(decision))
     before = _free_number(acl.rules(egress=False), decision)
     fix = (f"allow TCP {port} in from {source}/32 in {acl.acl_id} before rule {_label(decision)}: "
-           f"aws ec2 create-network-acl-entry --network-acl-id {acl.acl_id} --ingress --rule-number {before} "
-           f"--protocol tcp --port-range From={port},To={port} --cidr-block {source}/32 --rule-action allow")
+           + _allow_command(acl.acl_id, "--ingress", before, (port, port), source))
     return AclJudgement(Verdict.DENIED, f"{acl.acl_id} rule {_label(decision)} denies tcp/{port} in from {source}",
                         acl.acl_id, _number(decision), fix)
 
@@ -157,10 +156,15 @@ def outbound_return(acl: NetworkAcl, source: str, ports: tuple[int, int]) -> Acl
     what = f"replies out to {source} tcp/{span}" if whole else f"replies out to {source} on tcp/{runs} (of {span})"
     before = _free_number(acl.rules(egress=True), first)
     fix = (f"allow TCP {span} out to {source}/32 in {acl.acl_id} before rule {_label(first)}: "
-           f"aws ec2 create-network-acl-entry --network-acl-id {acl.acl_id} --egress --rule-number {before} "
-           f"--protocol tcp --port-range From={ports[0]},To={ports[1]} --cidr-block {source}/32 --rule-action allow")
+           + _allow_command(acl.acl_id, "--egress", before, ports, source))
     return AclJudgement(Verdict.DENIED, f"{acl.acl_id} rule {_label(first)} denies {what}: the probe's reply is dropped",
                         acl.acl_id, _number(first), fix)
+
+
+def _allow_command(acl_id: str, direction: str, rule_number: int | str, ports: tuple[int, int], source: str) -> str:
+    """The AWS CLI line that adds the missing allow rule, ready to paste."""
+    return (f"aws ec2 create-network-acl-entry --network-acl-id {acl_id} {direction} --rule-number {rule_number} "
+            f"--protocol tcp --port-range From={ports[0]},To={ports[1]} --cidr-block {source}/32 --rule-action allow")
 
 
 def _label(decision: Decision) -> str:
