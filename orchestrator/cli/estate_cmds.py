@@ -154,22 +154,24 @@ def status_rows(runtime: Runtime, place: estate.Place, clients: Clients) -> list
             "quarantined": sum(1 for h in histories.values() if h.quarantined_at),
             "lease": f"{lease.owner} until {_when(lease.expires_at)}" if lease else "free",
             "paused": f"by {pause.by}" if pause else "no",
+            "paused_by": pause.by if pause else None,
         })
     return rows
 
 
 STATUS_COLUMNS = [
-    Column("account", "account", drop=7),
+    Column("account", "account", drop=8),
     Column("region", "region"),
     Column("vpc_id", "vpc"),
     Column("stack", "stack", drop=1),
-    Column("instances", "instances", drop=4),
-    Column("last_sweep_text", "last sweep (UTC)", drop=5),
+    Column("instances", "instances", drop=5),
+    Column("last_sweep_text", "last sweep (UTC)", drop=6),
     Column("unhealthy_last_sweep", "unhealthy"),
-    Column("in_flight", "in flight", drop=3),  # resolves itself; a quarantine needs a person
-    Column("quarantined", "quarantined", drop=6),
+    Column("in_flight", "in flight", drop=4),  # resolves itself; a quarantine needs a person
+    Column("quarantined", "quarantined", drop=7),
     Column("lease", "lease", drop=2),  # "owner until a time": whole or left out
-    Column("paused", "paused", cut=True, min_width=8),  # "no", or "by" an ARN: the word that matters comes first
+    Column("paused_text", "paused"),  # yes or no, never left out; who, when it fits
+    Column("paused_by", "paused by", drop=3, cut=True, min_width=16),
 ]
 
 
@@ -179,6 +181,8 @@ def estate_status(runtime: Runtime, regions: str, accounts: str | None, role_arn
     for row in rows:
         if isinstance(row.get("last_sweep"), datetime):
             row["last_sweep_text"] = f"{row['last_sweep']:%Y-%m-%d %H:%M}"
+        if "paused" in row:
+            row["paused_text"] = "no" if row["paused"] == "no" else "yes"
     _show(runtime, rows, STATUS_COLUMNS, "orch across regions")
     _finish(failed)
 

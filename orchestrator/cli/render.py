@@ -173,10 +173,10 @@ def fitted_table(title: str | None, columns: Sequence[Column], rows: Sequence[Ma
                 cells.append(value)
         table.add_row(*cells)
     caption = list(notes)
-    if fit.dropped:
-        caption.append(f"left out to fit {width} columns: {', '.join(c.heading for c in fit.dropped)} (-o json has every field)")
-    elif cut:
-        caption.append(f"{ELLIPSIS} cut to fit {width} columns (-o json has every field)")
+    if fit.dropped or cut:
+        said = [f"left out to fit {width} columns: {', '.join(c.heading for c in fit.dropped)}"] if fit.dropped else []
+        said += [f"{ELLIPSIS}: text cut to fit" + ("" if fit.dropped else f" {width} columns")] if cut else []
+        caption.append("; ".join(said) + " (-o json has every field)")
     if caption:
         table.caption = "\n".join(caption)
         table.caption_justify = "left"

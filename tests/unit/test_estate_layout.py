@@ -14,7 +14,7 @@ INSTANCE = "i-0123456789abcdef0"
 STATUS_ROW = {
     "account": "123456789012", "region": "ap-southeast-2", "vpc_id": VPC, "stack": "orch-ap-southeast-2", "instances": 1200,
     "last_sweep_text": "2026-12-01 12:00", "unhealthy_last_sweep": 12, "in_flight": 3, "quarantined": 2,
-    "lease": "orch-lambda-ap-southeast-2 until 2026-12-01 12:05 UTC", "paused": "by arn:aws:iam::123456789012:user/alice",
+    "lease": "orch-lambda-ap-southeast-2 until 2026-12-01 12:05 UTC", "paused_text": "yes", "paused_by": "arn:aws:iam::123456789012:user/alice",
 }
 HISTORY_ROW = {
     "account": "123456789012", "region": "ap-southeast-2", "vpc_id": VPC, "when_text": "2026-12-01 12:03:00", "instance_id": INSTANCE,
@@ -55,8 +55,8 @@ def test_the_status_table_keeps_what_needs_a_person_at_80_columns():
     fit = fit_columns(STATUS_COLUMNS, [STATUS_ROW], 80)
     shown, dropped = fit.shown, fit.dropped
     keys = [c.key for c in shown]
-    assert {"region", "vpc_id", "unhealthy_last_sweep", "paused"} <= set(keys)
-    assert [c.key for c in dropped][:2] == ["stack", "lease"]
+    assert {"region", "vpc_id", "unhealthy_last_sweep", "paused_text"} <= set(keys)
+    assert [c.key for c in dropped][:3] == ["stack", "lease", "paused_by"]
 
 
 def test_a_multi_line_cell_needs_its_longest_line_not_its_length():
