@@ -53,8 +53,8 @@ HISTORY_COLUMNS = (
     Column("instance", "instance"),
     Column("action", "action"),
     Column("status", "status"),
-    Column("reason", "reason", drop=2, cut=True, min_width=14),
-    Column("detail", "detail / evidence", drop=1, cut=True, min_width=16),
+    Column("reason", "reason", drop=2, cut=True, min_width=20),
+    Column("detail", "detail / evidence", drop=1, cut=True, min_width=24),
 )
 
 
