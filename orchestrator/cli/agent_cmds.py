@@ -16,7 +16,7 @@ import click
 
 from orchestrator.cli.common import Exit, OrchError, Runtime, add_global_options, common_options
 from orchestrator.cli.instances import resolve_instance
-from orchestrator.cli.render import grid
+from orchestrator.cli.render import Column, fitted_table
 from orchestrator.cli.sweep_cmds import no_match
 from orchestrator.observe import inventory
 from orchestrator.observe.ssm import ping_status
@@ -49,6 +49,21 @@ def _when(value: datetime | None, now: datetime) -> str:
 @add_global_options
 def agent_group(**_: Any) -> None:
     """The CloudWatch agent that publishes the memory orch reads: check it, install it."""
+
+
+CHECK_COLUMNS = (
+    Column("instance", "instance"),
+    Column("name", "name", drop=1, cut=True, min_width=10),
+    Column("memory", "memory"),
+    Column("memory_at", "last point"),
+    Column("process", "process"),
+    Column("process_at", "last point"),
+)
+INSTALL_COLUMNS = (
+    Column("instance", "instance"),
+    Column("name", "name", drop=1, cut=True, min_width=10),
+    Column("outcome", "orch agent install", cut=True, min_width=20),
+)
 
 
 @agent_group.command("check")
@@ -87,15 +102,13 @@ def check_command(runtime: Runtime, process: str | None) -> None:
     }
 
     def table() -> None:
-        grid_rows = grid()
-        for column in ("instance", "name", "memory", "last point") + (("process", "last point ") if process else ()):
-            grid_rows.add_column(column, no_wrap=column in ("instance", "memory", "process"))
-        for r in rows:
-            cells = [r.instance_id, r.name, r.memory.value, _when(r.memory_at, now)]
-            if process:
-                cells += [r.process.value if r.process else "-", _when(r.process_at, now)]
-            grid_rows.add_row(*cells)
-        runtime.console().print(grid_rows)
+        cells = [
+            {"instance": r.instance_id, "name": r.name or "-", "memory": r.memory.value, "memory_at": _when(r.memory_at, now),
+             "process": r.process.value if r.process else "-", "process_at": _when(r.process_at, now)}
+            for r in rows
+        ]
+        columns = CHECK_COLUMNS if process else CHECK_COLUMNS[:4]
+        runtime.console().print(fitted_table(None, columns, cells, runtime.console().width))
         where = f"{settings.memory.namespace} {settings.memory.metric}" + (f", procstat_memory_rss for pattern {process}" if process else "")
         runtime.say(f"{len(rows) - len(lacking)} of {len(rows)} instances publish {where} within {settings.memory.stale_minutes:g} min")
 
@@ -174,19 +187,16 @@ def install_command(runtime: Runtime, instances: tuple[str, ...], processes: tup
     def table() -> None:
         verb = "would" if dry_run else "did"
         runtime.say(f"agent config in SSM parameter {parameter_name}: " + ("unchanged" if current == text else f"{verb} write it"))
-        rows = grid()
-        for column in ("instance", "name", "orch agent install"):
-            rows.add_column(column, no_wrap=column == "instance")
         names = {i.instance_id: i.name for i in fleet}
+        cells = []
         for instance_id in plan.targets:
             if dry_run:
                 outcome = f"would run {agent_install.INSTALL_DOCUMENT}, then {agent_install.CONFIGURE_DOCUMENT}"
             else:
                 outcome = f"install {document['installed'].get(instance_id, '-')}, configure {document['configured'].get(instance_id, 'not sent')}"
-            rows.add_row(instance_id, names.get(instance_id, ""), outcome)
-        for r in plan.refused:
-            rows.add_row(r.instance_id, r.name, f"refused: {r.why}")
-        runtime.console().print(rows)
+            cells.append({"instance": instance_id, "name": names.get(instance_id) or "-", "outcome": outcome})
+        cells += [{"instance": r.instance_id, "name": r.name or "-", "outcome": f"refused: {r.why}"} for r in plan.refused]
+        runtime.console().print(fitted_table(None, INSTALL_COLUMNS, cells, runtime.console().width))
         if not dry_run and plan.targets and not failed:
             runtime.say("agent configured; its first points arrive within a minute or two: orch agent check")
 

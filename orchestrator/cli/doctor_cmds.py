@@ -16,7 +16,7 @@ from rich.text import Text
 from orchestrator import iam_policy
 from orchestrator.aws import AWS_CALL_ERRORS, AwsError, describe_aws_error
 from orchestrator.cli.common import Exit, Runtime, common_options
-from orchestrator.cli.render import grid
+from orchestrator.cli.render import Column, fitted_table, grid
 from orchestrator.doctor import gather
 from orchestrator.doctor.checks import (
     CheckResult,
@@ -103,20 +103,27 @@ def doctor_command(runtime: Runtime, source: str | None) -> None:
     sys.exit(int(Exit.OK if ok else Exit.UNHEALTHY))
 
 
+DOCTOR_COLUMNS = (
+    Column("check", "check"),
+    Column("subject", "subject", cut=True, min_width=20),  # an instance id and its name: cut after the id
+    Column("status", "status"),
+    Column("detail", "detail", drop=1, cut=True, min_width=16),
+)
+
+
 def _doctor_table(runtime: Runtime, rows: list[CheckResult], ok: bool) -> None:
-    table = grid()
-    table.add_column("check", no_wrap=True)
-    table.add_column("subject", overflow="fold")
-    table.add_column("status", no_wrap=True)
-    table.add_column("detail / fix", overflow="fold")
-    for row in rows:
-        detail = Text(row.detail)
-        if row.fix:
-            detail.append("\nfix: ", style="bold")
-            detail.append(row.fix)
-        table.add_row(row.check, row.subject, Text(row.status.value, style=STATUS_STYLE[row.status]), detail)
+    """One line a check; under the table, each check that did not pass with its detail
+    and fix in full (wrapped at words), since those are what a person acts on."""
     console = runtime.console()
-    console.print(table)
+    cells = [{"check": r.check, "subject": r.subject, "status": Text(r.status.value, style=STATUS_STYLE[r.status]), "detail": r.detail}
+             for r in rows]
+    console.print(fitted_table(None, DOCTOR_COLUMNS, cells, console.width))
+    for row in rows:
+        if row.status is not Status.OK:
+            said = Text.assemble((f"{row.check} {row.subject}: ", "bold"), (row.status.value, STATUS_STYLE[row.status]), f": {row.detail}")
+            console.print(said)
+            if row.fix:
+                console.print(Text.assemble(("fix: ", "bold"), row.fix))
     failed = sum(1 for r in rows if r.status is Status.FAIL)
     unknown = sum(1 for r in rows if r.status is Status.UNKNOWN)
     runtime.say("every check passed" if ok else f"{failed} failed, {unknown} could not be told")

@@ -2,8 +2,9 @@
 
 The fan-out is orchestrator.estate; this module is what each place reads and how the
 rows are shown: one table, each row naming its account, region and VPC, fitted to the
-terminal by leaving columns out in a fixed order (said under the table; ids, times and
-status words are never wrapped or cut); a place that failed is a line with its error
+terminal by orchestrator.cli.render.fit_columns, as every orch table is (columns left
+out in a fixed order and said under the table; ids, times and status words are never
+wrapped or cut); a place that failed is a line with its error
 under the table (a row in ``-o json``), and the command exits 3 (AWS) after showing the rest.
 """
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
@@ -21,7 +21,7 @@ import click
 from orchestrator import estate
 from orchestrator.aws import Clients
 from orchestrator.cli.common import Exit, OrchError, Runtime
-from orchestrator.cli.render import grid
+from orchestrator.cli.render import Column, fitted_table
 from orchestrator.model import VerdictKind
 from orchestrator.observe import inventory
 from orchestrator.state import lease_scope, open_store
@@ -78,50 +78,9 @@ def _rows(outcomes: list[estate.Outcome[list[Row] | None]]) -> tuple[list[Row], 
     return rows, failed
 
 
-@dataclass(frozen=True, slots=True)
-class Column:
-    """One column of an estate table and how it gives way on a narrow terminal.
-
-    ``wrap``: a column of words (a reason, who paused) that may wrap at spaces within
-    ``min_width``; any other column (ids, times, counts, status words) is never wrapped
-    or cut. ``drop``: the order in which columns leave when the terminal is too narrow
-    (1 first); None: never dropped.
-    """
-
-    key: str
-    heading: str
-    drop: int | None = None
-    wrap: bool = False
-    min_width: int = 20
-
-
-GAP = 2  # what orch's grid puts between two columns
-
-
 def _cell(row: Row, key: str) -> str:
     value = row.get(key)
     return "-" if value is None else str(value)
-
-
-def fit_columns(columns: list[Column], rows: list[Row], width: int) -> tuple[list[Column], list[Column]]:
-    """(shown, dropped): columns leave in their ``drop`` order until the rest fit ``width``.
-
-    A column needs its longest line (header or cell); a wrapping one at most ``min_width``.
-    Pure, so the layout is tested without a terminal; the pty tests check the result.
-    """
-
-    def need(column: Column) -> int:
-        longest = max([len(column.heading), *(len(line) for r in rows for line in _cell(r, column.key).split("\n"))])
-        return min(longest, column.min_width) if column.wrap else longest
-
-    shown = list(columns)
-    dropped: list[Column] = []
-    for column in sorted((c for c in columns if c.drop is not None), key=lambda c: c.drop or 0):
-        if sum(need(c) for c in shown) + GAP * (len(shown) - 1) <= width:
-            break
-        shown.remove(column)
-        dropped.append(column)
-    return shown, dropped
 
 
 def _show(runtime: Runtime, rows: list[Row], columns: list[Column], title: str) -> None:
@@ -131,17 +90,9 @@ def _show(runtime: Runtime, rows: list[Row], columns: list[Column], title: str) 
     def table() -> None:
         console = runtime.console()
         data = [r for r in rows if r.get("error") is None and not r.get("note")]
-        shown, dropped = fit_columns(columns, data, console.width)
         if data:
-            table = grid(title)
-            for column in shown:
-                table.add_column(column.heading, no_wrap=not column.wrap, overflow="fold" if column.wrap else "ellipsis")
-            for row in data:
-                table.add_row(*(_cell(row, c.key) for c in shown))
-            if dropped:
-                table.caption = f"left out to fit {console.width} columns: {', '.join(c.heading for c in dropped)} (-o json has every field)"
-                table.caption_justify = "left"
-            console.print(table)
+            cells = [{c.key: _cell(r, c.key) for c in columns} for r in data]
+            console.print(fitted_table(title, columns, cells, console.width))
         for row in rows:
             where = f"{row['account']} {row['region']}" + (f" {row['vpc_id']}" if row.get("vpc_id") not in (None, "-") else "")
             if row.get("error") is not None:
@@ -203,22 +154,24 @@ def status_rows(runtime: Runtime, place: estate.Place, clients: Clients) -> list
             "quarantined": sum(1 for h in histories.values() if h.quarantined_at),
             "lease": f"{lease.owner} until {_when(lease.expires_at)}" if lease else "free",
             "paused": f"by {pause.by}" if pause else "no",
+            "paused_by": pause.by if pause else None,
         })
     return rows
 
 
 STATUS_COLUMNS = [
-    Column("account", "account", drop=7),
+    Column("account", "account", drop=8),
     Column("region", "region"),
     Column("vpc_id", "vpc"),
     Column("stack", "stack", drop=1),
-    Column("instances", "instances", drop=4),
-    Column("last_sweep_text", "last sweep (UTC)", drop=5),
+    Column("instances", "instances", drop=5),
+    Column("last_sweep_text", "last sweep (UTC)", drop=6),
     Column("unhealthy_last_sweep", "unhealthy"),
-    Column("in_flight", "in flight", drop=3),  # resolves itself; a quarantine needs a person
-    Column("quarantined", "quarantined", drop=6),
-    Column("lease", "lease", drop=2, wrap=True, min_width=16),
-    Column("paused", "paused", wrap=True, min_width=8),
+    Column("in_flight", "in flight", drop=4),  # resolves itself; a quarantine needs a person
+    Column("quarantined", "quarantined", drop=7),
+    Column("lease", "lease", drop=2),  # "owner until a time": whole or left out
+    Column("paused_text", "paused"),  # yes or no, never left out; who, when it fits
+    Column("paused_by", "paused by", drop=3, cut=True, min_width=16),
 ]
 
 
@@ -228,6 +181,8 @@ def estate_status(runtime: Runtime, regions: str, accounts: str | None, role_arn
     for row in rows:
         if isinstance(row.get("last_sweep"), datetime):
             row["last_sweep_text"] = f"{row['last_sweep']:%Y-%m-%d %H:%M}"
+        if "paused" in row:
+            row["paused_text"] = "no" if row["paused"] == "no" else "yes"
     _show(runtime, rows, STATUS_COLUMNS, "orch across regions")
     _finish(failed)
 
@@ -263,7 +218,7 @@ HISTORY_COLUMNS = [
     Column("instance_id", "instance"),
     Column("action", "action"),
     Column("status", "status"),
-    Column("reason", "reason", drop=2, wrap=True, min_width=24),
+    Column("reason", "reason", drop=2, cut=True, min_width=24),
 ]
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
-from orchestrator.cli.render import grid
+from orchestrator.cli.render import Column, fitted_table
 from orchestrator.config import ConfigError, load_settings, parse_selector
 from orchestrator.echo import clip
 from orchestrator.model import Instance
@@ -182,6 +182,15 @@ def _document(runtime: Runtime, query: discover.FleetQuery, selection: Selection
     }
 
 
+INIT_COLUMNS = (
+    Column("instance", "instance"),
+    Column("name", "name", drop=1, cut=True, min_width=10),
+    Column("state", "state"),
+    Column("vpc", "vpc"),
+    Column("verdict", "orch init", cut=True, min_width=16),  # "tag", "already tagged", "left alone: why"...
+)
+
+
 def _table(runtime: Runtime, selection: Selection, stderr: bool = False) -> None:
     """Ids and states are never wrapped or cut (an id folded over two lines cannot be
     copied); one VPC is named in the title instead of on every row, 80 columns being few."""
@@ -192,12 +201,10 @@ def _table(runtime: Runtime, selection: Selection, stderr: bool = False) -> None
         return  # the error says what matched nothing; an empty header says nothing more
     vpcs = sorted({i.vpc_id or "-" for i, _ in listed})
     per_row = len(vpcs) > 1
-    rows = grid(None if per_row else f"{len(listed)} instance(s) in {vpcs[0]}")
-    for column in ("instance", "name", "state", *(("vpc",) if per_row else ()), "orch init"):
-        rows.add_column(column, no_wrap=column in ("instance", "state", "vpc"))
-    for instance, verdict in listed:
-        rows.add_row(instance.instance_id, instance.name, instance.state, *((instance.vpc_id or "-",) if per_row else ()), verdict)
-    runtime.console(stderr=stderr).print(rows)
+    columns = INIT_COLUMNS if per_row else tuple(c for c in INIT_COLUMNS if c.key != "vpc")
+    cells = [{"instance": i.instance_id, "name": i.name or "-", "state": i.state, "vpc": i.vpc_id or "-", "verdict": verdict} for i, verdict in listed]
+    console = runtime.console(stderr=stderr)
+    console.print(fitted_table(None if per_row else f"{len(listed)} instance(s) in {vpcs[0]}", columns, cells, console.width))
 
 
 def _say(runtime: Runtime, selection: Selection, document: dict[str, Any]) -> None:

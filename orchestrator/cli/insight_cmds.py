@@ -11,7 +11,7 @@ import click
 from orchestrator.cli.chart import ActionMark, MemoryChart, render_chart
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
 from orchestrator.cli.instances import resolve_instance
-from orchestrator.cli.render import grid
+from orchestrator.cli.render import Column, fitted_table
 from orchestrator.cli.sweep_cmds import no_match, run_sweep
 from orchestrator.config import MemorySettings
 from orchestrator.kernel_log import ConsoleFindings, parse_console
@@ -120,12 +120,34 @@ def _explain_table(runtime: Runtime, facts: Facts, verdict: Verdict, findings: C
         out.print(f"ladder rung {history.rung}, {len(history.attempts)} action(s) recorded, in flight: {'yes' if history.in_flight_key else 'no'}"
                   + (f", quarantined: {history.quarantine_reason}" if history.quarantined_at else ""))
     if actions:
-        table = grid("actions")
-        for column in ("when (UTC)", "action", "status", "reason", "evidence"):
-            table.add_column(column, no_wrap=column in ("action", "status"))
-        for r in actions:
-            table.add_row(f"{r.created_at:%Y-%m-%d %H:%M:%S}", r.action.value, r.status.value, r.reason, str(r.evidence.get("console_summary") or r.evidence.get("s3_key") or ""))
+        rows = [
+            {"when": f"{r.created_at:%Y-%m-%d %H:%M:%S}", "action": r.action.value, "status": r.status.value, "reason": r.reason,
+             "evidence": str(r.evidence.get("console_summary") or r.evidence.get("s3_key") or "-")}
+            for r in actions
+        ]
+        table = fitted_table("actions", EXPLAIN_ACTION_COLUMNS, rows, out.width)
         out.print(table)
+
+
+EXPLAIN_ACTION_COLUMNS = (
+    Column("when", "when (UTC)"),
+    Column("action", "action"),
+    Column("status", "status"),
+    Column("reason", "reason", drop=2, cut=True, min_width=16),
+    Column("evidence", "evidence", drop=1, cut=True, min_width=16),
+)
+GROUP_COLUMNS = (
+    Column("value", "value"),
+    Column("instances", "instances", right=True),
+    Column("unhealthy", "unhealthy", right=True),
+    Column("leaking", "leaking", right=True),
+    Column("which", "which", drop=1, cut=True, min_width=20),  # ids, a space apart: cut between two, never inside one
+)
+
+
+def _hot(row: PatternRow) -> str:
+    """Half or more of the group unhealthy or leaking: the group to look at first."""
+    return "bold red" if row.share >= 0.5 and (row.unhealthy + row.leaking) > 0 else ""
 
 
 @click.command("report")
@@ -151,13 +173,12 @@ def report_command(runtime: Runtime, tag: str | None, html_path: str | None) -> 
         out.print(f"{len(report.facts)} instances; verdicts: {', '.join(f'{n} {k}' for k, n in counts.items())}")
         out.print("[dim]unhealthy: unreachable, aws-impaired, memory-critical or metrics-stale; leaking: memory-exhaustion-forecast[/]")
         for name, rows in found.items():
-            table = grid(name)
-            for column in ("value", "instances", "unhealthy", "leaking", "which"):
-                table.add_column(column, no_wrap=column != "which")
-            for r in rows:
-                style = "bold red" if r.share >= 0.5 and (r.unhealthy + r.leaking) > 0 else ""
-                table.add_row(f"[{style}]{r.value}[/]" if style else r.value, str(r.total), str(r.unhealthy), str(r.leaking),
-                             " ".join(r.instance_ids[:5]) + (" …" if len(r.instance_ids) > 5 else ""))
+            cells = [
+                {"value": f"[{style}]{r.value}[/]" if (style := _hot(r)) else r.value, "instances": str(r.total),
+                 "unhealthy": str(r.unhealthy), "leaking": str(r.leaking), "which": " ".join(r.instance_ids)}
+                for r in rows
+            ]
+            table = fitted_table(name, GROUP_COLUMNS, cells, out.width)
             out.print(table)
         for pattern in report.patterns:
             runtime.say(pattern.describe(bool(runtime.settings.memory.ssm_commands)))

@@ -1,17 +1,23 @@
 """Tables for people; JSON for programs. Nothing here decides anything.
 
-The fleet table fits the terminal by dropping columns (status checks and AZ first, then
-the name), never by cutting a verdict; rows are worst first, so the sick boxes are
-together at the top, and an opted-out instance is marked as such.
+Every table fits the terminal the same way, through ``fit_columns`` (pure, so the
+layout is table-tested without a terminal): a row is one line, and columns are left
+out in a fixed order until the rest fit; ids, times, counts and status words are never
+wrapped or cut; only prose (a reason, a detail) is shortened, at a word, with ``…``;
+the caption names the columns left out. The fleet table leaves out AZ, then status
+checks, then the name; rows are worst first, so the sick boxes are together at the
+top, and an opted-out instance is marked as such.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.table import Table
+from rich.text import Text
 
 from orchestrator.model import ActionOutcome, Facts, OutcomeStatus, Plan, ProbeOutcome, Verdict, VerdictKind
 from orchestrator.report import SEVERITY  # worst first: what needs a look leads the table
@@ -33,13 +39,148 @@ OUTCOME_STYLE = {
     OutcomeStatus.FAILED: "bold red",
     OutcomeStatus.UNCERTAIN: "yellow",
 }
-WIDE, MEDIUM = 118, 96  # terminal columns at which the fleet table shows every column / the name
 
 
 def grid(title: str | None = None) -> Table:
-    """orch's one table style: a rule under the header, one space between columns, no edges,
+    """orch's one table style: a rule under the header, two spaces between columns, no edges,
     so 80 columns hold what they can."""
     return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+
+
+# -- fitting a table to the terminal ----------------------------------------------------
+
+GAP = 2  # what grid() puts between two columns
+ELLIPSIS = "…"
+Cell = str | Text  # a str is rich markup
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One column of a table and how it gives way on a narrow terminal.
+
+    ``drop``: the order in which columns leave when the terminal is too narrow (1 first);
+    None: never left out. ``cut``: prose (a reason, a detail, a list of ids) that may be
+    shortened at a word with ``…`` to the width left over, never below ``min_width`` (below
+    that it is left out in its turn); any other column (ids, times, counts, status words)
+    is shown whole or not at all. ``right``: numbers align right.
+    """
+
+    key: str
+    heading: str
+    drop: int | None = None
+    cut: bool = False
+    min_width: int = 12
+    right: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Fit:
+    """What ``fit_columns`` chose: the columns shown with their widths, and those left out."""
+
+    shown: tuple[Column, ...]
+    dropped: tuple[Column, ...]
+    widths: Mapping[str, int] = field(default_factory=dict)
+    gap: int = GAP
+
+    @property
+    def total(self) -> int:
+        return sum(self.widths[c.key] for c in self.shown) + self.gap * max(0, len(self.shown) - 1)
+
+
+def plain(cell: Cell | int) -> str:
+    return cell.plain if isinstance(cell, Text) else Text.from_markup(str(cell)).plain
+
+
+def cell_width(cell: Cell | int) -> int:
+    """The longest line's width (a multi-line cell needs its longest line, not its length)."""
+    return max((Text(line).cell_len for line in plain(cell).split("\n")), default=0)
+
+
+def fit_columns(columns: Sequence[Column], rows: Sequence[Mapping[str, Cell | int]], width: int, gap: int = GAP) -> Fit:
+    """Columns leave in their ``drop`` order until the rest fit ``width``; then the prose
+    columns share what is left, each up to its longest line.
+
+    A column needs its longest line (heading or cell); a prose one at most ``min_width``.
+    When even the columns never left out do not fit, they are all shown and the table is
+    wider than ``width``: cutting an id would be worse than a terminal that wraps.
+    """
+    natural = {c.key: max([cell_width(c.heading), *(cell_width(r.get(c.key, "")) for r in rows)]) for c in columns}
+    need = {c.key: min(natural[c.key], c.min_width) if c.cut else natural[c.key] for c in columns}
+
+    def total(shown: Sequence[Column]) -> int:
+        return sum(need[c.key] for c in shown) + gap * max(0, len(shown) - 1)
+
+    shown = list(columns)
+    dropped: list[Column] = []
+    for column in sorted((c for c in columns if c.drop is not None), key=lambda c: c.drop or 0):
+        if total(shown) <= width:
+            break
+        shown.remove(column)
+        dropped.append(column)
+    widths = {c.key: need[c.key] for c in shown}
+    spare = width - total(shown)
+    growing = [c for c in shown if c.cut and widths[c.key] < natural[c.key]]
+    while spare > 0 and growing:  # share alike, the narrowest filled first, none past its longest line
+        share = max(1, spare // len(growing))
+        for c in list(growing):
+            add = min(share, natural[c.key] - widths[c.key], spare)
+            widths[c.key] += add
+            spare -= add
+            if widths[c.key] >= natural[c.key]:
+                growing.remove(c)
+            if spare <= 0:
+                break
+    return Fit(tuple(shown), tuple(dropped), widths, gap)
+
+
+def clip(cell: Cell, width: int) -> Text:
+    """Each line of a prose cell shortened to ``width``: at the last space that keeps half
+    of it, else mid-word, with ``…``; styles kept."""
+    text = cell.copy() if isinstance(cell, Text) else Text.from_markup(cell)
+    lines = text.split("\n")
+    out = Text()
+    for n, line in enumerate(lines):
+        if n:
+            out.append("\n")
+        if line.cell_len > width:
+            keep = max(0, width - len(ELLIPSIS))
+            space = line.plain.rfind(" ", 0, keep + 1)
+            end = space if space >= keep // 2 else keep
+            line = line[: end].copy()
+            line.rstrip()
+            line.append(ELLIPSIS)
+        out.append_text(line)
+    return out
+
+
+def fitted_table(title: str | None, columns: Sequence[Column], rows: Sequence[Mapping[str, Cell]], width: int,
+                 notes: Sequence[str] = ()) -> Table:
+    """A grid() of ``rows`` fitted to ``width`` by ``fit_columns``, each row on one line
+    (but for cells of several lines); the caption names what was left out or cut."""
+    fit = fit_columns(columns, rows, width)
+    table = grid(title)
+    for c in fit.shown:
+        table.add_column(c.heading, width=fit.widths[c.key], no_wrap=True, overflow="ellipsis", justify="right" if c.right else "left")
+    cut = False
+    for row in rows:
+        cells: list[RenderableType] = []
+        for c in fit.shown:
+            value = row.get(c.key, "-")
+            if c.cut and cell_width(value) > fit.widths[c.key]:
+                cut = True
+                cells.append(clip(value, fit.widths[c.key]))
+            else:
+                cells.append(value)
+        table.add_row(*cells)
+    caption = list(notes)
+    if fit.dropped or cut:
+        said = [f"left out to fit {width} columns: {', '.join(c.heading for c in fit.dropped)}"] if fit.dropped else []
+        said += [f"{ELLIPSIS}: text cut to fit" + ("" if fit.dropped else f" {width} columns")] if cut else []
+        caption.append("; ".join(said) + " (-o json has every field)")
+    if caption:
+        table.caption = "\n".join(caption)
+        table.caption_justify = "left"
+    return table
 
 
 def probe_cell(facts: Facts, counts: bool = True) -> str:
@@ -87,55 +228,62 @@ def instances_detail(report: SweepReport, opt_out_tag: str) -> list[dict[str, An
     ]
 
 
+FLEET_COLUMNS = (
+    Column("instance", "instance"),
+    Column("name", "name", drop=3, cut=True, min_width=10),
+    Column("az", "az", drop=1),
+    Column("checks", "checks", drop=2),
+    Column("ssh", "ssh", drop=5),
+    Column("tries", "failed", drop=4),
+    Column("memory", "memory", drop=6),
+    Column("verdict", "verdict"),
+)
+
+
 def fleet_table(report: SweepReport, width: int, opt_out_tag: str) -> Table:
-    columns = ["instance", "name", "az", "checks", "ssh", "memory", "verdict"]
-    if width < WIDE:
-        columns = [c for c in columns if c not in ("az", "checks")]
-    if width < MEDIUM:
-        columns.remove("name")
-    table = grid(f"{len(report.facts)} instances, worst first")
-    for column in columns:
-        table.add_column(column, no_wrap=column != "name", overflow="ellipsis", max_width=18 if column == "name" else None)
+    rows = []
     opted = False
     for facts, verdict in worst_first(report):
         inst = facts.instance
         skip = opt_out_tag in inst.tags
         opted |= skip
-        cells = {
+        probe = facts.probe
+        rows.append({
             "instance": inst.instance_id,
-            "name": inst.name,
-            "az": inst.availability_zone,
+            "name": inst.name or "-",
+            "az": inst.availability_zone or "-",
             "checks": facts.status.label() if facts.status else "-",
-            "ssh": probe_cell(facts, counts=width >= MEDIUM),
+            "ssh": probe_cell(facts, counts=False),
+            "tries": f"{probe.failed_attempts}/{len(probe.attempts)}" if probe and probe.outcome is not ProbeOutcome.OK else "-",
             "memory": memory_cell(verdict),
             "verdict": f"[{VERDICT_STYLE[verdict.kind]}]{verdict.kind.value}[/]" + (" [dim]*[/]" if skip else ""),
-        }
-        table.add_row(*(cells[c] for c in columns))
-    if opted:
-        table.caption = f"* opted out by tag {opt_out_tag}: reported, never acted on"
-        table.caption_justify = "left"
-    return table
+        })
+    notes = [f"* opted out by tag {opt_out_tag}: reported, never acted on"] if opted else []
+    return fitted_table(f"{len(report.facts)} instances, worst first", FLEET_COLUMNS, rows, width, notes)
 
 
-def plan_tables(plan: Plan, outcome_list: Iterable[ActionOutcome] = ()) -> list[Table]:
+ACTION_COLUMNS = (
+    Column("instance", "instance"),
+    Column("action", "action"),
+    Column("reason", "reason", drop=1, cut=True),
+    Column("outcome", "outcome", cut=True, min_width=16),
+)
+BLOCKED_COLUMNS = (Column("instance", "instance"), Column("action", "action"), Column("why", "why", cut=True, min_width=16))
+
+
+def plan_tables(plan: Plan, outcome_list: Iterable[ActionOutcome] = (), width: int = 80) -> list[Table]:
     tables = []
     outcomes = {o.action.instance_id: o for o in outcome_list}
     if plan.actions:
-        table = grid("actions")
-        for column in ("instance", "action", "reason", "outcome"):
-            table.add_column(column, no_wrap=column in ("instance", "action"))
+        rows = []
         for action in plan.actions:
             outcome = outcomes.get(action.instance_id)
             cell = "-" if outcome is None else f"[{OUTCOME_STYLE[outcome.status]}]{outcome.status.value}[/] {outcome.detail}"
-            table.add_row(action.instance_id, action.kind.value, action.reason, cell)
-        tables.append(table)
+            rows.append({"instance": action.instance_id, "action": action.kind.value, "reason": action.reason, "outcome": cell})
+        tables.append(fitted_table("actions", ACTION_COLUMNS, rows, width))
     if plan.blocked:
-        table = grid("blocked")
-        for column in ("instance", "action", "why"):
-            table.add_column(column, no_wrap=column in ("instance", "action"))
-        for blocked in plan.blocked:
-            table.add_row(blocked.instance_id, blocked.kind.value, f"[yellow]{blocked.why}[/]")
-        tables.append(table)
+        rows = [{"instance": b.instance_id, "action": b.kind.value, "why": f"[yellow]{b.why}[/]"} for b in plan.blocked]
+        tables.append(fitted_table("blocked", BLOCKED_COLUMNS, rows, width))
     return tables
 
 
@@ -145,7 +293,7 @@ def print_report(console: Console, report: SweepReport, opt_out_tag: str, show_f
     counts = ", ".join(f"{n} {k}" for k, n in report.verdict_counts().items())
     console.print(f"verdicts: {counts or 'none'}")
     if show_plan:
-        for table in plan_tables(report.plan, report.outcomes):
+        for table in plan_tables(report.plan, report.outcomes, console.width):
             console.print(table)
         if not report.plan.actions and not report.plan.blocked:
             console.print("nothing to do")

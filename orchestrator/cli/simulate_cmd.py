@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from orchestrator.cli.common import Runtime, common_options
+from orchestrator.cli.render import Column, fitted_table
 from orchestrator.simulate import BY_NAME, SCENARIOS, Figures, Policy, simulate
 
 
@@ -21,26 +22,37 @@ def _minutes(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-def figures_table(rows: list[tuple[Figures, list[str]]]) -> Table:
-    table = Table(title_justify="left", caption="down→act: minutes from SSH failing to the action (median/p95); max/h: most actions in any hour",
-                  caption_justify="left")
-    for column, justify in (
-        ("scenario", "left"), ("policy", "left"), ("SSH up", "right"), ("wedged h", "right"), ("actions", "right"),
-        ("on fine", "right"), ("quar.", "right"), ("chronic", "right"), ("msgs", "right"),
-        ("down→act min", "right"), ("max/h", "right"), ("expectation", "left"),
-    ):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+FIGURE_COLUMNS = (  # left out least telling first; the scenario, its policy, SSH up and the expectation stay
+    Column("scenario", "scenario"),
+    Column("policy", "policy"),
+    Column("availability", "SSH up", right=True),
+    Column("wedged", "wedged h", drop=5, right=True),
+    Column("actions", "actions", drop=8),
+    Column("on_fine", "on fine", drop=7, right=True),
+    Column("quarantined", "quar.", drop=6, right=True),
+    Column("chronic", "chronic", drop=3, right=True),
+    Column("messages", "msgs", drop=1, right=True),
+    Column("down_to_action", "down→act min", drop=4, right=True),
+    Column("max_per_hour", "max/h", drop=2, right=True),
+    Column("expectation", "expectation", cut=True, min_width=16),  # "met", "baseline" or what was not met (said in full below)
+)
+
+
+def figures_table(rows: list[tuple[Figures, list[str]]], width: int = 120) -> Table:
+    cells = []
     for f, violations in rows:
-        kinds = ", ".join(f"{n} {k}" for k, n in f.actions.items()) or "0"
         verdict = "[green]met[/]" if not violations else "[bold red]" + "; ".join(violations) + "[/]"
         if f.policy is not Policy.ORCH:
             verdict = "[dim]baseline[/]"
-        table.add_row(
-            f.scenario, f.policy.value, _percent(f.availability), f"{f.wedged_box_hours:.1f}", kinds, str(f.on_fine_boxes),
-            str(f.quarantined), str(f.chronic), str(f.messages),
-            f"{_minutes(f.down_to_action_median_min)}/{_minutes(f.down_to_action_p95_min)}", str(f.max_actions_in_an_hour), verdict,
-        )
-    return table
+        cells.append({
+            "scenario": f.scenario, "policy": f.policy.value, "availability": _percent(f.availability), "wedged": f"{f.wedged_box_hours:.1f}",
+            "actions": ", ".join(f"{n} {k}" for k, n in f.actions.items()) or "0", "on_fine": str(f.on_fine_boxes),
+            "quarantined": str(f.quarantined), "chronic": str(f.chronic), "messages": str(f.messages),
+            "down_to_action": f"{_minutes(f.down_to_action_median_min)}/{_minutes(f.down_to_action_p95_min)}",
+            "max_per_hour": str(f.max_actions_in_an_hour), "expectation": verdict,
+        })
+    notes = ["down→act: minutes from SSH failing to the action (median/p95); max/h: most actions in any hour"]
+    return fitted_table(None, FIGURE_COLUMNS, cells, width, notes)
 
 
 @click.command("simulate")
@@ -93,7 +105,7 @@ def simulate_command(runtime: Runtime, names: tuple[str, ...], hours: float, ins
     def table() -> None:
         out = runtime.console()
         out.print(f"{hours:g} simulated hours, seed {seed}, sweeps every {settings.sweep_interval_minutes:g} min")
-        out.print(figures_table(rows))
+        out.print(figures_table(rows, out.width))
         for f, violations in rows:
             for text in f.chronic_text[:1]:
                 out.print(f"[bold]{f.scenario}[/]: {text}")

@@ -12,7 +12,7 @@ from orchestrator import history as history_step
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
 from orchestrator.cli.estate_cmds import estate_history, estate_options, estate_status
 from orchestrator.cli.instances import resolve_instance
-from orchestrator.cli.render import grid
+from orchestrator.cli.render import Column, fitted_table
 from orchestrator.cli.sweep_cmds import no_match
 from orchestrator.model import Facts
 from orchestrator.observe import inventory
@@ -31,6 +31,31 @@ def _who() -> str:
 def _when(value: datetime | None) -> str:
     """For people: minutes are enough, and the zone is said."""
     return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "-"
+
+
+def _minute(value: datetime | None) -> str:
+    """A table cell's time: the heading says UTC, so 16 columns."""
+    return f"{value:%Y-%m-%d %H:%M}" if value else "-"
+
+
+STATE_COLUMNS = (
+    Column("instance", "instance"),
+    Column("failed", "failed probes", drop=4),
+    Column("rung", "rung", drop=2),
+    Column("action", "last action"),
+    Column("at", "at (UTC)", drop=3),
+    Column("in_flight", "in flight"),
+    Column("quarantined", "quarantined (UTC)"),  # a quarantine needs a person: never left out
+    Column("why", "why quarantined", drop=1, cut=True),
+)
+HISTORY_COLUMNS = (
+    Column("when", "when (UTC)"),
+    Column("instance", "instance"),
+    Column("action", "action"),
+    Column("status", "status"),
+    Column("reason", "reason", drop=2, cut=True, min_width=20),
+    Column("detail", "detail / evidence", drop=1, cut=True, min_width=24),
+)
 
 
 def _paused_text(pause: PauseState) -> str:
@@ -94,19 +119,20 @@ def status_command(runtime: Runtime, regions: str | None, accounts: str | None, 
         if not notable:
             console.print("no instance has failures, actions in flight or quarantine" + (" recorded in its history" if dangling else ""))
             return
-        rows = grid("instances with state")
-        for column in ("instance", "failed probes", "rung", "last action", "in flight", "quarantined"):
-            rows.add_column(column, no_wrap=column == "instance")
-        for h in notable:
-            rows.add_row(
-                h.instance_id,
-                str(h.failed_probes),
-                str(h.rung),
-                f"{h.last_action.value} {_when(h.last_action_at)}" if h.last_action else "-",
-                "yes" if h.in_flight_key else "-",
-                f"{_when(h.quarantined_at)}: {h.quarantine_reason}" if h.quarantined_at else "-",
-            )
-        console.print(rows)
+        rows = [
+            {
+                "instance": h.instance_id,
+                "failed": str(h.failed_probes),
+                "rung": str(h.rung),
+                "action": h.last_action.value if h.last_action else "-",
+                "at": _minute(h.last_action_at),
+                "in_flight": "yes" if h.in_flight_key else "-",
+                "quarantined": _minute(h.quarantined_at),
+                "why": h.quarantine_reason or "-",
+            }
+            for h in notable
+        ]
+        console.print(fitted_table("instances with state", STATE_COLUMNS, rows, console.width))
 
     runtime.emit(document, table)
 
@@ -132,14 +158,12 @@ def history_command(
         if not records:
             runtime.say("no actions recorded" + (f" for {instance_id}" if instance_id else ""))
             return
-        rows = grid()
-        for column in ("when (UTC)", "instance", "action", "status", "reason", "detail / evidence"):
-            rows.add_column(column, no_wrap=column in ("instance", "action", "status"))
-        for r in records:
-            evidence = r.evidence.get("console_summary") or ""
-            rows.add_row(f"{r.created_at:%Y-%m-%d %H:%M:%S}", r.instance_id, r.action.value, r.status.value, r.reason,
-                         "; ".join(x for x in (r.detail, evidence) if x))
-        runtime.console().print(rows)
+        rows = [
+            {"when": f"{r.created_at:%Y-%m-%d %H:%M:%S}", "instance": r.instance_id, "action": r.action.value, "status": r.status.value,
+             "reason": r.reason, "detail": "; ".join(x for x in (r.detail, r.evidence.get("console_summary") or "") if x) or "-"}
+            for r in records
+        ]
+        runtime.console().print(fitted_table(None, HISTORY_COLUMNS, rows, runtime.console().width))
 
     runtime.emit(records, table)
 

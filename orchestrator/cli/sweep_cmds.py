@@ -124,7 +124,7 @@ def run_sweep(
     def confirm(plan: Plan) -> bool:
         if live is not None:
             live.progress.stop()
-        for table in plan_tables(plan):
+        for table in plan_tables(plan, width=err.width):
             err.print(table)
         return click.confirm(f"take {len(plan.actions)} action(s)?", default=False, err=True)
 

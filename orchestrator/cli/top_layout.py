@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from orchestrator.cli.render import SEVERITY, VERDICT_STYLE  # one severity order and one palette with `orch scan`
+from orchestrator.cli.render import SEVERITY, VERDICT_STYLE, Column  # one severity order and one palette with `orch scan`
+from orchestrator.cli.render import fit_columns as shared_fit
 from orchestrator.model import ActionKind, Facts, InstanceHistory, ProbeOutcome, Verdict, VerdictKind
 
 LEVELS = "▁▂▃▄▅▆▇"  # below the critical line, in seven steps from 0%
@@ -233,30 +234,31 @@ def sparkline(values: Sequence[float], width: int, critical_percent: float) -> s
 # -- columns and fitting -------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Column:
-    key: str
-    header: str
-    right: bool = False  # numbers align right
+DROP_ORDER = ("az", "name", "ladder", "slope", "flags", "acting", "window", "full", "ssh", "memory")
+NEVER_DROPPED = ("instance", "verdict")
+GAP = 1
+
+
+def _column(key: str, heading: str, right: bool = False) -> Column:
+    """The window is the one column that gives way before leaving: SPARK_MIN to SPARK_MAX wide."""
+    drop = DROP_ORDER.index(key) + 1 if key in DROP_ORDER else None
+    return Column(key, heading, drop=drop, cut=key == "window", min_width=SPARK_MIN, right=right)
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column("instance", "instance"),
-    Column("name", "name"),
-    Column("az", "az"),
-    Column("verdict", "verdict"),
-    Column("ssh", "ssh"),
-    Column("memory", "mem", right=True),
-    Column("window", "window"),
-    Column("slope", "slope", right=True),
-    Column("full", "full", right=True),
-    Column("ladder", "ladder"),
-    Column("acting", "acting"),
-    Column("flags", "flags"),
+    _column("instance", "instance"),
+    _column("name", "name"),
+    _column("az", "az"),
+    _column("verdict", "verdict"),
+    _column("ssh", "ssh"),
+    _column("memory", "mem", right=True),
+    _column("window", "window"),
+    _column("slope", "slope", right=True),
+    _column("full", "full", right=True),
+    _column("ladder", "ladder"),
+    _column("acting", "acting"),
+    _column("flags", "flags"),
 )
-NEVER_DROPPED = ("instance", "verdict")
-DROP_ORDER = ("az", "name", "ladder", "slope", "flags", "acting", "window", "full", "ssh", "memory")
-GAP = 1
 
 
 def cells(row: TopRow, now: datetime) -> dict[str, str]:
@@ -290,25 +292,13 @@ class Layout:
 
 
 def fit_columns(table: Sequence[Mapping[str, str]], width: int) -> Layout:
-    """The columns that fit ``width``, dropping in the documented order; the window takes what is left."""
-    natural = {c.key: max([len(c.header), *(len(r[c.key]) for r in table)]) for c in COLUMNS}
-    natural["window"] = SPARK_MIN
-    empty = [k for k in DROP_ORDER if k != "window" and table and all(r[k] == EMPTY for r in table)]
-    kept = [c for c in COLUMNS if c.key not in empty]
-    too_wide = []
-    for key in DROP_ORDER:
-        if _total(kept, natural) <= width:
-            break
-        too_wide += [c.header for c in kept if c.key == key]
-        kept = [c for c in kept if c.key != key]
-    widths = dict(natural)
-    if any(c.key == "window" for c in kept):
-        widths["window"] = min(SPARK_MAX, SPARK_MIN + max(0, width - _total(kept, natural)))
-    return Layout(tuple(kept), {c.key: widths[c.key] for c in kept}, tuple(too_wide))
-
-
-def _total(columns: Sequence[Column], widths: Mapping[str, int]) -> int:
-    return sum(widths[c.key] for c in columns) + GAP * (len(columns) - 1)
+    """The columns that fit ``width``: first those with nothing to say leave, then
+    orchestrator.cli.render.fit_columns (the one mechanism every orch table fits by)
+    drops in DROP_ORDER; the window takes what is left, up to SPARK_MAX."""
+    empty = {k for k in DROP_ORDER if k != "window" and table and all(r[k] == EMPTY for r in table)}
+    measured = [{**r, "window": OVER * SPARK_MAX} for r in table] or [{"window": OVER * SPARK_MAX}]
+    fit = shared_fit([c for c in COLUMNS if c.key not in empty], measured, width, gap=GAP)
+    return Layout(fit.shown, dict(fit.widths), tuple(c.heading for c in fit.dropped))
 
 
 # -- the frame ---------------------------------------------------------------------------------
@@ -411,7 +401,7 @@ def _pad(text: str, width: int, right: bool) -> str:
 
 
 def _header(layout: Layout) -> Line:
-    texts = [_pad(c.header, layout.widths[c.key], c.right) for c in layout.columns]
+    texts = [_pad(c.heading, layout.widths[c.key], c.right) for c in layout.columns]
     return (((" " * GAP).join(texts), "bold"),)
 
 
