@@ -1,1 +1,1 @@
-"""Lambda entry points: thin shells over ``orchestrator.sweep`` (see heal.py)."""
+"""Lambda entry points: thin shells over ``orchestrator.sweep.pipeline`` (see heal.py)."""

@@ -54,16 +54,16 @@ from typing import Any, Callable, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from orchestrator import audit, registry
 from orchestrator.aws import AWS_CALL_ERRORS, AwsError, Clients, describe_aws_error
 from orchestrator.config import ConfigError, Settings, load_settings
 from orchestrator.echo import clip
+from orchestrator.estate import registry
 from orchestrator.jsonable import iso_utc, to_jsonable
 from orchestrator.observe.metrics import DimensionCache
 from orchestrator.observe.probe import probe_fleet
-from orchestrator.state import open_store
+from orchestrator.state import audit, open_store
 from orchestrator.state.store import LeaseHeld, StateError
-from orchestrator.sweep import Mode, Prober, SweepAborted, SweepDeps, SweepReport, sweep, utcnow
+from orchestrator.sweep.pipeline import Mode, Prober, SweepAborted, SweepDeps, SweepReport, sweep, utcnow
 
 METRIC_NAMESPACE = "orch"
 GATE_MARGIN_S = 30.0  # sweep's gate refuses new actions with less than this left

@@ -206,7 +206,7 @@ def declared_permission(operation: str) -> str | None:
     AWS's denial messages do not always name the action (EC2's UnauthorizedOperation
     does not), and the operator needs the ``service:Action`` form to fix the policy.
     """
-    from orchestrator.permissions import ALL  # late: permissions imports every adapter, which import this module
+    from orchestrator.iam.permissions import ALL  # late: permissions imports every adapter, which import this module
 
     found = [p for p in ALL if p.partition(":")[2] == operation]
     return found[0] if len(found) == 1 else None

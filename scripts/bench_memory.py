@@ -11,7 +11,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 from orchestrator.config import MemorySettings
-from orchestrator.memory import assess_memory
+from orchestrator.decide.memory import assess_memory
 from orchestrator.model import MemorySeries
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)

@@ -12,7 +12,7 @@ What AWS does that moto does not (EC2 API reference and user guide):
 - ``StartInstances`` can fail after a good stop (``InsufficientInstanceCapacity``), and
   a Lambda can run out of time while it waits. An instance orch stopped must never stay
   stopped silently: every such result starts with ``START_PENDING``, and the next sweep
-  finishes the job (``orchestrator.pending_start``, ``ActionKind.START``).
+  finishes the job (``orchestrator.decide.pending_start``, ``ActionKind.START``).
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ def stop_start(
 ) -> Result:
     """Stop, wait until stopped (forcing it if the graceful stop hangs), start.
 
-    Moves the instance to other hardware (EBS-backed only: see ``orchestrator.rungs``).
+    Moves the instance to other hardware (EBS-backed only: see ``orchestrator.decide.rungs``).
     Any result that leaves the instance stopped or stopping starts with ``START_PENDING``.
     """
     try:

@@ -15,9 +15,9 @@ from typing import Any, Callable, Mapping
 
 from orchestrator.aws import AWS_CALL_ERRORS, Clients, describe_aws_error
 from orchestrator.config import EvidenceSettings
-from orchestrator.kernel_log import parse_console
 from orchestrator.model import Action, Facts, Verdict
 from orchestrator.observe.console import ConsoleRead, read_console_output
+from orchestrator.observe.kernel_log import parse_console
 from orchestrator.observe.procstat import top_process
 
 PERMISSIONS = frozenset({"s3:PutObject"})

@@ -39,7 +39,7 @@ from orchestrator.observe.inventory import selector_filters
 from orchestrator.observe.probe import probe_once
 from orchestrator.state.fit import fit_sweep_summary, size_of
 from orchestrator.state.sqlite import SqliteStore
-from orchestrator.sweep import Mode, SweepDeps, sweep
+from orchestrator.sweep.pipeline import Mode, SweepDeps, sweep
 
 
 def peak_rss_mb() -> float:

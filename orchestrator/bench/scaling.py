@@ -7,7 +7,7 @@ tests/unit/test_scaling_doc.py recomputes them from the stored measurements, so 
 document cannot drift from the arithmetic. Every AWS figure below is cited, with the
 date it was read, in docs/scaling.md.
 
-What the code does and this model follows (orchestrator/awsfleet.py, sweep.py,
+What the code does and this model follows (orchestrator/sweep/aws_fleet.py, sweep.py,
 observe/metrics.py): every sweep lists the VPC's instances and their status checks
 (1,000 a page each); a full sweep asks GetMetricData for every instance's whole memory
 window (500 metrics a call), the sweeps between full reads (``full_read_every`` = K > 1)

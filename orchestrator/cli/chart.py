@@ -11,7 +11,7 @@ how fast, against which line, and what orch did when. So the chart draws:
 - the critical line (``╌``) and the exhaustion line (``━``) across the plot; when both
   fall in one text row the exhaustion line is drawn and the legend says so;
 - the forecast (``·``) from now along the trend to where it meets exhaustion, as
-  orchestrator.memory assessed it (the x axis extends past now to show it, at most by
+  orchestrator.decide.memory assessed it (the x axis extends past now to show it, at most by
   the window's length again);
 - a marker (``┊`` in the plot, a letter under the axis) at each moment orch acted.
 
@@ -65,7 +65,7 @@ class MemoryChart:
     critical_percent: float
     exhaustion_percent: float
     slope_per_min: float | None = None
-    minutes_to_exhaustion: float | None = None  # from orchestrator.memory's assessment
+    minutes_to_exhaustion: float | None = None  # from orchestrator.decide.memory's assessment
     actions: Sequence[ActionMark] = ()
 
 

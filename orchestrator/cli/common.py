@@ -28,11 +28,11 @@ import jmespath
 from jmespath.exceptions import JMESPathError
 from rich.console import Console
 
-from orchestrator import registry
 from orchestrator.aws import AWS_CALL_ERRORS, AwsError, Clients, describe_aws_error
 from orchestrator.cli import output as out
 from orchestrator.config import ConfigError, Settings, load_settings, parse_selector
 from orchestrator.echo import clip
+from orchestrator.estate import registry
 from orchestrator.onboard.config_file import user_config_path
 from orchestrator.state import open_store
 from orchestrator.state.store import LeaseHeld, StateError, StateStore
@@ -247,7 +247,7 @@ class Runtime(Display):
         return self._store
 
     def _beside_deployed_healers(self) -> None:
-        """Use the deployed healer's store for the same fleet, or refuse to act beside it (orchestrator.registry)."""
+        """Use the deployed healer's store for the same fleet, or refuse to act beside it (orchestrator.estate.registry)."""
         settings = self.settings
         try:
             healers = registry.list_healers(self.clients.client("ssm"))

@@ -1,6 +1,6 @@
 """`orch package`, `orch deploy`, `orch destroy`: from source to a running stack and back.
 
-Thin shells over orchestrator.package and orchestrator.deploy. Progress (build sizes,
+Thin shells over orchestrator.deploy.package and orchestrator.deploy.stack. Progress (build sizes,
 stack events) goes to stderr; the change set, the outputs, or with ``-o json`` one
 JSON document, go to stdout.
 """
@@ -17,11 +17,12 @@ from typing import Any, Iterator
 import click
 from rich.table import Table
 
-from orchestrator import deploy, package
 from orchestrator.aws import AWS_CALL_ERRORS, describe_aws_error
 from orchestrator.cli.common import DISPLAY, Exit, OrchError, Runtime, add_global_options, common_options, display_from, given_options
 from orchestrator.cli.output import FORMATS
 from orchestrator.cli.stackset_cmd import deploy_stack_set, stack_set_options
+from orchestrator.deploy import package
+from orchestrator.deploy import stack as deploy
 from orchestrator.echo import clip
 
 Json = dict[str, Any]

@@ -1,6 +1,6 @@
 """`orch doctor` and `orch permissions`: is this place ready to run orch, and what IAM does it take?
 
-Thin shells: the policy is made by ``orchestrator.iam_policy``, the doctor's facts are
+Thin shells: the policy is made by ``orchestrator.iam.policy``, the doctor's facts are
 gathered by ``orchestrator.doctor.gather`` and judged by ``orchestrator.doctor.checks``.
 """
 
@@ -13,7 +13,6 @@ from datetime import datetime, timezone
 import click
 from rich.text import Text
 
-from orchestrator import iam_policy
 from orchestrator.aws import AWS_CALL_ERRORS, AwsError, describe_aws_error
 from orchestrator.cli.common import Exit, Runtime, common_options
 from orchestrator.cli.render import Column, fitted_table, grid
@@ -29,6 +28,7 @@ from orchestrator.doctor.checks import (
     run_checks,
     simulation_principal,
 )
+from orchestrator.iam import policy as iam_policy
 from orchestrator.observe import inventory
 from orchestrator.observe.probe import probe_fleet
 from orchestrator.state import default_state_path, lease_scope

@@ -1,6 +1,6 @@
 """`orch status|history|scan --regions a,b [--accounts 1,2 --role-arn TEMPLATE] [--parallel N]`.
 
-The fan-out is orchestrator.estate; this module is what each place reads and how the
+The fan-out is orchestrator.estate.accounts; this module is what each place reads and how the
 rows are shown: one table, each row naming its account, region and VPC, fitted to the
 terminal by orchestrator.cli.render.fit_columns, as every orch table is (columns left
 out in a fixed order and said under the table; ids, times and status words are never
@@ -18,15 +18,15 @@ from typing import Any, Callable
 
 import click
 
-from orchestrator import estate
 from orchestrator.aws import Clients
 from orchestrator.cli.common import Exit, OrchError, Runtime
 from orchestrator.cli.render import Column, fitted_table
+from orchestrator.estate import accounts as estate
 from orchestrator.model import VerdictKind
 from orchestrator.observe import inventory
 from orchestrator.state import lease_scope, open_store
 from orchestrator.state.sqlite import SqliteStore
-from orchestrator.sweep import Mode, SweepDeps, sweep
+from orchestrator.sweep.pipeline import Mode, SweepDeps, sweep
 
 F = Callable[..., Any]
 Row = dict[str, Any]

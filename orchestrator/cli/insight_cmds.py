@@ -14,14 +14,14 @@ from orchestrator.cli.instances import resolve_instance
 from orchestrator.cli.render import Column, fitted_table
 from orchestrator.cli.sweep_cmds import no_match, run_sweep
 from orchestrator.config import MemorySettings
-from orchestrator.kernel_log import ConsoleFindings, parse_console
+from orchestrator.decide.patterns import PatternRow, patterns
 from orchestrator.model import Facts, InstanceHistory, Verdict
 from orchestrator.observe.console import read_console
-from orchestrator.report import PatternRow, patterns
-from orchestrator.report_html import render_html
-from orchestrator.report_page import TIMELINE_HOURS, build_page
+from orchestrator.observe.kernel_log import ConsoleFindings, parse_console
+from orchestrator.report.html import render_html
+from orchestrator.report.page import TIMELINE_HOURS, build_page
 from orchestrator.state.store import ActionRecord
-from orchestrator.sweep import Mode, SweepReport
+from orchestrator.sweep.pipeline import Mode, SweepReport
 
 SWEEPS_SHOWN = 100  # sweep records read for the timeline: 8 hours at 5 minutes (a record of a big fleet is up to 350 KB)
 

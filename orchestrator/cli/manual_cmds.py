@@ -2,7 +2,7 @@
 
 Thin: the request becomes a ``ManualRequest`` and runs as a sweep (``run_sweep``), so
 the lease, the pause, evidence capture, the journal, the history and the alerts are
-exactly a sweep's; ``orchestrator.manual`` decides whether the rules allow it.
+exactly a sweep's; ``orchestrator.decide.manual`` decides whether the rules allow it.
 """
 
 from __future__ import annotations
@@ -12,14 +12,15 @@ from typing import Any
 
 import click
 
-from orchestrator import audit, notify
+from orchestrator.alerting import notify
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
 from orchestrator.cli.instances import resolve_instance
 from orchestrator.cli.state_cmds import _who
 from orchestrator.cli.sweep_cmds import audit_directory, no_match, run_sweep
-from orchestrator.manual import COMMAND, FORCEABLE, ManualRequest
+from orchestrator.decide.manual import COMMAND, FORCEABLE, ManualRequest
 from orchestrator.model import ActionKind, OutcomeStatus
-from orchestrator.sweep import Mode, SweepReport
+from orchestrator.state import audit
+from orchestrator.sweep.pipeline import Mode, SweepReport
 
 MANUAL_HELP = """\b
 Refused (nothing is done) when:

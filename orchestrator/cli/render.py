@@ -19,9 +19,9 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from orchestrator.decide.patterns import SEVERITY  # worst first: what needs a look leads the table
 from orchestrator.model import ActionOutcome, Facts, OutcomeStatus, Plan, ProbeOutcome, Verdict, VerdictKind
-from orchestrator.report import SEVERITY  # worst first: what needs a look leads the table
-from orchestrator.sweep import SweepReport
+from orchestrator.sweep.pipeline import SweepReport
 
 VERDICT_STYLE = {
     VerdictKind.HEALTHY: "green",

@@ -18,7 +18,7 @@ from orchestrator.cli.common import Display, Exit, OrchError, display_options
 from orchestrator.cli.render import print_report
 from orchestrator.config import describe_validation_error
 from orchestrator.model import VerdictKind
-from orchestrator.sweep import SweepReport
+from orchestrator.sweep.pipeline import SweepReport
 
 if TYPE_CHECKING:
     from orchestrator.sandbox.demo import DemoResult

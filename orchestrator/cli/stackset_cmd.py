@@ -1,4 +1,4 @@
-"""`orch deploy --stack-set`: the CLI shell over orchestrator.stackset.
+"""`orch deploy --stack-set`: the CLI shell over orchestrator.deploy.stackset.
 
 Uploads the code once per region (a function's zip must be in a bucket of its own
 region), plans the stack set calls, shows them (``--dry-run`` stops there), runs them
@@ -14,10 +14,11 @@ from typing import Any, Callable
 import click
 from rich.table import Table
 
-from orchestrator import deploy, package, stackset
 from orchestrator.aws import Clients
 from orchestrator.cli.common import Runtime
-from orchestrator.estate import split_list
+from orchestrator.deploy import package, stackset
+from orchestrator.deploy import stack as deploy
+from orchestrator.estate.accounts import split_list
 
 F = Callable[..., Any]
 

@@ -8,15 +8,15 @@ from datetime import datetime, timezone
 
 import click
 
-from orchestrator import history as history_step
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
 from orchestrator.cli.estate_cmds import estate_history, estate_options, estate_status
 from orchestrator.cli.instances import resolve_instance
 from orchestrator.cli.render import Column, fitted_table
 from orchestrator.cli.sweep_cmds import no_match
+from orchestrator.decide import history as history_step
+from orchestrator.decide.patterns import chronic_patterns
 from orchestrator.model import Facts
 from orchestrator.observe import inventory
-from orchestrator.report import chronic_patterns
 from orchestrator.state import lease_scope
 from orchestrator.state.store import ActionStatus, PauseState
 

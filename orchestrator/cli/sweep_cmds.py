@@ -12,17 +12,16 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
-from orchestrator import audit
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
 from orchestrator.cli.estate_cmds import estate_options, estate_scan
 from orchestrator.cli.render import instances_detail, plan_tables, print_report
-from orchestrator.manual import ManualRequest
+from orchestrator.decide.manual import ManualRequest
 from orchestrator.model import BlockRule, OutcomeStatus, Plan, VerdictKind
 from orchestrator.observe.metrics import DimensionCache
 from orchestrator.observe.probe import probe_fleet
-from orchestrator.state import default_state_path
+from orchestrator.state import audit, default_state_path
 from orchestrator.state.store import StateError
-from orchestrator.sweep import Mode, SweepAborted, SweepDeps, SweepReport, sweep
+from orchestrator.sweep.pipeline import Mode, SweepAborted, SweepDeps, SweepReport, sweep
 
 # Blocks that are orch doing its job (waiting, or told to keep out), not a failure.
 NOT_FAILURES = frozenset(rule for rule in BlockRule if rule.expected)

@@ -32,7 +32,7 @@ from orchestrator.cli.common import Runtime, common_options
 from orchestrator.cli.sweep_cmds import no_match, run_sweep
 from orchestrator.cli.top_layout import Line, Only, SortKey, TopRow, View, arrange, frame, row_document, rows_from
 from orchestrator.observe.metrics import DimensionCache
-from orchestrator.sweep import Mode
+from orchestrator.sweep.pipeline import Mode
 
 
 @dataclass(frozen=True, slots=True)

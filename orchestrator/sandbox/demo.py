@@ -24,7 +24,7 @@ from orchestrator.sandbox.endpoints import Mode as EndpointMode
 from orchestrator.sandbox.fleet import Sandbox
 from orchestrator.sandbox.spec import FleetSpec
 from orchestrator.state.sqlite import SqliteStore
-from orchestrator.sweep import Mode, SweepDeps, SweepReport, sweep
+from orchestrator.sweep.pipeline import Mode, SweepDeps, SweepReport, sweep
 
 EVIDENCE_BUCKET = "orch-sandbox-evidence"
 TOPIC_NAME = "orch-sandbox"

@@ -41,8 +41,8 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ec2.models.instances import Instance as MotoInstance
 from moto.moto_api._internal.models import moto_api_backend
 
-from orchestrator.boxconsole import boot_log, oom_log
-from orchestrator.boxmodel import Box, Fault, Sshd
+from orchestrator.box.console import boot_log, oom_log
+from orchestrator.box.model import Box, Fault, Sshd
 from orchestrator.sandbox import cloudwatch_fixes, ec2_fixes, hooks, ssm_fixes
 from orchestrator.sandbox.build import MANAGED_TAG, BuiltFleet, Launched, build_fleet
 from orchestrator.sandbox.endpoints import EndpointFleet, Mode

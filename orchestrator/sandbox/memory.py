@@ -14,7 +14,7 @@ import enum
 import random
 from datetime import datetime, timedelta
 
-from orchestrator.boxmodel import BASELINE_PERCENT, TOP_MIN, Behaviour, Box, Cycle, Fault
+from orchestrator.box.model import BASELINE_PERCENT, TOP_MIN, Behaviour, Box, Cycle, Fault
 
 BASELINE = BASELINE_PERCENT
 EXHAUSTED_AT = TOP_MIN

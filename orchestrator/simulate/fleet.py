@@ -16,16 +16,16 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from orchestrator.act.evidence import bundle, summary
 from orchestrator.act.executor import EvidenceCapture, Executor, Gate, Journal, admit
-from orchestrator.awsfleet import HistoryReader, memory_targets
+from orchestrator.alerting.notify import SnsMessage
 from orchestrator.config import Settings
+from orchestrator.decide.plan import MEMORY_TROUBLE
 from orchestrator.model import Action, ActionOutcome, Facts, InstanceHistory, OutcomeStatus, Plan, Verdict
-from orchestrator.notify import SnsMessage
 from orchestrator.observe.console import ConsoleRead
-from orchestrator.plan import MEMORY_TROUBLE
 from orchestrator.simulate.world import World
+from orchestrator.sweep.aws_fleet import HistoryReader, memory_targets
 
 if TYPE_CHECKING:
-    from orchestrator.sweep import SweepReport
+    from orchestrator.sweep.pipeline import SweepReport
 
 
 @dataclass

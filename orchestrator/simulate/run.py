@@ -1,6 +1,6 @@
 """Run orch's own sweep over simulated days and measure what a fleet's owner cares about.
 
-The sweep is ``orchestrator.sweep.sweep`` itself, with a ``SimFleet`` for AWS, a SQLite
+The sweep is ``orchestrator.sweep.pipeline.sweep`` itself, with a ``SimFleet`` for AWS, a SQLite
 store in memory, and the simulated clock: diagnose, history, plan, the lease, the
 journal, the executor's gate and the alerts all run as they do in production. Between
 sweeps the world goes on by itself; the books are kept from the boxes' own state.
@@ -30,13 +30,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable, Mapping
 
 from orchestrator.config import Settings
-from orchestrator.history import chronic
+from orchestrator.decide.history import chronic
 from orchestrator.model import ActionKind, InstanceHistory
 from orchestrator.simulate.fleet import SimFleet
 from orchestrator.simulate.scenarios import Scenario, build
 from orchestrator.simulate.world import World
 from orchestrator.state.sqlite import SqliteStore
-from orchestrator.sweep import Mode, SweepDeps, SweepReport, sweep
+from orchestrator.sweep.pipeline import Mode, SweepDeps, SweepReport, sweep
 
 START = datetime(2026, 1, 5, 0, 0, tzinfo=timezone.utc)
 SAMPLE_SECONDS = 15.0

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Callable
 
-from orchestrator.boxmodel import Behaviour, Box, Cycle, Fault
+from orchestrator.box.model import Behaviour, Box, Cycle, Fault
 from orchestrator.config import Settings
 from orchestrator.simulate.world import Outage, SimClock, World
 

@@ -1,7 +1,7 @@
 """A simulated fleet and its environment over simulated time.
 
 Each machine is an EC2 face (an ``Instance``, its group and zone) over a box of the one
-box model (``orchestrator.boxmodel``); outages are faults of the environment, not of
+box model (``orchestrator.box.model``); outages are faults of the environment, not of
 a box: a zone whose network is cut (SSH and the agents' uploads together), SSH cut
 alone (a security group change), the prober's own network broken. The world answers
 what a sweep asks (instances, status checks, probes, memory points, SSM reachability,
@@ -16,8 +16,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Iterable
 
-from orchestrator.boxconsole import boot_log, oom_log
-from orchestrator.boxmodel import Box, Power, Sshd
+from orchestrator.box.console import boot_log, oom_log
+from orchestrator.box.model import Box, Power, Sshd
 from orchestrator.config import ProbeSettings
 from orchestrator.model import (
     ActionKind,

@@ -74,7 +74,7 @@ PERMISSIONS = frozenset(
 )
 # Only `orch resume` deletes (the pause flag): the scheduled sweep's role never needs it.
 CLI_ONLY_PERMISSIONS = frozenset({"dynamodb:DeleteItem"})
-# Reads and writes by what a command does with the store (orchestrator/iam_policy.py).
+# Reads and writes by what a command does with the store (orchestrator/iam/policy.py).
 READ_PERMISSIONS = frozenset({"dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"})
 WRITE_PERMISSIONS = PERMISSIONS - READ_PERMISSIONS - CLI_ONLY_PERMISSIONS
 # `orch doctor` writes and deletes one probe item to prove the table takes writes.

@@ -159,7 +159,7 @@ def declared(record) -> str:
 
 
 def test_every_call_made_is_declared_for_the_persons_policy(calls):
-    from orchestrator import permissions
+    from orchestrator.iam import permissions
 
     orch("--yes", "--process", "crawler")
     made = {declared(r) for r in calls.log}

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from orchestrator.cli import cli
 from orchestrator.model import ActionAttempt, ActionKind, Cause, InstanceHistory
 from orchestrator.state.sqlite import SqliteStore
-from orchestrator.sweep import SweepDeps
+from orchestrator.sweep.pipeline import SweepDeps
 from tests.aws.conftest import launch
 from tests.builders import ScriptedProber
 

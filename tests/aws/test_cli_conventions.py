@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from orchestrator.cli import cli
-from orchestrator.sweep import SweepDeps
+from orchestrator.sweep.pipeline import SweepDeps
 from tests.aws.conftest import launch
 from tests.builders import ScriptedProber
 

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from orchestrator import iam_policy
 from orchestrator.cli import cli
 from orchestrator.config import load_settings
 from orchestrator.doctor import gather
+from orchestrator.iam import policy as iam_policy
 from orchestrator.state import dynamodb
-from orchestrator.sweep import SweepDeps
+from orchestrator.sweep.pipeline import SweepDeps
 from tests.aws.conftest import REGION, launch
 from tests.builders import ScriptedProber
 from tests.faults import FaultPlan, Record

@@ -8,7 +8,7 @@ import pytest
 
 from orchestrator.config import Settings
 from orchestrator.model import InstanceHistory, VerdictKind
-from orchestrator.sweep import SweepDeps, sweep
+from orchestrator.sweep.pipeline import SweepDeps, sweep
 from tests.aws.conftest import launch
 from tests.builders import ScriptedProber, actions_at
 

@@ -27,9 +27,10 @@ from botocore.stub import Stubber
 from click.testing import CliRunner
 from moto.server import ThreadedMotoServer
 
-from orchestrator import deploy, package
 from orchestrator.aws import Clients
 from orchestrator.cli import cli
+from orchestrator.deploy import package
+from orchestrator.deploy import stack as deploy
 from tests.unit.test_package import fake_installer
 
 REGION = "us-east-1"

@@ -1,15 +1,15 @@
 """`orch permissions deploy` / `destroy` cover every call orch makes for them: the real
 commands against a moto server, each API call recorded. (What CloudFormation then calls
 with the deployer's credentials happens inside AWS and is declared per resource type in
-orchestrator/deploy_permissions.py; tests/unit/test_iam_policy.py checks it lists every
+orchestrator/iam/deploy.py; tests/unit/test_iam_policy.py checks it lists every
 type of the template.)"""
 
 from __future__ import annotations
 
 import pytest
 
-from orchestrator import iam_policy
 from orchestrator.config import load_settings
+from orchestrator.iam import policy as iam_policy
 from tests.aws.test_command_permissions import iam_action
 from tests.aws.test_deploy import (  # noqa: F401  (fixtures)
     REGION,

@@ -16,13 +16,13 @@ import pytest
 from botocore.stub import Stubber
 from click.testing import CliRunner, Result
 
-from orchestrator import iam_policy
 from orchestrator.cli import cli
 from orchestrator.config import load_settings
 from orchestrator.doctor import gather
 from orchestrator.doctor.nacl import acl_for
+from orchestrator.iam import policy as iam_policy
 from orchestrator.state import dynamodb
-from orchestrator.sweep import SweepDeps
+from orchestrator.sweep.pipeline import SweepDeps
 from tests.aws.conftest import REGION, launch
 from tests.builders import ScriptedProber
 from tests.faults import FaultPlan, access_denied, raw

@@ -16,9 +16,9 @@ import pytest
 from click.testing import CliRunner
 from moto import mock_aws
 
-from orchestrator import estate
 from orchestrator.aws import Clients
 from orchestrator.cli import cli
+from orchestrator.estate import accounts as estate
 from orchestrator.model import ActionKind
 from orchestrator.state.dynamodb import DynamoStore, create_table
 from orchestrator.state.store import ActionRecord, ActionStatus

@@ -26,7 +26,7 @@ from orchestrator.state.dynamodb import DynamoStore, create_table
 from orchestrator.state.journal import StoreJournal
 from orchestrator.state.sqlite import SqliteStore
 from orchestrator.state.store import ActionStatus, StateError
-from orchestrator.sweep import Mode, SweepAborted, SweepDeps, sweep
+from orchestrator.sweep.pipeline import Mode, SweepAborted, SweepDeps, sweep
 from tests.aws.conftest import launch
 from tests.aws.test_observe_adapters import put_memory
 from tests.aws.test_sweep import MUTATIONS, SETTINGS

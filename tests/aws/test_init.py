@@ -127,7 +127,7 @@ def test_create_tags_is_batched(aws, subnet, monkeypatch):
 
 
 def test_every_call_init_makes_is_declared(aws, subnet, tmp_path, calls):
-    from orchestrator import permissions
+    from orchestrator.iam import permissions
 
     aws.ec2.create_launch_template(LaunchTemplateName="crawler-lt", LaunchTemplateData={"ImageId": "ami-12c6146b"})
     aws.autoscaling.create_auto_scaling_group(

@@ -267,7 +267,7 @@ def _diff(aws: Clients, before: Mapping[str, int]) -> dict[str, int]:
 
 
 def test_the_embedded_metrics_count_chronic_and_quarantined_instances():
-    from orchestrator.sweep import Mode, SweepReport
+    from orchestrator.sweep.pipeline import Mode, SweepReport
 
     report = SweepReport("s1", Mode.HEAL, False, datetime(2026, 1, 1, tzinfo=timezone.utc))
     summary = json.loads(json.dumps(report.summary(), default=str))

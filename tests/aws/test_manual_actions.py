@@ -16,7 +16,7 @@ from orchestrator.cli import cli
 from orchestrator.model import InstanceHistory
 from orchestrator.state.sqlite import SqliteStore
 from orchestrator.state.store import PauseState
-from orchestrator.sweep import SweepDeps
+from orchestrator.sweep.pipeline import SweepDeps
 from tests.aws.conftest import launch
 from tests.builders import ScriptedProber
 from tests.faults import FaultPlan

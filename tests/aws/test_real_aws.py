@@ -17,10 +17,11 @@ from botocore.stub import Stubber
 from click.testing import CliRunner
 from moto.server import ThreadedMotoServer
 
-from orchestrator import alerts, notify
 from orchestrator.act import ec2 as act_ec2
 from orchestrator.act import evidence
 from orchestrator.act.executor import AwsExecutor
+from orchestrator.alerting import news as alerts
+from orchestrator.alerting import notify
 from orchestrator.aws import Clients
 from orchestrator.cli import cli
 from orchestrator.config import Settings
@@ -42,7 +43,7 @@ from orchestrator.state import fit, lease_scope
 from orchestrator.state.dynamodb import DynamoStore, create_table
 from orchestrator.state.journal import StoreJournal
 from orchestrator.state.store import ActionStatus, StateError, SweepRecord, lease_is_live
-from orchestrator.sweep import Mode, SweepAborted, SweepDeps, SweepReport, sweep
+from orchestrator.sweep.pipeline import Mode, SweepAborted, SweepDeps, SweepReport, sweep
 from tests.aws.conftest import launch
 from tests.aws.test_sweep import MUTATIONS, SETTINGS
 from tests.builders import NOW, ScriptedProber, actions_at, facts, instance, verdict

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from orchestrator.cli import cli
 from orchestrator.state.dynamodb import DynamoStore, create_table
-from orchestrator.sweep import SweepDeps
+from orchestrator.sweep.pipeline import SweepDeps
 from tests.aws.conftest import REGION, launch
 from tests.aws.test_lambda_heal import SCHEDULED_EVENT, environ, invoke
 from tests.builders import ScriptedProber

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 from orchestrator.config import Settings
-from orchestrator.sweep import SweepDeps, sweep
+from orchestrator.sweep.pipeline import SweepDeps, sweep
 from tests.aws.conftest import launch
 from tests.builders import ScriptedProber
 from tests.chatbot_schema import documented_shape_problems

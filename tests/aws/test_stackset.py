@@ -21,8 +21,9 @@ import pytest
 from botocore.stub import Stubber
 from click.testing import CliRunner
 
-from orchestrator import deploy, stackset
 from orchestrator.cli import cli
+from orchestrator.deploy import stack as deploy
+from orchestrator.deploy import stackset
 from tests.aws.test_deploy import code_zip, endpoint, moto_endpoint  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*not supported by moto's CloudFormation")

@@ -18,7 +18,7 @@ from orchestrator.cli import cli
 from orchestrator.config import Settings
 from orchestrator.state.sqlite import SqliteStore
 from orchestrator.state.store import StateError
-from orchestrator.sweep import SweepDeps, sweep
+from orchestrator.sweep.pipeline import SweepDeps, sweep
 from tests.aws.conftest import launch
 from tests.builders import ScriptedProber
 

@@ -10,7 +10,7 @@ from orchestrator.config import Settings
 from orchestrator.model import VerdictKind
 from orchestrator.state.sqlite import SqliteStore
 from orchestrator.state.store import LeaseHeld, PauseState
-from orchestrator.sweep import Mode, SweepDeps, sweep
+from orchestrator.sweep.pipeline import Mode, SweepDeps, sweep
 from tests.aws.conftest import launch
 from tests.builders import ScriptedProber
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from orchestrator.alerting.webhook import send_all
 from orchestrator.cli.common import Exit
 from orchestrator.cli.sweep_cmds import heal_exit
 from orchestrator.config import Settings
-from orchestrator.sweep import SweepDeps, sweep
-from orchestrator.webhook import send_all
+from orchestrator.sweep.pipeline import SweepDeps, sweep
 from tests.aws.conftest import launch
 from tests.builders import ScriptedProber
 from tests.webhook_server import webhook_server

@@ -16,7 +16,7 @@ import pytest
 from orchestrator.config import Settings
 from orchestrator.state import lease_scope
 from orchestrator.state.store import LeaseHeld
-from orchestrator.sweep import SweepDeps, sweep
+from orchestrator.sweep.pipeline import SweepDeps, sweep
 from tests.aws.conftest import REGION, launch
 from tests.builders import ScriptedProber
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from moto.server import ThreadedMotoServer
 
-from orchestrator import package
+from orchestrator.deploy import package
 from tests.unit.test_package import fake_installer
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "deploy.md"

@@ -18,10 +18,10 @@ from typing import Iterator
 import pytest
 
 from orchestrator.config import ProbeSettings
-from orchestrator.diagnose import diagnose
+from orchestrator.decide.diagnose import diagnose
+from orchestrator.decide.plan import fleet_view
 from orchestrator.model import Facts, ProbeOutcome, VerdictKind
 from orchestrator.observe.probe import connect_error_outcome, probe_fleet, probe_once, utc_now
-from orchestrator.plan import fleet_view
 from tests.builders import NOW, facts, instance, settings, status_ok
 
 pytestmark = pytest.mark.e2e

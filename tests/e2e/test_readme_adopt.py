@@ -27,7 +27,7 @@ from typing import Iterator
 
 import pytest
 
-from orchestrator import package
+from orchestrator.deploy import package
 from orchestrator.sandbox import FleetSpec, Mode, Sandbox
 from orchestrator.sandbox.build import pick_image
 from orchestrator.sandbox.demo import exports, stage

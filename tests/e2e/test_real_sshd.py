@@ -192,7 +192,7 @@ def test_sweep_reboots_the_box_whose_sshd_is_stopped_and_only_then(start_sshd: C
     from orchestrator.aws import Clients
     from orchestrator.config import Settings
     from orchestrator.state.sqlite import SqliteStore
-    from orchestrator.sweep import SweepDeps, sweep
+    from orchestrator.sweep.pipeline import SweepDeps, sweep
 
     with mock_aws():
         clients = Clients(boto3.Session(region_name="us-east-1"))

@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from orchestrator.cli import cli
-from orchestrator.report_html import safe_id
+from orchestrator.report.html import safe_id
 from orchestrator.sandbox import FleetSpec, Sandbox
 from orchestrator.sandbox.demo import exports, stage
 from tests.e2e.browser import chromium_or_skip, dump_dom, read_png, screenshot

@@ -94,7 +94,7 @@ def run(venv: Path, args: list[str], cwd: Path, env: dict[str, str]) -> subproce
 def test_the_wheel_carries_the_template_as_a_file(wheel):
     with zipfile.ZipFile(wheel) as archive:
         assert archive.read("orchestrator/templates/orchestrator.yaml") == TEMPLATE.read_bytes()
-        assert {"lambdas/heal.py", "orchestrator/deploy.py", "orchestrator/sweep.py"} <= set(archive.namelist())
+        assert {"lambdas/heal.py", "orchestrator/deploy/stack.py", "orchestrator/sweep/pipeline.py"} <= set(archive.namelist())
 
 
 def test_the_installed_orch_resolves_everything_from_the_wheel(venv, tmp_path):
@@ -124,7 +124,7 @@ def test_orch_package_then_deploy_dry_run_from_the_wheel(venv, tmp_path, moto_en
         made = run(venv, ["python", "-c", build, str(zip_path)], tmp_path, moto_env)
         assert made.returncode == 0, made.stderr
     names = set(zipfile.ZipFile(zip_path).namelist())
-    assert {"lambdas/heal.py", "orchestrator/sweep.py", "orch_build.json"} <= names
+    assert {"lambdas/heal.py", "orchestrator/sweep/pipeline.py", "orch_build.json"} <= names
     boto3.client("s3", endpoint_url=moto_env["AWS_ENDPOINT_URL"], region_name="us-east-1",
                  aws_access_key_id="testing", aws_secret_access_key="testing").create_bucket(Bucket="orch-code")
     params = ["-p", "VpcId=vpc-12345678", "-p", "SubnetIds=subnet-12345678", "-p", "VpcCidr=127.0.0.0/16"]

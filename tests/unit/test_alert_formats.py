@@ -7,11 +7,11 @@ from datetime import datetime, timezone
 
 import pytest
 
-from orchestrator import alert_formats
-from orchestrator.alert_formats import AlertDocument, Condition
-from orchestrator.alerts import Item
+from orchestrator.alerting import formats as alert_formats
+from orchestrator.alerting.formats import AlertDocument, Condition
+from orchestrator.alerting.news import Item
+from orchestrator.alerting.webhook import payloads_for
 from orchestrator.config import ConfigError, load_settings
-from orchestrator.webhook import payloads_for
 
 AT = datetime(2026, 12, 2, 10, 0, tzinfo=timezone.utc)
 SCOPE = "123456789012/us-east-1/vpc-1"

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from orchestrator.alerts import AlertState, Item, decide, items, pattern_item
+from orchestrator.alerting.news import AlertState, Item, decide, items, pattern_item
+from orchestrator.decide.patterns import ChronicPattern
 from orchestrator.model import Action, ActionKind, ActionOutcome, Blocked, BlockRule, OutcomeStatus, Plan
-from orchestrator.report import ChronicPattern
 from tests.builders import NOW
 
 REMIND = timedelta(hours=24)

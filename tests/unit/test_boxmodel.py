@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from orchestrator.boxmodel import Behaviour, Box, Fault, Power, Sshd
+from orchestrator.box.model import Behaviour, Box, Fault, Power, Sshd
 
 T0 = datetime(2026, 1, 1, 0, 0, tzinfo=timezone.utc)
 LEAK = Behaviour(base_percent=30.0, leak_per_min=2.0, wedge_percent=97.0, noise=0.0, boot_seconds=60.0, shutdown_seconds=0.0, hard_reboot_seconds=0.0)

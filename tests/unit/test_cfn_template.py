@@ -12,8 +12,9 @@ from cfnlint.api import lint_file
 from cfnlint.decode import cfn_yaml
 
 from lambdas import heal
-from orchestrator import deploy, permissions
 from orchestrator.config import load_settings
+from orchestrator.deploy import stack as deploy
+from orchestrator.iam import permissions
 from orchestrator.state import dynamodb
 
 CFN_DIR = Path(__file__).resolve().parents[2] / "cfn"
@@ -478,8 +479,8 @@ def test_deploy_sets_exactly_the_code_parameters_the_template_declares(template)
 
 
 def test_the_stack_registers_its_healer_for_manual_runs_to_find(template):
-    """orchestrator/registry.py reads this parameter: a manual `orch heal` uses this store and lease."""
-    from orchestrator import registry
+    """orchestrator/estate/registry.py reads this parameter: a manual `orch heal` uses this store and lease."""
+    from orchestrator.estate import registry
 
     registration = one(template, "AWS::SSM::Parameter")["Properties"]
     assert sub(registration["Name"]["Fn::Sub"]) == "/orch/healers/orch"

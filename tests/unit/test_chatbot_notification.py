@@ -15,9 +15,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from orchestrator import alert_formats, notify
-from orchestrator.alert_formats import AlertDocument, Condition
-from orchestrator.alerts import Item
+from orchestrator.alerting import formats as alert_formats
+from orchestrator.alerting import notify
+from orchestrator.alerting.formats import AlertDocument, Condition
+from orchestrator.alerting.news import Item
 from orchestrator.config import Settings
 from tests.chatbot_schema import documented_shape_problems
 

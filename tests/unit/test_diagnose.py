@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from orchestrator.config import Settings
-from orchestrator.diagnose import diagnose
+from orchestrator.decide.diagnose import diagnose
 from orchestrator.model import (
     CheckState,
     Corroboration,

@@ -12,7 +12,7 @@ import pytest
 from orchestrator.cli.common import Exit
 from orchestrator.cli.sweep_cmds import heal_exit, scan_exit
 from orchestrator.model import Action, ActionKind, ActionOutcome, Blocked, BlockRule, OutcomeStatus, Plan, ProbeOutcome, VerdictKind
-from orchestrator.sweep import Mode, SweepReport
+from orchestrator.sweep.pipeline import Mode, SweepReport
 from tests.builders import NOW, facts, instance, verdict
 
 OPT_OUT = "orch:skip"

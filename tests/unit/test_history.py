@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from orchestrator.config import Settings
-from orchestrator.history import ActionContext, acted, chronic, observe, release
+from orchestrator.decide.history import ActionContext, acted, chronic, observe, release
 from orchestrator.model import (
     Action,
     ActionKind,

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from orchestrator.historybook import HistoryBook
 from orchestrator.model import InstanceHistory, VerdictKind
+from orchestrator.state.historybook import HistoryBook
 from orchestrator.state.sqlite import SqliteStore
 from orchestrator.state.store import StateError
 from tests.builders import NOW

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from orchestrator import deploy_permissions, iam_policy, permissions
 from orchestrator.cli import cli
 from orchestrator.config import load_settings
+from orchestrator.iam import deploy as deploy_permissions
+from orchestrator.iam import permissions
+from orchestrator.iam import policy as iam_policy
 from tests.unit.test_cfn_template import STAR_ONLY_ACTIONS
 
 DOCTOR_STAR_ONLY = frozenset({"ec2:DescribeSecurityGroups", "ec2:DescribeRouteTables", "ec2:DescribeNetworkAcls"})

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
-from orchestrator.kernel_log import MAX_SCAN_CHARS, ConsoleCause, OomKill, parse_console
+from orchestrator.observe.kernel_log import MAX_SCAN_CHARS, ConsoleCause, OomKill, parse_console
 
 NOISE = """\
 [    0.000000] Linux version 5.10.205-195.807.amzn2.x86_64 (mockbuild@ip-10-0-40-94) (gcc10-gcc (GCC) 10.5.0)

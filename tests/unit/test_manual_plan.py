@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from orchestrator.alerts import AlertState, Item, Told, decide
-from orchestrator.manual import ManualRequest, manual_plan
+from orchestrator.alerting.news import AlertState, Item, Told, decide
+from orchestrator.decide.manual import ManualRequest, manual_plan
 from orchestrator.model import ActionKind, BlockRule, InstanceHistory, ProbeOutcome, ScheduledEvent, VerdictKind
 from orchestrator.state.store import PauseState
 from tests.builders import NOW, facts, instance, settings, verdict

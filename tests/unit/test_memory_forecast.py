@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from orchestrator.config import MemorySettings
-from orchestrator.memory import MemoryState, assess_memory
+from orchestrator.decide.memory import MemoryState, assess_memory
 from orchestrator.model import MemorySeries
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)

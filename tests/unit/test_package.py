@@ -19,8 +19,8 @@ from typing import Sequence
 import pytest
 from click.testing import CliRunner
 
-from orchestrator import package
 from orchestrator.cli import cli
+from orchestrator.deploy import package
 
 
 def fake_installer(reqs: Sequence[str], target_dir: Path, target: package.Target, wheelhouse: Path | None) -> None:
@@ -40,7 +40,7 @@ def fake_installer(reqs: Sequence[str], target_dir: Path, target: package.Target
 def test_zip_holds_our_packages_the_dependencies_and_a_manifest(tmp_path):
     result = package.build(tmp_path / "out.zip", installer=fake_installer)
     names = set(zipfile.ZipFile(result.path).namelist())
-    assert {"lambdas/__init__.py", "lambdas/heal.py", "orchestrator/sweep.py", "orchestrator/state/dynamodb.py"} <= names
+    assert {"lambdas/__init__.py", "lambdas/heal.py", "orchestrator/sweep/pipeline.py", "orchestrator/state/dynamodb.py"} <= names
     assert {"fakedep/__init__.py", "fakedep-1.2.dist-info/METADATA"} <= names
     assert "orchestrator/evil.py" not in names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or n.startswith("bin/")]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import deploy
+from orchestrator.deploy import stack as deploy
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "cfn" / "orchestrator.yaml"

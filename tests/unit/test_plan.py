@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from orchestrator.config import Settings
+from orchestrator.decide.plan import make_plan
 from orchestrator.model import (
     ActionKind,
     BlockRule,
@@ -17,7 +18,6 @@ from orchestrator.model import (
     ScheduledEvent,
     VerdictKind,
 )
-from orchestrator.plan import make_plan
 from orchestrator.state.store import PauseState
 from tests.builders import NOW, actions_at, confirmed, facts, instance, settings, verdict
 

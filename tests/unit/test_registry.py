@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from orchestrator.registry import Healer, HealerConflict, overlaps, parse, resolve
+from orchestrator.estate.registry import Healer, HealerConflict, overlaps, parse, resolve
 
 SELECTOR = {"orch:managed": "true"}
 PROD = Healer("orch-prod", "us-east-1", "111122223333", "vpc-1", {"orch:managed": "true"}, "dynamodb://orch-prod-state", "heal")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from orchestrator.decide.patterns import patterns
 from orchestrator.model import VerdictKind
-from orchestrator.report import patterns
 from tests.builders import facts, instance, verdict
 
 

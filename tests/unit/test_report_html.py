@@ -12,12 +12,12 @@ from html.parser import HTMLParser
 
 import pytest
 
+from orchestrator.decide.patterns import ChronicPattern, patterns
 from orchestrator.model import ActionAttempt, ActionKind, InstanceHistory, MemorySeries, ProbeOutcome, VerdictKind
-from orchestrator.report import ChronicPattern, patterns
-from orchestrator.report_html import render_html, safe_id
-from orchestrator.report_page import EventKind, ReportPage, build_page, timeline
+from orchestrator.report.html import render_html, safe_id
+from orchestrator.report.page import EventKind, ReportPage, build_page, timeline
+from orchestrator.report.svg_chart import Frame, Mark, memory_chart
 from orchestrator.state.store import ActionRecord, ActionStatus, SweepRecord
-from orchestrator.svg_chart import Frame, Mark, memory_chart
 from tests.builders import NOW, facts, instance, verdict
 
 HOSTILE = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
@@ -110,7 +110,7 @@ def test_the_sick_lead_worst_first_and_the_busy_healthy_lead_the_healthy():
 
 
 def test_past_the_chart_limit_a_section_goes_on_as_rows(monkeypatch):
-    monkeypatch.setattr("orchestrator.report_html.MAX_CHARTS", 2)
+    monkeypatch.setattr("orchestrator.report.html.MAX_CHARTS", 2)
     fleet = [facts(instance(n)) for n in range(1, 8)]
     kinds = [VerdictKind.UNREACHABLE] * 3 + [VerdictKind.HEALTHY] * 4
     found = parse(render_html(page_of(fleet, kinds)))

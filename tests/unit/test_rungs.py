@@ -1,4 +1,4 @@
-"""Which rung fits an instance (orchestrator.rungs), and the plan taking it. Table-driven."""
+"""Which rung fits an instance (orchestrator.decide.rungs), and the plan taking it. Table-driven."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from orchestrator.decide.plan import make_plan
+from orchestrator.decide.rungs import Rung, fitting_ladder, misfit, rung_for
 from orchestrator.model import ActionKind, Facts, Instance, ProbeOutcome, VerdictKind
-from orchestrator.plan import make_plan
-from orchestrator.rungs import Rung, fitting_ladder, misfit, rung_for
 from tests.builders import NOW, actions_at, confirmed, facts, instance, settings, verdict
 
 R, S, P = ActionKind.REBOOT, ActionKind.STOP_START, ActionKind.REPLACE

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from orchestrator.boxmodel import Behaviour, Box, Fault
+from orchestrator.box.model import Behaviour, Box, Fault
 from orchestrator.config import Settings
 from orchestrator.model import ActionOutcome
 from orchestrator.simulate.fleet import SimExecutor, SimFleet
@@ -34,7 +34,7 @@ from orchestrator.simulate.run import START, simulation_settings
 from orchestrator.simulate.world import Outage, SimClock, World
 from orchestrator.state.sqlite import SqliteStore
 from orchestrator.state.store import StateError
-from orchestrator.sweep import Mode, SweepDeps, sweep
+from orchestrator.sweep.pipeline import Mode, SweepDeps, sweep
 
 SETTINGS = simulation_settings(Settings())
 METHODS = ("put_action_intent", "update_action", "put_histories", "put_sweep", "get_pause", "acquire_lease")

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
-from orchestrator.trend import (
+from orchestrator.decide.trend import (
     condense,
     level_at,
     mad,

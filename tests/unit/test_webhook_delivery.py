@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.webhook import Policy, deliver, retry_after_seconds
+from orchestrator.alerting.webhook import Policy, deliver, retry_after_seconds
 from tests.webhook_server import HANG, webhook_server
 
 FAST = Policy(timeout_seconds=2.0, total_seconds=20.0, attempts=4)

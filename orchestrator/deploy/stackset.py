@@ -34,7 +34,7 @@ from botocore.exceptions import ClientError
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from orchestrator.aws import describe_aws_error, error_code
-from orchestrator.deploy import CAPABILITIES, MANAGED_PARAMETERS, DeployError, DeployUsageError
+from orchestrator.deploy.stack import CAPABILITIES, MANAGED_PARAMETERS, DeployError, DeployUsageError
 
 ACCOUNT_ID_LENGTH = 12
 OFFSET_PARAMETER = "ScheduleOffsetMinutes"

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from orchestrator.alerts import FLEET_PREFIX, Decision, Item
+from orchestrator.alerting.news import FLEET_PREFIX, Decision, Item
 from orchestrator.jsonable import iso_utc
 from orchestrator.model import BlockRule
 

@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError, WaiterError
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from orchestrator.aws import Clients, describe_aws_error, error_code
-from orchestrator.package import LAMBDA_PYTHON, PackageError, read_manifest
+from orchestrator.deploy.package import LAMBDA_PYTHON, PackageError, read_manifest
 
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"]
 MANAGED_PARAMETERS = frozenset({"CodeBucket", "CodeKey", "Architecture"})  # set by deploy from the uploaded zip
@@ -45,9 +45,9 @@ class DeployUsageError(DeployError):
     """The request itself is wrong (parameters, zip, template); nothing was changed."""
 
 
-PACKAGED_TEMPLATE = Path(__file__).resolve().parent / "templates" / "orchestrator.yaml"
+PACKAGED_TEMPLATE = Path(__file__).resolve().parents[1] / "templates" / "orchestrator.yaml"
 """Package data, so an installed wheel has it; in the repository a symlink to cfn/orchestrator.yaml."""
-CHECKOUT_TEMPLATE = Path(__file__).resolve().parent.parent / "cfn" / "orchestrator.yaml"
+CHECKOUT_TEMPLATE = Path(__file__).resolve().parents[2] / "cfn" / "orchestrator.yaml"
 
 
 def default_template() -> Path:

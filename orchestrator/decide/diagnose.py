@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Iterable, Mapping
 
 from orchestrator.config import Settings
-from orchestrator.memory import MemoryAssessment, MemoryState, assess_memory
+from orchestrator.decide.memory import MemoryAssessment, MemoryState, assess_memory
 from orchestrator.model import Corroboration, Facts, ProbeOutcome, ProbeResult, Verdict, VerdictKind
 
 

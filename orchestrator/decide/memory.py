@@ -31,8 +31,7 @@ from datetime import datetime
 from operator import itemgetter
 
 from orchestrator.config import MemorySettings
-from orchestrator.model import MemorySeries
-from orchestrator.trend import (
+from orchestrator.decide.trend import (
     MAD_TO_SIGMA,
     condense,
     level_at,
@@ -40,6 +39,7 @@ from orchestrator.trend import (
     max_drawdown,
     theil_sen_slopes,
 )
+from orchestrator.model import MemorySeries
 
 # A fall smaller than this (percentage points) never counts as memory given back:
 # CloudWatch's mem_used_percent jitters by a point or two on an idle box.

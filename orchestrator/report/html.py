@@ -15,9 +15,9 @@ from datetime import timedelta
 from html import escape
 from typing import Iterable
 
-from orchestrator.report import PatternRow
-from orchestrator.report_page import InstanceView, ReportPage, TimelineEvent
-from orchestrator.svg_chart import Frame, memory_chart
+from orchestrator.decide.patterns import PatternRow
+from orchestrator.report.page import InstanceView, ReportPage, TimelineEvent
+from orchestrator.report.svg_chart import Frame, memory_chart
 
 MAX_CHARTS = 300  # per section; the rest are rows of a table
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"

@@ -12,18 +12,18 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
-from orchestrator import notify
 from orchestrator.act.evidence import EvidenceCollector
 from orchestrator.act.executor import AwsExecutor, Executor, Gate, Journal
+from orchestrator.alerting import notify
 from orchestrator.aws import AWS_CALL_ERRORS, Clients, describe_aws_error
 from orchestrator.config import Settings
+from orchestrator.decide.plan import MEMORY_TROUBLE, actionable
 from orchestrator.model import ActionKind, Facts, Instance, InstanceHistory, MemorySeries, ProbeResult, Verdict, VerdictKind
 from orchestrator.observe import asg, inventory, metrics, ssm, status, stoppable
 from orchestrator.observe.probe import probe_fleet
-from orchestrator.plan import MEMORY_TROUBLE, actionable
 
 if TYPE_CHECKING:
-    from orchestrator.sweep import SweepReport
+    from orchestrator.sweep.pipeline import SweepReport
 
 Prober = Callable[..., dict[str, ProbeResult]]
 Clock = Callable[[], datetime]
@@ -146,7 +146,7 @@ class AwsFleet:
         when an SSM command may be the action (memory.proactive = ssm, or a chronic
         instance with memory.ssm_commands); and, for unreachable standalone instances
         when stop/start is on the ladder, what decides whether they may be stopped
-        (orchestrator.observe.stoppable, orchestrator.rungs); ``also_stoppable`` names more
+        (orchestrator.observe.stoppable, orchestrator.decide.rungs); ``also_stoppable`` names more
         instances to read that for (a person's `orch stop-start`).
         """
         wanted = actionable(settings)

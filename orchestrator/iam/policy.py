@@ -1,6 +1,6 @@
 """The IAM policy a person needs to run each `orch` command by hand (`orch permissions`).
 
-Built from the same declarations as the CloudFormation role (``orchestrator.permissions``
+Built from the same declarations as the CloudFormation role (``orchestrator.iam.permissions``
 and each adapter's ``PERMISSIONS``): a command declares which adapters it uses, never a
 list of action names of its own, and ``tests/aws/test_command_permissions.py`` runs each
 command under moto with every API call recorded and checks that none of them needs an
@@ -19,13 +19,16 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from orchestrator import deploy_permissions, notify, permissions, registry
 from orchestrator.act import autoscaling as act_autoscaling
 from orchestrator.act import ec2 as act_ec2
 from orchestrator.act import evidence
 from orchestrator.act import ssm as act_ssm
+from orchestrator.alerting import notify
 from orchestrator.config import Settings
 from orchestrator.doctor import gather as doctor_gather
+from orchestrator.estate import registry
+from orchestrator.iam import deploy as deploy_permissions
+from orchestrator.iam import permissions
 from orchestrator.observe import console, inventory, metrics
 from orchestrator.state import DYNAMODB_SCHEME, dynamodb
 

@@ -16,16 +16,19 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping, Protocol
 
-from orchestrator import alert_formats, alerts, notify, pending_start, webhook
-from orchestrator import diagnose as diagnose_step
-from orchestrator import history as history_step
 from orchestrator.act.executor import DryRunExecutor, Executor, Gate, Journal, expected_seconds
+from orchestrator.alerting import formats as alert_formats
+from orchestrator.alerting import news as alerts
+from orchestrator.alerting import notify, webhook
 from orchestrator.aws import Clients
-from orchestrator.awsfleet import AwsFleet, HistoryReader, SweepAborted, memory_targets
 from orchestrator.config import Settings, WebhookTarget
-from orchestrator.historybook import HistoryBook
-from orchestrator.manual import ManualRequest, manual_plan
-from orchestrator.memory import cycle_shape
+from orchestrator.decide import diagnose as diagnose_step
+from orchestrator.decide import history as history_step
+from orchestrator.decide import pending_start
+from orchestrator.decide.manual import ManualRequest, manual_plan
+from orchestrator.decide.memory import cycle_shape
+from orchestrator.decide.patterns import ChronicPattern, chronic_patterns
+from orchestrator.decide.plan import make_plan
 from orchestrator.model import (
     Action,
     ActionKind,
@@ -39,13 +42,13 @@ from orchestrator.model import (
 )
 from orchestrator.observe import metrics
 from orchestrator.observe.probe import probe_fleet
-from orchestrator.plan import make_plan
-from orchestrator.report import ChronicPattern, chronic_patterns
 from orchestrator.state import lease_scope
 from orchestrator.state.fit import fit_sweep_summary
+from orchestrator.state.historybook import HistoryBook
 from orchestrator.state.journal import StoreJournal
 from orchestrator.state.lease import LeaseKeeper
 from orchestrator.state.store import ActionStatus, AlertBook, LeaseLost, StateError, StateStore, SweepRecord
+from orchestrator.sweep.aws_fleet import AwsFleet, HistoryReader, SweepAborted, memory_targets
 
 __all__ = ["Fleet", "Mode", "SweepAborted", "SweepDeps", "SweepReport", "memory_targets", "sweep", "utcnow"]
 
@@ -580,7 +583,7 @@ def _start_what_orch_stopped(
     settings: Settings, deps: SweepDeps, facts: list[Facts], previous: Mapping[str, InstanceHistory], plan: Plan
 ) -> Plan:
     """Put first in the plan a start for every instance an earlier stop/start of orch's
-    left stopped (orchestrator.pending_start): orch never leaves one stopped silently.
+    left stopped (orchestrator.decide.pending_start): orch never leaves one stopped silently.
 
     The store is asked only about stopped instances orch had a hand in (one query each),
     so a healthy fleet costs nothing here.

@@ -1,4 +1,4 @@
-"""The IAM actions `orch deploy` and `orch destroy` need, beside orchestrator.deploy.
+"""The IAM actions `orch deploy` and `orch destroy` need, beside orchestrator.deploy.stack.
 
 Two parts. What orch itself calls (CloudFormation's change sets and events, and the code
 upload to the artifact bucket): ``tests/aws/test_deploy_permissions.py`` records those

@@ -253,7 +253,7 @@ def read_manifest(zip_path: Path) -> dict[str, object]:
     try:
         with zipfile.ZipFile(zip_path) as archive:
             names = set(archive.namelist())
-            missing = [p for p in ("lambdas/heal.py", "orchestrator/sweep.py") if p not in names]
+            missing = [p for p in ("lambdas/heal.py", "orchestrator/sweep/pipeline.py") if p not in names]
             if missing:
                 raise PackageError(f"{zip_path} is not an orch Lambda zip (no {', '.join(missing)}): build one with orch package")
             if MANIFEST not in names:

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, Iterable, Mapping
 
-from orchestrator import rungs
 from orchestrator.config import Settings
-from orchestrator.diagnose import PATH_NOTE
-from orchestrator.history import Chronic, chronic, recent_attempts
+from orchestrator.decide import rungs
+from orchestrator.decide.diagnose import PATH_NOTE
+from orchestrator.decide.history import Chronic, chronic, recent_attempts
 from orchestrator.model import (
     Action,
     ActionKind,
@@ -46,7 +46,7 @@ class Candidate:
     chronic: Chronic | None = None
     corroborated: bool = False  # host-side evidence that no fleet-wide fault explains
     ahead: bool = False  # SSH still answers: acting ahead of a forecast exhaustion
-    rung_note: str = ""  # a substitute or skipped rung (orchestrator.rungs), said in the reason
+    rung_note: str = ""  # a substitute or skipped rung (orchestrator.decide.rungs), said in the reason
     misfit: str | None = None  # no rung from the ladder's position on fits this instance
 
     @property
@@ -125,7 +125,7 @@ def gate_scheduled_event(c: Candidate, settings: Settings, now: datetime) -> str
 
 def gate_rung_fits(c: Candidate, settings: Settings, now: datetime) -> str | None:
     """No rung fits from where the ladder stands (replace for a standalone box, stop/start
-    for a one-time Spot one...): see orchestrator.rungs. Actions ahead of an exhaustion
+    for a one-time Spot one...): see orchestrator.decide.rungs. Actions ahead of an exhaustion
     are not on the ladder."""
     if c.ahead:
         return None

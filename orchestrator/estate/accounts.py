@@ -10,7 +10,7 @@ missing) is a row saying so, never a traceback and never a silently missing regi
 the caller exits non-zero when any place failed.
 
 Which state table does a region use? The healers registered in that region
-(orchestrator/registry.py, ``/orch/healers/<stack>`` in SSM) name their store and VPC,
+(orchestrator/estate/registry.py, ``/orch/healers/<stack>`` in SSM) name their store and VPC,
 one row each; a region with none falls back to the configured ``--state`` (if it is a
 DynamoDB table: a local SQLite file is no region's).
 """
@@ -24,8 +24,8 @@ from typing import Any, Callable, Generic, Mapping, Sequence, TypeVar
 
 import boto3
 
-from orchestrator import registry
 from orchestrator.aws import AWS_CALL_ERRORS, AwsError, Clients, describe_aws_error
+from orchestrator.estate import registry
 from orchestrator.state.store import StateError
 
 T = TypeVar("T")

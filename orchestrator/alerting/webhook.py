@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay, wait_exponential_jitter
 
-from orchestrator import alert_formats
+from orchestrator.alerting import formats as alert_formats
 from orchestrator.config import WebhookTarget
 from orchestrator.echo import clip
 

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from orchestrator.alerts import FLEET_PREFIX, Decision
+from orchestrator.alerting.news import FLEET_PREFIX, Decision
 from orchestrator.aws import AWS_CALL_ERRORS, describe_aws_error
 from orchestrator.model import Action, ActionKind, Facts, OutcomeStatus, Verdict
 

@@ -14,10 +14,10 @@ from datetime import datetime, timedelta
 from statistics import median
 from typing import Any, Iterable, Mapping
 
+from orchestrator.decide.patterns import SEVERITY, ChronicPattern, PatternRow
 from orchestrator.model import Facts, InstanceHistory, ProbeOutcome, Verdict, VerdictKind
-from orchestrator.report import SEVERITY, ChronicPattern, PatternRow
+from orchestrator.report.svg_chart import Mark
 from orchestrator.state.store import ActionRecord, ActionStatus, SweepRecord
-from orchestrator.svg_chart import Mark
 
 TIMELINE_HOURS = 24  # how far back the timeline reaches
 TIMELINE_MAX_EVENTS = 400  # newest kept: a page that still opens at 3 a.m.

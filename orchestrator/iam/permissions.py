@@ -11,12 +11,13 @@ never by the stack: its actions are declared here for the person's policy, not t
 
 from __future__ import annotations
 
-from orchestrator import notify, registry
 from orchestrator.act import autoscaling as act_autoscaling
 from orchestrator.act import ec2 as act_ec2
 from orchestrator.act import evidence
 from orchestrator.act import ssm as act_ssm
+from orchestrator.alerting import notify
 from orchestrator.config import Settings
+from orchestrator.estate import registry
 from orchestrator.observe import asg, console, inventory, metrics, probe, procstat, ssm, status, stoppable
 from orchestrator.onboard import agent_check, agent_install, discover
 from orchestrator.state import dynamodb

@@ -28,8 +28,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Mapping
 
-from orchestrator import rungs
 from orchestrator.config import Settings
+from orchestrator.decide import rungs
 from orchestrator.model import (
     ActionAttempt,
     ActionKind,

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Mapping
 
-from orchestrator import plan as rules
-from orchestrator import rungs
 from orchestrator.config import Settings
+from orchestrator.decide import plan as rules
+from orchestrator.decide import rungs
 from orchestrator.model import Action, ActionKind, Blocked, BlockRule, Facts, InstanceHistory, Plan, Verdict, VerdictKind
 from orchestrator.state.store import PauseState
 

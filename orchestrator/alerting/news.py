@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Iterable, Mapping
 
+from orchestrator.decide.patterns import ChronicPattern
 from orchestrator.model import ActionOutcome, Blocked, BlockRule, OutcomeStatus, Plan
-from orchestrator.report import ChronicPattern
 from orchestrator.state.store import AlertBook, AlertRecord
 
 # Conditions whose end is news too: the fleet can be healed again.

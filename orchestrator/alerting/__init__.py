@@ -1,0 +1,1 @@
+"""Telling people: what is news, its formats, SNS and webhooks."""

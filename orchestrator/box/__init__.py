@@ -1,0 +1,1 @@
+"""The one model of a crawler box; only the sandbox and the simulator use it."""

@@ -1,0 +1,1 @@
+"""Pure decisions: diagnose, memory, history, rungs, plan, patterns. No boto3, no clock."""

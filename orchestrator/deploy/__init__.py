@@ -1,0 +1,1 @@
+"""Deployment: the Lambda package, the stack, the stack set and the template."""

@@ -1,0 +1,1 @@
+"""Regions, accounts and the healers deployed across them."""

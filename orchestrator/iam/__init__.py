@@ -1,0 +1,1 @@
+"""The AWS actions each command needs, gathered from the adapters' declarations."""

@@ -1,0 +1,1 @@
+"""The HTML report and its charts: data in, text out."""

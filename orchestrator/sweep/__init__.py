@@ -1,0 +1,1 @@
+"""One sweep: observe -> decide -> act -> record, and the fleets it runs on."""
