@@ -152,6 +152,15 @@ class SafetySettings(_Section):
         le=1440,
         description="a recovery that lasts less than this before the trouble returns is a flap: it counts as a failed action",
     )
+    canary: int = Field(
+        1,
+        ge=0,
+        le=100,
+        description="past the breaker, SSH failures the box itself answered (refused, no banner) with no known cause: this many are acted on and verified before the rest",
+    )
+    boot_ceiling_minutes: float = Field(
+        30.0, gt=0, le=1440, description="after an action, the longest orch waits for a box to boot before judging it failed"
+    )
     quarantine_attempts: int = Field(4, ge=1, le=100, description="actions within quarantine_hours after which a human must look")
     quarantine_hours: float = Field(6.0, gt=0, le=720)
     stop_wait_seconds: int = Field(300, ge=0, le=840, description="how long a stop/start waits for the stop")

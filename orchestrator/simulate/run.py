@@ -15,10 +15,12 @@ Figures, over the whole run:
 - minutes from the moment SSH stopped answering to the action on it (median, p95);
 - the most actions in any one hour (the hourly budget's test).
 
-Three baselines run on the same fleet and seed for comparison: nobody acting; a perfect
+Baselines run on the same fleet and seed for comparison: nobody acting; a perfect
 reactive rebooter that reboots every box not answering SSH at each sweep (it knows the
-truth, which no tool does); and the naive script people write first, which reboots
-every instance whose probe fails, unless it rebooted it in the last 10 minutes.
+truth, which no tool does); an oracle that also knows the future and reboots each box at
+the last sweep at most 5 minutes before it would wedge (the limit of any reboot policy);
+and the naive script people write first, which reboots every instance whose probe fails,
+unless it rebooted it in the last 10 minutes.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Callable, Mapping
 from orchestrator.config import Settings
 from orchestrator.decide.history import chronic
 from orchestrator.model import ActionKind, InstanceHistory
+from orchestrator.simulate.conditions import Conditions
 from orchestrator.simulate.fleet import SimFleet
 from orchestrator.simulate.scenarios import Scenario, build
 from orchestrator.simulate.world import World
@@ -50,6 +53,10 @@ class Policy(str, enum.Enum):
     NOBODY = "nobody"  # nobody acts
     REACTIVE = "reactive"  # reboot every box not answering SSH at each sweep (a perfect detector)
     NAIVE = "naive"  # the cron script: reboot every instance whose probe fails, unless rebooted in the last 10 min
+    ORACLE = "oracle"  # knows when each box will wedge: reboots it at most ORACLE_AHEAD before, and any box down
+
+
+ORACLE_AHEAD = timedelta(minutes=5)
 
 
 @dataclass
@@ -103,6 +110,8 @@ class Figures:
     down_to_action_p95_min: float | None
     max_actions_in_an_hour: int
     api_calls: dict[str, int] = field(default_factory=dict)
+    seeds: int = 1  # runs this row stands for (see ``combine``)
+    availability_min: float | None = None  # the worst seed's, when several
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -127,6 +136,8 @@ class Figures:
             "down_to_action_minutes": {"median": _round(self.down_to_action_median_min), "p95": _round(self.down_to_action_p95_min)},
             "max_actions_in_an_hour": self.max_actions_in_an_hour,
             "api_calls": self.api_calls,
+            "seeds": self.seeds,
+            "availability_min": None if self.availability_min is None else round(self.availability_min, 4),
         }
 
 
@@ -147,8 +158,9 @@ def simulate(
     instances: int | None = None,
     policy: Policy = Policy.ORCH,
     progress: Progress | None = None,
+    conditions: Conditions | None = None,
 ) -> Figures:
-    world = build(scenario, START, seed, instances)
+    world = build(scenario, START, seed, instances, conditions)
     interval = timedelta(minutes=settings.sweep_interval_minutes)
     end = START + timedelta(hours=hours)
     total = int((end - START) / interval)
@@ -166,9 +178,9 @@ def simulate(
             if policy is Policy.ORCH:
                 last_report = sweep(run_settings, deps, mode=Mode.HEAL)
             elif policy is Policy.REACTIVE:
-                for machine in world.running():
-                    if not machine.box.answers_ssh(world.clock.now) and machine.box.current.up_at <= world.clock.now:
-                        world.act(machine.instance_id, ActionKind.REBOOT)
+                _reactive_sweep(world)
+            elif policy is Policy.ORACLE:
+                _oracle_sweep(world)
             elif policy is Policy.NAIVE:
                 _naive_sweep(world, run_settings)
             if progress is not None:
@@ -178,6 +190,26 @@ def simulate(
     finally:
         store.close()
     return _figures(scenario, policy, hours, world, fleet, books, histories, total, last_report, run_settings, end)
+
+
+def _reactive_sweep(world: World) -> None:
+    """A perfect detector: every box not answering SSH (and not booting) is rebooted now."""
+    now = world.clock.now
+    for machine in world.running():
+        if not machine.box.answers_ssh(now) and machine.box.current.up_at <= now:
+            world.act(machine.instance_id, ActionKind.REBOOT)
+
+
+def _oracle_sweep(world: World) -> None:
+    """Knows the future: reboots a box whose wedge comes within ``ORACLE_AHEAD``, and any box down."""
+    now = world.clock.now
+    for machine in world.running():
+        box = machine.box
+        if box.current.up_at > now:
+            continue  # booting
+        wedge = box.wedge_at(box.current)
+        if not box.answers_ssh(now) or (wedge is not None and wedge - now <= ORACLE_AHEAD):
+            world.act(machine.instance_id, ActionKind.REBOOT)
 
 
 def _naive_sweep(world: World, settings: Settings) -> None:
@@ -235,4 +267,51 @@ def _figures(
         down_to_action_p95_min=delays[min(len(delays) - 1, int(0.95 * len(delays)))] if delays else None,
         max_actions_in_an_hour=busiest,
         api_calls=dict(sorted(fleet.api_calls().items())),
+    )
+
+
+def combine(runs: list[Figures]) -> Figures:
+    """One row for several seeds of the same scenario and policy: means, and the worst of the extremes.
+
+    Counts are per seed (means, rounded); availability is the mean; the busiest hour and the
+    slowest p95 are the worst seed's, so a bad day is not averaged away.
+    """
+    if len(runs) == 1:
+        return runs[0]
+    first = runs[0]
+
+    def mean(values: list[float]) -> float:
+        return sum(values) / len(values)
+
+    def mean_or_none(values: list[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return mean(known) if known else None
+
+    kinds = sorted({k for r in runs for k in r.actions})
+    calls = sorted({k for r in runs for k in r.api_calls})
+    return Figures(
+        scenario=first.scenario,
+        policy=first.policy,
+        hours=first.hours,
+        instances=first.instances,
+        sweeps=first.sweeps,
+        availability=mean([r.availability for r in runs]),
+        wedged_box_hours=mean([r.wedged_box_hours for r in runs]),
+        actions={k: round(mean([r.actions.get(k, 0) for r in runs])) for k in kinds},
+        actions_total=round(mean([r.actions_total for r in runs])),
+        failed_actions=round(mean([r.failed_actions for r in runs])),
+        on_fine_boxes=max(r.on_fine_boxes for r in runs),
+        quarantined=max(r.quarantined for r in runs),
+        first_quarantine_hours=min((r.first_quarantine_hours for r in runs if r.first_quarantine_hours is not None), default=None),
+        quarantine_reasons=tuple(sorted({q for r in runs for q in r.quarantine_reasons})),
+        chronic=round(mean([r.chronic for r in runs])),
+        messages=round(mean([r.messages for r in runs])),
+        message_subjects=first.message_subjects,
+        chronic_text=first.chronic_text,
+        down_to_action_median_min=mean_or_none([r.down_to_action_median_min for r in runs]),
+        down_to_action_p95_min=max((r.down_to_action_p95_min for r in runs if r.down_to_action_p95_min is not None), default=None),
+        max_actions_in_an_hour=max(r.max_actions_in_an_hour for r in runs),
+        api_calls={k: round(mean([r.api_calls.get(k, 0) for r in runs])) for k in calls},
+        seeds=len(runs),
+        availability_min=min(r.availability for r in runs),
     )

@@ -26,6 +26,18 @@ REDUCED = {
     "never-recovers": 2,
     "leak-everywhere": 4,
     "baseline-shift": 2,
+    "incident": 4,
+    "morning-after": 4,
+    "fast-leak": 4,
+    "noisy-memory": 4,
+    "agentless-half": 4,
+    "slow-boot": 4,
+    "mixed-slow-leak": 6,
+    "leak-no-agents": 4,
+    "acl": 3.5,
+    "sshd-push": 4,
+    "plateau": 3,
+    "restart-loop": 3,
 }
 
 
