@@ -84,6 +84,15 @@ class MemorySettings(_Section):
     critical_percent: float = Field(95.0, gt=0, le=100)
     critical_minutes: float = Field(3.0, ge=0, le=1440, description="how long above critical_percent before it counts")
     stale_minutes: float = Field(10.0, gt=0, le=1440, description="silence after which a reporting agent is stale")
+    stale_at_top_minutes: float = Field(
+        5.0,
+        gt=0,
+        le=1440,
+        description="silence after a point at or above critical_percent that counts as the agent starving (longer than the metric's delivery delay)",
+    )
+    history_hours: float = Field(
+        6.0, ge=0, le=48, description="for an unreachable box whose agent is silent past the window, how far back to look for its climb (0: never)"
+    )
     exhaustion_percent: float = Field(
         97.0, gt=0, le=100, description="level at which sshd can no longer fork: the forecast's target"
     )
@@ -222,6 +231,10 @@ class ChronicSettings(_Section):
 
 class EvidenceSettings(_Section):
     console: bool = Field(True, description="read the console output before acting")
+    console_reads_per_sweep: int = Field(
+        10, ge=0, le=1000, description="unreachable suspects whose console is read before the plan, each sweep (the rest wait for a later sweep)"
+    )
+    console_max_age_minutes: float = Field(30.0, gt=0, le=1440, description="a console reading older than this is read again for a suspect still failing")
     bucket: str | None = Field(None, description="S3 bucket for whole evidence bundles (summary always goes to the state store)")
     prefix: str = Field("orch/evidence/", description="key prefix in the bucket")
     diagnostic_interrupt: bool = Field(

