@@ -344,8 +344,8 @@ class Box:
             ends = self.cycles[n + 1].started_at if n + 1 < len(self.cycles) else until
             found += [at for at in self._restart_kills(cycle, min(ends, until)) if self._running(at)]
             at = self.wedge_at(cycle)
-            if at is not None and at <= until and at >= cycle.up_at and self._running(at):
-                found.append(at)
+            if at is not None and at <= min(ends, until) and at < ends and at >= cycle.up_at and self._running(at):
+                found.append(at)  # a wedge the next boot pre-empted never happened
         return found
 
     def _restart_kills(self, cycle: Cycle, until: datetime) -> list[datetime]:

@@ -142,7 +142,8 @@ def _judge_last_action(h: InstanceHistory, facts: Facts, verdict: Verdict, now: 
     fell = _memory_fell(last, verdict)
     if ssh_ok and (last.cause is not Cause.MEMORY or fell is not False):
         # Back. For a memory cause, memory fell too, or there is no reading to say it did not.
-        return _with_last(h, replace(last, verified_at=now), in_flight_key=None)
+        # A failure seen while it booted belongs to the action, not to the next episode.
+        return _with_last(h, replace(last, verified_at=now), in_flight_key=None, first_failure_at=None, failed_probes=0)
     if not due:
         return h  # still in flight: judged on a later sweep
     booting = facts.status is not None and CheckState.INITIALIZING in (facts.status.system, facts.status.instance)

@@ -642,7 +642,8 @@ def make_plan(
 ) -> Plan:
     verdict_list = list(verdicts)
     by_id = {v.instance_id: v for v in verdict_list}
-    in_flight = frozenset(i for i, h in histories.items() if h.in_flight_key is not None)
+    # Awaited actions explain their boxes being down, except a canary's: it still stands for the failure it tests.
+    in_flight = frozenset(i for i, h in histories.items() if h.in_flight_key is not None and not (h.actions and h.actions[-1].canary))
     view = fleet_view(facts, by_id, settings, in_flight)
     cands = candidates(facts, verdict_list, histories, settings, now, view.corroborated)
     fleet_why, notes, canaries = fleet_stops(cands, view, settings, paused, canary_state(histories, now, settings))
