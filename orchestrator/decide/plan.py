@@ -374,6 +374,14 @@ def fleet_view(
     corroborated = frozenset(
         f.instance.instance_id for f in running if is_corroborated(f, verdicts[f.instance.instance_id], quiet)
     )
+    # Said only where it held something back: silence that was an unreachable box's only evidence.
+    discounted = any(
+        verdicts[f.instance.instance_id].kind is VerdictKind.UNREACHABLE
+        and verdicts[f.instance.instance_id].corroboration is Corroboration.SILENT_AT_TOP
+        and f.instance.instance_id not in corroborated
+        for f in running
+    )
+    silence_notes = silence_notes if discounted else []
     zones: Counter[str] = Counter(f.instance.availability_zone for f in running)
     subnets: Counter[str] = Counter(f.instance.subnet_id or "-" for f in running)
     bad = [
@@ -504,7 +512,8 @@ def fleet_stops(
     if view.uncorroborated > limit:
         reason = (
             f"too many unhealthy: {view.uncorroborated} of {view.running} unreachable without host-side evidence "
-            f"(limit {settings.safety.max_unhealthy} = {limit}); circuit breaker open"
+            f"(limit {settings.safety.max_unhealthy} = {limit}); circuit breaker open until at most {limit} are, "
+            "or their consoles or agents show a cause on the host"
         )
         notes.append(reason)
         proven = [c for c in down if not c.corroborated and c.verdict.path_proven]
@@ -533,7 +542,10 @@ def fleet_stops(
     ):
         for place in sorted(_faulty_places(counts, settings)):
             total, bad = counts[place]
-            reason = f"{bad} of {total} instances unreachable in {label} {place} with no answer from their kernels: treated as a network fault there"
+            reason = (
+                f"{bad} of {total} instances unreachable in {label} {place} with no answer from their kernels: treated as a "
+                "network fault there until they answer or show a cause on the host"
+            )
             notes.append(reason)
             for c in down:
                 if not c.corroborated and not c.verdict.path_proven and key(c) == place:
