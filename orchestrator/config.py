@@ -408,8 +408,24 @@ def env_variables() -> dict[str, tuple[str, ...]]:
 
 
 def _check_env_names(environ: Mapping[str, str]) -> None:
-    """pydantic-settings ignores variables it does not know; a misspelt one must not be a no-op."""
+    """pydantic-settings ignores variables it does not know; a misspelt one must not be a no-op.
+
+    Names are read without regard to case, so ``ORCH_DRY_RUN`` and ``orch_dry_run`` are one
+    setting spelt twice; which one wins would depend on the environment's order. Two
+    spellings of one setting are refused, naming both.
+    """
     known = env_variables()
+    spellings: dict[str, list[str]] = {}
+    for var in environ:
+        if var.upper().startswith(ENV_PREFIX):
+            spellings.setdefault(var.upper(), []).append(var)
+    for upper, names in spellings.items():
+        if len(names) > 1:
+            listed = " and ".join(clip(n, 60, quote=False) for n in sorted(names))
+            raise ConfigError(
+                f"{listed} are one setting spelt {len(names)} ways (orch reads these names whatever their case): "
+                f"unset all but one, e.g. keep {upper[:60]}"
+            )
     for var in environ:
         upper = var.upper()
         if not upper.startswith(ENV_PREFIX) or upper == "ORCH_CONFIG" or upper in known:
