@@ -37,7 +37,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 from pydantic_settings.sources.utils import parse_env_vars
 
-from orchestrator.echo import clip
+from orchestrator.echo import clip, remember_secret
 from orchestrator.model import ActionKind
 
 ENV_PREFIX = "ORCH_"
@@ -235,7 +235,13 @@ class WebhookTarget(_Section):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value.strip())
+        remember_secret(value)  # masked in every error and log line from now on, valid or not
+        value = value.strip()
+        if any(ord(c) < 0x21 or ord(c) == 0x7F for c in value):
+            raise ValueError("contains a space, a line break or a control character: percent-encode it (%20) or remove it")
+        if not value.isascii():
+            raise ValueError("contains a non-ASCII character: percent-encode the path and give the host in its xn-- form")
+        parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http(s) URL with a host, e.g. https://hooks.slack.com/services/...")
         try:
@@ -246,6 +252,8 @@ class WebhookTarget(_Section):
 
     @model_validator(mode="after")
     def _routing_key_for_pagerduty(self) -> WebhookTarget:
+        if self.routing_key is not None:
+            remember_secret(self.routing_key.get_secret_value())
         if self.format == "pagerduty" and (self.routing_key is None or not self.routing_key.get_secret_value().strip()):
             raise ValueError("a pagerduty target needs routing_key (the Events API v2 integration key)")
         if self.format != "pagerduty" and self.routing_key is not None:

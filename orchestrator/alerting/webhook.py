@@ -101,6 +101,8 @@ def _reason(exc: BaseException) -> str:
         return "no answer in time (timeout)"
     if isinstance(exc, OSError):
         return f"connection failed: {type(exc).__name__}" + (f" ({exc.strerror})" if exc.strerror else "")
+    if isinstance(exc, (http.client.InvalidURL, UnicodeError)):
+        return "the URL cannot be sent as it is (a space, control or non-ASCII character): fix it in the configuration"
     if isinstance(exc, http.client.HTTPException):
         return f"the answer is not HTTP ({type(exc).__name__}): is something else listening on that port?"
     return f"the request failed ({type(exc).__name__})"
