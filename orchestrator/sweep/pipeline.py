@@ -47,7 +47,8 @@ from orchestrator.state import lease_scope
 from orchestrator.state.fit import fit_sweep_summary
 from orchestrator.state.historybook import HistoryBook
 from orchestrator.state.journal import StoreJournal
-from orchestrator.state.lease import LeaseKeeper
+from orchestrator.state.lease import LeaseKeeper, LeaseStore
+from orchestrator.state.ssm_lease import SsmLeases
 from orchestrator.state.store import ActionStatus, AlertBook, LeaseLost, StateError, StateStore, SweepRecord
 from orchestrator.sweep.aws_fleet import AwsFleet, HistoryReader, SweepAborted, memory_targets
 
@@ -124,6 +125,9 @@ class SweepDeps:
     record_sweep: bool = True
     webhooks: WebhookSender = webhook.send_all  # tests pass one with a recorded sleep
     manual: ManualRequest | None = None  # a person's `orch reboot`: this one action instead of the plan
+    # The lease every healer of the fleet sees whatever its store; None with AWS clients:
+    # Parameter Store in the fleet's account and region (state/ssm_lease.py).
+    shared_lease: LeaseStore | None = None
 
     def __post_init__(self) -> None:
         if self.fleet is None:
@@ -133,6 +137,8 @@ class SweepDeps:
                 self.clients, self.clock, self.prober, self.progress, self.only_instances, self.dimension_cache, self.time_left,
                 self.metric_progress,
             )
+            if self.shared_lease is None:
+                self.shared_lease = SsmLeases(self.clients.client("ssm"))
 
     @property
     def the_fleet(self) -> Fleet:
@@ -268,7 +274,7 @@ def sweep(settings: Settings, deps: SweepDeps, mode: Mode = Mode.HEAL, dry_run: 
         # One healer per fleet at a time (gardener mcm-provider-aws #94): taken before
         # observing, so two sweeps never plan on the same facts, and checked before
         # every mutation in case it expired while we worked.
-        keeper = LeaseKeeper(deps.store, scope, clock=deps.clock, wait_seconds=deps.lease_wait_seconds)
+        keeper = LeaseKeeper(deps.store, scope, clock=deps.clock, wait_seconds=deps.lease_wait_seconds, shared=deps.shared_lease)
         keeper.acquire()
     try:
         _run(settings, deps, report, mode, dry, keeper)
