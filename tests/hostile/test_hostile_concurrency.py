@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from orchestrator.cli import cli
 from orchestrator.cli.common import Exit
 from orchestrator.config import Settings
-from orchestrator.state import LeaseHeld, LeaseLost, lease_scope
+from orchestrator.state import LeaseHeld, LeaseLost, StateError, lease_scope
 from orchestrator.state.lease import LeaseKeeper
 from orchestrator.state.sqlite import SqliteStore
 from orchestrator.state.ssm_lease import SsmLeases, parameter_path
@@ -119,3 +119,18 @@ def test_case_3_two_takers_of_one_expired_lease_race_and_exactly_one_wins(aws):
         SsmLeases(Racing()).acquire_lease(scope, "me:1:m", timedelta(minutes=5), later)
     assert held.value.owner == "rival:1:r"
     assert SsmLeases(ssm).get_lease(scope).owner == "rival:1:r"
+
+
+def test_case_3_a_shared_lease_that_cannot_be_taken_stops_a_heal_with_its_own_store(aws, subnet, tmp_path, monkeypatch):
+    """The local store never decides alone: no shared lease, no action (exit 5, what to grant)."""
+    from tests.faults import FaultPlan, error
+
+    ids = launch(aws, subnet, 4)
+    FaultPlan().on("PutParameter", fault=error("AccessDeniedException", "not allowed")).install(monkeypatch)
+    store = SqliteStore(tmp_path / "mine.db")
+    with pytest.raises(StateError) as failed:
+        sweep(CONFIG, SweepDeps(clients=aws, store=store, prober=ScriptedProber({ids[0]})))
+    assert "ssm:PutParameter" in str(failed.value) and "/orch/lease/" in str(failed.value)
+    assert store.list_actions() == []
+    lease = store.get_lease(lease_scope("-", REGION, None))
+    assert lease is None or not lease.owner  # the store's lease was let go too
