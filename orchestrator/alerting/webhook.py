@@ -139,24 +139,28 @@ def _shut(sock: socket.socket) -> None:
         pass  # already closed: nothing left to wake
 
 
+def _tracked(connection: http.client.HTTPConnection, sockets: _Sockets) -> None:
+    """Register the raw socket the moment it exists, before any TLS handshake."""
+    create = connection._create_connection
+
+    def create_and_track(*args: Any, **kwargs: Any) -> socket.socket:
+        sock = create(*args, **kwargs)
+        sockets.add(sock)
+        return sock
+
+    connection._create_connection = create_and_track  # type: ignore[method-assign]
+
+
 class _TrackedHTTP(http.client.HTTPConnection):
     def __init__(self, *args: Any, sockets: _Sockets, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._sockets = sockets
-
-    def connect(self) -> None:
-        super().connect()
-        self._sockets.add(self.sock)
+        _tracked(self, sockets)
 
 
 class _TrackedHTTPS(http.client.HTTPSConnection):
     def __init__(self, *args: Any, sockets: _Sockets, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._sockets = sockets
-
-    def connect(self) -> None:
-        super().connect()
-        self._sockets.add(self.sock)
+        _tracked(self, sockets)
 
 
 class _HttpHandler(urllib.request.HTTPHandler):

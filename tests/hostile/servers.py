@@ -52,11 +52,12 @@ def sends(payload: bytes, read_first: bool = True) -> Script:
     return script
 
 
-def drips(payload: bytes, every: float = 0.05) -> Script:
+def drips(payload: bytes, every: float = 0.05, read_first: bool = True) -> Script:
     """Answer one byte at a time, each well inside any per-read timeout, for as long as the client listens."""
 
     def script(conn: socket.socket, stop: threading.Event) -> None:
-        _read_request(conn)
+        if read_first:
+            _read_request(conn)
         for i in range(len(payload) * 1000):
             if stop.wait(every):
                 return

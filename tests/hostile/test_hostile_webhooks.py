@@ -6,6 +6,8 @@ a short real deadline and checks only that delivery ended and said why.
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from orchestrator.alerting.webhook import Policy, deliver
@@ -43,6 +45,7 @@ def test_case_6_a_webhook_that_drips_a_byte_at_a_time_is_bounded_as_a_whole():
     policy = Policy(timeout_seconds=0.5, total_seconds=0.5, attempts=1)
     with servers.tcp_server(servers.drips(servers.DRIP_HEADERS, every=0.02)) as url:
         result = deliver("ops", url, [{"text": "hi"}], policy, sleep=Sleeps())
+        _the_request_threads_end()
     assert not result.delivered and result.attempts == 1
     assert "timeout" in result.error and "SECRET-PATH" not in result.error
 
@@ -62,3 +65,20 @@ def test_case_5_a_poster_that_raises_anything_is_a_failure_not_an_exception():
 
     result = deliver("ops", "https://hooks.example/SECRET-PATH", [{"x": 1}], ONE_TRY, sleep=Sleeps(), post=broken)
     assert not result.delivered and "RuntimeError" in result.error and "SECRET-PATH" not in result.error
+
+
+def test_case_6_an_https_webhook_that_drips_its_handshake_is_bounded_too():
+    # Bytes that never finish a TLS ServerHello, one at a time: the whole request, handshake included, is bounded.
+    hello = b"\x16\x03\x03\x40\x00\x02\x00\x3f\xfc" + b"\x03" * 4000
+    with servers.tcp_server(servers.drips(hello, every=0.02, read_first=False)) as url:
+        url = url.replace("http://", "https://")
+        result = deliver("ops", url, [{"text": "hi"}], Policy(0.5, 0.5, 1), sleep=Sleeps())
+        assert not result.delivered and "timeout" in result.error and "SECRET-PATH" not in result.error
+        _the_request_threads_end()
+
+
+def _the_request_threads_end() -> None:
+    """The deadline shut the socket: the request's thread ends instead of reading on (checked while the peer still drips)."""
+    for thread in [t for t in threading.enumerate() if t.name == "orch-webhook"]:
+        thread.join(10)
+        assert not thread.is_alive()
