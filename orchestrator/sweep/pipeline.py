@@ -287,10 +287,8 @@ def sweep(settings: Settings, deps: SweepDeps, mode: Mode = Mode.HEAL, dry_run: 
         # the news, never the record of the actions nor the next sweep's lease.
         report.finished_at = deps.clock()
         report.api_calls = _diff(fleet.api_calls(), counted_from)
-        news = _news(settings, deps, report, scope)
         recorded = _record_and_release(settings, deps, report, keeper)
-        if news is not None:
-            _tell(settings, deps, report, news, scope)
+        if _tell(settings, deps, report, scope):
             report.api_calls = _diff(fleet.api_calls(), counted_from)
             if recorded:
                 _record_told(settings, deps, report)
@@ -330,7 +328,7 @@ def _record_told(settings: Settings, deps: SweepDeps, report: SweepReport) -> No
 
 @dataclass(frozen=True)
 class _News:
-    """What to tell, decided before the sweep is recorded; told after (``_tell``)."""
+    """What to tell (``_news``) and what was already told (the book it was decided against)."""
 
     book: AlertBook
     decision: alerts.Decision
@@ -368,10 +366,11 @@ def _news(settings: Settings, deps: SweepDeps, report: SweepReport, scope: str) 
     return _News(book, decision, notify.compose(report, decision), now)
 
 
-def _tell(settings: Settings, deps: SweepDeps, report: SweepReport, news: _News, scope: str) -> None:
-    """Tell the news; what was told is remembered only once it was sent. Never raises.
+def _tell(settings: Settings, deps: SweepDeps, report: SweepReport, scope: str) -> bool:
+    """Tell the news; what was told is remembered only once it was sent. Never raises; True when anything was told or tried.
 
-    Runs after the sweep record and the lease release. SNS first, then each webhook on
+    Runs after the sweep record and the lease release (so a second sweep may, in that
+    moment, tell the same news again: better twice than lost). SNS first, then each webhook on
     its own, each bounded as a whole (``webhook``): a failed webhook never keeps SNS from
     being told; it is a note, a line in the summary's ``notified.webhooks`` (added to the
     sweep record) and exit 1. What was told is remembered when at least one channel took
@@ -380,10 +379,14 @@ def _tell(settings: Settings, deps: SweepDeps, report: SweepReport, news: _News,
     note: the actions are recorded already and must not be reported as a crash.
     """
     try:
+        news = _news(settings, deps, report, scope)
+        if news is None:
+            return False
         _tell_channels(settings, deps, report, news, scope)
     except Exception as exc:  # noqa: BLE001 - the record of what was done is written; telling must not undo the report
         log.warning("telling the news failed: %s", type(exc).__name__, exc_info=False)
         report.notes.append(f"the news could not be told ({type(exc).__name__}); it is told again next sweep")
+    return True
 
 
 def _tell_channels(settings: Settings, deps: SweepDeps, report: SweepReport, news: _News, scope: str) -> None:
