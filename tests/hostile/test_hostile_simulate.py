@@ -47,3 +47,17 @@ def test_case_1_simulation_settings_keep_no_real_target():
     simulated = simulation_settings(real)
     assert simulated.notify.webhooks == () and simulated.notify.topic_arn == SIM_TOPIC
     assert real.notify.webhooks  # the user's settings themselves are untouched
+
+
+def test_case_1_a_shell_pointed_at_the_sandbox_drops_the_config_files_webhooks(tmp_path):
+    from types import SimpleNamespace
+
+    from orchestrator.config import load_settings
+    from orchestrator.sandbox.demo import Stage, exports
+
+    sb = SimpleNamespace(env=lambda: {"AWS_ENDPOINT_URL": "http://127.0.0.1:5999"}, port=2222)
+    env = exports(sb, Stage("bucket", "arn:aws:sns:us-east-1:123456789012:sandbox", tmp_path / "s.db"))
+    config = tmp_path / "pd.toml"
+    config.write_text('[notify]\nwebhooks = [{ url = "https://events.pagerduty.com/v2/enqueue", format = "pagerduty", routing_key = "K" }]\n')
+    settings = load_settings(config_path=config, environ=env)
+    assert settings.notify.webhooks == () and settings.notify.topic_arn == "arn:aws:sns:us-east-1:123456789012:sandbox"
