@@ -89,3 +89,35 @@ def test_an_unreadable_generation_is_free_and_numbers_the_next():
         stub.add_client_error("delete_parameter", "ParameterNotFound", "Parameter not found", 400, expected_params={"Name": f"{PATH}/3"})
         lease = SsmLeases(ssm).acquire_lease(SCOPE, "me:1:a", timedelta(minutes=5), T0)
     assert lease.fence == 4
+
+
+def test_the_keeper_holds_both_leases_or_neither(tmp_path):
+    from moto import mock_aws
+
+    from orchestrator.state import LeaseLost
+    from orchestrator.state.lease import LeaseKeeper
+    from orchestrator.state.sqlite import SqliteStore
+
+    now = [T0]
+    with mock_aws():
+        shared = SsmLeases(boto3.client("ssm", region_name="us-east-1"))
+        store = SqliteStore(tmp_path / "mine.db")
+        shared.acquire_lease(SCOPE, "elsewhere:9:q", timedelta(minutes=5), T0)  # a healer with another store
+        keeper = LeaseKeeper(store, SCOPE, clock=lambda: now[0], shared=shared, owner="here:1:a")
+        with pytest.raises(LeaseHeld) as held:
+            keeper.acquire()
+        assert held.value.owner == "elsewhere:9:q"
+        lease = store.get_lease(SCOPE)
+        assert lease is None or not lease.owner  # the store's lease was not kept alone
+        now[0] = T0 + timedelta(minutes=6)  # the other healer's lease expired
+        keeper.acquire()
+        assert store.get_lease(SCOPE).owner == "here:1:a" and shared.get_lease(SCOPE).owner == "here:1:a"
+        now[0] += timedelta(minutes=3)  # past half the TTL: renewing renews both
+        keeper.check()
+        assert shared.get_lease(SCOPE).expires_at == now[0] + timedelta(minutes=5)
+        shared.acquire_lease(SCOPE, "thief:2:t", timedelta(minutes=5), now[0] + timedelta(minutes=6))  # overtaken after expiry
+        with pytest.raises(LeaseLost):
+            keeper.check()
+        keeper.release()
+        assert shared.get_lease(SCOPE).owner == "thief:2:t"  # its generation untouched
+        store.close()
