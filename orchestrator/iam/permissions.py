@@ -20,14 +20,16 @@ from orchestrator.config import Settings
 from orchestrator.estate import registry
 from orchestrator.observe import asg, console, inventory, metrics, probe, procstat, ssm, status, stoppable
 from orchestrator.onboard import agent_check, agent_install, discover
-from orchestrator.state import dynamodb
+from orchestrator.state import dynamodb, ssm_lease
 
 READ = frozenset().union(
     inventory.PERMISSIONS, status.PERMISSIONS, metrics.PERMISSIONS, asg.PERMISSIONS, console.PERMISSIONS, probe.PERMISSIONS,
     stoppable.PERMISSIONS, procstat.PERMISSIONS, registry.PERMISSIONS,
 )
 MUTATE = frozenset().union(act_ec2.PERMISSIONS, act_autoscaling.PERMISSIONS) - READ
-RECORD = frozenset().union(dynamodb.PERMISSIONS - dynamodb.CLI_ONLY_PERMISSIONS, evidence.PERMISSIONS, notify.PERMISSIONS)
+RECORD = frozenset().union(
+    dynamodb.PERMISSIONS - dynamodb.CLI_ONLY_PERMISSIONS, evidence.PERMISSIONS, notify.PERMISSIONS, ssm_lease.PERMISSIONS
+)
 SWEEP = READ | MUTATE | RECORD
 """What every sweep may call, whatever the settings."""
 

@@ -30,7 +30,7 @@ from orchestrator.estate import registry
 from orchestrator.iam import deploy as deploy_permissions
 from orchestrator.iam import permissions
 from orchestrator.observe import console, inventory, metrics
-from orchestrator.state import DYNAMODB_SCHEME, dynamodb
+from orchestrator.state import DYNAMODB_SCHEME, dynamodb, ssm_lease
 
 VERSION = "2012-10-17"
 
@@ -111,6 +111,7 @@ ON_TAGGED_INSTANCES = (act_ec2.PERMISSIONS - permissions.READ) | console.PERMISS
 ON_TAGGED_GROUPS = act_autoscaling.PERMISSIONS
 ON_DOCUMENT = act_ssm.PERMISSIONS  # SendCommand is authorized on the instance and on the document
 ON_REGISTRY = registry.PERMISSIONS
+ON_LEASE = ssm_lease.PERMISSIONS  # the fleet's lease parameters, /orch/lease/...; reading them is HealerRegistry's
 ON_TABLE = dynamodb.PERMISSIONS | dynamodb.DOCTOR_PERMISSIONS
 ON_BUCKET = evidence.PERMISSIONS
 ON_TOPIC = notify.PERMISSIONS
@@ -194,7 +195,11 @@ def policy(actions: frozenset[str], scope: Scope, code_upload: bool = False) -> 
         [scope.arn("ssm", f"document/{scope.ssm_document}", account=""), scope.arn("ssm", f"document/{scope.ssm_document}")],
     )
     add("SimulateUsersAndRoles", ON_PRINCIPALS, [f"arn:{scope.partition}:iam::*:user/*", f"arn:{scope.partition}:iam::*:role/*"])
-    add("HealerRegistry", ON_REGISTRY, [scope.arn("ssm", "parameter/orch/healers"), scope.arn("ssm", "parameter/orch/healers/*")])
+    registry_paths = [scope.arn("ssm", "parameter/orch/healers"), scope.arn("ssm", "parameter/orch/healers/*")]
+    takes_lease = bool(actions & (ON_LEASE - ON_REGISTRY))
+    lease_paths = [scope.arn("ssm", "parameter/orch/lease/*")]
+    add("HealerRegistry", ON_REGISTRY, registry_paths + (lease_paths if takes_lease else []))  # one grant per action
+    add("FleetLease", ON_LEASE - ON_REGISTRY, lease_paths)
     if scope.table:
         add("StateTable", ON_TABLE, [scope.arn("dynamodb", f"table/{scope.table}"), scope.arn("dynamodb", f"table/{scope.table}/index/*")])
     elif actions & ON_TABLE:
@@ -213,7 +218,7 @@ def policy(actions: frozenset[str], scope: Scope, code_upload: bool = False) -> 
     elif actions & ON_TOPIC:
         add("Notify", ON_TOPIC, "*")
         notes.append("Notify is on \"*\": no notify.topic_arn in the settings (without one orch publishes nothing)")
-    scoped = ON_TAGGED_INSTANCES | ON_TAGGED_GROUPS | ON_DOCUMENT | ON_REGISTRY | ON_TABLE | ON_BUCKET | ON_TOPIC | ON_PRINCIPALS
+    scoped = ON_TAGGED_INSTANCES | ON_TAGGED_GROUPS | ON_DOCUMENT | ON_REGISTRY | ON_LEASE | ON_TABLE | ON_BUCKET | ON_TOPIC | ON_PRINCIPALS
     if code_upload:
         add("CodeUpload", deploy_permissions.CODE_UPLOAD, "*")
         scoped |= deploy_permissions.CODE_UPLOAD

@@ -29,7 +29,7 @@ import enum
 import statistics
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 from orchestrator.config import Settings
 from orchestrator.decide.history import chronic
@@ -148,8 +148,20 @@ def _round(value: float | None) -> float | None:
 
 
 def simulation_settings(settings: Settings) -> Settings:
-    """The user's settings, with a topic so that messages are composed and counted."""
-    return settings.model_copy(update={"notify": settings.notify.model_copy(update={"topic_arn": SIM_TOPIC}), "dry_run": False})
+    """The user's settings, with the simulator's own topic so that messages are composed and counted.
+
+    Nothing simulated reaches the world: the configured topic and every webhook (from the
+    file or ORCH_NOTIFY_WEBHOOKS) are dropped, and the simulated fleet's ``publish`` is a
+    recorder. A simulated breaker paging PagerDuty, then resolving the very dedup key a
+    real healer in that region uses, is what this prevents.
+    """
+    told = settings.notify.model_copy(update={"topic_arn": SIM_TOPIC, "webhooks": ()})
+    return settings.model_copy(update={"notify": told, "dry_run": False})
+
+
+def _no_webhooks(targets: object, doc: object, policy: object) -> list[Any]:
+    """The simulator's webhook sender: it has no targets (``simulation_settings``) and sends nothing if given some."""
+    return []
 
 
 def simulate(
@@ -170,7 +182,7 @@ def simulate(
     fleet = SimFleet(world)
     store = SqliteStore(":memory:")
     run_settings = simulation_settings(settings)
-    deps = SweepDeps(clients=None, store=store, clock=world.clock, fleet=fleet)
+    deps = SweepDeps(clients=None, store=store, clock=world.clock, fleet=fleet, webhooks=_no_webhooks)
     last_report = None
     try:
         for n in range(total):
