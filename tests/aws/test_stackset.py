@@ -23,7 +23,7 @@ from click.testing import CliRunner
 
 from orchestrator.cli import cli
 from orchestrator.deploy import stack as deploy
-from orchestrator.deploy import stackset
+from orchestrator.deploy import stackset, stackset_aws
 from tests.aws.test_deploy import code_zip, endpoint, moto_endpoint  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*not supported by moto's CloudFormation")
@@ -46,7 +46,11 @@ def overrides_as_aws_documents(monkeypatch: pytest.MonkeyPatch) -> None:
     def merged(self: Any, accounts: Any, regions: Any, deployment_targets: Any, parameters: list[dict[str, Any]]) -> str:
         given = {p["ParameterKey"]: p["ParameterValue"] for p in parameters or []}
         whole = [{"ParameterKey": k, "ParameterValue": v} for k, v in {**self.parameters, **given}.items()]
-        return original(self, accounts, regions, deployment_targets, whole)
+        operation = original(self, accounts, regions, deployment_targets, whole)
+        for instance in self.instances.stack_instances:  # DescribeStackInstance gives the overrides, as AWS does
+            if instance.account_id in (accounts or []) and instance.region_name in regions:
+                instance.parameters = list(parameters or [])
+        return operation
 
     monkeypatch.setattr(StackSet, "create_stack_instances", merged)
 
@@ -186,7 +190,7 @@ DECLARED = {"VpcId": False, "VpcCidr": False, "SubnetIds": False, "ScheduleMinut
 
 def test_service_managed_sends_organizations_targets_and_auto_deployment() -> None:
     cfn = boto3.client("cloudformation", region_name=HOME, aws_access_key_id="x", aws_secret_access_key="x")
-    planned = stackset.plan(request(accounts=(), ous=("ou-abcd-12345678",)), DECLARED, None, set())
+    planned = stackset.plan(request(accounts=(), ous=("ou-abcd-12345678",)), DECLARED, None, {})
     stub = Stubber(cfn)
     create = dict(planned.stack_set_call)
     assert create["PermissionModel"] == "SERVICE_MANAGED" and create["AutoDeployment"] == {"Enabled": True, "RetainStacksOnAccountRemoval": False}
@@ -204,7 +208,7 @@ def test_service_managed_sends_organizations_targets_and_auto_deployment() -> No
          "StackInstanceStatus": {"DetailedStatus": "SUCCEEDED"}} for r in REGIONS]})
     said: list[str] = []
     with stub:
-        outcome = stackset.run(cfn, planned, said.append, poll_seconds=0, sleep=lambda s: None)
+        outcome = stackset_aws.run(cfn, planned, said.append, poll_seconds=0, sleep=lambda s: None)
     stub.assert_no_pending_responses()
     assert [s for _, _, s in outcome.operations] == ["SUCCEEDED", "SUCCEEDED"]
     assert any("QUEUED" in line for line in said) and any("SUCCEEDED" in line for line in said)
@@ -213,19 +217,19 @@ def test_service_managed_sends_organizations_targets_and_auto_deployment() -> No
 
 def test_a_failed_operation_names_the_failed_account_and_region() -> None:
     cfn = boto3.client("cloudformation", region_name=HOME, aws_access_key_id="x", aws_secret_access_key="x")
-    planned = stackset.plan(request(regions=("us-east-1",)), DECLARED, {"PermissionModel": "SELF_MANAGED", "Status": "ACTIVE"}, set())
+    planned = stackset.plan(request(regions=("us-east-1",)), DECLARED, {"PermissionModel": "SELF_MANAGED", "Status": "ACTIVE"}, {})
     assert planned.stack_set_action == "update"
     assert planned.stack_set_call["OperationPreferences"]["FailureTolerancePercentage"] == 10
     stub = Stubber(cfn)
     stub.add_response("update_stack_set", {"OperationId": "op-update"})
-    stub.add_response("create_stack_instances", {"OperationId": "op-create"})
     stub.add_response("describe_stack_set_operation", {"StackSetOperation": {"OperationId": "op-update", "Action": "UPDATE", "Status": "RUNNING"}})
     stub.add_response("describe_stack_set_operation", {"StackSetOperation": {"OperationId": "op-update", "Action": "UPDATE", "Status": "SUCCEEDED"}})
+    stub.add_response("create_stack_instances", {"OperationId": "op-create"})
     stub.add_response("describe_stack_set_operation", {"StackSetOperation": {"OperationId": "op-create", "Action": "CREATE", "Status": "FAILED"}})
     stub.add_response("list_stack_set_operation_results", {"Summaries": [
         {"Account": A, "Region": "us-east-1", "Status": "FAILED", "StatusReason": "ResourceLogicalId:Function, ResourceStatusReason:subnet not found"}]})
     with stub, pytest.raises(deploy.DeployError, match=f"ended FAILED: {A} us-east-1: .*subnet not found"):
-        stackset.run(cfn, planned, lambda line: None, poll_seconds=0, sleep=lambda s: None)
+        stackset_aws.run(cfn, planned, lambda line: None, poll_seconds=0, sleep=lambda s: None)
 
 
 def test_an_operation_still_running_at_the_deadline_says_how_to_follow_it() -> None:
@@ -233,7 +237,7 @@ def test_an_operation_still_running_at_the_deadline_says_how_to_follow_it() -> N
     stub = Stubber(cfn)
     stub.add_response("describe_stack_set_operation", {"StackSetOperation": {"OperationId": "op-1", "Status": "RUNNING"}})
     with stub, pytest.raises(deploy.DeployError, match="still RUNNING .*describe-stack-set-operation"):
-        stackset.wait_for_operation(cfn, "orch-estate", "op-1", lambda line: None, poll_seconds=0, timeout_seconds=0, sleep=lambda s: None)
+        stackset_aws.wait_for_operation(cfn, "orch-estate", "op-1", lambda line: None, poll_seconds=0, timeout_seconds=0, sleep=lambda s: None)
 
 
 def test_schedule_offsets_are_deterministic_in_range_and_spread() -> None:
