@@ -28,6 +28,7 @@ from orchestrator.doctor.checks import (
     run_checks,
     simulation_principal,
 )
+from orchestrator.doctor.resources import Where, dynamodb_table, partition_of
 from orchestrator.iam import policy as iam_policy
 from orchestrator.observe import inventory
 from orchestrator.observe.probe import probe_fleet
@@ -71,7 +72,9 @@ def doctor_command(runtime: Runtime, source: str | None) -> None:
     principal = simulation_principal(identity.arn) if identity.arn else None
     needed = iam_policy.actions_for(iam_policy.OPERATING, settings)  # running orch; deploying it is `orch permissions deploy`
     # One attempt (the no-retry client): a simulator that is denied or absent is "cannot tell".
-    simulation = gather.simulate(clients.mutating_client("iam"), principal, needed, settings.selector)
+    where = Where(region, identity.account or "*", partition_of(region), table=dynamodb_table(settings.state),
+                  bucket=settings.evidence.bucket, topic_arn=settings.notify.topic_arn)  # each action on its own resource
+    simulation = gather.simulate(clients.mutating_client("iam"), principal, needed, settings.selector, where)
     store = gather.store_facts(
         lambda: runtime.store,
         lambda: runtime.settings.state or f"{default_state_path()} (SQLite)",

@@ -26,6 +26,8 @@ from orchestrator.doctor.checks import (
 )
 from orchestrator.doctor.nacl import EPHEMERAL, NetworkAcl, acl_from_api
 from orchestrator.doctor.network import group_from_api, route_table_from_api
+from orchestrator.doctor.resources import ANY as ANY_RESOURCE
+from orchestrator.doctor.resources import Where, by_resource
 from orchestrator.model import Instance, ProbeResult
 from orchestrator.observe.metrics import MemoryReader
 from orchestrator.state import DYNAMODB_SCHEME
@@ -63,11 +65,21 @@ def reply_date(reply: Mapping[str, Any]) -> datetime | None:
         return None
 
 
-def simulate(iam: Any, principal: str | None, actions: Iterable[str], selector: Mapping[str, str]) -> SimulationFacts:
-    """The IAM policy simulator's decision for each action, with the selector tag as context.
+DECISION_RANK = {"allowed": 0, "implicitDeny": 1, "explicitDeny": 2}
+
+
+def _worse(a: str | None, b: str) -> str:
+    return b if a is None or DECISION_RANK.get(b, 3) > DECISION_RANK.get(a, 3) else a
+
+
+def simulate(iam: Any, principal: str | None, actions: Iterable[str], selector: Mapping[str, str], where: Where | None = None) -> SimulationFacts:
+    """The IAM policy simulator's decision for each action, on the resource orch calls it on, with the selector tag as context.
 
     The tag goes in as ``aws:ResourceTag/KEY`` so that statements conditioned on it (the
-    template's mutations) are evaluated as they are for a selected instance.
+    template's mutations) are evaluated as they are for a selected instance. Each action
+    is simulated on its own resource (``doctor.resources``): without ResourceArns the
+    simulator judges ``*``, and resource-scoped statements read implicitDeny. An action's
+    decision is the worst over its results and their ResourceSpecificResults.
     ``iam`` should make one attempt: a simulator that is denied or absent is "cannot
     tell", not worth five retries.
     """
@@ -77,18 +89,23 @@ def simulate(iam: Any, principal: str | None, actions: Iterable[str], selector: 
         {"ContextKeyName": f"aws:ResourceTag/{key}", "ContextKeyValues": [value], "ContextKeyType": "string"}
         for key, value in sorted(selector.items())
     ]
-    names = sorted(actions)
     decisions: dict[str, str] = {}
     try:
-        for start in range(0, len(names), SIMULATE_BATCH):
-            kwargs: dict[str, Any] = {"PolicySourceArn": principal, "ActionNames": names[start : start + SIMULATE_BATCH], "ContextEntries": context}
-            while True:
-                reply = iam.simulate_principal_policy(**kwargs)
-                for result in reply.get("EvaluationResults", []):
-                    decisions[str(result.get("EvalActionName"))] = str(result.get("EvalDecision"))
-                if not reply.get("IsTruncated"):
-                    break
-                kwargs["Marker"] = reply["Marker"]
+        for resource, names in by_resource(sorted(actions), where).items():
+            for start in range(0, len(names), SIMULATE_BATCH):
+                kwargs: dict[str, Any] = {"PolicySourceArn": principal, "ActionNames": names[start : start + SIMULATE_BATCH], "ContextEntries": context}
+                if resource != ANY_RESOURCE:
+                    kwargs["ResourceArns"] = [resource]
+                while True:
+                    reply = iam.simulate_principal_policy(**kwargs)
+                    for result in reply.get("EvaluationResults", []):
+                        action = str(result.get("EvalActionName"))
+                        decisions[action] = _worse(decisions.get(action), str(result.get("EvalDecision")))
+                        for specific in result.get("ResourceSpecificResults") or []:
+                            decisions[action] = _worse(decisions[action], str(specific.get("EvalResourceDecision")))
+                    if not reply.get("IsTruncated"):
+                        break
+                    kwargs["Marker"] = reply["Marker"]
     except AWS_CALL_ERRORS as exc:
         return SimulationFacts(principal, error=describe_aws_error(exc, "iam:SimulatePrincipalPolicy"))
     return SimulationFacts(principal, decisions)
