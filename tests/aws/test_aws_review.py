@@ -79,3 +79,45 @@ def test_case_19_a_denied_resource_specific_result_fails_the_action() -> None:
 @pytest.mark.parametrize(("state", "table"), [("dynamodb://orch-state", "orch-state"), (None, None), ("/tmp/x.db", None)])
 def test_the_state_table_is_read_from_the_spec(state, table) -> None:
     assert dynamodb_table(state) == table
+
+
+# -- case 20: GetCommandInvocation on a multi-step document needs PluginName -------------------
+
+COMMAND = "11111111-2222-3333-4444-555555555555"
+GOOD, BAD = "i-0000000000000000a", "i-0000000000000000b"
+
+
+def test_case_20_one_failed_instance_of_a_multi_step_document_is_named_with_its_step() -> None:
+    from orchestrator.onboard import agent_install
+
+    ssm = boto3.client("ssm", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    stub = Stubber(ssm)
+    stub.add_response("list_commands", {"Commands": [{"CommandId": COMMAND, "Status": "Failed"}]})
+    steps = lambda linux: [{"Name": "ControlCloudWatchAgentWindows", "Status": "Success"},  # noqa: E731  (skipped on Linux: reported Success)
+                           {"Name": "ControlCloudWatchAgentLinux", "Status": linux}]
+    stub.add_response("list_command_invocations", {"CommandInvocations": [
+        {"CommandId": COMMAND, "InstanceId": GOOD, "Status": "Success", "CommandPlugins": steps("Success")},
+        {"CommandId": COMMAND, "InstanceId": BAD, "Status": "Failed", "CommandPlugins": steps("Failed")}]},
+        {"CommandId": COMMAND, "Details": True})
+    stub.add_response("get_command_invocation", {"CommandId": COMMAND, "InstanceId": BAD, "PluginName": "ControlCloudWatchAgentLinux",
+                                                 "Status": "Failed", "StandardErrorContent": "ParameterNotFound: AmazonCloudWatch-orch"},
+                      {"CommandId": COMMAND, "InstanceId": BAD, "PluginName": "ControlCloudWatchAgentLinux"})
+    with stub:
+        found = agent_install.wait_for(ssm, COMMAND, [GOOD, BAD], 10, sleep=lambda s: None)
+    stub.assert_no_pending_responses()
+    assert found == {GOOD: "Success", BAD: "Failed (step ControlCloudWatchAgentLinux: ParameterNotFound: AmazonCloudWatch-orch)"}
+
+
+def test_case_20_a_refused_step_lookup_still_names_the_failed_instance_only() -> None:
+    """GetCommandInvocation's documented errors (InvalidPluginName here) stay on the one instance and step, never the batch."""
+    from orchestrator.onboard import agent_install
+
+    ssm = boto3.client("ssm", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    stub = Stubber(ssm)
+    stub.add_response("list_command_invocations", {"CommandInvocations": [
+        {"InstanceId": GOOD, "Status": "Success", "CommandPlugins": [{"Name": "stepA", "Status": "Success"}]},
+        {"InstanceId": BAD, "Status": "Failed", "CommandPlugins": [{"Name": "stepB", "Status": "Failed"}]}]})
+    stub.add_client_error("get_command_invocation", "InvalidPluginName", expected_params={"CommandId": COMMAND, "InstanceId": BAD, "PluginName": "stepB"})
+    with stub:
+        found = agent_install.invocation_statuses(ssm, COMMAND, [GOOD, BAD], "Failed")
+    assert found[GOOD] == "Success" and found[BAD] == "Failed (step stepB: (InvalidPluginName))"
