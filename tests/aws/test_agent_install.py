@@ -137,7 +137,7 @@ def test_only_instances_whose_install_succeeded_are_configured(calls, fleet):
     install, configure = sent(calls, "SendCommand")
     assert failing in install["InstanceIds"] and configure["InstanceIds"] == [fleet["online-1"]]
     assert document["installed"][failing] == "Failed (step configurePackage: no space left on device)" and failing not in document["configured"]
-    assert [c["PluginName"] for c in sent(calls, "GetCommandInvocation")] == ["configurePackage"]
+    assert [r.params["PluginName"] for r in calls.log if r.operation == "GetCommandInvocation"] == ["configurePackage"]
 
 
 def test_named_instances_outside_the_fleet_are_refused(calls, aws, subnet):
