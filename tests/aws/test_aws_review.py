@@ -121,3 +121,39 @@ def test_case_20_a_refused_step_lookup_still_names_the_failed_instance_only() ->
     with stub:
         found = agent_install.invocation_statuses(ssm, COMMAND, [GOOD, BAD], "Failed")
     assert found[GOOD] == "Success" and found[BAD] == "Failed (step stepB: (InvalidPluginName))"
+
+
+# -- case 23: cross-account credentials come from a regional STS endpoint ------------------------
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "af-south-1", "eu-west-1"])
+def test_case_23_assumed_credentials_come_from_the_regional_sts_endpoint_even_under_legacy(monkeypatch, region) -> None:
+    from orchestrator.aws import Clients
+    from orchestrator.estate.accounts import regional_sts
+
+    monkeypatch.setenv("AWS_STS_REGIONAL_ENDPOINTS", "legacy")  # what boto3 < 1.40 did by default
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    legacy = Clients(region="us-east-1").client("sts").meta.endpoint_url
+    assert legacy == "https://sts.amazonaws.com"  # the global endpoint: tokens an opt-in region refuses
+    assert regional_sts(Clients(region=region)).meta.endpoint_url == f"https://sts.{region}.amazonaws.com"
+
+
+def test_case_23_the_estate_assumes_roles_through_it(monkeypatch) -> None:
+    from orchestrator.estate import accounts
+
+    seen: list[str] = []
+
+    class FakeSts:
+        def assume_role(self, **kwargs: Any) -> dict[str, Any]:
+            return {"Credentials": {"AccessKeyId": "a", "SecretAccessKey": "b", "SessionToken": "c"}}
+
+    def regional(clients: Any) -> FakeSts:
+        seen.append(str(clients.region))
+        return FakeSts()
+
+    monkeypatch.setattr(accounts, "regional_sts", regional)
+    factory = accounts.AssumeRoleFactory(None, "arn:aws:iam::{account}:role/orch")
+    factory(accounts.Place("111111111111", "af-south-1"))
+    assert seen == ["af-south-1"]
