@@ -35,6 +35,7 @@ from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_fixed
 
 from orchestrator.aws import error_code, retry_throttled
 from orchestrator.model import Instance
+from orchestrator.onboard.agent_config import tier_for
 
 PERMISSIONS = frozenset({"ssm:DescribeInstanceInformation", "ssm:GetParameter", "ssm:ListCommands", "ssm:ListCommandInvocations",
                          "ssm:GetCommandInvocation"})
@@ -123,7 +124,7 @@ def parameter_current(ssm: Any, name: str) -> str | None:
 
 @retry_throttled
 def _put_parameter(ssm: Any, name: str, value: str) -> None:
-    ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True,
+    ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True, Tier=tier_for(value),
                       Description="CloudWatch agent config written by orch agent install: publishes what orch reads")
 
 

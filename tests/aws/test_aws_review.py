@@ -157,3 +157,57 @@ def test_case_23_the_estate_assumes_roles_through_it(monkeypatch) -> None:
     factory = accounts.AssumeRoleFactory(None, "arn:aws:iam::{account}:role/orch")
     factory(accounts.Place("111111111111", "af-south-1"))
     assert seen == ["af-south-1"]
+
+
+# -- case 24: the agent-config parameter --------------------------------------------------------
+
+
+def test_case_24_the_config_is_compact_and_many_processes_fit_a_standard_parameter() -> None:
+    from orchestrator.config import MemorySettings
+    from orchestrator.onboard.agent_config import agent_config, render, tier_for
+
+    patterns = [f"/opt/crawler/worker-{n:02d} --queue q{n}" for n in range(30)]
+    text = render(agent_config(MemorySettings(), patterns))
+    assert "\n" not in text and ": " not in text
+    assert len(text.encode()) <= 4096 and tier_for(text) == "Standard"  # indented, 30 patterns did not fit
+
+
+def test_case_24_over_4_kb_is_intelligent_tiering_and_over_8_kb_a_clear_error() -> None:
+    from orchestrator.onboard.agent_config import ParameterError, tier_for
+
+    assert tier_for("x" * 4096) == "Standard" and tier_for("x" * 4097) == "Intelligent-Tiering"
+    with pytest.raises(ParameterError, match="over the 8 KB"):
+        tier_for("x" * 8193)
+
+
+@pytest.mark.parametrize("name", ["aws-cw", "/aws/service/x", "SSM-config", "/ssm/x", "AWSConfig"])
+def test_case_24_names_ssm_refuses_are_refused(name) -> None:
+    from orchestrator.onboard.agent_config import ParameterError, check_parameter_name
+
+    with pytest.raises(ParameterError, match="begin with aws or ssm"):
+        check_parameter_name(name, allow_unreadable=True)
+
+
+def test_case_24_names_the_agent_policy_cannot_read_are_refused_unless_allowed() -> None:
+    from orchestrator.onboard.agent_config import ParameterError, check_parameter_name
+
+    assert check_parameter_name("AmazonCloudWatch-orch") == [] and check_parameter_name("/AmazonCloudWatch-orch") == []
+    for name in ("orch-agent", "/team/AmazonCloudWatch-orch"):
+        with pytest.raises(ParameterError, match="CloudWatchAgentServerPolicy"):
+            check_parameter_name(name)
+        (warning,) = check_parameter_name(name, allow_unreadable=True)
+        assert "ssm:GetParameter" in warning
+
+
+def test_case_24_put_parameter_sends_the_tier() -> None:
+    from orchestrator.onboard import agent_install
+
+    ssm = boto3.client("ssm", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    stub = Stubber(ssm)
+    big = "y" * 5000
+    stub.add_response("put_parameter", {"Version": 2, "Tier": "Advanced"},
+                      {"Name": "AmazonCloudWatch-orch", "Value": big, "Type": "String", "Overwrite": True, "Tier": "Intelligent-Tiering",
+                       "Description": ANY})
+    with stub:
+        agent_install._put_parameter(ssm, "AmazonCloudWatch-orch", big)
+    stub.assert_no_pending_responses()
