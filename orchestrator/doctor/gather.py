@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Callable, Iterable, Mapping
 
+from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_fixed
+
 from orchestrator.aws import AWS_CALL_ERRORS, describe_aws_error
 from orchestrator.config import ProbeSettings, Settings
 from orchestrator.doctor.checks import (
@@ -24,12 +26,14 @@ from orchestrator.doctor.checks import (
     SimulationFacts,
     StoreFacts,
 )
+from orchestrator.doctor.fail2ban import SAMPLE, SCRIPT, Jails, parse
 from orchestrator.doctor.nacl import EPHEMERAL, NetworkAcl, acl_from_api
 from orchestrator.doctor.network import group_from_api, route_table_from_api
 from orchestrator.doctor.resources import ANY as ANY_RESOURCE
 from orchestrator.doctor.resources import Where, by_resource
 from orchestrator.model import Instance, ProbeResult
 from orchestrator.observe.metrics import MemoryReader
+from orchestrator.observe.ssm import agents_online
 from orchestrator.state import DYNAMODB_SCHEME
 from orchestrator.state.store import StateError, StateStore
 
@@ -248,3 +252,47 @@ def metric_presence(cloudwatch: Any, instance_ids: Iterable[str], settings: Sett
     except AWS_CALL_ERRORS as exc:
         return MetricFacts(memory.namespace, memory.metric, error=describe_aws_error(exc))
     return MetricFacts(memory.namespace, memory.metric, {i: (s.latest[0] if s.latest else None) for i, s in series.items()})
+
+
+FAIL2BAN_PENDING = frozenset({"Pending", "InProgress", "Delayed"})
+
+
+def fail2ban_jails(read: Any, mutate: Any, instance_ids: Iterable[str], sleep: Callable[[float], None],
+                   wait_seconds: float = 60.0, poll_seconds: float = 2.0) -> list[Jails] | str:
+    """fail2ban's ssh jails on a few instances whose SSM agent is online, read with AWS-RunShellScript (read-only commands).
+
+    Returns [] when no agent is online (or SSM cannot say): the check needs one, and its
+    absence is no fault of orch's setup; the one line saying why when the command could
+    not be sent (SendCommand denied).
+    """
+    try:
+        online = sorted(i for i, ok in agents_online(read, instance_ids).items() if ok)[:SAMPLE]
+    except AWS_CALL_ERRORS:
+        return []
+    if not online:
+        return []
+    try:
+        command = mutate.send_command(InstanceIds=online, DocumentName="AWS-RunShellScript", Parameters={"commands": [SCRIPT]},
+                                      Comment="orch doctor: fail2ban ignoreip (read-only)", TimeoutSeconds=60)["Command"]["CommandId"]
+    except AWS_CALL_ERRORS as exc:
+        return describe_aws_error(exc, "ssm:SendCommand")
+
+    def invocation(instance_id: str) -> Mapping[str, Any]:
+        try:
+            return dict(read.get_command_invocation(CommandId=command, InstanceId=instance_id))
+        except AWS_CALL_ERRORS as exc:
+            if "InvocationDoesNotExist" in str(exc):  # not visible yet (Run Command is eventually consistent)
+                return {"Status": "Pending"}
+            return {"Status": "Error", "StatusDetails": describe_aws_error(exc, "ssm:GetCommandInvocation")}
+
+    found = []
+    attempts = max(1, int(wait_seconds / poll_seconds)) + 1
+    for instance_id in online:
+        reply = Retrying(retry=retry_if_result(lambda r: r.get("Status") in FAIL2BAN_PENDING), stop=stop_after_attempt(attempts),
+                         wait=wait_fixed(poll_seconds), sleep=sleep,
+                         retry_error_callback=lambda state: state.outcome.result() if state.outcome else {})(lambda: invocation(instance_id))
+        if reply.get("Status") == "Success":
+            found.append(parse(instance_id, str(reply.get("StandardOutputContent", ""))))
+        else:
+            found.append(Jails(instance_id, error=f"{reply.get('Status', 'no answer')} {reply.get('StatusDetails', '')}".strip()))
+    return found

@@ -108,7 +108,7 @@ async def _identify(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> Non
     Measured with Debian's OpenSSH 9.2 (tests/e2e/test_fail2ban.py): a probe that reads the
     banner and closes leaves ``kex_exchange_identification: Connection closed by remote
     host`` and ``Connection closed by ADDR port N``; one that sends its identification
-    first leaves only ``Connection closed by ADDR port N [preauth]``. fail2ban's sshd
+    first leaves only ``Connection closed (or reset) by ADDR port N [preauth]``. fail2ban's sshd
     filter counts one failure per probe either way in its ddos and aggressive modes, and
     none in normal mode: the prober's subnet belongs in ``ignoreip`` (docs/deploy.md). The
     banner already decided the probe, so a send that fails changes nothing.

@@ -211,3 +211,46 @@ def test_case_24_put_parameter_sends_the_tier() -> None:
     with stub:
         agent_install._put_parameter(ssm, "AmazonCloudWatch-orch", big)
     stub.assert_no_pending_responses()
+
+
+# -- case 25: doctor reads fail2ban through SSM --------------------------------------------------
+
+
+def test_case_25_doctor_sends_the_read_only_script_and_waits_for_each_invocation() -> None:
+    from orchestrator.doctor import fail2ban
+
+    read = boto3.client("ssm", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    mutate = boto3.client("ssm", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    reads, sends = Stubber(read), Stubber(mutate)
+    reads.add_response("describe_instance_information", {"InstanceInformationList": [
+        {"InstanceId": GOOD, "PingStatus": "Online"}, {"InstanceId": BAD, "PingStatus": "ConnectionLost"}]})
+    sends.add_response("send_command", {"Command": {"CommandId": COMMAND}},
+                       {"InstanceIds": [GOOD], "DocumentName": "AWS-RunShellScript", "Parameters": {"commands": [fail2ban.SCRIPT]},
+                        "Comment": ANY, "TimeoutSeconds": 60})
+    reads.add_client_error("get_command_invocation", "InvocationDoesNotExist")  # not visible yet: eventually consistent
+    reads.add_response("get_command_invocation", {"Status": "InProgress"})
+    reads.add_response("get_command_invocation", {"Status": "Success", "StandardOutputContent":
+                                                  "orch-fail2ban: present\norch-jail: sshd\norch-ignore: 127.0.0.1/8\norch-ignore: ::1\n"})
+    slept: list[float] = []
+    with reads, sends:
+        found = gather.fail2ban_jails(read, mutate, [GOOD, BAD], slept.append, wait_seconds=10, poll_seconds=2)
+    assert isinstance(found, list) and [j.ignored for j in found] == [{"sshd": ("127.0.0.1/8", "::1")}]
+    assert slept == [2, 2]
+    (row,) = fail2ban.checks(found, {GOOD: "127.20.0.9"}, {})
+    assert row.status.value == "ok"  # 127.20.0.9 is inside 127.0.0.1/8
+    (row,) = fail2ban.checks(found, {GOOD: "10.1.2.3"}, {})
+    assert row.status.value == "FAIL" and "addignoreip 10.1.2.3/32" in row.fix
+
+
+def test_case_25_a_denied_send_command_is_cannot_tell_and_no_agent_is_no_row() -> None:
+    read = boto3.client("ssm", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    reads = Stubber(read)
+    reads.add_response("describe_instance_information", {"InstanceInformationList": [{"InstanceId": GOOD, "PingStatus": "Online"}]})
+    reads.add_client_error("send_command", "AccessDeniedException", "not authorized")
+    with reads:
+        found = gather.fail2ban_jails(read, read, [GOOD], lambda s: None)
+    assert isinstance(found, str) and "ssm:SendCommand" in found
+    none = Stubber(read)
+    none.add_response("describe_instance_information", {"InstanceInformationList": []})
+    with none:
+        assert gather.fail2ban_jails(read, read, [GOOD], lambda s: None) == []
