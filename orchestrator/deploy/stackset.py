@@ -68,6 +68,11 @@ class Preferences:
         return prefs
 
 
+def is_ou(target: str) -> bool:
+    """An organizational unit (ou-...) or a root (r-...), not an account."""
+    return target.startswith(("ou-", "r-"))
+
+
 @dataclass(frozen=True)
 class Request:
     """What the person asked for, checked (``check_request``) before any AWS call."""
@@ -97,7 +102,7 @@ class Request:
         """--ou: the accounts given their own values (--instance-parameter ACCOUNT:...), deployed one by one."""
         if not self.service_managed:
             return self.accounts
-        return tuple(sorted({a for a, _ in self.instance_parameters if a != ANY}))
+        return tuple(sorted({a for a, _ in self.instance_parameters if a != ANY and not is_ou(a)}))
 
     def call_as_api(self) -> dict[str, str]:
         return {"CallAs": self.call_as} if self.call_as else {}
@@ -215,7 +220,10 @@ def check_request(request: Request, declared: Mapping[str, bool]) -> None:
     if request.service_managed:
         for account in request.named_accounts:
             if not (account.isdigit() and len(account) == ACCOUNT_ID_LENGTH):
-                raise DeployUsageError(f"--instance-parameter with --ou: {account!r} is not a 12-digit account id (or * for every account)")
+                raise DeployUsageError(f"--instance-parameter with --ou: {account!r} is not a 12-digit account id, one of --ou's OUs, or *")
+        strangers = sorted({t for t, _ in request.instance_parameters if is_ou(t)} - set(request.ous))
+        if strangers:
+            raise DeployUsageError(f"--instance-parameter names {', '.join(strangers)}, which --ou does not deploy to")
     if request.service_managed and (request.administration_role_arn or request.execution_role_name):
         raise DeployUsageError("--administration-role-arn and --execution-role-name are for --accounts (self-managed); --ou uses AWS Organizations' roles")
     if request.call_as and request.call_as not in CALL_AS:
@@ -278,11 +286,12 @@ def plan(
     ou_wide = auto = False
     if service:
         named = request.named_accounts
-        # The whole OU now: when every account of it has what it needs, from the stack set or the '*' overrides.
-        ou_wide = all(k in shared or k in overrides_for(request, ANY, r) for r in request.regions for k in needed)
+        # The whole OU now: when every account of it has what it needs, from the stack set or the OU's ('*') overrides.
+        ou_wide = all(k in shared or k in overrides_for(request, ou, r) for ou in request.ous for r in request.regions for k in needed)
         # Accounts that join an OU later get the stack set's own values, never overrides (UpdateStackInstances: "Accounts
         # added to the target OUs ... in the future won't use the overridden values"): AutoDeployment only when those suit all.
-        per_region = sorted({k for r in request.regions for k in overrides_for(request, ANY, r) if k in needed or k in MANAGED_PARAMETERS})
+        per_region = sorted({k for ou in request.ous for r in request.regions for k in overrides_for(request, ou, r)
+                             if k in needed or k in MANAGED_PARAMETERS})
         auto = ou_wide and all(k in shared for k in needed) and not per_region
         lacking = [k for k in needed if k not in shared] + per_region
         if not named and not ou_wide:
@@ -335,16 +344,17 @@ def plan(
     named_filter = "INTERSECTION" if service else ""
     groups = [InstanceGroup(region, tuple(t), key, request.ous, named_filter) for (region, key), t in creates.items()]
     update_groups = [InstanceGroup(region, tuple(t), key, request.ous, named_filter) for (region, key), t in updates.items()]
-    if ou_wide:  # the OUs' other accounts (all of them when none is named)
+    if ou_wide:  # each OU's other accounts (all of them when none is named)
+        others = tuple(request.named_accounts)
         for region in request.regions:
-            wanted = overrides_for(request, ANY, region)
-            offsets[(ANY, region)] = offset = schedule_offset(ANY, region, wanted.get("VpcId") or request.parameters.get("VpcId") or "-",
-                                                               _interval(wanted, request.parameters, previous))
-            wanted[OFFSET_PARAMETER] = str(offset)
-            for key, value in wanted.items():
-                overridden.setdefault(key, Counter())[value] += 1
-            others = tuple(request.named_accounts)
-            groups.append(InstanceGroup(region, others or request.ous, tuple(sorted(wanted.items())), request.ous, "DIFFERENCE" if others else ""))
+            for ou in request.ous:
+                wanted = overrides_for(request, ou, region)
+                vpc = wanted.get("VpcId") or request.parameters.get("VpcId") or "-"
+                offsets[(ou, region)] = offset = schedule_offset(ou, region, vpc, _interval(wanted, request.parameters, previous))
+                wanted[OFFSET_PARAMETER] = str(offset)
+                for key, value in wanted.items():
+                    overridden.setdefault(key, Counter())[value] += 1
+                groups.append(InstanceGroup(region, others or (ou,), tuple(sorted(wanted.items())), (ou,), "DIFFERENCE" if others else ""))
 
     call: dict[str, Any] = {
         "StackSetName": request.name,

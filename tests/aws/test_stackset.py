@@ -456,3 +456,16 @@ def test_case_16_accounts_granted_before_keep_reading_and_an_organization_is_one
     assert grant["Principal"]["AWS"] == [f"arn:aws:iam::{A}:root", f"arn:aws:iam::{B}:root"]
     org = deploy_code.read_statement("b", org_id="o-abc123")
     assert org["Principal"] == "*" and org["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": "o-abc123"}}
+
+
+def test_case_18_values_per_ou_go_to_that_ous_own_call() -> None:
+    east, west = "ou-abcd-11111111", "ou-abcd-22222222"
+    per_ou = {(east, "*"): {"VpcId": "vpc-east", "SubnetIds": "s-e"}, (west, "*"): {"VpcId": "vpc-west", "SubnetIds": "s-w"}}
+    planned = stackset.plan(request(accounts=(), ous=(east, west), regions=("us-east-1",), parameters=code(), instance_parameters=per_ou),
+                            TEMPLATE_KEYS, None, {})
+    calls = {g.targets: g.as_api(True, planned.preferences, "x") for g in planned.groups}
+    assert calls[(east,)]["DeploymentTargets"] == {"OrganizationalUnitIds": [east]}
+    assert {p["ParameterKey"]: p["ParameterValue"] for p in calls[(west,)]["ParameterOverrides"]}["VpcId"] == "vpc-west"
+    assert planned.stack_set_call["AutoDeployment"] == {"Enabled": False}  # a joining account would not get its OU's VpcId
+    with pytest.raises(deploy.DeployUsageError, match="which --ou does not deploy to"):
+        stackset.plan(request(accounts=(), ous=(east,), parameters=code(), instance_parameters=per_ou), TEMPLATE_KEYS, None, {})
