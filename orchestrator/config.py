@@ -173,6 +173,11 @@ class SafetySettings(_Section):
     quarantine_attempts: int = Field(4, ge=1, le=100, description="actions within quarantine_hours after which a human must look")
     quarantine_hours: float = Field(6.0, gt=0, le=720)
     stop_wait_seconds: int = Field(300, ge=0, le=840, description="how long a stop/start waits for the stop")
+    drain_seconds: int = Field(
+        0, ge=0, le=600,
+        description="before rebooting an instance behind a load balancer (target groups, or a group with ELB health checks): Standby or "
+        "deregister it and wait up to this long for its connections to drain, put it back once it answers; 0: no drain",
+    )
 
     @field_validator("ladder")
     @classmethod

@@ -12,6 +12,7 @@ never by the stack: its actions are declared here for the person's policy, not t
 from __future__ import annotations
 
 from orchestrator.act import autoscaling as act_autoscaling
+from orchestrator.act import drain as act_drain
 from orchestrator.act import ec2 as act_ec2
 from orchestrator.act import evidence
 from orchestrator.act import ssm as act_ssm
@@ -35,6 +36,7 @@ SWEEP = READ | MUTATE | RECORD
 
 RUN_COMMAND = frozenset().union(ssm.PERMISSIONS, act_ssm.PERMISSIONS)  # memory.proactive = ssm, or chronic restarts
 DIAGNOSTIC_INTERRUPT = act_ec2.DIAGNOSTIC_INTERRUPT_PERMISSIONS  # evidence.diagnostic_interrupt
+DRAIN = act_drain.PERMISSIONS  # safety.drain_seconds: Standby / deregister load-balanced instances around a reboot
 CLI_ONLY = dynamodb.CLI_ONLY_PERMISSIONS
 
 INIT = frozenset().union(discover.PERMISSIONS, discover.TAG_PERMISSIONS)  # `orch init`: find the fleet, tag it
@@ -54,4 +56,6 @@ def for_settings(settings: Settings) -> frozenset[str]:
         needed |= RUN_COMMAND
     if settings.evidence.diagnostic_interrupt:
         needed |= DIAGNOSTIC_INTERRUPT
+    if settings.safety.drain_seconds:
+        needed |= DRAIN
     return frozenset(needed)

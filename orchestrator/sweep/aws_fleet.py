@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
+from orchestrator.act.drain import DrainPolicy
 from orchestrator.act.evidence import EvidenceCollector
 from orchestrator.act.executor import AwsExecutor, Executor, Gate, Journal
 from orchestrator.alerting import notify
@@ -26,6 +27,7 @@ from orchestrator.model import (
     Instance,
     InstanceHistory,
     MemorySeries,
+    ProbeOutcome,
     ProbeResult,
     Verdict,
     VerdictKind,
@@ -234,7 +236,23 @@ class AwsFleet:
             ssm_commands=settings.memory.ssm_commands,
             diagnostic_interrupt=settings.evidence.diagnostic_interrupt,
             time_left=self.time_left,
+            drain_policy=DrainPolicy(max_drain_seconds=settings.safety.drain_seconds) if settings.safety.drain_seconds else None,
+            verify=self._answers(settings, facts),
         )
+
+    def _answers(self, settings: Settings, facts: Mapping[str, Facts]) -> Callable[[str], bool]:
+        """After a drained reboot: does the instance's sshd answer again? One probe, as the sweep probes."""
+
+        def answers(instance_id: str) -> bool:
+            found = facts.get(instance_id)
+            if found is None:
+                return False
+            i = found.instance
+            target = i.private_ip if settings.probe.address == "private" else i.public_ip
+            result = self.prober({instance_id: target}, settings.probe, clock=self.clock).get(instance_id)
+            return result is not None and result.outcome is ProbeOutcome.OK
+
+        return answers
 
     def publish(self, topic_arn: str, message: notify.SnsMessage) -> str | None:
         return notify.publish(self.clients.client("sns"), topic_arn, message)
