@@ -33,7 +33,7 @@ class Action(str, enum.Enum):
 
 _LIB = r"""
 say() { echo "ORCH_GUARD $*"; }
-has_systemd() { [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; }
+has_systemd() { [ -d "$SYSTEMD_RUN" ] && command -v systemctl >/dev/null 2>&1; }
 v2() { [ -f "$CGROOT/cgroup.controllers" ]; }
 recorded() { [ -f "$MANIFEST" ] && grep -qxF "$1" "$MANIFEST"; }
 recorded_prefix() { [ -f "$MANIFEST" ] && grep -q "^$1" "$MANIFEST"; }
@@ -55,11 +55,11 @@ put() {  # put PATH: stdin to PATH when it differs; never over a file orch did n
   record "file $_p"
 }
 unit_of() {  # the .service a pid runs in (empty: none)
-  grep -E '^(0::|[0-9]+:name=systemd:)' "/proc/$1/cgroup" 2>/dev/null | grep -o '[^/]*\.service' | tail -n 1
+  grep -E '^(0::|[0-9]+:name=systemd:)' "$PROC/$1/cgroup" 2>/dev/null | grep -o '[^/]*\.service' | tail -n 1
 }
 memcg_of() {  # the memory cgroup directory of a pid
-  if v2; then _c=$(sed -n 's/^0:://p' "/proc/$1/cgroup"); echo "$CGROOT${_c%/}"
-  else _c=$(grep -E '^[0-9]+:([^:]*,)?memory(,[^:]*)?:' "/proc/$1/cgroup" | cut -d: -f3); echo "$CGROOT/memory${_c%/}"; fi
+  if v2; then _c=$(sed -n 's/^0:://p' "$PROC/$1/cgroup"); echo "$CGROOT${_c%/}"
+  else _c=$(grep -E '^[0-9]+:([^:]*,)?memory(,[^:]*)?:' "$PROC/$1/cgroup" | cut -d: -f3); echo "$CGROOT/memory${_c%/}"; fi
 }
 limit_file() { if v2; then echo memory.max; else echo memory.limit_in_bytes; fi; }
 read_limit() { cat "$1/$(limit_file)" 2>/dev/null || echo unknown; }
@@ -71,15 +71,15 @@ oom_kills() {  # kills by the memory controller in cgroup $1
 prop() { systemctl show -p "$2" "$1" 2>/dev/null | sed -n "s/^$2=//p"; }
 systemd_version() { systemctl --version 2>/dev/null | awk 'NR==1{print $2+0}'; }
 leaker() { pgrep -xo "$PROCESS" 2>/dev/null; }
-parent_comm() { _pp=$(awk '{print $4}' "/proc/$1/stat" 2>/dev/null); cat "/proc/$_pp/comm" 2>/dev/null; }
-parent_of() { awk '{print $4}' "/proc/$1/stat" 2>/dev/null; }
-mem_total_bytes() { awk '/^MemTotal:/{print $2 * 1024}' /proc/meminfo; }
-share_bytes() { awk -v t="$(mem_total_bytes)" -v p="$1" 'BEGIN{printf "%d", t * p / 100 / 4096 * 4096}'; }
+parent_comm() { _pp=$(awk '{print $4}' "$PROC/$1/stat" 2>/dev/null); cat "$PROC/$_pp/comm" 2>/dev/null; }
+parent_of() { awk '{print $4}' "$PROC/$1/stat" 2>/dev/null; }
+mem_total_bytes() { awk '/^MemTotal:/{print $2 * 1024}' "$PROC/meminfo"; }
+share_bytes() { awk -v t="$(mem_total_bytes)" -v p="$1" 'BEGIN{printf "%.0f", int(t * p / 100 / 4096) * 4096}'; }
 set_oom() {  # set_oom PID: -1000 now, old value recorded once
-  [ -r "/proc/$1/oom_score_adj" ] || return 0
-  _old=$(cat "/proc/$1/oom_score_adj"); _comm=$(cat "/proc/$1/comm")
+  [ -r "$PROC/$1/oom_score_adj" ] || return 0
+  _old=$(cat "$PROC/$1/oom_score_adj"); _comm=$(cat "$PROC/$1/comm")
   [ "$_old" = -1000 ] && { say shield pid=$1 process=$_comm oom_score_adj=-1000 changed=no; return 0; }
-  if (echo -1000 > "/proc/$1/oom_score_adj") 2>/dev/null; then
+  if (echo -1000 > "$PROC/$1/oom_score_adj") 2>/dev/null; then
     recorded_prefix "oom $1 " || record "oom $1 $_old $_comm"
     say shield pid=$1 process=$_comm oom_score_adj=-1000
   else
@@ -95,7 +95,7 @@ apply_shields() {
     for u in $SHIELD_UNITS; do
       [ "$(prop "$u" LoadState)" = loaded ] || continue
       _id=$(prop "$u" Id); case " $_seen " in *" $_id "*) continue;; esac; _seen="$_seen $_id"
-      put "/etc/systemd/system/$_id.d/$DROPIN" <<'ORCH_EOF' || continue
+      put "$UNITDIR/$_id.d/$DROPIN" <<'ORCH_EOF' || { FAILED=1; continue; }
 __SHIELD__ORCH_EOF
       _pid=$(prop "$_id" MainPID); [ "${_pid:-0}" -gt 0 ] && set_oom "$_pid"
       say shield unit=$_id oom_score_adj=-1000
@@ -131,10 +131,10 @@ apply_bound() {
   _unit=$(unit_of "$_pid"); _parent=$(parent_of "$_pid")
   if has_systemd && [ -n "$_unit" ] && [ "$(parent_comm "$_pid")" != supervise ]; then
     if [ "$(systemd_version)" -ge 231 ]; then
-      put "/etc/systemd/system/$_unit.d/$DROPIN" <<ORCH_EOF || return 1
+      put "$UNITDIR/$_unit.d/$DROPIN" <<ORCH_EOF || return 1
 __BOUND__ORCH_EOF
     else
-      put "/etc/systemd/system/$_unit.d/$DROPIN" <<ORCH_EOF || return 1
+      put "$UNITDIR/$_unit.d/$DROPIN" <<ORCH_EOF || return 1
 __LEGACY__ORCH_EOF
     fi
     _cg=$(memcg_of "$_pid")
@@ -153,7 +153,7 @@ __LEGACY__ORCH_EOF
 }
 apply_earlyoom() {
   [ "$EARLYOOM" = 1 ] && has_systemd && [ -x /usr/bin/earlyoom ] || return 0
-  put "/etc/systemd/system/earlyoom.service.d/$DROPIN" <<'ORCH_EOF'
+  put "$UNITDIR/earlyoom.service.d/$DROPIN" <<'ORCH_EOF'
 __EARLYOOM__ORCH_EOF
   RESTART_EARLYOOM=1
 }
@@ -184,7 +184,7 @@ do_status_lines() {
   say service process=$PROCESS running=yes pid=$_pid unit=${_unit:-none} cgroup=$_cg limit_bytes=$(read_limit "$_cg") \
     oom_kills=$(oom_kills "$_cg") restarts=${_restarts:-unknown}
   for p in $SHIELD_PROCESSES; do for pid in $(pgrep -x "$p"); do
-    say shielded process=$p pid=$pid oom_score_adj=$(cat "/proc/$pid/oom_score_adj" 2>/dev/null)
+    say shielded process=$p pid=$pid oom_score_adj=$(cat "$PROC/$pid/oom_score_adj" 2>/dev/null)
   done; done
 }
 do_status() { do_status_lines; }
@@ -196,7 +196,7 @@ undo() {  # one manifest line
   case "$1" in
     file) rm -f "$2" && say removed path=$2 ;;
     dir) rmdir "$2" 2>/dev/null && say removed path=$2 ;;
-    oom) if [ "$(cat "/proc/$2/comm" 2>/dev/null)" = "$4" ]; then echo "$3" > "/proc/$2/oom_score_adj" && say restored pid=$2 oom_score_adj=$3; fi ;;
+    oom) if [ "$(cat "$PROC/$2/comm" 2>/dev/null)" = "$4" ]; then echo "$3" > "$PROC/$2/oom_score_adj" && say restored pid=$2 oom_score_adj=$3; fi ;;
     moved) ;;  # handled with its cgroup
     limit) echo "$3" > "$2/$(limit_file)"; [ "$4" = - ] || echo "$4" > "$2/memory.high"
            say restored cgroup=$2 limit_bytes=$3 ;;
@@ -229,7 +229,20 @@ esac
 """
 
 
-def _settings(spec: GuardSpec, action: Action, state_dir: str, cgroup_root: str, shield_processes: tuple[str, ...]) -> str:
+@dataclass(frozen=True, slots=True)
+class Paths:
+    """Where the script looks; every one moves for tests only (a fake /proc, cgroup tree and systemctl)."""
+
+    state: str = STATE_DIR
+    cgroup_root: str = "/sys/fs/cgroup"
+    proc: str = "/proc"
+    unit_dir: str = "/etc/systemd/system"
+    systemd_run: str = "/run/systemd/system"
+    bin_path: str = "/usr/sbin:/usr/bin:/sbin:/bin"
+    shield_processes: tuple[str, ...] = SHIELDED_PROCESSES
+
+
+def _settings(spec: GuardSpec, action: Action, paths: Paths) -> str:
     values = {
         "ACTION": action.value,
         "PROCESS": spec.process,
@@ -238,28 +251,31 @@ def _settings(spec: GuardSpec, action: Action, state_dir: str, cgroup_root: str,
         "EARLYOOM": "1" if spec.earlyoom else "0",
         "CGNAME": spec.cgroup_name,
         "SHIELD_UNITS": " ".join(SHIELDED_UNITS),
-        "SHIELD_PROCESSES": " ".join(shield_processes),
+        "SHIELD_PROCESSES": " ".join(paths.shield_processes),
         "DROPIN": DROPIN,
-        "STATE": state_dir,
-        "MANIFEST": f"{state_dir}/manifest",
-        "CGROOT": cgroup_root,
+        "STATE": paths.state,
+        "MANIFEST": f"{paths.state}/manifest",
+        "CGROOT": paths.cgroup_root,
+        "PROC": paths.proc,
+        "UNITDIR": paths.unit_dir,
+        "SYSTEMD_RUN": paths.systemd_run,
+        "PATH": paths.bin_path,
         "VERSION": str(VERSION),
     }
     return "\n".join(f"{k}={shlex.quote(v)}" for k, v in values.items())
 
 
-def render(spec: GuardSpec, action: Action, *, state_dir: str = STATE_DIR, cgroup_root: str = "/sys/fs/cgroup",
-           shield_processes: tuple[str, ...] = SHIELDED_PROCESSES) -> str:
-    """The whole script for one action. ``state_dir``, ``cgroup_root`` and ``shield_processes`` move for tests only."""
+def render(spec: GuardSpec, action: Action, paths: Paths = Paths()) -> str:
+    """The whole script for one action."""
     apply = (
         _APPLY.replace("__SHIELD__", shield_dropin())
         .replace("__BOUND__", bound_dropin(spec, "$MAX_BYTES", "$HIGH_BYTES"))
         .replace("__LEGACY__", bound_dropin(spec, "$MAX_BYTES", "$HIGH_BYTES", legacy=True))
         .replace("__EARLYOOM__", earlyoom_dropin(spec))
     )
-    head = f"#!/bin/sh\n# orch guard {action.value} (version {VERSION}): written by orch, see docs/guard.md\nset -u\nPATH=/usr/sbin:/usr/bin:/sbin:/bin\n"
+    head = f"#!/bin/sh\n# orch guard {action.value} (version {VERSION}): written by orch, see docs/guard.md\nset -u\n"
     body = {Action.APPLY: apply, Action.STATUS: "", Action.REMOVE: _REMOVE}[action]
-    return head + _settings(spec, action, state_dir, cgroup_root, shield_processes) + _LIB + _STATUS + body + _MAIN
+    return head + _settings(spec, action, paths) + _LIB + _STATUS + body + _MAIN
 
 
 def commands(spec: GuardSpec, action: Action) -> list[str]:
