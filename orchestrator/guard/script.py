@@ -106,12 +106,12 @@ __SHIELD__ORCH_EOF
 }
 own_cgroup() {  # own_cgroup PID...: the supervisor and its children in a cgroup of their own
   if v2; then
-    CG="$CGROOT/$CGNAME"
-    if ! grep -qw memory "$CGROOT/cgroup.subtree_control"; then
-      echo +memory > "$CGROOT/cgroup.subtree_control" && record "subtree $CGROOT"
+    CG="$CGROOT$CGPARENT/$CGNAME"
+    if ! grep -qw memory "$CGROOT$CGPARENT/cgroup.subtree_control"; then
+      echo +memory > "$CGROOT$CGPARENT/cgroup.subtree_control" && record "subtree $CGROOT$CGPARENT"
     fi
   else
-    CG="$CGROOT/memory/$CGNAME"
+    CG="$CGROOT/memory$CGPARENT/$CGNAME"
   fi
   [ -d "$CG" ] || { mkdir "$CG" && record "cgroup $CG"; } || { say error reason=cannot-create-cgroup path=$CG; return 1; }
   if v2; then echo "$HIGH_BYTES" > "$CG/memory.high"; echo "$MAX_BYTES" > "$CG/memory.max"
@@ -235,6 +235,7 @@ class Paths:
 
     state: str = STATE_DIR
     cgroup_root: str = "/sys/fs/cgroup"
+    cgroup_parent: str = ""  # the guard's own cgroup is made under this one ("" = the root), e.g. "/process_api/x"
     proc: str = "/proc"
     unit_dir: str = "/etc/systemd/system"
     systemd_run: str = "/run/systemd/system"
@@ -256,6 +257,7 @@ def _settings(spec: GuardSpec, action: Action, paths: Paths) -> str:
         "STATE": paths.state,
         "MANIFEST": f"{paths.state}/manifest",
         "CGROOT": paths.cgroup_root,
+        "CGPARENT": paths.cgroup_parent,
         "PROC": paths.proc,
         "UNITDIR": paths.unit_dir,
         "SYSTEMD_RUN": paths.systemd_run,
