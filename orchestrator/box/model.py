@@ -81,6 +81,12 @@ class Behaviour:
     process: str = "ruby"  # the leaking process, as the OOM killer names it
     command: str = "ucrawler.rb"
     rss_gib: float = 14.6  # its resident size when the killer takes it
+    # orch guard (docs/guard.md): the service bounded in a cgroup. At this level of the box's
+    # memory the kernel kills it inside its limit and it restarts by itself after
+    # service_restart_seconds, a new cycle without a boot; sshd (shielded, with room left)
+    # never wedges. None: no guard.
+    guard_limit_percent: float | None = None
+    service_restart_seconds: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +102,7 @@ class Cycle:
     fault: Fault | None = None
     fault_at: datetime | None = None
     booted: bool = True  # False: a service restart, the box kept running
+    killed: bool = False  # began with the kernel killing the service inside the guard's limit
 
     def wedged_at(self, wedge_percent: float) -> datetime | None:
         """When the climb reaches the wedge level; None if it never does."""
@@ -159,6 +166,7 @@ class Box:
 
     def cycle_at(self, t: datetime) -> Cycle:
         """The cycle in force at ``t`` (the first one for earlier moments)."""
+        self._guard_kills_until(t)
         for cycle in reversed(self.cycles):
             if cycle.started_at <= t:
                 return cycle
@@ -317,13 +325,38 @@ class Box:
     def oom_events(self, until: datetime) -> list[datetime]:
         """When the OOM killer fired, one per wedged cycle, up to ``until``."""
         found = []
-        for cycle in self.cycles:
+        for cycle in list(self.cycles):
             at = cycle.wedged_at(self.behaviour.wedge_percent)
+            if self.behaviour.guard_limit_percent is not None and at is not None and self.cycle_at(at) is not cycle:
+                continue  # the guard's kill ended the cycle before it could wedge
             if at is not None and at <= until and at >= cycle.up_at and self._running(at):
                 found.append(at)
         return found
 
+    def guard_kills(self, since: datetime, until: datetime) -> int:
+        """Kills of the service inside the guard's limit in ``[since, until]``: each a restart in seconds, not a reboot."""
+        self._guard_kills_until(until)
+        return sum(1 for c in self.cycles if c.killed and since <= c.started_at <= until)
+
     # -- internals ------------------------------------------------------------------------
+
+    def _guard_kills_until(self, t: datetime) -> None:
+        """The guard's kills are the box's own doing: each one up to ``t`` opens a cycle without a boot."""
+        b = self.behaviour
+        limit = b.guard_limit_percent
+        while limit is not None:
+            cycle = self.cycles[-1]
+            at = cycle.wedged_at(limit)
+            if at is None or at > t or not self._running(at) or (cycle.killed and at <= cycle.started_at):
+                return  # (the last: a baseline at or over the limit, a guard set too low to let it run)
+            at = max(at, cycle.up_at)
+            # Memory falls to the baseline at the kill; the service runs and leaks again after its restart.
+            self.cycles.append(Cycle(
+                started_at=at, up_at=at, base=b.base_percent, rate=b.leak_per_min,
+                climb_from=at + timedelta(seconds=b.service_restart_seconds, minutes=b.leak_delay_minutes), noise=b.noise,
+                fault=b.fault, fault_at=at + timedelta(minutes=b.fault_after_minutes) if b.fault is not None else None,
+                booted=False, killed=True,
+            ))
 
     def _running(self, t: datetime) -> bool:
         if self.power is Power.RUNNING:
@@ -352,6 +385,8 @@ class Box:
         return cached
 
     def _new_cycle(self, at: datetime, *, booted: bool) -> None:
+        while len(self.cycles) > 1 and self.cycles[-1].killed and self.cycles[-1].started_at > at:
+            self.cycles.pop()  # a kill foreseen past ``at`` (a probe looked ahead): the action comes first
         self.cycles.append(_fresh_cycle(self.behaviour, at, booted=booted, up_now=False))
 
 

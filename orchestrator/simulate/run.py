@@ -103,6 +103,8 @@ class Figures:
     down_to_action_p95_min: float | None
     max_actions_in_an_hour: int
     api_calls: dict[str, int] = field(default_factory=dict)
+    service_restarts: int = 0  # the guard's: the kernel killed the service inside its limit, it restarted
+    guard: str = ""  # what the guard did, when the boxes have one
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -127,6 +129,8 @@ class Figures:
             "down_to_action_minutes": {"median": _round(self.down_to_action_median_min), "p95": _round(self.down_to_action_p95_min)},
             "max_actions_in_an_hour": self.max_actions_in_an_hour,
             "api_calls": self.api_calls,
+            "service_restarts": self.service_restarts,
+            "guard": self.guard,
         }
 
 
@@ -235,4 +239,20 @@ def _figures(
         down_to_action_p95_min=delays[min(len(delays) - 1, int(0.95 * len(delays)))] if delays else None,
         max_actions_in_an_hour=busiest,
         api_calls=dict(sorted(fleet.api_calls().items())),
+        **_guard_figures(world, end, kinds, books),
     )
+
+
+def _guard_figures(world: World, end: datetime, kinds: Mapping[str, int], books: Books) -> dict[str, object]:
+    """Restarts by the guard (orch guard) and whether it worked: SSH kept, no reboot or stop/start needed."""
+    guarded = [m for m in world.machines.values() if m.box.behaviour.guard_limit_percent is not None]
+    if not guarded:
+        return {}
+    restarts = sum(m.box.guard_kills(START, end) for m in guarded)
+    boots = kinds.get(ActionKind.REBOOT.value, 0) + kinds.get(ActionKind.STOP_START.value, 0)
+    availability = books.answering / books.samples if books.samples else 1.0
+    works = restarts > 0 and boots == 0 and availability >= 0.999
+    verdict = "the guard works" if works else "the guard did not keep the boxes up"
+    text = (f"{verdict}: the kernel killed the service inside its limit {restarts} times and it restarted in seconds; "
+            f"{boots} reboots or stop/starts; SSH up {availability:.2%}")
+    return {"service_restarts": restarts, "guard": text}

@@ -8,7 +8,7 @@ The expectation beside each one is what the README's figures and the suite hold 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Callable
 
@@ -124,6 +124,22 @@ def build_chronic_leak(world: World, rng: random.Random, count: int) -> None:
         world.add(box, _zone(n), launched=booted)
 
 
+def build_chronic_leak_guard(world: World, rng: random.Random, count: int) -> None:
+    """The chronic leak with orch guard applied: the kernel kills the service at 80% of the box, it restarts."""
+    build_chronic_leak(world, rng, count)
+    for machine in world.machines.values():
+        machine.box.behaviour = replace(machine.box.behaviour, guard_limit_percent=80.0)
+
+
+def guard_works(figures: Figures, settings: Settings) -> list[str]:
+    found = []
+    if figures.actions_total:
+        found.append(f"{figures.actions_total} action(s) taken (reboots, stop/starts or restarts), expected none: the guard restarts the service")
+    if not figures.service_restarts:
+        found.append("the service never restarted inside its limit")
+    return found
+
+
 def build_single_hang(world: World, rng: random.Random, count: int) -> None:
     """One box leaks once, an hour in, and wedges; the rest are fine. The incident, once."""
     now = world.clock.now
@@ -217,6 +233,9 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("chronic-leak", "8 boxes leak again after every boot, 30-40 minutes to exhaustion",
              "act ahead of each exhaustion; no quarantine; SSH up >= 92% over a day; the pattern told, not every sweep", 8,
              build_chronic_leak, all_of(never_quarantined, within_budgets, nothing_on_fine_boxes, available_at_least(0.92))),
+    Scenario("chronic-leak-guard", "the chronic leak with orch guard applied: the service bounded at 80% of the box, restarted",
+             "SSH up >= 99.9% over a day; no reboot or stop/start; the service's restarts counted", 8,
+             build_chronic_leak_guard, all_of(guard_works, available_at_least(0.999))),
     Scenario("single-hang", "one box leaks once, an hour in, and wedges", "one reboot, soon after the wedge", 20, build_single_hang,
              all_of(one_heal, nothing_on_fine_boxes)),
     Scenario("slow-leak", "every box leaks ~0.12%/min: nine hours to exhaustion", "act ahead of each exhaustion once chronic", 10,
