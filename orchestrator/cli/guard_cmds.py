@@ -22,6 +22,7 @@ from orchestrator.guard import facts
 from orchestrator.guard import ssm as guard_ssm
 from orchestrator.guard.plan import GuardError, GuardSpec, InstancePlan, Target, check_process, plan, spec_for, target_from_chronic
 from orchestrator.guard.script import Action, render
+from orchestrator.guard.verify import Judgement, judge
 from orchestrator.model import Instance
 from orchestrator.observe import inventory
 from orchestrator.observe.ssm import ping_status
@@ -232,10 +233,19 @@ def _send(runtime: Runtime, action: Action, chosen: Chosen, max_instances: int, 
         if not click.confirm(f"{action.value} the guard on {len(delivery.targets)} instance(s)?", default=False, err=True):
             raise OrchError("nothing sent (you said no)", Exit.UNHEALTHY)
     answers: list[guard_ssm.Answer] = []
+    verdicts = {}
     if delivery.targets and not dry_run:
         answers = guard_ssm.run(read, runtime.clients.mutating_client("ssm"), delivery, action, wait_seconds=wait_seconds, sleep=sleep)
         document["answers"] = [_answer_document(a) for a in answers]
-    failed = [a for a in answers if a.status != "Success" or a.box.errors]
+        if action is Action.STATUS:
+            histories = runtime.store.get_histories([a.instance_id for a in answers])
+            now = clock()
+            verdicts = {a.instance_id: judge(a.box, histories.get(a.instance_id), now) for a in answers}
+            for item in document["answers"]:
+                v = verdicts[item["instance_id"]]
+                item["guard"] = {"judgement": v.judgement.value, "why": v.why, "kills": v.kills, "actions_since": v.actions_since}
+    failed = [a for a in answers if a.status != "Success" or a.box.errors
+              or (a.instance_id in verdicts and verdicts[a.instance_id].judgement is Judgement.FAILED)]
 
     def table() -> None:
         names = {i.instance_id: i.name for i in chosen.fleet}
@@ -243,7 +253,9 @@ def _send(runtime: Runtime, action: Action, chosen: Chosen, max_instances: int, 
         if dry_run:
             cells = [{"instance": i, "name": names.get(i) or "-", "outcome": f"would send the {action.value} script ({guard_ssm.DOCUMENT})"}
                      for i in delivery.targets]
-        cells += [{"instance": a.instance_id, "name": names.get(a.instance_id) or "-", "outcome": _outcome(a, action)} for a in answers]
+        cells += [{"instance": a.instance_id, "name": names.get(a.instance_id) or "-",
+                   "outcome": (f"{verdicts[a.instance_id].judgement.value}: {verdicts[a.instance_id].why}; " if a.instance_id in verdicts else "")
+                   + _outcome(a, action)} for a in answers]
         cells += [{"instance": r.instance_id, "name": r.name or "-", "outcome": f"refused: {r.why}"} for r in delivery.refused]
         runtime.console().print(fitted_table(None, ANSWER_COLUMNS, cells, runtime.console().width))
         if dry_run:

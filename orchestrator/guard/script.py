@@ -160,6 +160,7 @@ __EARLYOOM__ORCH_EOF
 do_apply() {
   mkdir -p "$STATE"; touch "$MANIFEST"; chmod 600 "$MANIFEST"
   grep -q '^version ' "$MANIFEST" || echo "version $VERSION" >> "$MANIFEST"
+  grep -q '^since ' "$MANIFEST" || echo "since $(date +%s)" >> "$MANIFEST"  # when the guard began: what status judges from
   CHANGED=0; RESTART_EARLYOOM=0; FAILED=0
   apply_shields || FAILED=1
   apply_bound || FAILED=1
@@ -174,15 +175,16 @@ do_apply() {
 
 _STATUS = r"""
 do_status_lines() {
-  if [ -f "$MANIFEST" ]; then say state applied=yes entries=$(grep -vc '^version ' "$MANIFEST")
+  if [ -f "$MANIFEST" ]; then say state applied=yes entries=$(grep -vc '^version \|^since ' "$MANIFEST") since=$(sed -n 's/^since //p' "$MANIFEST")
   else say state applied=no; fi
   [ -n "$PROCESS" ] || return 0
   _pid=$(leaker)
   if [ -z "$_pid" ]; then say service process=$PROCESS running=no; return 0; fi
   _cg=$(memcg_of "$_pid"); _unit=$(unit_of "$_pid")
-  _restarts=unknown; [ -n "$_unit" ] && has_systemd && _restarts=$(prop "$_unit" NRestarts)
+  _restarts=unknown; _result=unknown
+  if [ -n "$_unit" ] && has_systemd; then _restarts=$(prop "$_unit" NRestarts); _result=$(prop "$_unit" Result); fi
   say service process=$PROCESS running=yes pid=$_pid unit=${_unit:-none} cgroup=$_cg limit_bytes=$(read_limit "$_cg") \
-    oom_kills=$(oom_kills "$_cg") restarts=${_restarts:-unknown}
+    oom_kills=$(oom_kills "$_cg") restarts=${_restarts:-unknown} last_stop=${_result:-unknown}
   for p in $SHIELD_PROCESSES; do for pid in $(pgrep -x "$p"); do
     say shielded process=$p pid=$pid oom_score_adj=$(cat "$PROC/$pid/oom_score_adj" 2>/dev/null)
   done; done
@@ -293,6 +295,7 @@ class BoxStatus:
     """The status lines of one run, read back."""
 
     applied: bool | None = None  # None: the script said nothing (did not run)
+    since: int | None = None  # epoch seconds the guard was first applied (the manifest's "since" line)
     changed: bool | None = None
     removed: bool = False
     files: list[str] = field(default_factory=list)
@@ -323,6 +326,8 @@ def parse_status(stdout: str) -> BoxStatus:
             if "changed" in fields:
                 status.changed = fields["changed"] == "yes"
             status.removed = status.removed or fields.get("removed") == "yes"
+            if fields.get("since", "").isdigit():
+                status.since = int(fields["since"])
         elif kind == "file":
             status.files.append(fields.get("path", ""))
         elif kind in ("shield", "shielded"):

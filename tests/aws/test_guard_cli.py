@@ -153,13 +153,20 @@ def test_remove_sends_the_remove_script(calls, fleet, state):
     assert json.loads(result.stdout)["answers"][0]["removed"] is True
 
 
-def test_status_reports_limits_and_restarts(calls, fleet, state):
+def test_status_reports_limits_restarts_and_whether_the_guard_works(calls, fleet, state):
+    since = int((NOW - timedelta(hours=2)).timestamp())
+    calls.on("GetCommandInvocation", fault=succeed({"Status": "Success", "ResponseCode": 0, "PluginName": guard_ssm.PLUGIN,
+                                                    "StandardOutputContent": f"ORCH_GUARD state applied=yes entries=4 since={since}\n"
+                                                    + APPLIED.splitlines()[1].replace("restarts=0", "restarts=5") + "\n"}))
+    calls.rules.insert(0, calls.rules.pop())
     result = orch("status", fleet["online-1"], fleet["online-2"], "--process", "ruby", "--state", state, "-o", "json")
-    assert result.exit_code == 0, result.output
     [send] = sent(calls, "SendCommand")
     assert send["Parameters"]["commands"][1].startswith("# orch guard status")
-    services = [a["service"] for a in json.loads(result.stdout)["answers"]]
-    assert [s["restarts"] for s in services] == ["0", "0"]
+    guard = {a["instance_id"]: a["guard"] for a in json.loads(result.stdout)["answers"]}
+    # online-1 was rebooted 80 and 40 minutes ago, after the guard began: it did not work there
+    assert guard[fleet["online-1"]]["judgement"] == "did not work" and guard[fleet["online-1"]]["actions_since"] == 2
+    assert guard[fleet["online-2"]]["judgement"] == "works" and guard[fleet["online-2"]]["kills"] == 5
+    assert result.exit_code == 1  # a guard that did not work needs a look
 
 
 def test_permissions_guard_lists_what_it_calls(calls, state):

@@ -231,7 +231,7 @@ def test_apply_writes_the_dropins_and_the_limit_and_remove_restores_exactly(box)
     done = _run(box, spec, Action.APPLY)
     assert done.returncode == 0, done.stdout + done.stderr
     status = parse_status(done.stdout)
-    assert status.applied and status.changed and not status.errors
+    assert status.applied and status.changed and not status.errors and status.since is not None
 
     etc = box["root"] / "etc"
     assert (etc / "sshd.service.d" / "90-orch-guard.conf").read_text() == shield_dropin()
