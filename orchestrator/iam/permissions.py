@@ -19,6 +19,8 @@ from orchestrator.act import ssm as act_ssm
 from orchestrator.alerting import notify
 from orchestrator.config import Settings
 from orchestrator.estate import registry
+from orchestrator.guard import facts as guard_facts
+from orchestrator.guard import ssm as guard_ssm
 from orchestrator.observe import asg, console, inventory, metrics, probe, procstat, ssm, status, stoppable
 from orchestrator.onboard import agent_check, agent_install, discover
 from orchestrator.state import dynamodb, ssm_lease
@@ -45,7 +47,10 @@ AGENT_INSTALL = frozenset().union(inventory.PERMISSIONS, agent_install.PERMISSIO
 ONBOARD = INIT | AGENT_CHECK | AGENT_INSTALL
 """What a person onboarding a fleet calls; never in the stack's role."""
 
-ALL: frozenset[str] = SWEEP | RUN_COMMAND | DIAGNOSTIC_INTERRUPT | CLI_ONLY | ONBOARD
+GUARD = frozenset().union(inventory.PERMISSIONS, guard_facts.PERMISSIONS, guard_ssm.PERMISSIONS, guard_ssm.MUTATE_PERMISSIONS)
+"""`orch guard`: a root shell on the named instances through Run Command; a person's, never the role's."""
+
+ALL: frozenset[str] = SWEEP | RUN_COMMAND | DIAGNOSTIC_INTERRUPT | CLI_ONLY | ONBOARD | GUARD
 
 
 def for_settings(settings: Settings) -> frozenset[str]:

@@ -76,6 +76,7 @@ COMMANDS: tuple[CommandNeeds, ...] = (
         "every check of orch doctor",
         doctor_gather.PERMISSIONS | BY_NAME | metrics.PERMISSIONS | STORE_READ | dynamodb.DOCTOR_PERMISSIONS,
     ),
+    CommandNeeds("guard", "plan, apply, status, remove of the host guard through SSM Run Command", permissions.GUARD | BY_NAME | STORE_READ),
     CommandNeeds("deploy", "change sets, the code upload, and every resource of the stack", deploy_permissions.DEPLOY, uploads_code=True, operates=False),
     CommandNeeds("destroy", "deleting the stack and its resources", deploy_permissions.DESTROY, operates=False),
 )

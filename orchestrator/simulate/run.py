@@ -113,6 +113,8 @@ class Figures:
     max_budgeted_in_an_hour: int = 0  # the same, counting only what the fleet's budgets count (not chronic boxes)
     seeds: int = 1  # runs this row stands for (see ``combine``)
     availability_min: float | None = None  # the worst seed's, when several
+    service_restarts: int = 0  # the guard's: the kernel killed the service inside its limit, it restarted
+    guard: str = ""  # what the guard did, when the boxes have one
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -140,6 +142,8 @@ class Figures:
             "api_calls": self.api_calls,
             "seeds": self.seeds,
             "availability_min": None if self.availability_min is None else round(self.availability_min, 4),
+            "service_restarts": self.service_restarts,
+            "guard": self.guard,
         }
 
 
@@ -283,6 +287,7 @@ def _figures(
         max_actions_in_an_hour=busiest,
         api_calls=dict(sorted(fleet.api_calls().items())),
         max_budgeted_in_an_hour=budgeted,
+        **_guard_figures(world, end, kinds, books),
     )
 
 
@@ -336,3 +341,18 @@ def combine(runs: list[Figures]) -> Figures:
         seeds=len(runs),
         availability_min=min(r.availability for r in runs),
     )
+
+
+def _guard_figures(world: World, end: datetime, kinds: Mapping[str, int], books: Books) -> dict[str, object]:
+    """Restarts by the guard (orch guard) and whether it worked: SSH kept, no reboot or stop/start needed."""
+    guarded = [m for m in world.machines.values() if m.box.behaviour.guard_limit_percent is not None]
+    if not guarded:
+        return {}
+    restarts = sum(m.box.guard_kills(START, end) for m in guarded)
+    boots = kinds.get(ActionKind.REBOOT.value, 0) + kinds.get(ActionKind.STOP_START.value, 0)
+    availability = books.answering / books.samples if books.samples else 1.0
+    works = restarts > 0 and boots == 0 and availability >= 0.999
+    verdict = "the guard works" if works else "the guard did not keep the boxes up"
+    text = (f"{verdict}: the kernel killed the service inside its limit {restarts} times and it restarted in seconds; "
+            f"{boots} reboots or stop/starts; SSH up {availability:.2%}")
+    return {"service_restarts": restarts, "guard": text}
