@@ -113,3 +113,42 @@ def _no_forbidden_connections(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect_ex", record_ex)
     yield
     assert not attempts, f"connections outside 127.0.0.0/8 were attempted: {attempts}"
+
+
+# -- running in parallel (pytest-xdist, `scripts/test`: -n 2 --dist loadgroup) -----------------
+#
+# The unit and AWS tiers keep everything inside their own process (moto in-process or on a
+# free port, temporary directories), so their files are spread over the workers. Most
+# end-to-end modules share something outside the process: the sandbox's fleet addresses in
+# 127.20.0.0/16, sandbox.env and .venv at the repository root, kernel routes, cgroups. They
+# run on one worker, one after another, exactly as they did before the suite ran in parallel.
+# A module that shares nothing outside its process is listed in PARALLEL_E2E instead.
+#
+# xdist's own groups (the xdist_group mark) rename each test's node id, which this pytest
+# no longer lets a plugin do; the same grouping is made here with xdist's scheduler hook.
+SERIAL_GROUP = "serial"
+PARALLEL_E2E = frozenset({"test_probe_endpoints.py", "test_cli_probe.py", "test_real_sshd.py", "test_wheel_install.py"})
+
+
+def work_unit(nodeid: str) -> str:
+    """What one worker runs whole: the serial group, or else the test's file."""
+    path = nodeid.split("::", 1)[0]
+    parts = path.split("/")
+    if "e2e" in parts[:-1] and parts[-1] not in PARALLEL_E2E:
+        return SERIAL_GROUP
+    return path
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "loadgroup":
+        return None  # another --dist: xdist's own scheduler
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SerialGroupScheduling(LoadScopeScheduling):
+        """xdist's scope scheduling (largest unit first) over ``work_unit``'s units."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return SerialGroupScheduling(config, log)
