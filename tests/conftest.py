@@ -7,12 +7,15 @@ probe a private range or reach a real AWS endpoint, even by accident.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import socket
 import tempfile
 from typing import Any
 
+import botocore.loaders
+import botocore.session
 import pytest
 
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
@@ -41,6 +44,28 @@ for _name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL"):
     os.environ.pop(_name, None)
 for _name in [n for n in os.environ if n.startswith("ORCH_")]:
     os.environ.pop(_name, None)
+
+
+class _SearchPaths(list):
+    """A loader's search paths, where adding a path already there changes nothing."""
+
+    def append(self, path: Any) -> None:
+        if path not in self:
+            super().append(path)
+
+
+@functools.cache
+def _shared_loader(search_path_string: str | None = None) -> botocore.loaders.Loader:
+    loader = botocore.loaders.create_loader(search_path_string)
+    loader._search_paths = _SearchPaths(loader.search_paths)  # boto3 appends its own on every Session
+    return loader
+
+
+# One botocore model loader for the whole test process. Every boto3.Session (a test's
+# Clients, each CLI invocation's) otherwise parses the service models' JSON again: EC2's
+# alone is megabytes, and it was a third of the AWS tier's time. The loader only reads the
+# models shipped with botocore and caches what it parsed; nothing a test checks lives there.
+botocore.session.create_loader = _shared_loader  # type: ignore[attr-defined]
 
 
 class ForbiddenConnection(AssertionError):
