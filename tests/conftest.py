@@ -42,6 +42,11 @@ USER_XDG_CONFIG_HOME = os.environ.get("XDG_CONFIG_HOME")
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="orch-test-config-")
 for _name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL"):
     os.environ.pop(_name, None)
+# The width of a terminal is a test's own choice (CliRunner's env, a pty's size): an
+# xdist worker starts with COLUMNS=80, which a serial run does not have, and orch's
+# console honours COLUMNS. No test inherits one.
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
 for _name in [n for n in os.environ if n.startswith("ORCH_")]:
     os.environ.pop(_name, None)
 
