@@ -68,6 +68,7 @@ def estate_fleet(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[tuple[str, st
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")  # four account-regions, none describes an image
     with mock_aws():
         fleets = {}
         for n, (account, region, size) in enumerate([(OWN, "us-east-1", 2), (OWN, "eu-west-1", 3), (OTHER, "us-east-1", 4), (OTHER, "eu-west-1", 1)]):
