@@ -84,6 +84,15 @@ class MemorySettings(_Section):
     critical_percent: float = Field(95.0, gt=0, le=100)
     critical_minutes: float = Field(3.0, ge=0, le=1440, description="how long above critical_percent before it counts")
     stale_minutes: float = Field(10.0, gt=0, le=1440, description="silence after which a reporting agent is stale")
+    stale_at_top_minutes: float = Field(
+        5.0,
+        gt=0,
+        le=1440,
+        description="silence after a point at or above critical_percent that counts as the agent starving (longer than the metric's delivery delay)",
+    )
+    history_hours: float = Field(
+        6.0, ge=0, le=48, description="for an unreachable box whose agent is silent past the window, how far back to look for its climb (0: never)"
+    )
     exhaustion_percent: float = Field(
         97.0, gt=0, le=100, description="level at which sshd can no longer fork: the forecast's target"
     )
@@ -152,6 +161,15 @@ class SafetySettings(_Section):
         le=1440,
         description="a recovery that lasts less than this before the trouble returns is a flap: it counts as a failed action",
     )
+    canary: int = Field(
+        1,
+        ge=0,
+        le=100,
+        description="past the breaker, SSH failures the box itself answered (refused, no banner) with no known cause: this many are acted on and verified before the rest",
+    )
+    boot_ceiling_minutes: float = Field(
+        30.0, gt=0, le=1440, description="after an action, the longest orch waits for a box to boot before judging it failed"
+    )
     quarantine_attempts: int = Field(4, ge=1, le=100, description="actions within quarantine_hours after which a human must look")
     quarantine_hours: float = Field(6.0, gt=0, le=720)
     stop_wait_seconds: int = Field(300, ge=0, le=840, description="how long a stop/start waits for the stop")
@@ -213,6 +231,10 @@ class ChronicSettings(_Section):
 
 class EvidenceSettings(_Section):
     console: bool = Field(True, description="read the console output before acting")
+    console_reads_per_sweep: int = Field(
+        10, ge=0, le=1000, description="unreachable suspects whose console is read before the plan, each sweep (the rest wait for a later sweep)"
+    )
+    console_max_age_minutes: float = Field(30.0, gt=0, le=1440, description="a console reading older than this is read again for a suspect still failing")
     bucket: str | None = Field(None, description="S3 bucket for whole evidence bundles (summary always goes to the state store)")
     prefix: str = Field("orch/evidence/", description="key prefix in the bucket")
     diagnostic_interrupt: bool = Field(

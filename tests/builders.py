@@ -78,8 +78,15 @@ def facts(inst: Instance, outcome: ProbeOutcome = ProbeOutcome.OK, *, memory: Me
 def verdict(f: Facts, kind: VerdictKind, evidence: tuple[str, ...] = (), minutes_to_exhaustion: float | None = None) -> Verdict:
     """``evidence`` is a fresh memory reading's (the corroboration that no network fault fakes)."""
     corroboration = Corroboration.MEMORY if evidence else Corroboration.NONE
+    proven = f.probe is not None and f.probe.outcome.is_failure and f.probe.path_proven  # as diagnose says it
     return Verdict(
-        f.instance.instance_id, kind, (kind.value,), evidence=evidence, corroboration=corroboration, minutes_to_exhaustion=minutes_to_exhaustion
+        f.instance.instance_id,
+        kind,
+        (kind.value,),
+        evidence=evidence,
+        corroboration=corroboration,
+        minutes_to_exhaustion=minutes_to_exhaustion,
+        path_proven=proven,
     )
 
 

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from orchestrator.cli.chart import ActionMark, MemoryChart, render_chart
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
@@ -75,6 +76,8 @@ def explain_command(runtime: Runtime, instance: str, with_console: bool) -> None
         "verdict": verdict.kind.value,
         "reasons": list(verdict.reasons),
         "evidence": list(verdict.evidence),
+        "corroboration": verdict.corroboration.value,
+        "signals": [{"says": g.says, "path": g.path.value, "host_side": g.host_side} for g in verdict.signals],
         "memory": {
             "percent": verdict.memory_percent,
             "slope_per_min": verdict.memory_slope_per_min,
@@ -102,6 +105,11 @@ def _explain_table(runtime: Runtime, facts: Facts, verdict: Verdict, findings: C
         out.print(f"  - {reason}")
     if verdict.evidence:
         out.print(f"host-side evidence: {'; '.join(verdict.evidence)}")
+    if verdict.signals:
+        out.print("evidence, by the path it travelled:")
+        for signal in verdict.signals:
+            mark = " [bold](host-side)[/]" if signal.host_side else ""
+            out.print(f"  [dim]{signal.path.value:>10}[/]  {escape(signal.says)}{mark}")
     if facts.memory and facts.memory.points:
         first, last = facts.memory.points[0], facts.memory.points[-1]
         out.print(f"memory %, {first[0]:%H:%M}-{last[0]:%H:%M} UTC: now {last[1]:.1f}%", markup=False, highlight=False)

@@ -15,6 +15,7 @@ class Policy(str, enum.Enum):
     NOBODY = "nobody"  # nobody acts
     REACTIVE = "reactive"  # reboot every box not answering SSH at each sweep (a perfect detector)
     NAIVE = "naive"  # the cron script: reboot every instance whose probe fails, unless rebooted in the last 10 min
+    ORACLE = "oracle"  # knows when each box will wedge: reboots it at most ORACLE_AHEAD before, and any box down
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,9 @@ class Figures:
     down_to_action_p95_min: float | None
     max_actions_in_an_hour: int
     api_calls: dict[str, int] = field(default_factory=dict)
+    max_budgeted_in_an_hour: int = 0  # the same, counting only what the fleet's budgets count (not chronic boxes)
+    seeds: int = 1  # runs this row stands for (see ``combine``)
+    availability_min: float | None = None  # the worst seed's, when several
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -64,7 +68,10 @@ class Figures:
             "chronic_text": list(self.chronic_text),
             "down_to_action_minutes": {"median": _round(self.down_to_action_median_min), "p95": _round(self.down_to_action_p95_min)},
             "max_actions_in_an_hour": self.max_actions_in_an_hour,
+            "max_budgeted_actions_in_an_hour": self.max_budgeted_in_an_hour,
             "api_calls": self.api_calls,
+            "seeds": self.seeds,
+            "availability_min": None if self.availability_min is None else round(self.availability_min, 4),
         }
 
 

@@ -19,9 +19,10 @@ from orchestrator.act.evidence import bundle, summary
 from orchestrator.act.executor import EvidenceCapture, Gate, Journal, admit
 from orchestrator.alerting.notify import SnsMessage
 from orchestrator.config import Settings
+from orchestrator.decide import reads
 from orchestrator.decide.suspects import Suspects, memory_targets
 from orchestrator.model import Action, ActionOutcome, Facts, OutcomeStatus, Plan, Verdict
-from orchestrator.observe.console import ConsoleRead
+from orchestrator.observe.console import ConsoleRead, evidence_of
 from orchestrator.simulate.world import World
 from orchestrator.sweep.aws_fleet import HistoryReader
 from orchestrator.sweep.results import Acting, Observation
@@ -52,7 +53,6 @@ class SimFleet:
         listed = [m for m in world.listed() if all(m.instance.tags.get(k) == v for k, v in settings.selector.items())]
         self.calls["ec2.DescribeInstances"] += 1 + len(listed) // 1000
         running = [m for m in listed if world.instance(m).state == "running"]
-        running_ids = {m.instance_id for m in running}
         self.calls["ec2.DescribeInstanceStatus"] += 1 + len(running) // 1000
         probes = {m.instance_id: world.probe(m, settings.probe) for m in running}
         if any(p.outcome.is_failure for p in probes.values()):
@@ -62,18 +62,34 @@ class SimFleet:
         histories = histories_of(m.instance_id for m in listed)
         wanted = set(memory_targets([world.instance(m) for m in running], probes, histories, memory_full_read))
         window = timedelta(minutes=settings.memory.window_minutes)
+        requested = len(wanted)
         if wanted:
             self.calls["cloudwatch.GetMetricData"] += 1 + (len(wanted) - 1) // 500
+        memory = {m.instance_id: world.memory(m, window) for m in running if m.instance_id in wanted}
+        instances = [world.instance(m) for m in running]
+        statuses = {m.instance_id: world.status(m) for m in running}
+        back = reads.history_targets(instances, statuses, probes, memory, settings)
+        if back:
+            self.calls["cloudwatch.GetMetricData"] += 1 + (len(back) - 1) // 500
+            requested += len(back)
+            deeper = timedelta(hours=settings.memory.history_hours)
+            memory.update({iid: world.memory(world.machines[iid], deeper) for iid in back})
+        consoles = {}
+        for iid in reads.console_targets(instances, statuses, probes, histories, now, settings):
+            self.calls["ec2.GetConsoleOutput"] += 1
+            read = ConsoleRead(world.console(world.machines[iid]), None, "latest", world.clock.now)
+            consoles[iid] = evidence_of(read, world.clock.now)
         facts = [
             Facts(
                 instance=world.instance(m),
-                status=world.status(m) if m.instance_id in running_ids else None,
+                status=statuses.get(m.instance_id),
                 probe=probes.get(m.instance_id),
-                memory=world.memory(m, window) if m.instance_id in wanted else None,
+                memory=memory.get(m.instance_id),
+                console=consoles.get(m.instance_id) or reads.episode_console(probes.get(m.instance_id), histories.get(m.instance_id)),
             )
             for m in listed
         ]
-        return Observation(facts, histories, metrics_requested=len(wanted))
+        return Observation(facts, histories, metrics_requested=requested)
 
     def enrich(self, facts: list[Facts], suspects: Suspects) -> list[Facts]:
         """The facts ``decide.suspects`` chose, as AwsFleet reads them: every simulated

@@ -18,9 +18,11 @@ from orchestrator.act.executor import AwsExecutor, Gate, Journal
 from orchestrator.alerting import notify
 from orchestrator.aws import AWS_CALL_ERRORS, Clients, describe_aws_error
 from orchestrator.config import Settings
+from orchestrator.decide import reads
 from orchestrator.decide.suspects import Suspects, memory_targets
-from orchestrator.model import Facts, InstanceHistory, MemorySeries, ProbeResult, Verdict
+from orchestrator.model import ConsoleEvidence, Facts, InstanceHistory, MemorySeries, ProbeResult, Verdict
 from orchestrator.observe import asg, inventory, metrics, ssm, status, stoppable
+from orchestrator.observe.console import evidence_of, read_console_output
 from orchestrator.observe.probe import probe_fleet
 from orchestrator.sweep.results import Acting, Observation, phase
 
@@ -90,19 +92,36 @@ class AwsFleet:
                     cache=self.dimension_cache,
                     progress=self.metric_progress,
                 )
-                memory: Mapping[str, MemorySeries] = reader.read(wanted, now) if wanted else {}
+                memory: dict[str, MemorySeries] = dict(reader.read(wanted, now)) if wanted else {}
+                requested = reader.metrics_requested
+                back = reads.history_targets(running, checks, probes, memory, settings)
+                if back:
+                    self.progress(f"reading {settings.memory.history_hours:g} h of memory for {len(back)} silent suspects")
+                    deeper = replace(reader, window=timedelta(hours=settings.memory.history_hours), progress=None, metrics_requested=0)
+                    memory.update(deeper.read(back, now))
+                    requested += deeper.metrics_requested
         except AWS_CALL_ERRORS as exc:
             raise SweepAborted(describe_aws_error(exc)) from exc
+        consoles = self._consoles(reads.console_targets(running, checks, probes, histories, now, settings), now)
         facts = [
             Facts(
                 instance=i,
                 status=checks.get(i.instance_id),
                 probe=probes.get(i.instance_id),
                 memory=memory.get(i.instance_id),
+                console=consoles.get(i.instance_id) or reads.episode_console(probes.get(i.instance_id), histories.get(i.instance_id)),
             )
             for i in instances
         ]
-        return Observation(facts, histories, reader.metrics_requested, timings)
+        return Observation(facts, histories, requested, timings)
+
+    def _consoles(self, ids: list[str], now: datetime) -> dict[str, ConsoleEvidence]:
+        """The console of each unreachable suspect, before the plan: it comes through the hypervisor,
+        so an OOM kill there is the box's own cause whatever the network does. Errors are evidence
+        that could not be read, never a reason to abort."""
+        if ids:
+            self.progress(f"reading the console of {len(ids)} unreachable instances")
+        return {iid: evidence_of(read_console_output(self.clients.ec2, iid), now) for iid in ids}
 
     def enrich(self, facts: list[Facts], suspects: Suspects) -> list[Facts]:
         """Read the facts ``decide.suspects`` chose, so a healthy fleet costs no call here.
