@@ -46,6 +46,7 @@ The parts live beside this shell: ``lambdas.event`` (the input), ``lambdas.deadl
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -57,7 +58,7 @@ from lambdas.event import InvalidEvent, effective_dry_run, parse_event
 from lambdas.logs import METRIC_NAMESPACE, decision_lines, emit, metrics_record, selector_dimension
 from orchestrator.aws import AWS_CALL_ERRORS, AwsError, Clients, describe_aws_error
 from orchestrator.config import ConfigError, Settings, load_settings
-from orchestrator.echo import clip
+from orchestrator.echo import RedactingFilter, clip, redact
 from orchestrator.estate import registry
 from orchestrator.jsonable import iso_utc, to_jsonable
 from orchestrator.observe.metrics import DimensionCache
@@ -104,9 +105,16 @@ _WARM = Hooks()
 
 
 def _fail(kind: str, message: str) -> HandlerError:
-    message = clip(message, MAX_ERROR_CHARS, quote=False)
+    message = clip(redact(message), MAX_ERROR_CHARS, quote=False)
     emit({"level": "error", "event": kind, "error": message})
     return HandlerError(message)
+
+
+def _redact_logs() -> None:
+    """Secrets (webhook URLs, routing keys) masked in whatever the runtime's log handlers write."""
+    for log_handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in log_handler.filters):
+            log_handler.addFilter(RedactingFilter())
 
 
 def account_of(context: Any) -> str:
@@ -129,6 +137,7 @@ def beside_other_healers(settings: Settings, clients: Clients, acting: bool) -> 
 def handler(event: Any, context: Any, hooks: Hooks | None = None) -> dict[str, Any]:
     """Lambda entry point (``lambdas.heal.handler``); see the module docstring for the contract."""
     hooks = hooks or _WARM
+    _redact_logs()
     environ = os.environ if hooks.environ is None else hooks.environ
     try:
         request = parse_event(event)

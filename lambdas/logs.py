@@ -12,6 +12,7 @@ import json
 import sys
 from typing import Any, Mapping
 
+from orchestrator.echo import redact
 from orchestrator.model import BlockRule
 from orchestrator.sweep.pipeline import SweepReport
 
@@ -22,7 +23,7 @@ ACTED = frozenset({"done", "uncertain"})  # outcomes where AWS may have accepted
 
 def emit(record: Mapping[str, Any]) -> None:
     """One JSON object per line on stdout, which Lambda sends to the function's log group."""
-    sys.stdout.write(json.dumps(record, default=str, separators=(",", ":")) + "\n")
+    sys.stdout.write(redact(json.dumps(record, default=str, separators=(",", ":"))) + "\n")
     sys.stdout.flush()
 
 

@@ -89,6 +89,12 @@ class Behaviour:
     process: str = "ruby"  # the leaking process, as the OOM killer names it
     command: str = "ucrawler.rb"
     rss_gib: float = 14.6  # its resident size when the killer takes it
+    # orch guard (docs/guard.md): the service bounded in a cgroup. At this level of the box's
+    # memory the kernel kills it inside its limit and it restarts by itself after
+    # service_restart_seconds, a new cycle without a boot; sshd (shielded, with room left)
+    # never wedges. None: no guard.
+    guard_limit_percent: float | None = None
+    service_restart_seconds: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +110,7 @@ class Cycle:
     fault: Fault | None = None
     fault_at: datetime | None = None
     booted: bool = True  # False: a service restart, the box kept running
+    killed: bool = False  # began with the kernel killing the service inside the guard's limit
 
     def wedged_at(self, wedge_percent: float, restart_percent: float | None = None) -> datetime | None:
         """When the climb reaches the wedge level; None if it never does (or the process is killed first)."""
@@ -169,6 +176,7 @@ class Box:
 
     def cycle_at(self, t: datetime) -> Cycle:
         """The cycle in force at ``t`` (the first one for earlier moments)."""
+        self._guard_kills_until(t)
         for cycle in reversed(self.cycles):
             if cycle.started_at <= t:
                 return cycle
@@ -340,6 +348,7 @@ class Box:
     def oom_events(self, until: datetime) -> list[datetime]:
         """When the OOM killer fired up to ``until``: once per wedged cycle, or at each limit of a restart loop."""
         found = []
+        self._guard_kills_until(until)  # the guard's kills open cycles of their own
         for n, cycle in enumerate(self.cycles):
             ends = self.cycles[n + 1].started_at if n + 1 < len(self.cycles) else until
             found += [at for at in self._restart_kills(cycle, min(ends, until)) if self._running(at)]
@@ -359,7 +368,30 @@ class Box:
             at += every
         return kills
 
+    def guard_kills(self, since: datetime, until: datetime) -> int:
+        """Kills of the service inside the guard's limit in ``[since, until]``: each a restart in seconds, not a reboot."""
+        self._guard_kills_until(until)
+        return sum(1 for c in self.cycles if c.killed and since <= c.started_at <= until)
+
     # -- internals ------------------------------------------------------------------------
+
+    def _guard_kills_until(self, t: datetime) -> None:
+        """The guard's kills are the box's own doing: each one up to ``t`` opens a cycle without a boot."""
+        b = self.behaviour
+        limit = b.guard_limit_percent
+        while limit is not None:
+            cycle = self.cycles[-1]
+            at = cycle.wedged_at(limit)
+            if at is None or at > t or not self._running(at) or (cycle.killed and at <= cycle.started_at):
+                return  # (the last: a baseline at or over the limit, a guard set too low to let it run)
+            at = max(at, cycle.up_at)
+            # Memory falls to the baseline at the kill; the service runs and leaks again after its restart.
+            self.cycles.append(Cycle(
+                started_at=at, up_at=at, base=b.base_percent, rate=b.leak_per_min,
+                climb_from=at + timedelta(seconds=b.service_restart_seconds, minutes=b.leak_delay_minutes), noise=b.noise,
+                fault=b.fault, fault_at=at + timedelta(minutes=b.fault_after_minutes) if b.fault is not None else None,
+                booted=False, killed=True,
+            ))
 
     def _running(self, t: datetime) -> bool:
         if self.power is Power.RUNNING:
@@ -400,6 +432,8 @@ class Box:
         return cached
 
     def _new_cycle(self, at: datetime, *, booted: bool) -> None:
+        while len(self.cycles) > 1 and self.cycles[-1].killed and self.cycles[-1].started_at > at:
+            self.cycles.pop()  # a kill foreseen past ``at`` (a probe looked ahead): the action comes first
         self.cycles.append(_fresh_cycle(self.behaviour, at, booted=booted, up_now=False))
 
 

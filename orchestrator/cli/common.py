@@ -31,7 +31,7 @@ from rich.console import Console
 from orchestrator.aws import AWS_CALL_ERRORS, AwsError, Clients, describe_aws_error
 from orchestrator.cli import output as out
 from orchestrator.config import ConfigError, Settings, load_settings, parse_selector
-from orchestrator.echo import clip
+from orchestrator.echo import RedactingFilter, clip, redact
 from orchestrator.estate import registry
 from orchestrator.onboard.config_file import user_config_path
 from orchestrator.state import open_store
@@ -60,7 +60,7 @@ class OrchError(click.ClickException):
         """One line for logs and scripts; on a terminal the same words wrapped at spaces to
         its width (the terminal itself would break an id or a path mid-word)."""
         stream = file or sys.stderr
-        text = f"Error: {self.format_message()}"
+        text = f"Error: {redact(self.format_message())}"
         if stream.isatty():
             width = shutil.get_terminal_size().columns
             text = textwrap.fill(text, width=max(width, 40), break_long_words=False, break_on_hyphens=False)
@@ -172,6 +172,7 @@ def configure_logging(debug: bool) -> None:
     if not debug:
         return
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactingFilter())
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s [%(levelname)s] %(message)s"))
     for name in ("orchestrator", "lambdas", "botocore", "boto3", "urllib3"):
         logger = logging.getLogger(name)

@@ -158,6 +158,8 @@ def simulate_command(runtime: Runtime, names: tuple[str, ...], hours: float, ins
         for f, violations in rows:
             for text in f.chronic_text[:1]:
                 out.print(f"[bold]{f.scenario}[/]: {text}")
+            if f.guard:
+                out.print(f"[bold]{f.scenario}[/]: {f.guard}", markup=True, highlight=False)
             if violations:
                 out.print(f"[bold red]{f.scenario}: expectation not met[/] ({BY_NAME[f.scenario].expect}): {'; '.join(violations)}")
 

@@ -30,7 +30,7 @@ from orchestrator.estate import registry
 from orchestrator.iam import deploy as deploy_permissions
 from orchestrator.iam import permissions
 from orchestrator.observe import console, inventory, metrics
-from orchestrator.state import DYNAMODB_SCHEME, dynamodb
+from orchestrator.state import DYNAMODB_SCHEME, dynamodb, ssm_lease
 
 VERSION = "2012-10-17"
 
@@ -76,6 +76,7 @@ COMMANDS: tuple[CommandNeeds, ...] = (
         "every check of orch doctor",
         doctor_gather.PERMISSIONS | BY_NAME | metrics.PERMISSIONS | STORE_READ | dynamodb.DOCTOR_PERMISSIONS,
     ),
+    CommandNeeds("guard", "plan, apply, status, remove of the host guard through SSM Run Command", permissions.GUARD | BY_NAME | STORE_READ),
     CommandNeeds("deploy", "change sets, the code upload, and every resource of the stack", deploy_permissions.DEPLOY, uploads_code=True, operates=False),
     CommandNeeds("destroy", "deleting the stack and its resources", deploy_permissions.DESTROY, operates=False),
 )
@@ -111,6 +112,7 @@ ON_TAGGED_INSTANCES = (act_ec2.PERMISSIONS - permissions.READ) | console.PERMISS
 ON_TAGGED_GROUPS = act_autoscaling.PERMISSIONS
 ON_DOCUMENT = act_ssm.PERMISSIONS  # SendCommand is authorized on the instance and on the document
 ON_REGISTRY = registry.PERMISSIONS
+ON_LEASE = ssm_lease.PERMISSIONS  # the fleet's lease parameters, /orch/lease/...; reading them is HealerRegistry's
 ON_TABLE = dynamodb.PERMISSIONS | dynamodb.DOCTOR_PERMISSIONS
 ON_BUCKET = evidence.PERMISSIONS
 ON_TOPIC = notify.PERMISSIONS
@@ -194,7 +196,11 @@ def policy(actions: frozenset[str], scope: Scope, code_upload: bool = False) -> 
         [scope.arn("ssm", f"document/{scope.ssm_document}", account=""), scope.arn("ssm", f"document/{scope.ssm_document}")],
     )
     add("SimulateUsersAndRoles", ON_PRINCIPALS, [f"arn:{scope.partition}:iam::*:user/*", f"arn:{scope.partition}:iam::*:role/*"])
-    add("HealerRegistry", ON_REGISTRY, [scope.arn("ssm", "parameter/orch/healers"), scope.arn("ssm", "parameter/orch/healers/*")])
+    registry_paths = [scope.arn("ssm", "parameter/orch/healers"), scope.arn("ssm", "parameter/orch/healers/*")]
+    takes_lease = bool(actions & (ON_LEASE - ON_REGISTRY))
+    lease_paths = [scope.arn("ssm", "parameter/orch/lease/*")]
+    add("HealerRegistry", ON_REGISTRY, registry_paths + (lease_paths if takes_lease else []))  # one grant per action
+    add("FleetLease", ON_LEASE - ON_REGISTRY, lease_paths)
     if scope.table:
         add("StateTable", ON_TABLE, [scope.arn("dynamodb", f"table/{scope.table}"), scope.arn("dynamodb", f"table/{scope.table}/index/*")])
     elif actions & ON_TABLE:
@@ -213,7 +219,7 @@ def policy(actions: frozenset[str], scope: Scope, code_upload: bool = False) -> 
     elif actions & ON_TOPIC:
         add("Notify", ON_TOPIC, "*")
         notes.append("Notify is on \"*\": no notify.topic_arn in the settings (without one orch publishes nothing)")
-    scoped = ON_TAGGED_INSTANCES | ON_TAGGED_GROUPS | ON_DOCUMENT | ON_REGISTRY | ON_TABLE | ON_BUCKET | ON_TOPIC | ON_PRINCIPALS
+    scoped = ON_TAGGED_INSTANCES | ON_TAGGED_GROUPS | ON_DOCUMENT | ON_REGISTRY | ON_LEASE | ON_TABLE | ON_BUCKET | ON_TOPIC | ON_PRINCIPALS
     if code_upload:
         add("CodeUpload", deploy_permissions.CODE_UPLOAD, "*")
         scoped |= deploy_permissions.CODE_UPLOAD

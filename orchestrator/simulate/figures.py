@@ -45,6 +45,8 @@ class Figures:
     max_budgeted_in_an_hour: int = 0  # the same, counting only what the fleet's budgets count (not chronic boxes)
     seeds: int = 1  # runs this row stands for (see ``combine``)
     availability_min: float | None = None  # the worst seed's, when several
+    service_restarts: int = 0  # the guard's: the kernel killed the service inside its limit, it restarted
+    guard: str = ""  # what the guard did, when the boxes have one
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -72,6 +74,8 @@ class Figures:
             "api_calls": self.api_calls,
             "seeds": self.seeds,
             "availability_min": None if self.availability_min is None else round(self.availability_min, 4),
+            "service_restarts": self.service_restarts,
+            "guard": self.guard,
         }
 
 

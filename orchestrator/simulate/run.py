@@ -28,7 +28,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 from orchestrator.config import Settings
 from orchestrator.decide.history import chronic
@@ -79,8 +79,20 @@ class Books:
 
 
 def simulation_settings(settings: Settings) -> Settings:
-    """The user's settings, with a topic so that messages are composed and counted."""
-    return settings.model_copy(update={"notify": settings.notify.model_copy(update={"topic_arn": SIM_TOPIC}), "dry_run": False})
+    """The user's settings, with the simulator's own topic so that messages are composed and counted.
+
+    Nothing simulated reaches the world: the configured topic and every webhook (from the
+    file or ORCH_NOTIFY_WEBHOOKS) are dropped, and the simulated fleet's ``publish`` is a
+    recorder. A simulated breaker paging PagerDuty, then resolving the very dedup key a
+    real healer in that region uses, is what this prevents.
+    """
+    told = settings.notify.model_copy(update={"topic_arn": SIM_TOPIC, "webhooks": ()})
+    return settings.model_copy(update={"notify": told, "dry_run": False})
+
+
+def _no_webhooks(targets: object, doc: object, policy: object) -> list[Any]:
+    """The simulator's webhook sender: it has no targets (``simulation_settings``) and sends nothing if given some."""
+    return []
 
 
 def simulate(
@@ -101,7 +113,7 @@ def simulate(
     fleet = SimFleet(world)
     store = SqliteStore(":memory:")
     run_settings = simulation_settings(settings)
-    deps = SweepDeps(clients=None, store=store, clock=world.clock, fleet=fleet)
+    deps = SweepDeps(clients=None, store=store, clock=world.clock, fleet=fleet, webhooks=_no_webhooks)
     last_report = None
     try:
         for n in range(total):
@@ -202,6 +214,7 @@ def _figures(
         max_actions_in_an_hour=busiest,
         api_calls=dict(sorted(fleet.api_calls().items())),
         max_budgeted_in_an_hour=budgeted,
+        **_guard_figures(world, end, kinds, books),
     )
 
 
@@ -255,3 +268,18 @@ def combine(runs: list[Figures]) -> Figures:
         seeds=len(runs),
         availability_min=min(r.availability for r in runs),
     )
+
+
+def _guard_figures(world: World, end: datetime, kinds: Mapping[str, int], books: Books) -> dict[str, object]:
+    """Restarts by the guard (orch guard) and whether it worked: SSH kept, no reboot or stop/start needed."""
+    guarded = [m for m in world.machines.values() if m.box.behaviour.guard_limit_percent is not None]
+    if not guarded:
+        return {}
+    restarts = sum(m.box.guard_kills(START, end) for m in guarded)
+    boots = kinds.get(ActionKind.REBOOT.value, 0) + kinds.get(ActionKind.STOP_START.value, 0)
+    availability = books.answering / books.samples if books.samples else 1.0
+    works = restarts > 0 and boots == 0 and availability >= 0.999
+    verdict = "the guard works" if works else "the guard did not keep the boxes up"
+    text = (f"{verdict}: the kernel killed the service inside its limit {restarts} times and it restarted in seconds; "
+            f"{boots} reboots or stop/starts; SSH up {availability:.2%}")
+    return {"service_restarts": restarts, "guard": text}

@@ -236,6 +236,22 @@ def build_mixed_slow_leak(world: World, rng: random.Random, count: int, cond: Co
         world.add(Box.booted(seed, cond.apply(behaviour, seed), booted), _zone(n), launched=booted)
 
 
+def build_chronic_leak_guard(world: World, rng: random.Random, count: int, cond: Conditions) -> None:
+    """The chronic leak with orch guard applied: the kernel kills the service at 80% of the box, it restarts."""
+    build_chronic_leak(world, rng, count, cond)
+    for machine in world.machines.values():
+        machine.box.behaviour = replace(machine.box.behaviour, guard_limit_percent=80.0)
+
+
+def guard_works(figures: Figures, settings: Settings) -> list[str]:
+    found = []
+    if figures.actions_total:
+        found.append(f"{figures.actions_total} action(s) taken (reboots, stop/starts or restarts), expected none: the guard restarts the service")
+    if not figures.service_restarts:
+        found.append("the service never restarted inside its limit")
+    return found
+
+
 def build_single_hang(world: World, rng: random.Random, count: int, cond: Conditions) -> None:
     """One box leaks once, an hour in, and wedges; the rest are fine. The incident, once."""
     now = world.clock.now
@@ -363,6 +379,9 @@ SCENARIOS: tuple[Scenario, ...] = (
              "agent-less wedges healed on the console's evidence", 8, build_chronic_leak, LEAK_CHECKS, AGENTLESS_HALF, wedges=True),
     Scenario("slow-boot", "the seed's leak on boxes that take 8-10 minutes to boot", "not judged failed while booting; no quarantine", 8,
              build_chronic_leak, LEAK_CHECKS, SLOW_BOOT, wedges=True),
+    Scenario("chronic-leak-guard", "the chronic leak with orch guard applied: the service bounded at 80% of the box, restarted",
+             "SSH up >= 99.9% over a day; no reboot or stop/start; the service's restarts counted", 8,
+             build_chronic_leak_guard, all_of(guard_works, available_at_least(0.999))),
     Scenario("single-hang", "one box leaks once, an hour in, and wedges", "one reboot, soon after the wedge", 20, build_single_hang,
              all_of(one_heal, nothing_on_fine_boxes), wedges=True),
     Scenario("slow-leak", "every box leaks ~0.12%/min: nine hours to exhaustion", "act ahead of each exhaustion once chronic", 10,

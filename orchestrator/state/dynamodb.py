@@ -50,7 +50,7 @@ from orchestrator.state import codec
 from orchestrator.state.dynamodb_table import INDEX_BY_INSTANCE, INDEX_BY_TIME, TTL_ATTRIBUTE
 from orchestrator.state.dynamodb_table import SETUP_PERMISSIONS as SETUP_PERMISSIONS
 from orchestrator.state.dynamodb_table import create_table as create_table
-from orchestrator.state.leasing import LeaseConflict, LeaseStore
+from orchestrator.state.leasing import LeaseBase, LeaseConflict
 from orchestrator.state.store import (
     ActionRecord,
     ActionStatus,
@@ -116,7 +116,7 @@ def _key(pk: str, sk: str = NO_SORT) -> dict[str, dict[str, str]]:
     return {"pk": _s(pk), "sk": _s(sk)}
 
 
-class DynamoStore(LeaseStore):
+class DynamoStore(LeaseBase):
     """StateStore over one DynamoDB table (see the module docstring for the layout)."""
 
     def __init__(

@@ -21,8 +21,8 @@ class LeaseConflict(Exception):
     """An adapter's conditional write found the stored lease not as the condition required."""
 
 
-class LeaseStore(ABC):
-    """``acquire_lease`` / ``renew_lease`` / ``check_lease`` / ``release_lease`` / ``get_lease`` of ``StateStore``."""
+class LeaseBase(ABC):
+    """The lease half of ``StateStore`` (``orchestrator.state.lease.LeaseStore``), decided once."""
 
     # -- the adapter's four storage methods ---------------------------------------------
 

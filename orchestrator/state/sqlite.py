@@ -21,7 +21,7 @@ from typing import Any, Iterable, Iterator
 
 from orchestrator.model import InstanceHistory
 from orchestrator.state import codec
-from orchestrator.state.leasing import LeaseConflict, LeaseStore
+from orchestrator.state.leasing import LeaseBase, LeaseConflict
 from orchestrator.state.store import (
     ActionRecord,
     ActionStatus,
@@ -54,7 +54,7 @@ _SCHEMA = (
 )
 
 
-class SqliteStore(LeaseStore):
+class SqliteStore(LeaseBase):
     """StateStore over one SQLite file; safe to share between threads."""
 
     def __init__(self, path: str | Path, *, busy_timeout_s: float = 10.0) -> None:

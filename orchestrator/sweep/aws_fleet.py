@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Callable, Iterable, Mapping
 
+from orchestrator.act.drain import DrainPolicy
 from orchestrator.act.evidence import EvidenceCollector
 from orchestrator.act.executor import AwsExecutor, Gate, Journal
 from orchestrator.alerting import notify
@@ -20,7 +21,15 @@ from orchestrator.aws import AWS_CALL_ERRORS, Clients, describe_aws_error
 from orchestrator.config import Settings
 from orchestrator.decide import reads
 from orchestrator.decide.suspects import Suspects, memory_targets
-from orchestrator.model import ConsoleEvidence, Facts, InstanceHistory, MemorySeries, ProbeResult, Verdict
+from orchestrator.model import (
+    ConsoleEvidence,
+    Facts,
+    InstanceHistory,
+    MemorySeries,
+    ProbeOutcome,
+    ProbeResult,
+    Verdict,
+)
 from orchestrator.observe import asg, inventory, metrics, ssm, status, stoppable
 from orchestrator.observe.console import evidence_of, read_console_output
 from orchestrator.observe.probe import probe_fleet
@@ -181,8 +190,24 @@ class AwsFleet:
             ssm_commands=settings.memory.ssm_commands,
             diagnostic_interrupt=settings.evidence.diagnostic_interrupt,
             time_left=self.time_left,
+            drain_policy=DrainPolicy(max_drain_seconds=settings.safety.drain_seconds) if settings.safety.drain_seconds else None,
+            verify=self._answers(settings, facts),
         )
         return Acting(executor, MappingProxyType(collector.captured))
+
+    def _answers(self, settings: Settings, facts: Mapping[str, Facts]) -> Callable[[str], bool]:
+        """After a drained reboot: does the instance's sshd answer again? One probe, as the sweep probes."""
+
+        def answers(instance_id: str) -> bool:
+            found = facts.get(instance_id)
+            if found is None:
+                return False
+            i = found.instance
+            target = i.private_ip if settings.probe.address == "private" else i.public_ip
+            result = self.prober({instance_id: target}, settings.probe, clock=self.clock).get(instance_id)
+            return result is not None and result.outcome is ProbeOutcome.OK
+
+        return answers
 
     def publish(self, topic_arn: str, message: notify.SnsMessage) -> str | None:
         return notify.publish(self.clients.client("sns"), topic_arn, message)

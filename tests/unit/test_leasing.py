@@ -11,14 +11,14 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from orchestrator.state.leasing import LeaseConflict, LeaseStore
+from orchestrator.state.leasing import LeaseBase, LeaseConflict
 from orchestrator.state.store import Lease, LeaseHeld, LeaseLost
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
 TTL = timedelta(minutes=5)
 
 
-class DictLeases(LeaseStore):
+class DictLeases(LeaseBase):
     def __init__(self) -> None:
         self.rows: dict[str, Lease] = {}
         self.before_write: list[Lease] = []  # rows another writer lands between our read and write

@@ -17,6 +17,7 @@ SSM = Settings.model_validate({"memory": {"ssm_commands": ["systemctl restart cr
 # Each scenario at a length that shows what it is about, shorter than the README's 24 h.
 REDUCED = {
     "chronic-leak": 4,
+    "chronic-leak-guard": 4,
     "single-hang": 3,
     "slow-leak": 4,
     "network-fault": 3.5,
@@ -140,3 +141,13 @@ def test_a_box_that_never_comes_back_is_escalated_before_it_is_quarantined():
     assert figures.actions == {"reboot": 1, "stop-start": 1} and figures.quarantined == 1
     (reason,) = figures.quarantine_reasons
     assert reason.startswith("remediation failed: reboot, stop-start did not bring it back")
+
+
+def test_the_guard_keeps_ssh_up_through_the_chronic_leak_without_a_reboot() -> None:
+    """The issue's bar: a day of the chronic leak with orch guard applied, beside the same fleet without it."""
+    guarded = simulate(BY_NAME["chronic-leak-guard"], DEFAULTS, hours=24)
+    assert guarded.availability >= 0.999 and guarded.actions_total == 0 and guarded.wedged_box_hours == 0
+    assert guarded.service_restarts >= 8 * 24 * 60 // 40  # every box, at least every 40 minutes
+    assert guarded.guard.startswith("the guard works")
+    plain = simulate(BY_NAME["chronic-leak"], DEFAULTS, hours=24)
+    assert plain.service_restarts == 0 and plain.guard == "" and plain.availability < guarded.availability
