@@ -68,7 +68,7 @@ from orchestrator.state.store import LeaseHeld, StateError
 from orchestrator.sweep.pipeline import Mode, Prober, SweepAborted, SweepDeps, sweep, utcnow
 
 __all__ = [
-    "METRIC_NAMESPACE", "HandlerError", "Hooks", "InvalidContext", "InvalidEvent", "handler", "metrics_record", "selector_dimension",
+    "METRIC_NAMESPACE", "HandlerError", "Hooks", "InvalidContext", "InvalidEvent", "emit", "handler", "metrics_record", "selector_dimension",
     "_time_left",
 ]
 
