@@ -10,6 +10,7 @@ ground, or ``decide/`` reaching for boto3 or the clock.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections import defaultdict
 from dataclasses import dataclass
@@ -82,7 +83,13 @@ def imports_of(module: str, source: str | None = None) -> list[Import]:
 
 
 def project_graph() -> dict[str, set[str]]:
-    return {m: {i.target for i in imports_of(m) if i.target in MODULES} for m in MODULES}
+    return {m: set(targets) for m, targets in _project_graph().items()}
+
+
+@functools.cache
+def _project_graph() -> dict[str, frozenset[str]]:
+    """Parsed once per run: every test below reads the same tree."""
+    return {m: frozenset(i.target for i in imports_of(m) if i.target in MODULES) for m in MODULES}
 
 
 def package_of(module: str) -> str:
