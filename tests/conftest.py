@@ -157,7 +157,7 @@ def _no_forbidden_connections(monkeypatch: pytest.MonkeyPatch) -> None:
 # xdist's own groups (the xdist_group mark) rename each test's node id, which this pytest
 # no longer lets a plugin do; the same grouping is made here with xdist's scheduler hook.
 SERIAL_GROUP = "serial"
-PARALLEL_E2E = frozenset({"test_probe_endpoints.py", "test_cli_probe.py", "test_real_sshd.py", "test_wheel_install.py"})
+PARALLEL_E2E = frozenset({"test_probe_endpoints.py", "test_cli_probe.py", "test_wheel_install.py"})
 
 
 def work_unit(nodeid: str) -> str:
