@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
-import socket
 from datetime import datetime, timezone
 
 import click
@@ -13,19 +11,13 @@ from orchestrator.cli.estate_cmds import estate_history, estate_options, estate_
 from orchestrator.cli.instances import resolve_instance
 from orchestrator.cli.render import Column, fitted_table
 from orchestrator.cli.sweep_cmds import no_match
+from orchestrator.cli.who import who
 from orchestrator.decide import history as history_step
 from orchestrator.decide.patterns import chronic_patterns
 from orchestrator.model import Facts
 from orchestrator.observe import inventory
 from orchestrator.state import lease_scope
 from orchestrator.state.store import ActionStatus, PauseState
-
-
-def _who() -> str:
-    try:
-        return f"{getpass.getuser()}@{socket.gethostname()}"
-    except (KeyError, OSError):
-        return socket.gethostname()
 
 
 def _when(value: datetime | None) -> str:
@@ -186,7 +178,7 @@ def pause_command(runtime: Runtime, reason: str, replace: bool) -> None:
             lambda: runtime.say(f"already {_paused_text(current)}; kept as it is (pass --replace to replace it)"),
         )
         return
-    state = PauseState(datetime.now(timezone.utc), _who(), reason)
+    state = PauseState(datetime.now(timezone.utc), who(), reason)
     store.set_pause(state)
     runtime.emit(
         {"paused": True, "changed": True, "by": state.by, "since": state.paused_at, "reason": state.reason, "replaced": current},
