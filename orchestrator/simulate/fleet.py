@@ -19,8 +19,7 @@ from orchestrator.act.evidence import bundle, summary
 from orchestrator.act.executor import EvidenceCapture, Gate, Journal, admit
 from orchestrator.alerting.notify import SnsMessage
 from orchestrator.config import Settings
-from orchestrator.decide import reads
-from orchestrator.decide.suspects import Suspects, memory_targets
+from orchestrator.decide.suspects import Suspects, console_targets, episode_console, history_targets, memory_targets
 from orchestrator.model import Action, ActionOutcome, Facts, OutcomeStatus, Plan, Verdict
 from orchestrator.observe.console import ConsoleRead, evidence_of
 from orchestrator.simulate.world import World
@@ -68,14 +67,14 @@ class SimFleet:
         memory = {m.instance_id: world.memory(m, window) for m in running if m.instance_id in wanted}
         instances = [world.instance(m) for m in running]
         statuses = {m.instance_id: world.status(m) for m in running}
-        back = reads.history_targets(instances, statuses, probes, memory, settings)
+        back = history_targets(instances, statuses, probes, memory, settings)
         if back:
             self.calls["cloudwatch.GetMetricData"] += 1 + (len(back) - 1) // 500
             requested += len(back)
             deeper = timedelta(hours=settings.memory.history_hours)
             memory.update({iid: world.memory(world.machines[iid], deeper) for iid in back})
         consoles = {}
-        for iid in reads.console_targets(instances, statuses, probes, histories, now, settings):
+        for iid in console_targets(instances, statuses, probes, histories, now, settings):
             self.calls["ec2.GetConsoleOutput"] += 1
             read = ConsoleRead(world.console(world.machines[iid]), None, "latest", world.clock.now)
             consoles[iid] = evidence_of(read, world.clock.now)
@@ -85,7 +84,7 @@ class SimFleet:
                 status=statuses.get(m.instance_id),
                 probe=probes.get(m.instance_id),
                 memory=memory.get(m.instance_id),
-                console=consoles.get(m.instance_id) or reads.episode_console(probes.get(m.instance_id), histories.get(m.instance_id)),
+                console=consoles.get(m.instance_id) or episode_console(probes.get(m.instance_id), histories.get(m.instance_id)),
             )
             for m in listed
         ]

@@ -19,8 +19,7 @@ from orchestrator.act.executor import AwsExecutor, Gate, Journal
 from orchestrator.alerting import notify
 from orchestrator.aws import AWS_CALL_ERRORS, Clients, describe_aws_error
 from orchestrator.config import Settings
-from orchestrator.decide import reads
-from orchestrator.decide.suspects import Suspects, memory_targets
+from orchestrator.decide.suspects import Suspects, console_targets, episode_console, history_targets, memory_targets
 from orchestrator.model import (
     ConsoleEvidence,
     Facts,
@@ -103,7 +102,7 @@ class AwsFleet:
                 )
                 memory: dict[str, MemorySeries] = dict(reader.read(wanted, now)) if wanted else {}
                 requested = reader.metrics_requested
-                back = reads.history_targets(running, checks, probes, memory, settings)
+                back = history_targets(running, checks, probes, memory, settings)
                 if back:
                     self.progress(f"reading {settings.memory.history_hours:g} h of memory for {len(back)} silent suspects")
                     deeper = replace(reader, window=timedelta(hours=settings.memory.history_hours), progress=None, metrics_requested=0)
@@ -111,14 +110,14 @@ class AwsFleet:
                     requested += deeper.metrics_requested
         except AWS_CALL_ERRORS as exc:
             raise SweepAborted(describe_aws_error(exc)) from exc
-        consoles = self._consoles(reads.console_targets(running, checks, probes, histories, now, settings), now)
+        consoles = self._consoles(console_targets(running, checks, probes, histories, now, settings), now)
         facts = [
             Facts(
                 instance=i,
                 status=checks.get(i.instance_id),
                 probe=probes.get(i.instance_id),
                 memory=memory.get(i.instance_id),
-                console=consoles.get(i.instance_id) or reads.episode_console(probes.get(i.instance_id), histories.get(i.instance_id)),
+                console=consoles.get(i.instance_id) or episode_console(probes.get(i.instance_id), histories.get(i.instance_id)),
             )
             for i in instances
         ]
