@@ -101,11 +101,22 @@ def _prune(h: InstanceHistory, now: datetime, settings: Settings) -> InstanceHis
     return h if len(kept) == len(h.actions) else replace(h, actions=kept)
 
 
-def _memory_fell(attempt: ActionAttempt, verdict: Verdict) -> bool | None:
-    """True/False when memory after the action can be compared with before; None when not yet."""
-    if verdict.memory_percent is None or attempt.memory_percent is None:
+def _memory_fell(attempt: ActionAttempt, verdict: Verdict, facts: Facts | None = None) -> bool | None:
+    """True/False when memory after the action can be compared with before; None when not yet.
+
+    Any point since the action counts, not only the latest: a fast leak climbs back past
+    the level it was acted at before the first sweep after the boot, and the reboot still
+    reset it.
+    """
+    if attempt.memory_percent is None:
         return None
-    return verdict.memory_percent <= attempt.memory_percent - MEMORY_FALL_POINTS
+    target = attempt.memory_percent - MEMORY_FALL_POINTS
+    since = [v for t, v in (facts.memory.points if facts is not None and facts.memory is not None else ()) if t > attempt.at]
+    if since:
+        return min(since) <= target
+    if verdict.memory_percent is None:
+        return None
+    return verdict.memory_percent <= target
 
 
 def boot_deadline(h: InstanceHistory, last: ActionAttempt, settings: Settings) -> timedelta:
@@ -139,7 +150,10 @@ def _judge_last_action(h: InstanceHistory, facts: Facts, verdict: Verdict, now: 
     ssh_ok = probe is not None and probe.outcome is ProbeOutcome.OK and now > last.at
     elapsed = now - last.at
     due = elapsed >= timedelta(minutes=settings.safety.verify_minutes)
-    fell = _memory_fell(last, verdict)
+    # A service restart is judged by memory falling: the command may have run and restarted
+    # nothing. A reboot or a stop/start that brought SSH back has reset memory, however fast
+    # a leak climbs back before the first sweep after the boot.
+    fell = _memory_fell(last, verdict, facts) if last.kind is ActionKind.RUN_COMMAND else None
     if ssh_ok and (last.cause is not Cause.MEMORY or fell is not False):
         # Back. For a memory cause, memory fell too, or there is no reading to say it did not.
         # A failure seen while it booted belongs to the action, not to the next episode.
@@ -412,7 +426,7 @@ def chronic(h: InstanceHistory, now: datetime, settings: Settings) -> Chronic | 
     rss = max((a.process_rss_kb for a in recoveries if a.process == process and a.process_rss_kb), default=None)
     observed = [a.up_minutes for a in recoveries if a.up_minutes is not None]
     return Chronic(
-        up_minutes=min(observed[-3:]) if observed else None,
+        up_minutes=statistics.median(observed[-3:]) if observed else None,
         since=h.chronic_since or recoveries[0].at,
         cycles=len(recoveries),
         exhaustion_minutes=statistics.median(minutes) if minutes else None,
