@@ -1,4 +1,6 @@
-"""One rule of consent (orchestrator.cli.consent), as a person and a script meet it.
+"""The console as a person and a script meet it, against one sandbox fleet.
+
+One rule of consent (orchestrator.cli.consent):
 
 Off a terminal every mutating command needs --yes (exit 2 with the fix, nothing called);
 on a terminal `orch heal` shows the plan by Name with every reason whole and asks; a "no"
@@ -112,6 +114,28 @@ def test_ctrl_c_at_the_prompt_exits_130_quietly_and_does_nothing(fleet_env):
     assert status == 130, shown
     assert "Aborted" not in shown and "Traceback" not in shown
     assert recorded(env)[1] == actions_before and published(sb) == told_before
+
+
+def test_probe_takes_names_and_ids_and_the_sandbox_port(fleet_env):
+    _, env = fleet_env
+    fleet = json.loads(orch(env, "scan", "-o", "json").stdout)["instances_detail"]
+    healthy = next(i for i in fleet if i["verdict"] == "healthy" and i["name"])
+    ran = orch(env, "probe", healthy["name"], healthy["instance_id"], "-o", "json")
+    rows = json.loads(ran.stdout)
+    assert ran.returncode == 0, ran.stderr
+    assert [r["target"] for r in rows] == [healthy["name"], healthy["instance_id"]]
+    assert all(r["outcome"] == "ok" and r["address"].endswith(f":{env['ORCH_PROBE_PORT']}") for r in rows)
+    assert rows[0]["address"] == rows[1]["address"] and rows[0]["address"].startswith("127.")
+    unknown = orch(env, "probe", "i-0123456789abcdef0")
+    assert unknown.returncode == 2 and "not among the instances selected" in unknown.stderr
+
+
+def test_help_command_and_unknown_command(fleet_env):
+    _, env = fleet_env
+    assert orch(env, "help").stdout == orch(env, "--help").stdout
+    assert orch(env, "help", "agent", "install").stdout == orch(env, "agent", "install", "--help").stdout
+    wrong = orch(env, "help", "nope")
+    assert wrong.returncode == 2 and "no command 'nope'" in wrong.stderr
 
 
 # Last in the module: it heals the shared fleet, and shows the checks above could fail.
