@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Sequence
 
 import click
 
@@ -14,6 +15,7 @@ from orchestrator.cli.instances import resolve_instance
 from orchestrator.cli.render import Column, fitted_table
 from orchestrator.cli.sweep_cmds import no_match, run_sweep
 from orchestrator.config import MemorySettings
+from orchestrator.decide.memory import since_cycle
 from orchestrator.decide.patterns import PatternRow, patterns
 from orchestrator.model import Facts, InstanceHistory, Verdict
 from orchestrator.observe.console import read_console
@@ -29,9 +31,20 @@ CHART_HEIGHT = 10
 CHART_MAX_WIDTH = 120
 
 
-def memory_chart(facts: Facts, verdict: Verdict, actions: list[ActionRecord], now: datetime, memory: MemorySettings) -> MemoryChart:
-    """What `orch explain` draws: the window, the lines, the assessment's forecast, orch's actions."""
+def boot_at(points: Sequence[tuple[datetime, float]], cycle_start: datetime | None) -> datetime | None:
+    """Where the current cycle began after orch's last action: the first point after memory fell
+    (orchestrator.decide.memory.since_cycle, the judgement's own rule), if one came yet."""
+    if cycle_start is None:
+        return None
+    kept = since_cycle(list(points), cycle_start)
+    return kept[0][0] if kept else None
+
+
+def memory_chart(facts: Facts, verdict: Verdict, actions: list[ActionRecord], now: datetime, memory: MemorySettings,
+                 cycle_start: datetime | None = None) -> MemoryChart:
+    """What `orch explain` draws: the window, the lines, the assessment's forecast, orch's actions, the boot after them."""
     points = facts.memory.points if facts.memory else ()
+    boot = boot_at(points, cycle_start)
     start = now - timedelta(minutes=memory.window_minutes)
     if points:
         start = min(start, points[0][0])
@@ -44,6 +57,7 @@ def memory_chart(facts: Facts, verdict: Verdict, actions: list[ActionRecord], no
         slope_per_min=verdict.memory_slope_per_min,
         minutes_to_exhaustion=verdict.minutes_to_exhaustion,
         actions=[ActionMark(r.created_at, r.action) for r in actions],
+        boots=(boot,) if boot is not None else (),
     )
 
 
@@ -88,7 +102,8 @@ def explain_command(runtime: Runtime, instance: str, with_console: bool) -> None
         "history": history,
         "actions": actions,
     }
-    chart = memory_chart(facts, verdict, actions, report.started_at, runtime.settings.memory)
+    cycle_start = history.cycle_started_at if history else None
+    chart = memory_chart(facts, verdict, actions, report.started_at, runtime.settings.memory, cycle_start)
     runtime.emit(document, lambda: _explain_table(runtime, facts, verdict, findings, console_error, history, actions, chart))
 
 
@@ -104,7 +119,7 @@ def _explain_table(runtime: Runtime, facts: Facts, verdict: Verdict, findings: C
         out.print(f"host-side evidence: {'; '.join(verdict.evidence)}")
     if facts.memory and facts.memory.points:
         first, last = facts.memory.points[0], facts.memory.points[-1]
-        out.print(f"memory %, {first[0]:%H:%M}-{last[0]:%H:%M} UTC: now {last[1]:.1f}%", markup=False, highlight=False)
+        out.print(f"memory %, {first[0]:%H:%M}-{last[0]:%H:%M} UTC: {memory_now(verdict, last, history)}", markup=False, highlight=False)
         for line in render_chart(chart, min(out.width, CHART_MAX_WIDTH), CHART_HEIGHT):
             out.print(line, markup=False, highlight=False, soft_wrap=True)
     else:
@@ -125,8 +140,21 @@ def _explain_table(runtime: Runtime, facts: Facts, verdict: Verdict, findings: C
              "evidence": str(r.evidence.get("console_summary") or r.evidence.get("s3_key") or "-")}
             for r in actions
         ]
-        table = fitted_table("actions", EXPLAIN_ACTION_COLUMNS, rows, out.width)
+        table = fitted_table("actions", EXPLAIN_ACTION_COLUMNS, rows, out.width, wide=True)  # one instance: its reasons whole
         out.print(table)
+
+
+def memory_now(verdict: Verdict, last: tuple[datetime, float], history: InstanceHistory | None) -> str:
+    """The figure the verdict judged, never one it set aside: after a reboot the points before
+    it belong to the last cycle, and saying "now 35%" beside "no memory data" contradicts."""
+    if verdict.memory_percent is not None:
+        return f"now {verdict.memory_percent:.1f}%"
+    cycle = history.cycle_started_at if history else None
+    if cycle is not None:
+        action = history.last_action.value if history and history.last_action else "action"
+        return (f"no point of this cycle yet: orch's {action} at {cycle:%H:%M} UTC began it, and the box has not reported "
+                f"since it came back (before: {last[1]:.1f}% at {last[0]:%H:%M})")
+    return f"no usable point (last: {last[1]:.1f}% at {last[0]:%H:%M})"
 
 
 EXPLAIN_ACTION_COLUMNS = (

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping, Sequence
 
 from rich import box
-from rich.console import Console, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
@@ -160,7 +160,7 @@ def clip(cell: Cell, width: int) -> Text:
 
 
 def fitted_table(title: str | None, columns: Sequence[Column], rows: Sequence[Mapping[str, Cell]], width: int,
-                 notes: Sequence[str] = (), wide: bool | None = None) -> Table:
+                 notes: Sequence[str] = (), wide: bool | None = None) -> RenderableType:
     """A grid() of ``rows`` fitted to ``width`` by ``fit_columns``, each row on one line
     (but for cells of several lines); the caption names what was left out or cut.
 
@@ -194,10 +194,21 @@ def fitted_table(title: str | None, columns: Sequence[Column], rows: Sequence[Ma
     return table
 
 
+WIDE_PROSE_MIN = 12  # below this a wrapped reason reads a word a line: each row becomes a block instead
+
+
 def _wide_table(title: str | None, columns: Sequence[Column], rows: Sequence[Mapping[str, Cell]], width: int,
-                notes: Sequence[str]) -> Table:
-    """Every column; ids and words whole, prose wrapped at spaces in what is left."""
-    fit = fit_columns([replace(c, drop=None) for c in columns], rows, width)
+                notes: Sequence[str]) -> RenderableType:
+    """Every column; ids and words whole, prose wrapped at spaces in what is left. When the
+    columns that are never cut leave too little for the prose, each row is a block of
+    ``heading: value`` lines instead (kubectl describe's shape), still every field whole."""
+    natural = {c.key: max([cell_width(c.heading), *(cell_width(r.get(c.key, "")) for r in rows)]) for c in columns}
+    prose = [c for c in columns if c.cut]
+    fixed = sum(natural[c.key] for c in columns if not c.cut) + GAP * max(0, len(columns) - 1)
+    if prose and width - fixed < WIDE_PROSE_MIN * len(prose):
+        return _blocks(title, columns, rows, width, notes)
+    share = max(WIDE_PROSE_MIN, (width - fixed) // max(1, len(prose)))
+    fit = fit_columns([replace(c, drop=None, min_width=min(c.min_width, share)) for c in columns], rows, width)
     table = grid(title)
     for c in fit.shown:
         table.add_column(c.heading, width=fit.widths[c.key], no_wrap=not c.cut, overflow="fold" if c.cut else "ellipsis",
@@ -208,6 +219,23 @@ def _wide_table(title: str | None, columns: Sequence[Column], rows: Sequence[Map
         table.caption = "\n".join(notes)
         table.caption_justify = "left"
     return table
+
+
+def _blocks(title: str | None, columns: Sequence[Column], rows: Sequence[Mapping[str, Cell]], width: int,
+            notes: Sequence[str]) -> RenderableType:
+    label = max(cell_width(c.heading) for c in columns) + 1
+    parts: list[RenderableType] = [Text(title, style="bold")] if title else []
+    for n, row in enumerate(rows):
+        block = Table.grid(padding=(0, 1))
+        block.add_column(width=label, no_wrap=True, style="dim")
+        block.add_column(width=max(10, width - label - 1), overflow="fold")
+        for c in columns:
+            block.add_row(f"{c.heading}:", row.get(c.key, "-"))
+        if n:
+            parts.append(Text(""))
+        parts.append(block)
+    parts.extend(Text(note) for note in notes)
+    return Group(*parts)
 
 
 def natural_key(text: str) -> list[int | str]:
@@ -278,7 +306,7 @@ FLEET_COLUMNS = (
 )
 
 
-def fleet_table(report: SweepReport, width: int, opt_out_tag: str) -> Table:
+def fleet_table(report: SweepReport, width: int, opt_out_tag: str) -> RenderableType:
     rows = []
     opted = False
     for facts, verdict in worst_first(report):
@@ -316,9 +344,9 @@ BLOCKED_COLUMNS = (
 
 
 def plan_tables(plan: Plan, outcome_list: Iterable[ActionOutcome] = (), width: int = 80, names: Mapping[str, str | None] | None = None,
-                wide: bool | None = None) -> list[Table]:
+                wide: bool | None = None) -> list[RenderableType]:
     """The actions and the blocked ones, each with its instance's Name; ``wide``: reasons whole."""
-    tables = []
+    tables: list[RenderableType] = []
     named = names or {}
     outcomes = {o.action.instance_id: o for o in outcome_list}
     if plan.actions:

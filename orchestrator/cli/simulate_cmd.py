@@ -5,9 +5,8 @@ from __future__ import annotations
 import sys
 
 import click
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from orchestrator.cli.common import Runtime, common_options
 from orchestrator.cli.render import Column, fitted_table
@@ -38,7 +37,7 @@ FIGURE_COLUMNS = (  # left out least telling first; the scenario, its policy, SS
 )
 
 
-def figures_table(rows: list[tuple[Figures, list[str]]], width: int = 120) -> Table:
+def figures_table(rows: list[tuple[Figures, list[str]]], width: int = 120) -> RenderableType:
     cells = []
     for f, violations in rows:
         verdict = "[green]met[/]" if not violations else "[bold red]" + "; ".join(violations) + "[/]"

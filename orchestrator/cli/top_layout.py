@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from orchestrator.cli.render import SEVERITY, VERDICT_STYLE, Column  # one severity order and one palette with `orch scan`
 from orchestrator.cli.render import fit_columns as shared_fit
+from orchestrator.decide.memory import since_cycle
 from orchestrator.model import ActionKind, Facts, InstanceHistory, ProbeOutcome, Verdict, VerdictKind
 
 LEVELS = "▁▂▃▄▅▆▇"  # below the critical line, in seven steps from 0%
@@ -115,7 +116,7 @@ def rows_from(
                 memory_percent=v.memory_percent,
                 slope_per_min=v.memory_slope_per_min,
                 minutes_to_exhaustion=v.minutes_to_exhaustion,
-                memory_window=tuple(value for _, value in sorted(f.memory.points)) if f.memory else (),
+                memory_window=_window(f, v, h),
                 rung=h.rung,
                 next_rung=ladder[h.rung] if h.rung < len(ladder) else None,
                 in_flight=h.last_action if in_flight else None,
@@ -126,6 +127,17 @@ def rows_from(
             )
         )
     return rows
+
+
+def _window(f: Facts, v: Verdict, h: InstanceHistory) -> tuple[float, ...]:
+    """The memory window; when the verdict set every point aside (all from before orch's last
+    reboot), only this cycle's, so "-" never stands beside the last cycle's full sparkline."""
+    if not f.memory:
+        return ()
+    points = sorted(f.memory.points)
+    if v.memory_percent is None:
+        points = since_cycle(points, h.cycle_started_at)
+    return tuple(value for _, value in points)
 
 
 # -- which rows, in which order ------------------------------------------------------

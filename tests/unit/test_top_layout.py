@@ -250,3 +250,8 @@ def test_rows_from_a_scan():
     document = row_document(rb)
     assert document["in_flight"] == "reboot" and document["next_rung"] == "stop-start" and document["chronic"] is True
     assert document["verdict"] == "unreachable" and document["memory_window"] == [98.0] * 10
+    # The verdict set the points aside (before the reboot): the window shows this cycle's only, not the last cycle.
+    blind = [verdicts[0], Verdict(b.instance_id, V.UNREACHABLE, ("no memory data",))]
+    _, after = rows_from([fa, fb], blind, histories, [], ladder, "orch:skip")
+    since = [v for t, v in sorted(fb.memory.points) if t >= took]
+    assert after.memory_percent is None and after.memory_window == tuple(since) and len(since) < 10
