@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Sequence
 
 import click
 
-from orchestrator.cli.chart import ActionMark, MemoryChart, render_chart
+from orchestrator.cli.chart import MemoryChart, render_chart
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
+from orchestrator.cli.instance_view import CHART_HEIGHT, CHART_MAX_WIDTH, memory_chart, memory_now
 from orchestrator.cli.instances import resolve_instance
 from orchestrator.cli.render import Column, fitted_table
 from orchestrator.cli.sweep_cmds import no_match, run_sweep
-from orchestrator.config import MemorySettings
-from orchestrator.decide.memory import since_cycle
 from orchestrator.decide.patterns import PatternRow, patterns
 from orchestrator.model import Facts, InstanceHistory, Verdict
 from orchestrator.observe.console import read_console
@@ -27,38 +25,6 @@ from orchestrator.sweep.pipeline import Mode, SweepReport
 
 SWEEPS_SHOWN = 100  # sweep records read for the timeline: 8 hours at 5 minutes (a record of a big fleet is up to 350 KB)
 
-CHART_HEIGHT = 10
-CHART_MAX_WIDTH = 120
-
-
-def boot_at(points: Sequence[tuple[datetime, float]], cycle_start: datetime | None) -> datetime | None:
-    """Where the current cycle began after orch's last action: the first point after memory fell
-    (orchestrator.decide.memory.since_cycle, the judgement's own rule), if one came yet."""
-    if cycle_start is None:
-        return None
-    kept = since_cycle(list(points), cycle_start)
-    return kept[0][0] if kept else None
-
-
-def memory_chart(facts: Facts, verdict: Verdict, actions: list[ActionRecord], now: datetime, memory: MemorySettings,
-                 cycle_start: datetime | None = None) -> MemoryChart:
-    """What `orch explain` draws: the window, the lines, the assessment's forecast, orch's actions, the boot after them."""
-    points = facts.memory.points if facts.memory else ()
-    boot = boot_at(points, cycle_start)
-    start = now - timedelta(minutes=memory.window_minutes)
-    if points:
-        start = min(start, points[0][0])
-    return MemoryChart(
-        points=points,
-        start=start,
-        now=now,
-        critical_percent=memory.critical_percent,
-        exhaustion_percent=memory.exhaustion_percent,
-        slope_per_min=verdict.memory_slope_per_min,
-        minutes_to_exhaustion=verdict.minutes_to_exhaustion,
-        actions=[ActionMark(r.created_at, r.action) for r in actions],
-        boots=(boot,) if boot is not None else (),
-    )
 
 
 @click.command("explain")
@@ -142,19 +108,6 @@ def _explain_table(runtime: Runtime, facts: Facts, verdict: Verdict, findings: C
         ]
         table = fitted_table("actions", EXPLAIN_ACTION_COLUMNS, rows, out.width, wide=True)  # one instance: its reasons whole
         out.print(table)
-
-
-def memory_now(verdict: Verdict, last: tuple[datetime, float], history: InstanceHistory | None) -> str:
-    """The figure the verdict judged, never one it set aside: after a reboot the points before
-    it belong to the last cycle, and saying "now 35%" beside "no memory data" contradicts."""
-    if verdict.memory_percent is not None:
-        return f"now {verdict.memory_percent:.1f}%"
-    cycle = history.cycle_started_at if history else None
-    if cycle is not None:
-        action = history.last_action.value if history and history.last_action else "action"
-        return (f"no point of this cycle yet: orch's {action} at {cycle:%H:%M} UTC began it, and the box has not reported "
-                f"since it came back (before: {last[1]:.1f}% at {last[0]:%H:%M})")
-    return f"no usable point (last: {last[1]:.1f}% at {last[0]:%H:%M})"
 
 
 EXPLAIN_ACTION_COLUMNS = (

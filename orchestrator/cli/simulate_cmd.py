@@ -54,9 +54,17 @@ def figures_table(rows: list[tuple[Figures, list[str]]], width: int = 120) -> Re
     return fitted_table(None, FIGURE_COLUMNS, cells, width, notes)
 
 
+LIST_COLUMNS = (
+    Column("scenario", "scenario"),
+    Column("instances", "boxes", right=True),
+    Column("summary", "what happens", cut=True, min_width=16),
+    Column("expect", "orch is expected to", cut=True, min_width=16),
+)
+
+
 @click.command("simulate")
 @click.option("--scenario", "names", multiple=True, type=click.Choice(["all", *(s.name for s in SCENARIOS)]), default=("chronic-leak",),
-              show_default=True, help="Fleet to simulate; repeat it, or 'all'.")
+              show_default=True, metavar="NAME", help="Fleet to simulate (--list shows them); repeat it, or 'all'.")
 @click.option("--hours", type=click.FloatRange(0.5, 24 * 30), default=24.0, show_default=True, help="Simulated hours.")
 @click.option("--instances", type=click.IntRange(1, 2000), default=None, help="Fleet size (default: the scenario's).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same fleet, same day.")
@@ -68,7 +76,6 @@ def simulate_command(runtime: Runtime, names: tuple[str, ...], hours: float, ins
                      list_only: bool) -> None:
     """Judge your settings over simulated days before they meet a fleet.
 
-    \b
     Runs orch's own sweep (diagnose, history, plan, lease, journal, executor, alerts)
     against a simulated fleet in simulated time: minutes of wall time for days of fleet
     time. Reads --config and ORCH_* like every command; needs no AWS. Exit 1 if a
@@ -76,8 +83,9 @@ def simulate_command(runtime: Runtime, names: tuple[str, ...], hours: float, ins
     of a chronic leak, budgets kept...).
     """
     if list_only:
-        for s in SCENARIOS:
-            click.echo(f"{s.name:16} {s.summary} ({s.instances} instances). Expect: {s.expect}")
+        listed = [{"scenario": s.name, "instances": s.instances, "summary": s.summary, "expect": s.expect} for s in SCENARIOS]
+        runtime.emit(listed, lambda: runtime.console().print(fitted_table(None, LIST_COLUMNS, [
+            {**row, "instances": str(row["instances"])} for row in listed], runtime.console().width, wide=True)))
         return
     settings = runtime.settings
     chosen = SCENARIOS if "all" in names else tuple(BY_NAME[n] for n in dict.fromkeys(names))

@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 
 from orchestrator.cli.chart import MemoryChart, render_chart
-from orchestrator.cli.insight_cmds import boot_at, memory_now
+from orchestrator.cli.instance_view import boot_at, memory_now
 from orchestrator.cli.render import WIDE, by_name, fitted_table
 from orchestrator.cli.state_cmds import HISTORY_COLUMNS
 from orchestrator.model import ActionAttempt, ActionKind, InstanceHistory, Verdict, VerdictKind
