@@ -9,8 +9,9 @@ dropped instead, in this order until the rest fits:
 
 1. columns with nothing to say on any shown row (no action in flight, no ladder, no
    chronic or quarantined instance: all ``-``);
-2. then, least useful first: az, ladder, slope, flags, acting, the memory window
-   (sparkline), minutes to exhaustion ("full in"), ssh, memory now, and the name last.
+2. then, least useful first: az, ladder, slope, flags, acting,
+   ssh (the verdict says how it failed), the memory window (sparkline), minutes to
+   exhaustion ("full in"), memory now, and the name last.
 
 The instance id and the verdict are never dropped. The memory window takes what width
 is left over (8 to 30 characters). A name longer than 18 characters is shortened with
@@ -53,7 +54,7 @@ NAME_MAX = 18
 
 
 # The name leaves last of the optional columns: people know their boxes by name.
-DROP_ORDER = ("az", "ladder", "slope", "flags", "acting", "window", "full", "ssh", "memory", "name")
+DROP_ORDER = ("az", "ladder", "slope", "flags", "acting", "ssh", "window", "full", "memory", "name")
 NEVER_DROPPED = ("instance", "verdict")
 GAP = 1
 
