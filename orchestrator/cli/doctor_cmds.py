@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import ipaddress
 import sys
+import textwrap
 from datetime import datetime, timezone
+from typing import Any
 
 import click
 from rich.text import Text
 
 from orchestrator.aws import AWS_CALL_ERRORS, AwsError, describe_aws_error
 from orchestrator.cli.common import Exit, Runtime, common_options
-from orchestrator.cli.render import Column, fitted_table, grid
+from orchestrator.cli.render import Column, fitted_table
 from orchestrator.doctor import gather
 from orchestrator.doctor.checks import (
     CheckResult,
@@ -146,6 +148,28 @@ def _explicit_output() -> str | None:
     return given
 
 
+def statement_lines(statements: list[dict[str, Any]], width: int) -> list[str]:
+    """Each statement as a block people read: its resources (an ARN a line, never split),
+    its condition in words, and its actions wrapped at spaces. An ARN or an action is one
+    word: a terminal narrower than it wraps it, orch never cuts it."""
+    lines: list[str] = []
+    for statement in statements:
+        if lines:
+            lines.append("")
+        resources = [statement["Resource"]] if isinstance(statement["Resource"], str) else list(statement["Resource"])
+        lines.append(f"{statement['Sid']}:")
+        lines += [f"  on {arn}" for arn in resources]
+        for test, pairs in statement.get("Condition", {}).items():
+            for key, value in pairs.items():
+                values = value if isinstance(value, list) else [value]
+                lines += textwrap.wrap(f"  if {key} {test} {' or '.join(map(str, values))}", width=max(20, width),
+                                       subsequent_indent="     ", break_long_words=False, break_on_hyphens=False)
+        actions = [statement["Action"]] if isinstance(statement["Action"], str) else list(statement["Action"])
+        lines += textwrap.wrap("  ".join(actions), width=max(20, width), initial_indent="  ", subsequent_indent="  ",
+                               break_long_words=False, break_on_hyphens=False)
+    return lines
+
+
 @click.command("permissions")
 @click.argument("command_name", metavar="[COMMAND]", required=False, type=click.Choice(iam_policy.NAMES))
 @common_options
@@ -165,11 +189,9 @@ def permissions_command(runtime: Runtime, command_name: str | None) -> None:
         err.print(f"note: {note}", markup=False, highlight=False)
 
     def table() -> None:
-        rows = grid(f"IAM for orch {command_name or '(every command)'}")
-        for column in ("action", "resource", "condition"):
-            rows.add_column(column, overflow="fold", no_wrap=column == "action")
-        for row in made.rows():
-            rows.add_row(row["action"], row["resource"], row["condition"] or "-")
-        runtime.console().print(rows)
+        out = runtime.console()
+        out.print(f"[bold]IAM for orch {command_name or '(every command)'}[/]: a statement a block")
+        for line in statement_lines(made.document["Statement"], out.width):
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
 
     runtime.emit(made.document, table)

@@ -176,9 +176,12 @@ def _serve(spec: FleetSpec, state_dir: Path | None, env_file: Path | None) -> No
         cleanup.callback(log_requests(log_path))
         cleanup.enter_context(aws_env(sb.env()))
         staged = stage(sb, directory)
-        lines = [f"export {name}={shlex.quote(value)}" for name, value in exports(sb, staged).items()]
+        exported = exports(sb, staged)
+        lines = [f"export {name}={shlex.quote(value)}" for name, value in exported.items()]
         if env_file is not None:
-            _write_env_file(env_file, lines)
+            # After the sandbox stops, one word makes the shell forget its endpoint and fake keys.
+            forget = f"orch_sandbox_unset() {{ unset {' '.join(exported)}; unset -f orch_sandbox_unset; }}"
+            _write_env_file(env_file, [*lines, forget])
             cleanup.callback(env_file.unlink, missing_ok=True)
             click.echo(f"in another shell: source {shlex.quote(str(env_file))}", err=True)
         else:

@@ -174,7 +174,8 @@ def history_command(
              "reason": r.reason, "detail": "; ".join(x for x in (r.detail, r.evidence.get("console_summary") or "") if x) or "-"}
             for r in records
         ]
-        runtime.console().print(fitted_table(None, HISTORY_COLUMNS, rows, runtime.console().width))
+        # The reasons are why this command is read: wrapped whole, never cut (a row may take several lines).
+        runtime.console().print(fitted_table(None, HISTORY_COLUMNS, rows, runtime.console().width, wide=True))
 
     runtime.emit(records, table)
 
