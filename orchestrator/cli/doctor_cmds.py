@@ -86,7 +86,10 @@ def doctor_command(runtime: Runtime, source: str | None) -> None:
         found = InventoryFacts(runtime.selector_text(), region, len(instances))
     except AWS_CALL_ERRORS as exc:
         instances, found = [], InventoryFacts(runtime.selector_text(), region, error=describe_aws_error(exc, "ec2:DescribeInstances"))
-    running = [i for i in instances if i.state == "running"]
+    # An opted-out instance is never acted on: its SSH path and metrics are not orch's to check
+    # (a FAIL there would suggest healing what the tag keeps orch away from).
+    opted = sorted(i.instance_id for i in instances if settings.opt_out_tag in i.tags)
+    running = [i for i in instances if i.state == "running" and i.instance_id not in opted]
     network = (
         gather.network(clients.ec2, running, settings.probe, settings.probe.address == "public", source, probe_fleet)
         if running else NetworkFacts()
@@ -101,7 +104,9 @@ def doctor_command(runtime: Runtime, source: str | None) -> None:
     )
     rows = run_checks(facts, now, needed, "orch permissions")
     ok = passed(rows)
-    runtime.emit({"ok": ok, "checks": rows}, lambda: _doctor_table(runtime, rows, ok))
+    skipped = f"skipped {len(opted)} opted-out instance(s) (tag {settings.opt_out_tag}): orch never acts on them" if opted else ""
+    runtime.emit({"ok": ok, "checks": rows, "skipped_opted_out": opted},
+                 lambda: (_doctor_table(runtime, rows, ok), runtime.say(skipped) if skipped else None))
     sys.exit(int(Exit.OK if ok else Exit.UNHEALTHY))
 
 

@@ -138,6 +138,17 @@ def test_help_command_and_unknown_command(fleet_env):
     assert wrong.returncode == 2 and "no command 'nope'" in wrong.stderr
 
 
+def test_doctor_skips_opted_out_instances(fleet_env):
+    _, env = fleet_env
+    fleet = json.loads(orch(env, "scan", "-o", "json").stdout)["instances_detail"]
+    opted = [i["instance_id"] for i in fleet if i["opted_out"]]
+    assert opted and all(i["verdict"] == "unreachable" for i in fleet if i["opted_out"])  # a FAIL row were it checked
+    ran = orch(env, "doctor", "-o", "json")
+    document = json.loads(ran.stdout)
+    assert document["skipped_opted_out"] == opted
+    assert not [c for c in document["checks"] if any(i in c["subject"] for i in opted)], document["checks"]
+
+
 # Last in the module: it heals the shared fleet, and shows the checks above could fail.
 def test_yes_acts_and_tells(fleet_env):
     sb, env = fleet_env
