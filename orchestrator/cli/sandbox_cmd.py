@@ -74,8 +74,11 @@ def sandbox_command(display: Display, instances: int, hung: int, refusing: int, 
     wait: launch grace 0, debounce over 3 s, probe retries over 3 s, banner timeout 2 s,
     connect timeout 1 s.
     """
+    # The default port may be busy (another sandbox, a real sshd): then a free one, said; a port given is that port or an error.
+    default_port = click.get_current_context().get_parameter_source("port") is click.core.ParameterSource.DEFAULT
     spec = _spec(instances=instances, hung=hung, refusing=refusing, leaking=leaking, slow=slow, slow_delay=slow_delay,
-                 no_metrics=no_metrics, opt_out=opt_out, unmanaged=unmanaged, seed=seed, port=port, tagged=not untagged)
+                 no_metrics=no_metrics, opt_out=opt_out, unmanaged=unmanaged, seed=seed, port=port, tagged=not untagged,
+                 port_fallback=default_port)
     if untagged and not serve:
         raise OrchError("--untagged needs --serve: an untagged fleet is one to adopt by hand with orch init", Exit.USAGE)
     if serve:
@@ -90,6 +93,8 @@ def sandbox_command(display: Display, instances: int, hung: int, refusing: int, 
     def progress(message: str) -> None:
         if status is not None:
             status.update(message)
+        if message.startswith("port ") and " is taken " in message:  # the port note: said, not only shown in passing
+            err.print(f"note: {message}", markup=False, highlight=False)
 
     def on_sweep(title: str, report: SweepReport) -> None:
         if display.json:
@@ -173,6 +178,8 @@ def _serve(spec: FleetSpec, state_dir: Path | None, env_file: Path | None) -> No
             sb = cleanup.enter_context(Sandbox(spec))
         except OSError as exc:
             raise OrchError(f"sandbox could not start: {exc} (try another --port)", Exit.USAGE) from None
+        if sb.port_note:
+            click.echo(f"note: {sb.port_note}", err=True)
         cleanup.callback(log_requests(log_path))
         cleanup.enter_context(aws_env(sb.env()))
         staged = stage(sb, directory)

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import errno
 import random
-import socket
 import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, NamedTuple
@@ -43,8 +43,8 @@ from moto.moto_api._internal.models import moto_api_backend
 
 from orchestrator.box.console import boot_log, oom_log
 from orchestrator.box.model import Box, Fault, Sshd
-from orchestrator.sandbox import cloudwatch_fixes, ec2_fixes, hooks, ssm_fixes
-from orchestrator.sandbox.build import MANAGED_TAG, BuiltFleet, Launched, build_fleet
+from orchestrator.sandbox import cloudwatch_fixes, ec2_fixes, hooks, ports, ssm_fixes
+from orchestrator.sandbox.build import MANAGED_TAG, REPLACEMENT_HEADROOM, BuiltFleet, Launched, build_fleet, subnet_cidrs
 from orchestrator.sandbox.endpoints import EndpointFleet, Mode
 from orchestrator.sandbox.memory import MemoryShape, box_for
 from orchestrator.sandbox.moto_version import require_supported_moto
@@ -120,6 +120,7 @@ class Sandbox:
         self.spec = spec if spec is not None else FleetSpec(**fields)
         self.region = self.spec.region
         self.port = self.spec.port
+        self.port_note = ""  # said when the spec's port was busy and another was taken
         self.vpc_id = ""
         self.subnet_ids: tuple[str, ...] = ()
         self.hook_errors: list[tuple[str, BaseException]] = []
@@ -154,10 +155,9 @@ class Sandbox:
         self._installed = True
         try:
             moto_api_backend.reset()
+            self._choose_port()  # before moto and the build: a busy port is found in a millisecond
             ec2_fixes.install()  # before the build: tagging 10,000 instances needs it too
             self._server.start()
-            if self.port == 0:
-                self.port = _free_port()
             self._build()
             cloudwatch_fixes.install()
             ssm_fixes.install()
@@ -404,6 +404,22 @@ class Sandbox:
 
     # -- internals -------------------------------------------------------------------
 
+    def _choose_port(self) -> None:
+        """The spec's port, or a free one: when it is 0, or busy and the spec allows another."""
+        if self.port == 0:
+            self.port = ports.free_port()
+            return
+        spec = self.spec
+        per_subnet = (spec.standalone + 1) // 2 + spec.asg_members + spec.unmanaged + REPLACEMENT_HEADROOM
+        why = ports.taken(self.port, subnet_cidrs(spec.vpc_cidr, per_subnet))
+        if why is None:
+            return
+        if not spec.port_fallback:
+            raise OSError(errno.EADDRINUSE, f"the fake sshd's port {self.port} is taken ({why}): give another --port, or --port 0 for a free one")
+        chosen = ports.free_port()
+        self.port_note = f"port {self.port} is taken ({why}): the fake sshd listens on port {chosen} instead"
+        self.port = chosen
+
     def _build(self) -> None:
         spec = self.spec
         self._series_end = datetime.now(timezone.utc).replace(microsecond=0)  # 'now' for the shapes
@@ -578,10 +594,3 @@ def _dimensions(sim: SimInstance, agent_dimensions: bool) -> list[dict[str, str]
 
 def _hostname(private_ip: str) -> str:
     return "ip-" + private_ip.replace(".", "-")
-
-
-def _free_port() -> int:
-    """A TCP port no wildcard listener holds; endpoints bind it on their own addresses."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("0.0.0.0", 0))
-        return int(probe.getsockname()[1])
