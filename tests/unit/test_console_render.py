@@ -85,3 +85,13 @@ def test_explain_says_the_figure_it_judged_and_never_a_set_aside_one():
     blind = Verdict("i-1", VerdictKind.UNKNOWN, ("no memory data",))
     said = memory_now(blind, points[37], history)
     assert "now" not in said.split()[0] and "reboot at 11:40 UTC" in said and "97.0%" in said
+
+
+def test_the_cli_imports_no_boto3_until_a_session_is_made():
+    """`orch --help` and the pure commands never pay for boto3 (docs/performance.md has the figures)."""
+    import subprocess
+    import sys
+
+    ran = subprocess.run([sys.executable, "-c", "import orchestrator.cli, sys; print('boto3' in sys.modules, 'moto' in sys.modules)"],
+                         capture_output=True, text=True, timeout=60)
+    assert ran.stdout.split() == ["False", "False"], ran.stderr
