@@ -194,14 +194,15 @@ def fitted_table(title: str | None, columns: Sequence[Column], rows: Sequence[Ma
     return table
 
 
+BLOCK_SHORT = 24  # in a block, a cut column never longer than this rides on the first line
 WIDE_PROSE_MIN = 12  # below this a wrapped reason reads a word a line: each row becomes a block instead
 
 
 def _wide_table(title: str | None, columns: Sequence[Column], rows: Sequence[Mapping[str, Cell]], width: int,
                 notes: Sequence[str]) -> RenderableType:
     """Every column; ids and words whole, prose wrapped at spaces in what is left. When the
-    columns that are never cut leave too little for the prose, each row is a block of
-    ``heading: value`` lines instead (kubectl describe's shape), still every field whole."""
+    columns that are never cut leave too little for the prose, each row is a block instead
+    (``_blocks``: the short fields on a line, the prose under it), still every field whole."""
     natural = {c.key: max([cell_width(c.heading), *(cell_width(r.get(c.key, "")) for r in rows)]) for c in columns}
     prose = [c for c in columns if c.cut]
     fixed = sum(natural[c.key] for c in columns if not c.cut) + GAP * max(0, len(columns) - 1)
@@ -223,16 +224,21 @@ def _wide_table(title: str | None, columns: Sequence[Column], rows: Sequence[Map
 
 def _blocks(title: str | None, columns: Sequence[Column], rows: Sequence[Mapping[str, Cell]], width: int,
             notes: Sequence[str]) -> RenderableType:
-    label = max(cell_width(c.heading) for c in columns) + 1
+    """A row as `git log` shows a commit: the short fields on one line (ids, times, words
+    whole), then each prose field under it, indented and wrapped at words."""
+    # A cut column whose every value is short (a name) stays on the first line.
+    prose = [c for c in columns if c.cut and max((cell_width(r.get(c.key, "")) for r in rows), default=0) > BLOCK_SHORT]
+    short = [c for c in columns if c not in prose]
+    label = max((cell_width(c.heading) for c in prose), default=0) + 1
     parts: list[RenderableType] = [Text(title, style="bold")] if title else []
-    for n, row in enumerate(rows):
+    for row in rows:
+        head = Text("  ").join(Text.from_markup(v) if isinstance(v := row.get(c.key, "-"), str) else v for c in short)
+        parts.append(head)
         block = Table.grid(padding=(0, 1))
-        block.add_column(width=label, no_wrap=True, style="dim")
-        block.add_column(width=max(10, width - label - 1), overflow="fold")
-        for c in columns:
-            block.add_row(f"{c.heading}:", row.get(c.key, "-"))
-        if n:
-            parts.append(Text(""))
+        block.add_column(width=label + 2, no_wrap=True, style="dim")
+        block.add_column(width=max(10, width - label - 3), overflow="fold")
+        for c in prose:
+            block.add_row(f"  {c.heading}:", row.get(c.key, "-"))
         parts.append(block)
     parts.extend(Text(note) for note in notes)
     return Group(*parts)
