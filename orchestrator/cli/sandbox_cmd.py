@@ -60,12 +60,14 @@ def _spec(**fields: Any) -> FleetSpec:
 @click.option("--serve", is_flag=True, help="Keep the embedded AWS and fleet running for `orch scan` / `orch heal` by hand.")
 @click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path),
               help="With --serve: write the export lines here, for `source FILE` in another shell (removed on exit).")
+@click.option("--time-scale", type=click.FloatRange(0.1, 120), default=1.0, show_default=True,
+              help="With --serve: simulated minutes per wall-clock minute (10: a leak wedges ten times sooner).")
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where --serve keeps its state file and request log (default: a temporary directory, removed on exit).")
 @display_options
 def sandbox_command(display: Display, instances: int, hung: int, refusing: int, leaking: int, slow: int, slow_delay: float,
                     no_metrics: int, opt_out: int, unmanaged: int, seed: int, port: int, untagged: bool, serve: bool, env_file: Path | None,
-                    state_dir: Path | None) -> None:
+                    time_scale: float, state_dir: Path | None) -> None:
     """A simulated fleet on embedded AWS (moto on 127.0.0.1), healed by the real sweep.
 
     Without --serve: build the fleet, sweep until every broken instance is healed and a
@@ -82,8 +84,10 @@ def sandbox_command(display: Display, instances: int, hung: int, refusing: int, 
     if untagged and not serve:
         raise OrchError("--untagged needs --serve: an untagged fleet is one to adopt by hand with orch init", Exit.USAGE)
     if serve:
-        _serve(spec, state_dir, env_file)
+        _serve(spec, state_dir, env_file, time_scale)
         return
+    if time_scale != 1.0:
+        raise OrchError("--time-scale goes with --serve (the demo without --serve moves its own clock)", Exit.USAGE)
     if env_file is not None:
         raise OrchError("--env-file goes with --serve (the demo without --serve stops when it is done)", Exit.USAGE)
     err = display.console(stderr=True)
@@ -150,9 +154,10 @@ def _print_outcome(out: Console, result: DemoResult) -> None:
               f"{len(result.sweeps)} sweeps; opt-out and unmanaged instances {'untouched' if result.untouched_bystanders else '[red]TOUCHED[/]'}")
 
 
-def _serve(spec: FleetSpec, state_dir: Path | None, env_file: Path | None) -> None:
+def _serve(spec: FleetSpec, state_dir: Path | None, env_file: Path | None, time_scale: float = 1.0) -> None:
     from orchestrator.sandbox.demo import aws_env, exports, stage
     from orchestrator.sandbox.fleet import Sandbox
+    from orchestrator.sandbox.living import Driver
     from orchestrator.sandbox.server import log_requests
 
     # A flag and signal.pause, not a threading.Event: Event.set from a signal handler
@@ -193,7 +198,12 @@ def _serve(spec: FleetSpec, state_dir: Path | None, env_file: Path | None) -> No
             click.echo(f"in another shell: source {shlex.quote(str(env_file))}", err=True)
         else:
             click.echo("\n".join(lines))
-        click.echo(f"AWS requests are logged to {log_path}; stop with Ctrl-C", err=True)
+        # The fleet lives: every minute its agents publish, leaks climb and wedge (orchestrator.sandbox.living).
+        driver = Driver(sb, time_scale, on_error=lambda exc: click.echo(f"warning: the sandbox's clock tick failed: {exc}", err=True))
+        driver.start()
+        cleanup.callback(driver.stop.set)
+        pace = "" if time_scale == 1.0 else f", {time_scale:g} simulated minutes a minute"
+        click.echo(f"AWS requests are logged to {log_path}; the fleet lives on the wall clock{pace}; stop with Ctrl-C", err=True)
         click.echo("ready")
         sys.stdout.flush()
         while not stopping:

@@ -32,7 +32,7 @@ import errno
 import random
 import threading
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, NamedTuple
+from typing import Any, Callable, Iterable, NamedTuple
 
 import boto3
 from botocore.config import Config
@@ -136,7 +136,10 @@ class Sandbox:
         self._impaired: dict[str, datetime] = {}
         self._events: list[SandboxEvent] = []
         self._offset = timedelta(0)
-        self._series_end = datetime.now(timezone.utc)
+        self.wall: Callable[[], datetime] = lambda: datetime.now(timezone.utc)  # tests inject a clock here
+        self._scale = 1.0  # living mode: simulated minutes per wall-clock minute (orchestrator.sandbox.living)
+        self._epoch: datetime | None = None  # wall time when the scale took effect
+        self._series_end = self.wall()
         self._installed = False
         self._ready = False
 
@@ -245,8 +248,35 @@ class Sandbox:
         return {e.instance_id for e in self.events if e.what in wanted}
 
     def now(self) -> datetime:
-        """Simulated now: wall clock plus every ``advance``. Give it to the sweep."""
-        return datetime.now(timezone.utc) + self._offset
+        """Simulated now: wall clock (sped up by the time scale) plus every ``advance``. Give it to the sweep."""
+        wall = self.wall()
+        if self._epoch is not None and self._scale != 1.0:
+            wall = self._epoch + (wall - self._epoch) * self._scale
+        return wall + self._offset
+
+    def set_time_scale(self, scale: float) -> None:
+        """From now on ``scale`` simulated minutes pass per wall-clock minute: boxes leak and wedge
+        that much faster, and each simulated minute's point is stamped at the wall time it happens
+        (sweeps in other processes read CloudWatch on their own clocks)."""
+        if scale <= 0:
+            raise ValueError("the time scale must be positive")
+        with self._lock:
+            now = self.now()
+            self._epoch, self._scale = self.wall(), scale
+            self._offset = now - self._epoch  # simulated time carries on from where it is
+
+    def _stamp(self, at: datetime) -> datetime:
+        """A simulated moment as the wall time it happens at (the identity at scale 1)."""
+        if self._epoch is None or self._scale == 1.0:
+            return at
+        return self._epoch + (at - self._offset - self._epoch) / self._scale
+
+    def publish_due(self) -> list[SandboxEvent]:
+        """Living mode: every simulated minute up to now happens (agents publish, leaks climb and
+        wedge); simulated time itself is not moved. Returns the HUNG events this caused."""
+        with self._lock:
+            minutes = int((self.now() - self._series_end).total_seconds() // 60)
+        return self._happen(minutes) if minutes >= 1 else []
 
     @property
     def series_end(self) -> datetime:
@@ -273,6 +303,13 @@ class Sandbox:
         """
         if minutes < 1:
             raise ValueError("minutes must be >= 1")
+        with self._lock:
+            self._offset += timedelta(minutes=minutes)
+        return self._happen(minutes)
+
+    def _happen(self, minutes: int) -> list[SandboxEvent]:
+        """``minutes`` simulated minutes after the last point: every running agent reports each
+        minute, leaks climb, and a leak that reaches ~98 % hangs its sshd."""
         points: list[tuple[SimInstance, datetime, float]] = []
         caused: list[SandboxEvent] = []
         with self._lock:
@@ -292,7 +329,6 @@ class Sandbox:
                     if box.wedged(at) and not box.wedged(at - timedelta(minutes=1)):
                         caused.append(self._exhaust(sim, at))
             self._series_end = start + timedelta(minutes=minutes)
-            self._offset += timedelta(minutes=minutes)
         self._put_points(points)
         return caused
 
@@ -422,7 +458,7 @@ class Sandbox:
 
     def _build(self) -> None:
         spec = self.spec
-        self._series_end = datetime.now(timezone.utc).replace(microsecond=0)  # 'now' for the shapes
+        self._series_end = self.wall().replace(microsecond=0)  # 'now' for the shapes
         roles = assign_roles(spec)
         built = build_fleet(
             self.client("ec2", validate=False),
@@ -515,7 +551,7 @@ class Sandbox:
         return {
             "MetricName": self.spec.metric,
             "Dimensions": _dimensions(sim, self.spec.agent_dimensions),
-            "Timestamp": at,
+            "Timestamp": self._stamp(at),
             "Value": value,
             "Unit": "Percent",
         }
@@ -549,7 +585,9 @@ class Sandbox:
             # Straight into moto's backend: we are inside a moto request thread here.
             # moto keeps request timestamps as naive UTC; an aware one would not compare.
             backend = cloudwatch_backends[self.account_id][self.region]
-            backend.put_metric_data(self.spec.namespace, [self._datum(sim, at.replace(tzinfo=None), level)])
+            datum = self._datum(sim, at, level)
+            datum["Timestamp"] = datum["Timestamp"].replace(tzinfo=None)
+            backend.put_metric_data(self.spec.namespace, [datum])
             self._level[instance_id] = level
 
     def _exhaust(self, sim: SimInstance, at: datetime) -> SandboxEvent:
