@@ -31,7 +31,7 @@ import enum
 import errno
 import random
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, NamedTuple
 
 import boto3
@@ -43,15 +43,15 @@ from moto.moto_api._internal.models import moto_api_backend
 
 from orchestrator.box.console import boot_log, oom_log
 from orchestrator.box.model import Box, Fault, Sshd
-from orchestrator.sandbox import cloudwatch_fixes, ec2_fixes, hooks, ports, ssm_fixes
+from orchestrator.sandbox import agents, cloudwatch_fixes, ec2_fixes, hooks, ports, ssm_fixes
 from orchestrator.sandbox.build import MANAGED_TAG, REPLACEMENT_HEADROOM, BuiltFleet, Launched, build_fleet, subnet_cidrs
+from orchestrator.sandbox.clock import SandboxClock
 from orchestrator.sandbox.endpoints import EndpointFleet, Mode
 from orchestrator.sandbox.memory import MemoryShape, box_for
 from orchestrator.sandbox.moto_version import require_supported_moto
 from orchestrator.sandbox.server import MotoServer, sandbox_env
 from orchestrator.sandbox.spec import FleetSpec, Role, assign_roles, opt_out_indices
 
-PUT_BATCH = 1000  # PutMetricData accepts up to 1000 datums per call
 _CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=300)
 # The sandbox's own clients skip botocore's parameter validation: building a large
 # fleet sends 60 datapoints per instance, and validating them cost more than sending.
@@ -135,11 +135,8 @@ class Sandbox:
         self._console_rng: dict[str, random.Random] = {}
         self._impaired: dict[str, datetime] = {}
         self._events: list[SandboxEvent] = []
-        self._offset = timedelta(0)
-        self.wall: Callable[[], datetime] = lambda: datetime.now(timezone.utc)  # tests inject a clock here
-        self._scale = 1.0  # living mode: simulated minutes per wall-clock minute (orchestrator.sandbox.living)
-        self._epoch: datetime | None = None  # wall time when the scale took effect
-        self._series_end = self.wall()
+        self.clock = SandboxClock()  # tests inject the wall clock: sb.wall = ...
+        self._series_end = self.clock.wall()
         self._installed = False
         self._ready = False
 
@@ -249,27 +246,20 @@ class Sandbox:
 
     def now(self) -> datetime:
         """Simulated now: wall clock (sped up by the time scale) plus every ``advance``. Give it to the sweep."""
-        wall = self.wall()
-        if self._epoch is not None and self._scale != 1.0:
-            wall = self._epoch + (wall - self._epoch) * self._scale
-        return wall + self._offset
+        return self.clock.now()
+
+    @property
+    def wall(self) -> Callable[[], datetime]:
+        return self.clock.wall
+
+    @wall.setter
+    def wall(self, clock: Callable[[], datetime]) -> None:
+        self.clock.wall = clock
 
     def set_time_scale(self, scale: float) -> None:
-        """From now on ``scale`` simulated minutes pass per wall-clock minute: boxes leak and wedge
-        that much faster, and each simulated minute's point is stamped at the wall time it happens
-        (sweeps in other processes read CloudWatch on their own clocks)."""
-        if scale <= 0:
-            raise ValueError("the time scale must be positive")
+        """From now on ``scale`` simulated minutes pass per wall-clock minute (orchestrator.sandbox.clock)."""
         with self._lock:
-            now = self.now()
-            self._epoch, self._scale = self.wall(), scale
-            self._offset = now - self._epoch  # simulated time carries on from where it is
-
-    def _stamp(self, at: datetime) -> datetime:
-        """A simulated moment as the wall time it happens at (the identity at scale 1)."""
-        if self._epoch is None or self._scale == 1.0:
-            return at
-        return self._epoch + (at - self._offset - self._epoch) / self._scale
+            self.clock.set_scale(scale)
 
     def publish_due(self) -> list[SandboxEvent]:
         """Living mode: every simulated minute up to now happens (agents publish, leaks climb and
@@ -289,7 +279,7 @@ class Sandbox:
         """The dimension set this instance's agent publishes under, sorted by name."""
         with self._lock:
             sim = self._sims[instance_id]
-        return _dimensions(sim, self.spec.agent_dimensions)
+        return agents.dimensions(sim, self.spec.agent_dimensions)
 
     def console_text(self, instance_id: str) -> str:
         with self._lock:
@@ -304,7 +294,7 @@ class Sandbox:
         if minutes < 1:
             raise ValueError("minutes must be >= 1")
         with self._lock:
-            self._offset += timedelta(minutes=minutes)
+            self.clock.offset += timedelta(minutes=minutes)
         return self._happen(minutes)
 
     def _happen(self, minutes: int) -> list[SandboxEvent]:
@@ -458,7 +448,7 @@ class Sandbox:
 
     def _build(self) -> None:
         spec = self.spec
-        self._series_end = self.wall().replace(microsecond=0)  # 'now' for the shapes
+        self._series_end = self.clock.wall().replace(microsecond=0)  # 'now' for the shapes
         roles = assign_roles(spec)
         built = build_fleet(
             self.client("ec2", validate=False),
@@ -541,20 +531,11 @@ class Sandbox:
         return f"orch-sandbox/box/{self.spec.seed}/{key}"
 
     def _put_points(self, points: list[tuple[SimInstance, datetime, float]]) -> None:
-        """PutMetricData in batches, like many agents reporting at once."""
-        cloudwatch = self.client("cloudwatch", validate=False)
-        datums = [self._datum(sim, at, value) for sim, at, value in points]
-        for start in range(0, len(datums), PUT_BATCH):
-            cloudwatch.put_metric_data(Namespace=self.spec.namespace, MetricData=datums[start : start + PUT_BATCH])
+        agents.put_batches(self.client("cloudwatch", validate=False), self.spec.namespace,
+                           [self._datum(sim, at, value) for sim, at, value in points])
 
     def _datum(self, sim: SimInstance, at: datetime, value: float) -> dict[str, Any]:
-        return {
-            "MetricName": self.spec.metric,
-            "Dimensions": _dimensions(sim, self.spec.agent_dimensions),
-            "Timestamp": self._stamp(at),
-            "Value": value,
-            "Unit": "Percent",
-        }
+        return agents.datum(self.spec.metric, sim, self.spec.agent_dimensions, self.clock.stamp(at), value)
 
     def _boot(self, instance_id: str, *, restart: bool) -> None:
         """A reboot (or a start after a stop): the box model opens a new cycle, whose
@@ -617,17 +598,6 @@ class Sandbox:
 
 
 _ENDPOINT_MODE = {Sshd.OK: Mode.HEALTHY, Sshd.SLOW: Mode.SLOW, Sshd.HUNG: Mode.HUNG, Sshd.REFUSED: Mode.REFUSING}
-
-
-def _dimensions(sim: SimInstance, agent_dimensions: bool) -> list[dict[str, str]]:
-    dims = {"InstanceId": sim.instance_id}
-    if agent_dimensions:
-        dims["ImageId"] = sim.image_id
-        dims["InstanceType"] = sim.instance_type
-        if sim.asg_name:
-            dims["AutoScalingGroupName"] = sim.asg_name
-    # Sorted by name: CloudWatch treats them as a set, moto (unpatched) by order.
-    return [{"Name": k, "Value": v} for k, v in sorted(dims.items())]
 
 
 def _hostname(private_ip: str) -> str:
