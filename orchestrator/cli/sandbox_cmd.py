@@ -60,6 +60,8 @@ def _spec(**fields: Any) -> FleetSpec:
 @click.option("--serve", is_flag=True, help="Keep the embedded AWS and fleet running for `orch scan` / `orch heal` by hand.")
 @click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path),
               help="With --serve: write the export lines here, for `source FILE` in another shell (removed on exit).")
+@click.option("--scenario", metavar="NAME",
+              help="With --serve: one of orch simulate's fleets (orch simulate --list), live on the wall clock.")
 @click.option("--time-scale", type=click.FloatRange(0.1, 120), default=1.0, show_default=True,
               help="With --serve: simulated minutes per wall-clock minute (10: a leak wedges ten times sooner).")
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
@@ -67,7 +69,7 @@ def _spec(**fields: Any) -> FleetSpec:
 @display_options
 def sandbox_command(display: Display, instances: int, hung: int, refusing: int, leaking: int, slow: int, slow_delay: float,
                     no_metrics: int, opt_out: int, unmanaged: int, seed: int, port: int, untagged: bool, serve: bool, env_file: Path | None,
-                    time_scale: float, state_dir: Path | None) -> None:
+                    scenario: str | None, time_scale: float, state_dir: Path | None) -> None:
     """A simulated fleet on embedded AWS (moto on 127.0.0.1), healed by the real sweep.
 
     Without --serve: build the fleet, sweep until every broken instance is healed and a
@@ -83,8 +85,15 @@ def sandbox_command(display: Display, instances: int, hung: int, refusing: int, 
                  port_fallback=default_port)
     if untagged and not serve:
         raise OrchError("--untagged needs --serve: an untagged fleet is one to adopt by hand with orch init", Exit.USAGE)
+    boxes = _scenario_boxes(scenario, seed) if scenario else []
+    if scenario and not serve:
+        raise OrchError("--scenario goes with --serve: the scenario lives on the wall clock (orch simulate runs it in simulated time)",
+                        Exit.USAGE)
+    if boxes:  # the scenario's fleet, box for box, and nothing else
+        spec = spec.model_copy(update={"instances": len(boxes), "hung": 0, "refusing": 0, "leaking": 0, "slow": 0, "no_metrics": 0,
+                                       "opt_out": 0, "unmanaged": 0})
     if serve:
-        _serve(spec, state_dir, env_file, time_scale)
+        _serve(spec, state_dir, env_file, time_scale, boxes)
         return
     if time_scale != 1.0:
         raise OrchError("--time-scale goes with --serve (the demo without --serve moves its own clock)", Exit.USAGE)
@@ -154,7 +163,18 @@ def _print_outcome(out: Console, result: DemoResult) -> None:
               f"{len(result.sweeps)} sweeps; opt-out and unmanaged instances {'untouched' if result.untouched_bystanders else '[red]TOUCHED[/]'}")
 
 
-def _serve(spec: FleetSpec, state_dir: Path | None, env_file: Path | None, time_scale: float = 1.0) -> None:
+def _scenario_boxes(name: str, seed: int) -> list[Any]:
+    from datetime import datetime, timezone
+
+    from orchestrator.sandbox.scenario import ScenarioError, scenario_boxes
+
+    try:
+        return scenario_boxes(name, datetime.now(timezone.utc), seed)
+    except ScenarioError as exc:
+        raise OrchError(str(exc), Exit.USAGE) from None
+
+
+def _serve(spec: FleetSpec, state_dir: Path | None, env_file: Path | None, time_scale: float = 1.0, boxes: list[Any] | None = None) -> None:
     from orchestrator.sandbox.demo import aws_env, exports, stage
     from orchestrator.sandbox.fleet import Sandbox
     from orchestrator.sandbox.living import Driver
@@ -179,8 +199,10 @@ def _serve(spec: FleetSpec, state_dir: Path | None, env_file: Path | None, time_
             except OSError as exc:
                 raise OrchError(f"cannot use --state-dir {directory}: {exc.strerror or exc}", Exit.USAGE) from None
         log_path = directory / "requests.log"
+        made = Sandbox(spec)
+        made.boxes = dict(enumerate(boxes or []))  # a scenario's boxes, by managed index
         try:
-            sb = cleanup.enter_context(Sandbox(spec))
+            sb = cleanup.enter_context(made)
         except OSError as exc:
             raise OrchError(f"sandbox could not start: {exc} (try another --port)", Exit.USAGE) from None
         if sb.port_note:

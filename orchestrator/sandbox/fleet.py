@@ -136,6 +136,9 @@ class Sandbox:
         self._impaired: dict[str, datetime] = {}
         self._events: list[SandboxEvent] = []
         self.clock = SandboxClock()  # tests inject the wall clock: sb.wall = ...
+        # Managed index -> box, from a scenario of `orch simulate` (orchestrator.sandbox.scenario);
+        # their sshd then follows the model minute by minute, faults and flaps included.
+        self.boxes: dict[int, Box] = {}
         self._series_end = self.clock.wall()
         self._installed = False
         self._ready = False
@@ -318,6 +321,8 @@ class Sandbox:
                         self._level[sim.instance_id] = value
                     if box.wedged(at) and not box.wedged(at - timedelta(minutes=1)):
                         caused.append(self._exhaust(sim, at))
+                    elif self.boxes and sim.index in self.boxes:
+                        self._follow(sim, box, at)
             self._series_end = start + timedelta(minutes=minutes)
         self._put_points(points)
         return caused
@@ -479,6 +484,10 @@ class Sandbox:
     def _add_sim(
         self, launched: Launched, mode: Mode, shape: MemoryShape, reports: bool, key: str, index: int | None
     ) -> None:
+        given = self.boxes.get(index) if launched.managed and index is not None else None
+        if given is not None:  # a scenario's box (orchestrator.sandbox.scenario): its sshd and agent are the model's
+            mode, reports = _ENDPOINT_MODE[given.sshd(self._series_end)], given.behaviour.agent
+            shape = MemoryShape.LEAKING if given.current.rate > 0 else MemoryShape.FLAT
         sim = SimInstance(
             instance_id=launched.instance_id,
             name=launched.name,
@@ -500,7 +509,10 @@ class Sandbox:
         fault = {Mode.REFUSING: Fault.REFUSED, Mode.SLOW: Fault.SLOW}.get(mode)
         if mode is Mode.HUNG and shape is not MemoryShape.EXHAUSTED:
             fault = Fault.HUNG  # hung with memory normal: nothing on the host says why
-        self._boxes[sim.instance_id] = box_for(shape, self._rng("memory", key), self._series_end, self._box_seed(key), fault)
+        if given is not None:
+            self._boxes[sim.instance_id] = given
+        else:
+            self._boxes[sim.instance_id] = box_for(shape, self._rng("memory", key), self._series_end, self._box_seed(key), fault)
         rng = self._rng("console", key)
         self._console_rng[sim.instance_id] = rng
         text = boot_log(rng, _hostname(sim.private_ip))
@@ -570,6 +582,14 @@ class Sandbox:
             datum["Timestamp"] = datum["Timestamp"].replace(tzinfo=None)
             backend.put_metric_data(self.spec.namespace, [datum])
             self._level[instance_id] = level
+
+    def _follow(self, sim: SimInstance, box: Box, at: datetime) -> None:
+        """A scenario's box: the endpoint shows what the model says sshd does now (a fault striking, a flap)."""
+        mode = _ENDPOINT_MODE[box.sshd(at)]
+        endpoints = self._require_endpoints()
+        if endpoints.mode(sim.instance_id) is not mode:
+            endpoints.set_mode(sim.instance_id, mode)
+            self._update(sim.instance_id, mode=mode)
 
     def _exhaust(self, sim: SimInstance, at: datetime) -> SandboxEvent:
         """A leak won: sshd can no longer fork; the kernel says so on the console."""

@@ -114,3 +114,40 @@ def test_time_scale_runs_the_story_faster_stamped_on_the_wall_clock(living):
     )["MetricDataResults"][0]["Timestamps"]
     assert points and max(points) <= wall.at + timedelta(seconds=1)  # never stamped in the wall clock's future
     assert driver.interval <= 3.0  # a simulated minute is 6 s of wall time: ticks come often enough
+
+
+def test_a_simulate_scenario_runs_live_through_the_same_box_model(tmp_path):
+    """`--scenario chronic-leak`: the simulator's boxes, slot by slot, on the sandbox's clock."""
+    from orchestrator.sandbox.scenario import scenario_boxes
+
+    wall = Wall()
+    boxes = scenario_boxes("chronic-leak", wall.at.replace(microsecond=0), seed=0)
+    sb = Sandbox(FleetSpec(instances=len(boxes), hung=0, refusing=0, leaking=0, opt_out=0, unmanaged=0, seed=0, port=0))
+    sb.wall = wall
+    sb.boxes = dict(enumerate(boxes))
+    with sb, aws_env(sb.env()):
+        staged = stage(sb, tmp_path)
+        store = SqliteStore(staged.state_path)
+        try:
+            settings = sandbox_settings(sb, staged)
+            by_index = {s.index: s for s in sb.instances}
+            assert all(sb._boxes[by_index[i].instance_id] is box for i, box in enumerate(boxes))  # noqa: SLF001 - the same boxes
+            driver = Driver(sb)
+            live(driver, wall, 45)  # 30-40 minutes from boot to the wedge, boxes out of step: some have wedged
+            kinds = {v.instance_id: v.kind for v in run(sb, store, settings, SweepMode.SCAN).verdicts}
+            wedged = [i for i, box in enumerate(boxes) if box.wedged(sb.now())]
+            assert wedged and VerdictKind.METRICS_STALE not in kinds.values()
+            assert all(kinds[by_index[i].instance_id] is VerdictKind.UNREACHABLE for i in wedged), kinds
+        finally:
+            store.close()
+
+
+def test_a_scenario_the_sandbox_cannot_fake_is_refused_with_the_simulator_named():
+    from click.testing import CliRunner
+
+    from orchestrator.cli import cli
+
+    ran = CliRunner().invoke(cli, ["sandbox", "--serve", "--scenario", "dark-az"])
+    assert ran.exit_code == 2 and "orch simulate --scenario dark-az" in ran.stderr
+    ran = CliRunner().invoke(cli, ["sandbox", "--scenario", "chronic-leak"])
+    assert ran.exit_code == 2 and "--scenario goes with --serve" in ran.stderr
