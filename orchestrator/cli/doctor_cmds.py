@@ -104,7 +104,9 @@ def doctor_command(runtime: Runtime, source: str | None) -> None:
     )
     rows = run_checks(facts, now, needed, "orch permissions")
     ok = passed(rows)
-    skipped = f"skipped {len(opted)} opted-out instance(s) (tag {settings.opt_out_tag}): orch never acts on them" if opted else ""
+    names = {i.instance_id: i.name for i in instances}
+    listed = ", ".join(f"{i} ({names[i]})" if names.get(i) else i for i in opted[:5]) + (f" and {len(opted) - 5} more" if len(opted) > 5 else "")
+    skipped = f"skipped {len(opted)} opted-out instance(s) (tag {settings.opt_out_tag}: orch never acts on them): {listed}" if opted else ""
     runtime.emit({"ok": ok, "checks": rows, "skipped_opted_out": opted},
                  lambda: (_doctor_table(runtime, rows, ok), runtime.say(skipped) if skipped else None))
     sys.exit(int(Exit.OK if ok else Exit.UNHEALTHY))
