@@ -27,12 +27,11 @@ Those read times need ``ec2_fixes`` and ``cloudwatch_fixes`` (263 s and hours wi
 from __future__ import annotations
 
 import dataclasses
-import enum
 import errno
 import random
 import threading
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable, NamedTuple
+from typing import Any, Callable, Iterable
 
 import boto3
 from botocore.config import Config
@@ -47,6 +46,7 @@ from orchestrator.sandbox import agents, cloudwatch_fixes, ec2_fixes, hooks, por
 from orchestrator.sandbox.build import MANAGED_TAG, REPLACEMENT_HEADROOM, BuiltFleet, Launched, build_fleet, subnet_cidrs
 from orchestrator.sandbox.clock import SandboxClock
 from orchestrator.sandbox.endpoints import EndpointFleet, Mode
+from orchestrator.sandbox.events import ACTIONS, EventKind, SandboxEvent, SimInstance
 from orchestrator.sandbox.memory import MemoryShape, box_for
 from orchestrator.sandbox.moto_version import require_supported_moto
 from orchestrator.sandbox.server import MotoServer, sandbox_env
@@ -56,57 +56,6 @@ _CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect
 # The sandbox's own clients skip botocore's parameter validation: building a large
 # fleet sends 60 datapoints per instance, and validating them cost more than sending.
 _BULK_CONFIG = _CLIENT_CONFIG.merge(Config(parameter_validation=False))
-
-
-class EventKind(str, enum.Enum):
-    REBOOT = "reboot"
-    STOP = "stop"
-    START = "start"
-    TERMINATE = "terminate"
-    SET_UNHEALTHY = "set-unhealthy"  # SetInstanceHealth Unhealthy on an ASG member
-    LAUNCH = "launch"  # a replacement launched by the ASG
-    HUNG = "hung"  # a leak reached exhaustion during advance(): sshd stopped answering
-    IMPAIR = "impair"
-    UNIMPAIR = "unimpair"
-
-
-#: Events that only a caller's mutating AWS call can cause.
-ACTIONS = frozenset({EventKind.REBOOT, EventKind.STOP, EventKind.START, EventKind.TERMINATE, EventKind.SET_UNHEALTHY})
-
-
-class SandboxEvent(NamedTuple):
-    """Something that happened to an instance; ``what`` compares equal to its string."""
-
-    at: datetime
-    instance_id: str
-    what: EventKind
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class SimInstance:
-    """One simulated instance as a prober, CloudWatch and EC2 would see it right now."""
-
-    instance_id: str
-    name: str
-    private_ip: str
-    availability_zone: str
-    subnet_id: str
-    image_id: str
-    instance_type: str
-    mode: Mode
-    state: str  # running, stopped, terminated
-    managed: bool
-    opt_out: bool
-    leaking: bool
-    reports_metrics: bool
-    asg_name: str | None = None
-    index: int | None = None  # managed: 0-based, name crawler-(index+1); unmanaged: None
-    memory_percent: float | None = None
-    impaired: bool = False
-
-    @property
-    def asg_member(self) -> bool:
-        return self.asg_name is not None
 
 
 class Sandbox:
