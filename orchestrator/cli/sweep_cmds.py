@@ -40,12 +40,13 @@ Exit codes:
      pause or a rule that needs a human, or an action failed or was
      skipped, or a webhook target did not take the news (SNS and
      the records are kept); or the selector or region matched no
-     instance
-  2  bad usage or configuration
+     instance; or you said no at the prompt (then a dry run)
+  2  bad usage or configuration, or acting off a terminal without --yes
   3  an AWS call failed or the endpoint did not answer (nothing acted
      on after it)
   4  another sweep holds the lease
-  5  the state store cannot be read or written (nothing acted on)"""
+  5  the state store cannot be read or written (nothing acted on)
+  130  interrupted (Ctrl-C): nothing more is done"""
 
 
 def heal_exit(report: SweepReport) -> Exit:
