@@ -130,6 +130,20 @@ def test_probe_takes_names_and_ids_and_the_sandbox_port(fleet_env):
     assert unknown.returncode == 2 and "not among the instances selected" in unknown.stderr
 
 
+def test_ctrl_c_anywhere_exits_130_without_a_word(tmp_path):
+    """Not only at a prompt: a long command interrupted says nothing and exits 130 (not 1, orch's "unhealthy")."""
+    env = {"PATH": "/usr/bin:/bin", "TERM": "xterm-256color", "HOME": str(tmp_path)}
+    child = pexpect.spawn("bash", ["-c", f"{ORCH} simulate --scenario all --hours 240"], env=env, dimensions=(24, 80),
+                          encoding="utf-8", timeout=120, use_poll=True)
+    child.expect("sweeps")  # the progress line: it is under way
+    child.sendintr()
+    child.expect(pexpect.EOF)
+    child.close()
+    said = ANSI.sub("", child.before or "")
+    assert child.exitstatus == 130, said
+    assert "Aborted" not in said and "Traceback" not in said and "KeyboardInterrupt" not in said
+
+
 def test_help_command_and_unknown_command(fleet_env):
     _, env = fleet_env
     assert orch(env, "help").stdout == orch(env, "--help").stdout
