@@ -19,10 +19,20 @@ class OrchGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (KeyboardInterrupt, click.Abort):
-            if sys.stderr.isatty():
-                click.echo("", err=True)
-            raise click.exceptions.Exit(INTERRUPTED) from None
+        except KeyboardInterrupt:
+            raise self._interrupted() from None
+        except click.Abort as exc:
+            # click turns Ctrl-C (and EOF) at a prompt into Abort; an Abort of its own (a "no"
+            # to confirm(abort=True)) is a refusal, which keeps click's meaning and exit 1.
+            if isinstance(exc.__context__, (KeyboardInterrupt, EOFError)):
+                raise self._interrupted() from None
+            raise
+
+    @staticmethod
+    def _interrupted() -> click.exceptions.Exit:
+        if sys.stderr.isatty():
+            click.echo("", err=True)
+        return click.exceptions.Exit(INTERRUPTED)
 
 
 @click.command("help", context_settings={"ignore_unknown_options": True})
