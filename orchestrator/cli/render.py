@@ -187,7 +187,7 @@ def fitted_table(title: str | None, columns: Sequence[Column], rows: Sequence[Ma
     if fit.dropped or cut:
         said = [f"left out to fit {width} columns: {', '.join(c.heading for c in fit.dropped)}"] if fit.dropped else []
         said += [f"{ELLIPSIS}: text cut to fit" + ("" if fit.dropped else f" {width} columns")] if cut else []
-        caption.append("; ".join(said) + " (-o wide wraps it whole)")
+        caption.append("; ".join(said) + " (-o wide shows it all)")
     if caption:
         table.caption = "\n".join(caption)
         table.caption_justify = "left"
@@ -362,7 +362,8 @@ def plan_tables(plan: Plan, outcome_list: Iterable[ActionOutcome] = (), width: i
             cell = "-" if outcome is None else f"[{OUTCOME_STYLE[outcome.status]}]{outcome.status.value}[/] {escape(outcome.detail)}"
             rows.append({"instance": action.instance_id, "name": named.get(action.instance_id) or "-", "action": action.kind.value,
                          "reason": escape(action.reason), "outcome": cell})
-        tables.append(fitted_table("actions", ACTION_COLUMNS, rows, width, wide=wide))
+        columns = ACTION_COLUMNS if outcomes else tuple(c for c in ACTION_COLUMNS if c.key != "outcome")  # asked before acting: none yet
+        tables.append(fitted_table("actions", columns, rows, width, wide=wide))
     if plan.blocked:
         rows = [{"instance": b.instance_id, "name": named.get(b.instance_id) or "-", "action": b.kind.value, "why": f"[yellow]{escape(b.why)}[/]"}
                 for b in sorted(plan.blocked, key=lambda b: by_name(named.get(b.instance_id), b.instance_id))]
