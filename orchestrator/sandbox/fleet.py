@@ -22,6 +22,10 @@ calls for the hour of history; ``metric_minutes`` shortens that), hold ~9,960 fd
 then a DescribeInstances inventory takes ~32 s, DescribeInstanceStatus ~3 s,
 ListMetrics + GetMetricData for all ~25 s, ``advance(1)`` <1 s, ``stop`` ~1.5 s.
 Those read times need ``ec2_fixes`` and ``cloudwatch_fixes`` (263 s and hours without).
+
+By job: the clock (``clock``), the agents' publishing (``agents``), the effects of actions
+(``effects``), the records callers read (``events``), the port check (``ports``), living on
+the wall clock (``living``) and `orch simulate`'s scenarios live (``scenario``).
 """
 
 from __future__ import annotations
@@ -35,16 +39,15 @@ from typing import Any, Callable, Iterable
 
 import boto3
 from botocore.config import Config
-from moto.cloudwatch.models import cloudwatch_backends
 from moto.core import DEFAULT_ACCOUNT_ID
-from moto.ec2.models.instances import Instance as MotoInstance
 from moto.moto_api._internal.models import moto_api_backend
 
 from orchestrator.box.console import boot_log, oom_log
-from orchestrator.box.model import Box, Fault, Sshd
+from orchestrator.box.model import Box, Fault
 from orchestrator.sandbox import agents, cloudwatch_fixes, ec2_fixes, hooks, ports, ssm_fixes
-from orchestrator.sandbox.build import MANAGED_TAG, REPLACEMENT_HEADROOM, BuiltFleet, Launched, build_fleet, subnet_cidrs
+from orchestrator.sandbox.build import REPLACEMENT_HEADROOM, BuiltFleet, Launched, build_fleet, subnet_cidrs
 from orchestrator.sandbox.clock import SandboxClock
+from orchestrator.sandbox.effects import ENDPOINT_MODE, Effects, hostname
 from orchestrator.sandbox.endpoints import EndpointFleet, Mode
 from orchestrator.sandbox.events import ACTIONS, EventKind, SandboxEvent, SimInstance
 from orchestrator.sandbox.memory import MemoryShape, box_for
@@ -58,7 +61,7 @@ _CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect
 _BULK_CONFIG = _CLIENT_CONFIG.merge(Config(parameter_validation=False))
 
 
-class Sandbox:
+class Sandbox(Effects):
     """Embedded moto + simulated fleet + fake sshd endpoints; a context manager."""
 
     account_id: str = DEFAULT_ACCOUNT_ID
@@ -289,87 +292,6 @@ class Sandbox:
             elif self._impaired.pop(instance_id, None) is not None:
                 self._record(instance_id, EventKind.UNIMPAIR)
 
-    # -- hooks.Listener: effects of actions taken through moto ------------------------
-
-    def on_reboot(self, instance_ids: list[str]) -> None:
-        with self._lock:
-            for instance_id in self._known(instance_ids):
-                self._record(instance_id, EventKind.REBOOT)
-                if self._sims[instance_id].state == "running":
-                    self._boot(instance_id, restart=False)
-
-    def on_stop(self, instance_ids: list[str]) -> None:
-        with self._lock:
-            for instance_id in self._known(instance_ids):
-                self._record(instance_id, EventKind.STOP)
-                self._boxes[instance_id].stop(self.now())
-                self._update(instance_id, state="stopped", mode=Mode.REFUSING)
-                self._impaired.pop(instance_id, None)
-                self._require_endpoints().set_mode(instance_id, Mode.REFUSING)
-
-    def on_start(self, instance_ids: list[str]) -> None:
-        with self._lock:
-            for instance_id in self._known(instance_ids):
-                self._record(instance_id, EventKind.START)
-                self._update(instance_id, state="running")
-                self._boot(instance_id, restart=True)
-
-    def on_terminate(self, instance_ids: list[str]) -> None:
-        with self._lock:
-            for instance_id in self._known(instance_ids):
-                self._record(instance_id, EventKind.TERMINATE)
-                self._boxes[instance_id].terminate(self.now())
-                self._update(instance_id, state="terminated", mode=Mode.REFUSING)
-                self._impaired.pop(instance_id, None)
-                self._require_endpoints().remove(instance_id)
-
-    def on_launch(self, instances: list[MotoInstance]) -> None:
-        """An ASG replacement (or any instance launched into our subnets): a fresh box."""
-        with self._lock:
-            if not self._ready:
-                return  # the build's own launches are registered by _build
-            for instance in instances:
-                if instance.subnet_id not in self.subnet_ids or instance.id in self._sims:
-                    continue
-                tags = dict(instance.ec2_backend.tags.get(instance.id, {}))
-                managed = tags.get(MANAGED_TAG[0]) == MANAGED_TAG[1]
-                index = sum(1 for s in self._sims.values() if s.managed) if managed else None
-                name = f"crawler-{index + 1}" if index is not None else tags.get("Name", "")
-                if index is not None:
-                    instance.ec2_backend.create_tags([instance.id], {"Name": name})
-                sim = SimInstance(
-                    instance_id=instance.id,
-                    name=name,
-                    private_ip=str(instance.private_ip),
-                    availability_zone=instance.availability_zone or "",
-                    subnet_id=instance.subnet_id,
-                    image_id=instance.image_id,
-                    instance_type=instance.instance_type,
-                    mode=Mode.HEALTHY,
-                    state="running",
-                    managed=managed,
-                    opt_out=tags.get("orch:skip") == "true",
-                    leaking=False,
-                    reports_metrics=True,
-                    asg_name=tags.get("aws:autoscaling:groupName"),
-                    index=index,
-                )
-                self._sims[instance.id] = sim
-                self._boxes[instance.id] = box_for(
-                    MemoryShape.FLAT, self._rng("memory", instance.id), self.now(), seed=self._box_seed(instance.id)
-                )
-                self._console_rng[instance.id] = self._rng("console", instance.id)
-                self._record(instance.id, EventKind.LAUNCH)
-                self._require_endpoints().add(instance.id, sim.private_ip, Mode.REFUSING)
-                self._boot(instance.id, restart=False)
-
-    def on_unhealthy(self, instance_id: str) -> bool:
-        with self._lock:
-            if instance_id not in self._sims:
-                return False
-            self._record(instance_id, EventKind.SET_UNHEALTHY)
-            return self._sims[instance_id].asg_name is not None
-
     def console_output(self, instance_id: str) -> str | None:
         with self._lock:
             return self._console.get(instance_id)
@@ -435,7 +357,7 @@ class Sandbox:
     ) -> None:
         given = self.boxes.get(index) if launched.managed and index is not None else None
         if given is not None:  # a scenario's box (orchestrator.sandbox.scenario): its sshd and agent are the model's
-            mode, reports = _ENDPOINT_MODE[given.sshd(self._series_end)], given.behaviour.agent
+            mode, reports = ENDPOINT_MODE[given.sshd(self._series_end)], given.behaviour.agent
             shape = MemoryShape.LEAKING if given.current.rate > 0 else MemoryShape.FLAT
         sim = SimInstance(
             instance_id=launched.instance_id,
@@ -464,7 +386,7 @@ class Sandbox:
             self._boxes[sim.instance_id] = box_for(shape, self._rng("memory", key), self._series_end, self._box_seed(key), fault)
         rng = self._rng("console", key)
         self._console_rng[sim.instance_id] = rng
-        text = boot_log(rng, _hostname(sim.private_ip))
+        text = boot_log(rng, hostname(sim.private_ip))
         if mode is Mode.HUNG:
             text += oom_log(rng)
         self._console[sim.instance_id] = text
@@ -498,57 +420,6 @@ class Sandbox:
     def _datum(self, sim: SimInstance, at: datetime, value: float) -> dict[str, Any]:
         return agents.datum(self.spec.metric, sim, self.spec.agent_dimensions, self.clock.stamp(at), value)
 
-    def _boot(self, instance_id: str, *, restart: bool) -> None:
-        """A reboot (or a start after a stop): the box model opens a new cycle, whose
-        sshd, memory and console the endpoint, CloudWatch and GetConsoleOutput then show.
-
-        The cycle starts strictly after the last regular datapoint, so a query can tell
-        the boot's first point from the ones before it; sshd is up after boot_delay.
-        """
-        sim = self._sims[instance_id]
-        box = self._boxes[instance_id]
-        at = max(self.now(), self._series_end + timedelta(seconds=1))
-        if restart:
-            box.start(at)
-        else:
-            box.reboot(at)
-        endpoints = self._require_endpoints()
-        mode = _ENDPOINT_MODE[box.sshd(at)]
-        if self.spec.boot_delay > 0:
-            endpoints.set_mode(instance_id, Mode.REFUSING)
-            endpoints.set_mode(instance_id, mode, delay=self.spec.boot_delay)
-        else:
-            endpoints.set_mode(instance_id, mode)
-        self._update(instance_id, mode=mode)
-        self._impaired.pop(instance_id, None)
-        self._console[instance_id] = boot_log(self._console_rng[instance_id], _hostname(sim.private_ip))
-        level = box.memory(at)
-        if sim.reports_metrics and level is not None:
-            # Straight into moto's backend: we are inside a moto request thread here.
-            # moto keeps request timestamps as naive UTC; an aware one would not compare.
-            backend = cloudwatch_backends[self.account_id][self.region]
-            datum = self._datum(sim, at, level)
-            datum["Timestamp"] = datum["Timestamp"].replace(tzinfo=None)
-            backend.put_metric_data(self.spec.namespace, [datum])
-            self._level[instance_id] = level
-
-    def _follow(self, sim: SimInstance, box: Box, at: datetime) -> None:
-        """A scenario's box: the endpoint shows what the model says sshd does now (a fault striking, a flap)."""
-        mode = _ENDPOINT_MODE[box.sshd(at)]
-        endpoints = self._require_endpoints()
-        if endpoints.mode(sim.instance_id) is not mode:
-            endpoints.set_mode(sim.instance_id, mode)
-            self._update(sim.instance_id, mode=mode)
-
-    def _exhaust(self, sim: SimInstance, at: datetime) -> SandboxEvent:
-        """A leak won: sshd can no longer fork; the kernel says so on the console."""
-        endpoints = self._require_endpoints()
-        if endpoints.mode(sim.instance_id) in (Mode.HEALTHY, Mode.SLOW):
-            endpoints.set_mode(sim.instance_id, Mode.HUNG)
-            self._update(sim.instance_id, mode=Mode.HUNG)
-        self._console[sim.instance_id] += oom_log(self._console_rng[sim.instance_id])
-        return self._record(sim.instance_id, EventKind.HUNG, at)
-
     def _record(self, instance_id: str, what: EventKind, at: datetime | None = None) -> SandboxEvent:
         event = SandboxEvent(at or self.now(), instance_id, what)
         self._events.append(event)
@@ -564,10 +435,3 @@ class Sandbox:
         if self._endpoints is None:
             raise RuntimeError("sandbox not started")
         return self._endpoints
-
-
-_ENDPOINT_MODE = {Sshd.OK: Mode.HEALTHY, Sshd.SLOW: Mode.SLOW, Sshd.HUNG: Mode.HUNG, Sshd.REFUSED: Mode.REFUSING}
-
-
-def _hostname(private_ip: str) -> str:
-    return "ip-" + private_ip.replace(".", "-")
