@@ -12,10 +12,9 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import boto3
 import botocore.utils
 from botocore.config import Config
 from botocore.exceptions import (
@@ -34,6 +33,9 @@ from tenacity import (
 )
 
 from orchestrator.config import REGION_NAME
+
+if TYPE_CHECKING:
+    import boto3
 from orchestrator.echo import clip
 
 RETRY_CONFIG = Config(
@@ -118,7 +120,7 @@ class Clients:
 
     def __init__(
         self,
-        session: boto3.Session | None = None,
+        session: "boto3.Session | None" = None,
         *,
         region: str | None = None,
         profile: str | None = None,
@@ -129,6 +131,8 @@ class Clients:
         try:
             # AWS_REGION is what Lambda and most AWS tools set; botocore reads only
             # AWS_DEFAULT_REGION, so honour both, the explicit --region first.
+            import boto3  # here, not at import: `orch --help` and the pure commands never pay for it (docs/performance.md)
+
             self.session = session or boto3.Session(region_name=region or os.environ.get("AWS_REGION") or None, profile_name=profile)
         except BotoCoreError as exc:
             raise AwsError(f"{clip(str(exc), quote=False)} (check --profile and ~/.aws/config)") from None

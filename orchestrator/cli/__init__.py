@@ -11,6 +11,7 @@ from orchestrator.cli.common import add_global_options
 from orchestrator.cli.deploy_cmds import deploy_command, destroy_command, package_command
 from orchestrator.cli.doctor_cmds import doctor_command, permissions_command
 from orchestrator.cli.guard_cmds import guard_group
+from orchestrator.cli.group import OrchGroup, help_command
 from orchestrator.cli.init_cmd import init_command
 from orchestrator.cli.insight_cmds import explain_command, report_command
 from orchestrator.cli.manual_cmds import reboot_command, stop_start_command
@@ -28,7 +29,7 @@ from orchestrator.cli.sweep_cmds import EXIT_HELP, heal_command, scan_command
 from orchestrator.cli.top_cmd import top_command
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}, epilog=EXIT_HELP)
+@click.group(cls=OrchGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 80}, epilog=EXIT_HELP)
 @click.version_option(package_name="orch")
 @add_global_options
 def cli(**global_options: Any) -> None:
@@ -55,6 +56,7 @@ cli.add_command(agent_group)
 cli.add_command(doctor_command)
 cli.add_command(permissions_command)
 cli.add_command(guard_group)
+cli.add_command(help_command)
 
 
 def main() -> None:

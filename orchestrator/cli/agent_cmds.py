@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from orchestrator.cli import consent
 from orchestrator.cli.common import Exit, OrchError, Runtime, add_global_options, common_options
 from orchestrator.cli.instances import resolve_instance
 from orchestrator.cli.render import Column, fitted_table
@@ -32,10 +33,6 @@ def clock() -> datetime:
 
 
 PARAMETER_NAME = re.compile(r"[A-Za-z0-9_.\-/]{1,1011}")
-
-
-def _interactive() -> bool:
-    return sys.stdin.isatty() and sys.stderr.isatty()
 
 
 def _when(value: datetime | None, now: datetime) -> str:
@@ -185,11 +182,15 @@ def install_command(runtime: Runtime, instances: tuple[str, ...], processes: tup
         "installed": {},
         "configured": {},
     }
-    if plan.targets and not dry_run and not assume_yes:
-        if not _interactive():
-            raise OrchError(f"orch agent install would run SSM commands on {len(plan.targets)} instance(s): pass --yes to confirm "
-                            "off a terminal, or --dry-run to see the plan", Exit.USAGE)
-        if not click.confirm(f"install and configure the CloudWatch agent on {len(plan.targets)} instance(s)?", default=False, err=True):
+    if plan.targets and consent.require(
+        f"orch agent install would run SSM commands on {len(plan.targets)} instance(s)", assume_yes, dry_run
+    ):
+        names = {i.instance_id: i.name for i in fleet}
+        err = runtime.console(stderr=True)
+        rows = [{"instance": i, "name": names.get(i) or "-",
+                 "outcome": f"{agent_install.INSTALL_DOCUMENT}, then {agent_install.CONFIGURE_DOCUMENT}"} for i in plan.targets]
+        err.print(fitted_table(None, INSTALL_COLUMNS, rows, err.width, wide=True))
+        if not consent.ask(f"install and configure the CloudWatch agent on {len(plan.targets)} instance(s)?"):
             raise OrchError("nothing sent (you said no)", Exit.UNHEALTHY)
     if plan.targets and not dry_run:
         result = agent_install.execute(read, runtime.clients.mutating_client("ssm"), plan, parameter_name, text,

@@ -13,7 +13,8 @@ how fast, against which line, and what orch did when. So the chart draws:
 - the forecast (``·``) from now along the trend to where it meets exhaustion, as
   orchestrator.decide.memory assessed it (the x axis extends past now to show it, at most by
   the window's length again);
-- a marker (``┊`` in the plot, a letter under the axis) at each moment orch acted.
+- a marker (``┊`` in the plot, a letter under the axis) at each moment orch acted, and
+  ``B`` where the box booted again (memory fell after the action: a new cycle).
 
 A gap in the area is a gap in the data: an agent that fell silent shows as silence.
 Every line is at most ``width`` characters.
@@ -67,6 +68,10 @@ class MemoryChart:
     slope_per_min: float | None = None
     minutes_to_exhaustion: float | None = None  # from orchestrator.decide.memory's assessment
     actions: Sequence[ActionMark] = ()
+    boots: Sequence[datetime] = ()  # where a new cycle began (memory fell after a reboot): B under the axis
+
+
+BOOT_LETTER = "B"
 
 
 def render_chart(chart: MemoryChart, width: int, height: int = 10) -> list[str]:
@@ -97,6 +102,10 @@ def render_chart(chart: MemoryChart, width: int, height: int = 10) -> list[str]:
         if row is not None:
             grid[row] = [glyph] * plot_width
     marks = _action_columns(chart.actions, column_of)
+    for boot in chart.boots:
+        col = column_of(boot)
+        if col is not None:
+            marks[col] = BOOT_LETTER if marks.get(col, BOOT_LETTER) == BOOT_LETTER else MANY_ACTIONS
     for col in marks:
         for row in range(height):
             grid[row][col] = ACTION_GLYPH
@@ -257,9 +266,11 @@ def _legend(
     for kind, letter in ACTION_LETTERS.items():
         if letter in letters:
             entries.append(f"{letter} {kind.value}")
+    if BOOT_LETTER in letters:
+        entries.append(f"{BOOT_LETTER} boot: memory fell, a new cycle")
     if MANY_ACTIONS in letters:
         entries.append(f"{MANY_ACTIONS} several actions")
-    if marks:
+    if set(letters) - {BOOT_LETTER}:
         entries.append(f"{ACTION_GLYPH} orch acted")
     return entries
 

@@ -30,6 +30,7 @@ from rich.console import Console
 
 from orchestrator.aws import AWS_CALL_ERRORS, AwsError, Clients, describe_aws_error
 from orchestrator.cli import output as out
+from orchestrator.cli.render import WIDE
 from orchestrator.config import ConfigError, Settings, load_settings, parse_selector
 from orchestrator.echo import RedactingFilter, clip, redact
 from orchestrator.estate import registry
@@ -109,7 +110,7 @@ def _endpoint_value(ctx: click.Context, param: click.Parameter, value: str | Non
         raise click.BadParameter(str(exc)) from None
 
 
-OUTPUT_HELP = "Output format (default: AWS_DEFAULT_OUTPUT, else table)."
+OUTPUT_HELP = "Output format; wide: every column, reasons wrapped whole (default: AWS_DEFAULT_OUTPUT, else table)."
 
 GLOBAL_OPTIONS: dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]] = {
     "region": click.option("--region", help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION or the profile's)."),
@@ -154,7 +155,7 @@ def given_options(values: dict[str, Any], names: tuple[str, ...] = ALL) -> dict[
 def resolve_output(given: str | None, query: Any) -> str:
     """--output, else AWS_DEFAULT_OUTPUT (as the AWS CLI), else table; --query alone means json."""
     if given is not None:
-        if given == "table" and query is not None:
+        if given in out.TABLES and query is not None:
             raise click.UsageError("--query selects from the JSON result: use it with --output json or text")
         return given
     env = os.environ.get("AWS_DEFAULT_OUTPUT", "").strip().lower()
@@ -190,7 +191,7 @@ class Display:
 
     @property
     def json(self) -> bool:
-        return self.output != "table"
+        return self.output not in out.TABLES
 
     def console(self, stderr: bool = False) -> Console:
         return out.console(self.no_color, stderr=stderr)
@@ -205,6 +206,7 @@ class Display:
 
 def display_from(values: dict[str, Any]) -> Display:
     configure_logging(bool(values.get("debug")))
+    WIDE.set(values.get("output") == "wide")
     return Display(resolve_output(values.get("output"), values.get("query")), values.get("query"), bool(values.get("no_color")))
 
 

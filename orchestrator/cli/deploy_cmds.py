@@ -18,6 +18,7 @@ from rich.table import Table
 
 from orchestrator.aws import AWS_CALL_ERRORS, describe_aws_error
 from orchestrator.cli.common import DISPLAY, Exit, OrchError, Runtime, add_global_options, common_options, display_from, given_options
+from orchestrator.cli.extras import sandbox_deploy_hint
 from orchestrator.cli.output import FORMATS
 from orchestrator.cli.stackset_cmd import deploy_stack_set, stack_set_options
 from orchestrator.deploy import code, package
@@ -28,18 +29,18 @@ Json = dict[str, Any]
 
 
 @contextmanager
-def _errors() -> Iterator[None]:
+def _errors(endpoint_url: str | None = None) -> Iterator[None]:
     """Every failure the user can act on as one line and a documented exit code."""
     try:
         yield
     except deploy.DeployUsageError as exc:
         raise OrchError(str(exc), Exit.USAGE) from None
     except deploy.DeployError as exc:
-        raise OrchError(str(exc), Exit.AWS) from None
+        raise OrchError(sandbox_deploy_hint(endpoint_url) or str(exc), Exit.AWS) from None
     except package.PackageError as exc:
         raise OrchError(str(exc), Exit.USAGE) from None
     except AWS_CALL_ERRORS as exc:
-        raise OrchError(describe_aws_error(exc), Exit.AWS) from None
+        raise OrchError(sandbox_deploy_hint(endpoint_url) or describe_aws_error(exc), Exit.AWS) from None
 
 
 def can_ask() -> bool:
@@ -162,7 +163,7 @@ def deploy_command(
     if (stack_name is None) == (stack_set["stack_set"] is None):
         raise OrchError("give exactly one of --stack-name NAME (one stack) or --stack-set NAME --regions ... (many)", Exit.USAGE)
     if stack_set["stack_set"] is not None:
-        with _errors():
+        with _errors(runtime.endpoint_url):
             given = _deploy_parameters(runtime, parameters)
             body = deploy.read_template(template_path or deploy.default_template())
             deploy_stack_set(runtime, given, body, bucket, zip_path, arch, dry_run, **stack_set)
@@ -171,7 +172,7 @@ def deploy_command(
         raise OrchError("--regions, --accounts, --ou and the other stack-set options need --stack-set NAME", Exit.USAGE)
     err = runtime.console(stderr=True)
     out = runtime.console()
-    with _errors():
+    with _errors(runtime.endpoint_url):
         given = _deploy_parameters(runtime, parameters)
         body = deploy.read_template(template_path or deploy.default_template())
         clients = runtime.clients
@@ -253,7 +254,7 @@ def destroy_command(runtime: Runtime, stack_name: str, assume_yes: bool) -> None
     """Delete the stack. The state table and the evidence bucket are kept (DeletionPolicy Retain)."""
     out = runtime.console()
     err = runtime.console(stderr=True)
-    with _errors():
+    with _errors(runtime.endpoint_url):
         clients = runtime.clients
         cfn = clients.client("cloudformation")
         stack = deploy.current_stack(cfn, stack_name)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import sys
+import textwrap
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -92,7 +93,10 @@ def doctor_command(runtime: Runtime, source: str | None, fail2ban_read: bool) ->
         found = InventoryFacts(runtime.selector_text(), region, len(instances))
     except AWS_CALL_ERRORS as exc:
         instances, found = [], InventoryFacts(runtime.selector_text(), region, error=describe_aws_error(exc, "ec2:DescribeInstances"))
-    running = [i for i in instances if i.state == "running"]
+    # An opted-out instance is never acted on: its SSH path and metrics are not orch's to check
+    # (a FAIL there would suggest healing what the tag keeps orch away from).
+    opted = sorted(i.instance_id for i in instances if settings.opt_out_tag in i.tags)
+    running = [i for i in instances if i.state == "running" and i.instance_id not in opted]
     network = (
         gather.network(clients.ec2, running, settings.probe, settings.probe.address == "public", source, probe_fleet)
         if running else NetworkFacts()
@@ -109,7 +113,11 @@ def doctor_command(runtime: Runtime, source: str | None, fail2ban_read: bool) ->
     if running and fail2ban_read:
         rows += _fail2ban_rows(clients, running, network, facts.names)
     ok = passed(rows)
-    runtime.emit({"ok": ok, "checks": rows}, lambda: _doctor_table(runtime, rows, ok))
+    names = {i.instance_id: i.name for i in instances}
+    listed = ", ".join(f"{i} ({names[i]})" if names.get(i) else i for i in opted[:5]) + (f" and {len(opted) - 5} more" if len(opted) > 5 else "")
+    skipped = f"skipped {len(opted)} opted-out instance(s) (tag {settings.opt_out_tag}: orch never acts on them): {listed}" if opted else ""
+    runtime.emit({"ok": ok, "checks": rows, "skipped_opted_out": opted},
+                 lambda: (_doctor_table(runtime, rows, ok), runtime.say(skipped) if skipped else None))
     sys.exit(int(Exit.OK if ok else Exit.UNHEALTHY))
 
 
@@ -164,6 +172,28 @@ def _explicit_output() -> str | None:
     return given
 
 
+def statement_lines(statements: list[dict[str, Any]], width: int) -> list[str]:
+    """Each statement as a block people read: its resources (an ARN a line, never split),
+    its condition in words, and its actions wrapped at spaces. An ARN or an action is one
+    word: a terminal narrower than it wraps it, orch never cuts it."""
+    lines: list[str] = []
+    for statement in statements:
+        if lines:
+            lines.append("")
+        resources = [statement["Resource"]] if isinstance(statement["Resource"], str) else list(statement["Resource"])
+        lines.append(f"{statement['Sid']}:")
+        lines += [f"  on {arn}" for arn in resources]
+        for test, pairs in statement.get("Condition", {}).items():
+            for key, value in pairs.items():
+                values = value if isinstance(value, list) else [value]
+                lines += textwrap.wrap(f"  if {key} {test} {' or '.join(map(str, values))}", width=max(20, width),
+                                       subsequent_indent="     ", break_long_words=False, break_on_hyphens=False)
+        actions = [statement["Action"]] if isinstance(statement["Action"], str) else list(statement["Action"])
+        lines += textwrap.wrap("  ".join(actions), width=max(20, width), initial_indent="  ", subsequent_indent="  ",
+                               break_long_words=False, break_on_hyphens=False)
+    return lines
+
+
 @click.command("permissions")
 @click.argument("command_name", metavar="[COMMAND]", required=False, type=click.Choice(iam_policy.NAMES))
 @common_options
@@ -183,11 +213,9 @@ def permissions_command(runtime: Runtime, command_name: str | None) -> None:
         err.print(f"note: {note}", markup=False, highlight=False)
 
     def table() -> None:
-        rows = grid(f"IAM for orch {command_name or '(every command)'}")
-        for column in ("action", "resource", "condition"):
-            rows.add_column(column, overflow="fold", no_wrap=column == "action")
-        for row in made.rows():
-            rows.add_row(row["action"], row["resource"], row["condition"] or "-")
-        runtime.console().print(rows)
+        out = runtime.console()
+        out.print(f"[bold]IAM for orch {command_name or '(every command)'}[/]: a statement a block")
+        for line in statement_lines(made.document["Statement"], out.width):
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
 
     runtime.emit(made.document, table)

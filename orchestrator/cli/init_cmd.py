@@ -10,12 +10,12 @@ no file written).
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from orchestrator.cli import consent
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
 from orchestrator.cli.render import Column, fitted_table
 from orchestrator.config import ConfigError, load_settings, parse_selector
@@ -28,8 +28,8 @@ WAYS = ("tag", "asg", "name", "ids")
 
 
 def _interactive() -> bool:
-    """Only a person at a terminal can answer a question or confirm tagging."""
-    return sys.stdin.isatty() and sys.stderr.isatty()
+    """Only a person at a terminal can answer a question or confirm tagging (orch's one rule: consent)."""
+    return consent.on_terminal()
 
 
 def _split(values: tuple[str, ...]) -> tuple[str, ...]:
@@ -142,13 +142,11 @@ def init_command(runtime: Runtime, tag: str | None, asgs: tuple[str, ...], name_
     mutating = bool(selection.to_tag or groups)
 
     if mutating and not dry_run and not assume_yes:
-        if not ask:
-            raise OrchError(
-                f"orch init would tag {len(selection.to_tag)} instance(s){f' and {len(groups)} group(s)' if groups else ''} with "
-                f"{runtime.selector_text()}: pass --yes to confirm off a terminal, or --dry-run to see the plan", Exit.USAGE)
+        consent.require(f"orch init would tag {len(selection.to_tag)} instance(s){f' and {len(groups)} group(s)' if groups else ''} "
+                        f"with {runtime.selector_text()}", assume_yes, dry_run)
         _table(runtime, selection, stderr=True)
         left = f"; {len(selection.unmatched)} other instance(s) in {', '.join(selection.vpcs)} stay unmanaged" if selection.unmatched else ""
-        if not click.confirm(f"tag {len(selection.to_tag)} instance(s) with {runtime.selector_text()}{left}?", default=False, err=True):
+        if not consent.ask(f"tag {len(selection.to_tag)} instance(s) with {runtime.selector_text()}{left}?"):
             raise OrchError("nothing tagged, no config written (you said no)", Exit.UNHEALTHY)
 
     tagged: list[str] = []

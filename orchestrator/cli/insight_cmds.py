@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import click
 from rich.markup import escape
 
-from orchestrator.cli.chart import ActionMark, MemoryChart, render_chart
+from orchestrator.cli.chart import MemoryChart, render_chart
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
+from orchestrator.cli.instance_view import CHART_HEIGHT, CHART_MAX_WIDTH, memory_chart, memory_now
 from orchestrator.cli.instances import resolve_instance
 from orchestrator.cli.render import Column, fitted_table
 from orchestrator.cli.sweep_cmds import no_match, run_sweep
-from orchestrator.config import MemorySettings
 from orchestrator.decide.patterns import PatternRow, patterns
 from orchestrator.model import Facts, InstanceHistory, Verdict
 from orchestrator.observe.console import read_console
@@ -26,26 +26,6 @@ from orchestrator.sweep.pipeline import Mode, SweepReport
 
 SWEEPS_SHOWN = 100  # sweep records read for the timeline: 8 hours at 5 minutes (a record of a big fleet is up to 350 KB)
 
-CHART_HEIGHT = 10
-CHART_MAX_WIDTH = 120
-
-
-def memory_chart(facts: Facts, verdict: Verdict, actions: list[ActionRecord], now: datetime, memory: MemorySettings) -> MemoryChart:
-    """What `orch explain` draws: the window, the lines, the assessment's forecast, orch's actions."""
-    points = facts.memory.points if facts.memory else ()
-    start = now - timedelta(minutes=memory.window_minutes)
-    if points:
-        start = min(start, points[0][0])
-    return MemoryChart(
-        points=points,
-        start=start,
-        now=now,
-        critical_percent=memory.critical_percent,
-        exhaustion_percent=memory.exhaustion_percent,
-        slope_per_min=verdict.memory_slope_per_min,
-        minutes_to_exhaustion=verdict.minutes_to_exhaustion,
-        actions=[ActionMark(r.created_at, r.action) for r in actions],
-    )
 
 
 @click.command("explain")
@@ -91,7 +71,8 @@ def explain_command(runtime: Runtime, instance: str, with_console: bool) -> None
         "history": history,
         "actions": actions,
     }
-    chart = memory_chart(facts, verdict, actions, report.started_at, runtime.settings.memory)
+    cycle_start = history.cycle_started_at if history else None
+    chart = memory_chart(facts, verdict, actions, report.started_at, runtime.settings.memory, cycle_start)
     runtime.emit(document, lambda: _explain_table(runtime, facts, verdict, findings, console_error, history, actions, chart))
 
 
@@ -112,7 +93,7 @@ def _explain_table(runtime: Runtime, facts: Facts, verdict: Verdict, findings: C
             out.print(f"  [dim]{signal.path.value:>10}[/]  {escape(signal.says)}{mark}")
     if facts.memory and facts.memory.points:
         first, last = facts.memory.points[0], facts.memory.points[-1]
-        out.print(f"memory %, {first[0]:%H:%M}-{last[0]:%H:%M} UTC: now {last[1]:.1f}%", markup=False, highlight=False)
+        out.print(f"memory %, {first[0]:%H:%M}-{last[0]:%H:%M} UTC: {memory_now(verdict, last, history)}", markup=False, highlight=False)
         for line in render_chart(chart, min(out.width, CHART_MAX_WIDTH), CHART_HEIGHT):
             out.print(line, markup=False, highlight=False, soft_wrap=True)
     else:
@@ -133,7 +114,7 @@ def _explain_table(runtime: Runtime, facts: Facts, verdict: Verdict, findings: C
              "evidence": str(r.evidence.get("console_summary") or r.evidence.get("s3_key") or "-")}
             for r in actions
         ]
-        table = fitted_table("actions", EXPLAIN_ACTION_COLUMNS, rows, out.width)
+        table = fitted_table("actions", EXPLAIN_ACTION_COLUMNS, rows, out.width, wide=True)  # one instance: its reasons whole
         out.print(table)
 
 

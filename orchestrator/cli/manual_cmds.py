@@ -13,9 +13,10 @@ from typing import Any
 import click
 
 from orchestrator.alerting import notify
+from orchestrator.cli import consent
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
 from orchestrator.cli.instances import resolve_instance
-from orchestrator.cli.sweep_cmds import audit_directory, no_match, run_sweep
+from orchestrator.cli.sweep_cmds import ASKS, audit_directory, declined, no_match, run_sweep
 from orchestrator.cli.who import who
 from orchestrator.decide.manual import COMMAND, FORCEABLE, ManualRequest
 from orchestrator.model import ActionKind, OutcomeStatus
@@ -101,14 +102,11 @@ def run_manual(
     wait: float,
     tell: bool | None,
 ) -> None:
-    command = COMMAND[kind]
     if force and not (reason and reason.strip()):
         raise click.UsageError("--force needs --reason TEXT: say why the rule is passed (it is recorded)")
     if reason is not None and not force:
         raise click.UsageError("--reason goes with --force (the reason a rule is passed)")
-    on_terminal = sys.stdin.isatty() and runtime.console(stderr=True).is_terminal
-    if not dry_run and not assume_yes and not on_terminal:
-        raise OrchError(f"refused: {command} is not on a terminal to ask; pass --yes to {kind.value} without asking", Exit.USAGE)
+    consent.require(ASKS[kind], assume_yes, dry_run)  # before any AWS call: off a terminal, --yes or nothing
     instance_id = resolve_instance(runtime, instance)
     request = ManualRequest(instance_id, kind, who(), reason.strip() if force and reason else None)
     notify_on = (not dry_run) if tell is None else tell
@@ -116,17 +114,19 @@ def run_manual(
     if not report.facts:
         raise no_match(runtime)
     document = outcome_document(report, request)
-    runtime.emit(document, lambda: _say(runtime, report, document))
+    runtime.emit(document, lambda: _say(runtime, report, document, dry_run))
     if report.record_error is not None:
         summary = report.summary()
         kept = audit.write_file(summary, audit_directory())
         raise OrchError(f"state store: {report.record_error}; {audit.done_before(summary)}; what was done is written to {kept}", Exit.STATE)
-    done = bool(report.outcomes) and all(o.status in OK_OUTCOMES for o in report.outcomes)
+    done = bool(report.outcomes) and all(o.status in OK_OUTCOMES for o in report.outcomes) and not declined(report, dry_run)
     sys.exit(int(Exit.OK if done and not report.delivery_failed else Exit.UNHEALTHY))
 
 
-def _say(runtime: Runtime, report: SweepReport, document: dict[str, Any]) -> None:
-    if report.plan.actions:
+def _say(runtime: Runtime, report: SweepReport, document: dict[str, Any], dry_run: bool) -> None:
+    if declined(report, dry_run):
+        runtime.say(consent.DECLINED)
+    elif report.plan.actions:
         runtime.say(notify.action_line(report, report.plan.actions[0]))
     else:
         runtime.say(f"refused: {document['instance_id']} {document['action']}: {document['detail']}")

@@ -19,7 +19,8 @@ from rich.console import Console
 
 from orchestrator.jsonable import to_jsonable
 
-FORMATS = ("table", "json", "text")
+FORMATS = ("table", "wide", "json", "text")
+TABLES = ("table", "wide")  # for people: wide is the table with every column and every reason whole
 
 
 def console(no_color: bool = False, stderr: bool = False) -> Console:
@@ -77,7 +78,7 @@ def _text(item: Any, lines: list[str], identifier: str | None, keys: list[str] |
 
 def emit(document: Any, output: str, query: Any = None, table: Callable[[], None] | None = None) -> None:
     """Print one command's result in the chosen format; ``query`` is a compiled JMESPath expression."""
-    if output == "table" and table is not None and query is None:
+    if output in TABLES and table is not None and query is None:
         table()
         return
     value = to_jsonable(document)

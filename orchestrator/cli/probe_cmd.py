@@ -15,14 +15,18 @@ from typing import Any
 import click
 from pydantic import ValidationError
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
 
-from orchestrator.cli.common import Display, display_options
+from orchestrator.aws import AWS_CALL_ERRORS, AwsError
+from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
+from orchestrator.cli.instances import INSTANCE_ID
+from orchestrator.cli.render import Column, fitted_table
 from orchestrator.config import ProbeSettings, describe_validation_error
-from orchestrator.model import ProbeOutcome, ProbeResult
+from orchestrator.echo import clip
+from orchestrator.model import Instance, ProbeOutcome, ProbeResult
+from orchestrator.observe import inventory
 from orchestrator.observe.probe import Target, probe_fleet
 
-_DEFAULTS = ProbeSettings()
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$")
 _FORMS = "expected HOST, HOST:PORT, IPV6 or [IPV6]:PORT"
 
@@ -83,66 +87,124 @@ def result_row(result: ProbeResult) -> dict[str, Any]:
 
 def render_plain(rows: list[dict[str, Any]]) -> str:
     """Aligned columns for pipes and logs, where a rich table's box characters are noise."""
-    header = ("TARGET", "OUTCOME", "LATENCY", "TRIES", "BANNER / DETAIL")
+    header = ("target", "outcome", "latency", "tries", "banner / detail")
     lines = [header] + [
-        (r["target"], r["outcome"], f"{r['latency_ms']:.1f}ms", str(r["attempts"]), r["banner"] or r["detail"]) for r in rows
+        (r["target"] if r.get("address") in (None, r["target"]) else f"{r['target']} ({r['address']})", r["outcome"], f"{r['latency_ms']:.1f}ms", str(r["attempts"]), r["banner"] or r["detail"]) for r in rows
     ]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
     return "\n".join("  ".join([*(cell.ljust(w) for cell, w in zip(line, widths)), line[-1]]).rstrip() for line in lines)
 
 
+PROBE_COLUMNS = (
+    Column("target", "target"),
+    Column("outcome", "outcome"),
+    Column("latency", "latency", right=True),
+    Column("tries", "tries", drop=1, right=True),
+    Column("detail", "banner / detail", cut=True, min_width=16),
+)
+
+
 def render_table(rows: list[dict[str, Any]], console: Console) -> None:
-    table = Table("target", "outcome", "latency", "tries", "banner / detail")
-    for r in rows:
-        style = "green" if r["outcome"] == ProbeOutcome.OK.value else "red"
-        table.add_row(
-            r["target"], f"[{style}]{r['outcome']}[/]", f"{r['latency_ms']:.1f} ms", str(r["attempts"]),
-            r["banner"] or r["detail"],
-        )
-    console.print(table)
+    cells = [
+        {"target": r["target"] if r.get("address") in (None, r["target"]) else f"{r['target']} ({r['address']})", "outcome": f"[{'green' if r['outcome'] == ProbeOutcome.OK.value else 'red'}]{r['outcome']}[/]",
+         "latency": f"{r['latency_ms']:.1f} ms", "tries": str(r["attempts"]), "detail": escape(r["banner"] or r["detail"] or "-")}
+        for r in rows
+    ]
+    console.print(fitted_table(None, PROBE_COLUMNS, cells, console.width))
 
 
-@click.argument("targets", metavar="HOST[:PORT]...", nargs=-1, required=True)
-@click.option("--port", type=click.IntRange(1, 65535), default=_DEFAULTS.port, show_default=True, help="Port for targets without one.")
-@click.option("--connect-timeout", type=float, default=_DEFAULTS.connect_timeout, show_default=True, help="Seconds for the TCP handshake.")
-@click.option("--banner-timeout", type=float, default=_DEFAULTS.banner_timeout, show_default=True, help="Seconds from connect to the SSH- line.")
-@click.option("--attempts", type=int, default=1, show_default=True, help="Probes of a target that does not answer.")
-@click.option("--retry-window", type=float, default=_DEFAULTS.retry_window, show_default=True, help="Seconds the attempts are spread over.")
-@click.option("--concurrency", type=int, default=_DEFAULTS.concurrency, show_default=True, help="Probes in flight at once.")
-@display_options
-def probe(
-    display: Display,
-    targets: tuple[str, ...],
-    port: int,
-    connect_timeout: float,
-    banner_timeout: float,
-    attempts: int,
-    retry_window: float,
-    concurrency: int,
-) -> None:
-    """Probe sshd on each HOST[:PORT] the way a sweep does; exit 1 unless all answer."""
-    try:
-        settings = ProbeSettings(
-            port=port, connect_timeout=connect_timeout, banner_timeout=banner_timeout,
-            attempts=attempts, retry_window=retry_window, concurrency=concurrency,
-        )
-    except ValidationError as exc:
-        raise click.UsageError(describe_validation_error(exc, "command line")) from None
+def resolve_targets(runtime: Runtime, texts: tuple[str, ...], port: int) -> dict[str, Target]:
+    """Each HOST[:PORT], instance id or Name as a target. Ids and Names are looked up among the
+    selected instances (one DescribeInstances), at the address the probe settings name."""
+    address = runtime.settings.probe.address
+    wanted = [t for t in texts if _maybe_instance(t)]
+    instances = []
+    if wanted:
+        try:
+            instances = inventory.list_instances(runtime.clients.ec2, runtime.settings.selector, vpc_id=runtime.settings.vpc_id)
+        except (*AWS_CALL_ERRORS, AwsError):
+            if any(INSTANCE_ID.fullmatch(t.strip()) for t in wanted):
+                raise  # an id is nothing without AWS: its one-line error
+    by_ref: dict[str, list[Instance]] = {}
+    for inst in instances:
+        by_ref.setdefault(inst.instance_id, []).append(inst)
+        if inst.name:
+            by_ref.setdefault(inst.name, []).append(inst)
     parsed: dict[str, Target] = {}
-    for text in targets:
+    for text in texts:
+        found = by_ref.get(text.strip(), [])
+        if len(found) > 1:
+            raise OrchError(f"the Name {clip(text)} is on {len(found)} instances ({', '.join(i.instance_id for i in found)}): "
+                            "give the instance id", Exit.USAGE)
+        if found:
+            ip = found[0].private_ip if address == "private" else found[0].public_ip
+            if not ip:
+                raise OrchError(f"{clip(text)} ({found[0].instance_id}) has no {address} address to probe", Exit.USAGE)
+            parsed[text] = (ip, port)
+            continue
+        if INSTANCE_ID.fullmatch(text.strip()):
+            raise OrchError(f"{clip(text)} is not among the instances selected by {runtime.selector_text()}: check --selector and --region",
+                            Exit.USAGE)
         try:
             parsed[text] = parse_target(text, port)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="HOST[:PORT]") from None
+    return parsed
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _maybe_instance(text: str) -> bool:
+    """An id, or a word that could be a Name: not an address, not a host with a domain or a port."""
+    raw = text.strip()
+    if INSTANCE_ID.fullmatch(raw):
+        return True
+    return raw != "localhost" and not any(c in raw for c in ".:[]")
+
+
+@click.argument("targets", metavar="TARGET...", nargs=-1, required=True)
+@click.option("--port", type=click.IntRange(1, 65535), help="Port for targets without one (default: probe.port, ORCH_PROBE_PORT, 22).")
+@click.option("--connect-timeout", type=float, help="Seconds for the TCP handshake (default: probe.connect_timeout).")
+@click.option("--banner-timeout", type=float, help="Seconds from connect to the SSH- line (default: probe.banner_timeout).")
+@click.option("--attempts", type=int, default=1, show_default=True, help="Probes of a target that does not answer.")
+@click.option("--retry-window", type=float, help="Seconds the attempts are spread over (default: probe.retry_window).")
+@click.option("--concurrency", type=int, help="Probes in flight at once (default: probe.concurrency).")
+@common_options
+def probe(
+    runtime: Runtime,
+    targets: tuple[str, ...],
+    port: int | None,
+    connect_timeout: float | None,
+    banner_timeout: float | None,
+    attempts: int,
+    retry_window: float | None,
+    concurrency: int | None,
+) -> None:
+    """Probe sshd on each TARGET the way a sweep does; exit 1 unless all answer.
+
+    A TARGET is HOST[:PORT], [IPV6]:PORT, an instance id or an instance's Name (among
+    the selected instances, at the address probe.address names). Unless given here,
+    the timeouts and the port are the probe settings' (config file or ORCH_PROBE_*),
+    the ones a sweep uses.
+    """
+    given = {"port": port, "connect_timeout": connect_timeout, "banner_timeout": banner_timeout, "attempts": attempts,
+             "retry_window": retry_window, "concurrency": concurrency}
+    try:
+        settings = ProbeSettings.model_validate({**runtime.settings.probe.model_dump(), **{k: v for k, v in given.items() if v is not None}})
+    except ValidationError as exc:
+        raise click.UsageError(describe_validation_error(exc, "command line")) from None
+    parsed = resolve_targets(runtime, targets, settings.port)
     results = probe_fleet(parsed, settings)
-    rows = [result_row(results[text]) for text in parsed]
-    if display.json:
-        display.emit(rows)
+    rows = [{**result_row(results[text]), "address": _address(*parsed[text])} for text in parsed]
+    if runtime.json:
+        runtime.emit(rows)
     elif sys.stdout.isatty():
-        render_table(rows, display.console())
+        render_table(rows, runtime.console())
     else:
         click.echo(render_plain(rows))
-    click.get_current_context().exit(0 if all(r["outcome"] == ProbeOutcome.OK.value for r in rows) else 1)
+    sys.exit(0 if all(r["outcome"] == ProbeOutcome.OK.value for r in rows) else 1)
 
 
 probe_command = click.command("probe")(probe)

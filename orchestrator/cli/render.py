@@ -11,11 +11,14 @@ top, and an opted-out instance is marked as such.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping, Sequence
 
 from rich import box
-from rich.console import Console, RenderableType
+from rich.console import Console, Group, RenderableType
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -50,6 +53,9 @@ def grid(title: str | None = None) -> Table:
 # -- fitting a table to the terminal ----------------------------------------------------
 
 GAP = 2  # what grid() puts between two columns
+# `-o wide` (kubectl's word): every column, prose wrapped at words instead of cut; rows may
+# take several lines. Set once per command by the global options (orchestrator.cli.common).
+WIDE: ContextVar[bool] = ContextVar("wide", default=False)
 ELLIPSIS = "…"
 Cell = str | Text  # a str is rich markup
 
@@ -154,9 +160,14 @@ def clip(cell: Cell, width: int) -> Text:
 
 
 def fitted_table(title: str | None, columns: Sequence[Column], rows: Sequence[Mapping[str, Cell]], width: int,
-                 notes: Sequence[str] = ()) -> Table:
+                 notes: Sequence[str] = (), wide: bool | None = None) -> RenderableType:
     """A grid() of ``rows`` fitted to ``width`` by ``fit_columns``, each row on one line
-    (but for cells of several lines); the caption names what was left out or cut."""
+    (but for cells of several lines); the caption names what was left out or cut.
+
+    ``wide`` (default: ``-o wide``): no column left out and prose wrapped at words, never
+    cut, so every reason is read whole at any width."""
+    if WIDE.get() if wide is None else wide:
+        return _wide_table(title, columns, rows, width, notes)
     fit = fit_columns(columns, rows, width)
     table = grid(title)
     for c in fit.shown:
@@ -176,11 +187,72 @@ def fitted_table(title: str | None, columns: Sequence[Column], rows: Sequence[Ma
     if fit.dropped or cut:
         said = [f"left out to fit {width} columns: {', '.join(c.heading for c in fit.dropped)}"] if fit.dropped else []
         said += [f"{ELLIPSIS}: text cut to fit" + ("" if fit.dropped else f" {width} columns")] if cut else []
-        caption.append("; ".join(said) + " (-o json has every field)")
+        caption.append("; ".join(said) + " (-o wide shows it all)")
     if caption:
         table.caption = "\n".join(caption)
         table.caption_justify = "left"
     return table
+
+
+BLOCK_SHORT = 24  # in a block, a cut column never longer than this rides on the first line
+WIDE_PROSE_MIN = 12  # below this a wrapped reason reads a word a line: each row becomes a block instead
+
+
+def _wide_table(title: str | None, columns: Sequence[Column], rows: Sequence[Mapping[str, Cell]], width: int,
+                notes: Sequence[str]) -> RenderableType:
+    """Every column; ids and words whole, prose wrapped at spaces in what is left. When the
+    columns that are never cut leave too little for the prose, each row is a block instead
+    (``_blocks``: the short fields on a line, the prose under it), still every field whole."""
+    natural = {c.key: max([cell_width(c.heading), *(cell_width(r.get(c.key, "")) for r in rows)]) for c in columns}
+    prose = [c for c in columns if c.cut]
+    fixed = sum(natural[c.key] for c in columns if not c.cut) + GAP * max(0, len(columns) - 1)
+    if prose and width - fixed < WIDE_PROSE_MIN * len(prose):
+        return _blocks(title, columns, rows, width, notes)
+    share = max(WIDE_PROSE_MIN, (width - fixed) // max(1, len(prose)))
+    fit = fit_columns([replace(c, drop=None, min_width=min(c.min_width, share)) for c in columns], rows, width)
+    table = grid(title)
+    for c in fit.shown:
+        table.add_column(c.heading, width=fit.widths[c.key], no_wrap=not c.cut, overflow="fold" if c.cut else "ellipsis",
+                         justify="right" if c.right else "left")
+    for row in rows:
+        table.add_row(*(row.get(c.key, "-") for c in fit.shown))
+    if notes:
+        table.caption = "\n".join(notes)
+        table.caption_justify = "left"
+    return table
+
+
+def _blocks(title: str | None, columns: Sequence[Column], rows: Sequence[Mapping[str, Cell]], width: int,
+            notes: Sequence[str]) -> RenderableType:
+    """A row as `git log` shows a commit: the short fields on one line (ids, times, words
+    whole), then each prose field under it, indented and wrapped at words."""
+    # A cut column whose every value is short (a name) stays on the first line.
+    prose = [c for c in columns if c.cut and max((cell_width(r.get(c.key, "")) for r in rows), default=0) > BLOCK_SHORT]
+    short = [c for c in columns if c not in prose]
+    label = max((cell_width(c.heading) for c in prose), default=0) + 1
+    parts: list[RenderableType] = [Text(title, style="bold")] if title else []
+    for row in rows:
+        head = Text("  ").join(Text.from_markup(v) if isinstance(v := row.get(c.key, "-"), str) else v for c in short)
+        parts.append(head)
+        block = Table.grid(padding=(0, 1))
+        block.add_column(width=label + 2, no_wrap=True, style="dim")
+        block.add_column(width=max(10, width - label - 3), overflow="fold")
+        for c in prose:
+            block.add_row(f"  {c.heading}:", row.get(c.key, "-"))
+        parts.append(block)
+    parts.extend(Text(note) for note in notes)
+    return Group(*parts)
+
+
+def natural_key(text: str) -> list[int | str]:
+    """crawler-2 before crawler-10: digit runs compare as numbers (types align: split keeps
+    text, number, text... in the same places)."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
+
+
+def by_name(name: str | None, instance_id: str) -> tuple[int, list[int | str], str]:
+    """The order people find instances in: named ones by name, naturally; then the unnamed by id."""
+    return (0, natural_key(name), instance_id) if name else (1, [], instance_id)
 
 
 def probe_cell(facts: Facts, counts: bool = True) -> str:
@@ -204,7 +276,7 @@ def memory_cell(verdict: Verdict) -> str:
 def worst_first(report: SweepReport) -> list[tuple[Facts, Verdict]]:
     verdicts = {v.instance_id: v for v in report.verdicts}
     rows = [(f, verdicts[f.instance.instance_id]) for f in report.facts]
-    return sorted(rows, key=lambda r: (SEVERITY.index(r[1].kind), r[0].instance.instance_id))
+    return sorted(rows, key=lambda r: (SEVERITY.index(r[1].kind), by_name(r[0].instance.name, r[0].instance.instance_id)))
 
 
 def instances_detail(report: SweepReport, opt_out_tag: str) -> list[dict[str, Any]]:
@@ -230,7 +302,7 @@ def instances_detail(report: SweepReport, opt_out_tag: str) -> list[dict[str, An
 
 FLEET_COLUMNS = (
     Column("instance", "instance"),
-    Column("name", "name", drop=3, cut=True, min_width=10),
+    Column("name", "name", drop=7, cut=True, min_width=10),  # the last to leave: people know boxes by name
     Column("az", "az", drop=1),
     Column("checks", "checks", drop=2),
     Column("ssh", "ssh", drop=5),
@@ -240,7 +312,7 @@ FLEET_COLUMNS = (
 )
 
 
-def fleet_table(report: SweepReport, width: int, opt_out_tag: str) -> Table:
+def fleet_table(report: SweepReport, width: int, opt_out_tag: str) -> RenderableType:
     rows = []
     opted = False
     for facts, verdict in worst_first(report):
@@ -264,27 +336,43 @@ def fleet_table(report: SweepReport, width: int, opt_out_tag: str) -> Table:
 
 ACTION_COLUMNS = (
     Column("instance", "instance"),
+    Column("name", "name", drop=2, cut=True, min_width=10),
     Column("action", "action"),
     Column("reason", "reason", drop=1, cut=True),
     Column("outcome", "outcome", cut=True, min_width=16),
 )
-BLOCKED_COLUMNS = (Column("instance", "instance"), Column("action", "action"), Column("why", "why", cut=True, min_width=16))
+BLOCKED_COLUMNS = (
+    Column("instance", "instance"),
+    Column("name", "name", drop=1, cut=True, min_width=10),
+    Column("action", "action"),
+    Column("why", "why", cut=True, min_width=16),
+)
 
 
-def plan_tables(plan: Plan, outcome_list: Iterable[ActionOutcome] = (), width: int = 80) -> list[Table]:
-    tables = []
+def plan_tables(plan: Plan, outcome_list: Iterable[ActionOutcome] = (), width: int = 80, names: Mapping[str, str | None] | None = None,
+                wide: bool | None = None) -> list[RenderableType]:
+    """The actions and the blocked ones, each with its instance's Name; ``wide``: reasons whole."""
+    tables: list[RenderableType] = []
+    named = names or {}
     outcomes = {o.action.instance_id: o for o in outcome_list}
     if plan.actions:
         rows = []
-        for action in plan.actions:
+        for action in sorted(plan.actions, key=lambda a: by_name(named.get(a.instance_id), a.instance_id)):
             outcome = outcomes.get(action.instance_id)
-            cell = "-" if outcome is None else f"[{OUTCOME_STYLE[outcome.status]}]{outcome.status.value}[/] {outcome.detail}"
-            rows.append({"instance": action.instance_id, "action": action.kind.value, "reason": action.reason, "outcome": cell})
-        tables.append(fitted_table("actions", ACTION_COLUMNS, rows, width))
+            cell = "-" if outcome is None else f"[{OUTCOME_STYLE[outcome.status]}]{outcome.status.value}[/] {escape(outcome.detail)}"
+            rows.append({"instance": action.instance_id, "name": named.get(action.instance_id) or "-", "action": action.kind.value,
+                         "reason": escape(action.reason), "outcome": cell})
+        columns = ACTION_COLUMNS if outcomes else tuple(c for c in ACTION_COLUMNS if c.key != "outcome")  # asked before acting: none yet
+        tables.append(fitted_table("actions", columns, rows, width, wide=wide))
     if plan.blocked:
-        rows = [{"instance": b.instance_id, "action": b.kind.value, "why": f"[yellow]{b.why}[/]"} for b in plan.blocked]
-        tables.append(fitted_table("blocked", BLOCKED_COLUMNS, rows, width))
+        rows = [{"instance": b.instance_id, "name": named.get(b.instance_id) or "-", "action": b.kind.value, "why": f"[yellow]{escape(b.why)}[/]"}
+                for b in sorted(plan.blocked, key=lambda b: by_name(named.get(b.instance_id), b.instance_id))]
+        tables.append(fitted_table("blocked", BLOCKED_COLUMNS, rows, width, wide=wide))
     return tables
+
+
+def report_names(report: SweepReport) -> dict[str, str | None]:
+    return {f.instance.instance_id: f.instance.name for f in report.facts}
 
 
 def print_report(console: Console, report: SweepReport, opt_out_tag: str, show_fleet: bool = True, show_plan: bool = True) -> None:
@@ -293,7 +381,7 @@ def print_report(console: Console, report: SweepReport, opt_out_tag: str, show_f
     counts = ", ".join(f"{n} {k}" for k, n in report.verdict_counts().items())
     console.print(f"verdicts: {counts or 'none'}")
     if show_plan:
-        for table in plan_tables(report.plan, report.outcomes, console.width):
+        for table in plan_tables(report.plan, report.outcomes, console.width, report_names(report)):
             console.print(table)
         if not report.plan.actions and not report.plan.blocked:
             console.print("nothing to do")

@@ -60,12 +60,16 @@ def _spec(**fields: Any) -> FleetSpec:
 @click.option("--serve", is_flag=True, help="Keep the embedded AWS and fleet running for `orch scan` / `orch heal` by hand.")
 @click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path),
               help="With --serve: write the export lines here, for `source FILE` in another shell (removed on exit).")
+@click.option("--scenario", metavar="NAME",
+              help="With --serve: one of orch simulate's fleets (orch simulate --list), live on the wall clock.")
+@click.option("--time-scale", type=click.FloatRange(0.1, 120), default=1.0, show_default=True,
+              help="With --serve: simulated minutes per wall-clock minute (10: a leak wedges ten times sooner).")
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where --serve keeps its state file and request log (default: a temporary directory, removed on exit).")
 @display_options
 def sandbox_command(display: Display, instances: int, hung: int, refusing: int, leaking: int, slow: int, slow_delay: float,
                     no_metrics: int, opt_out: int, unmanaged: int, seed: int, port: int, untagged: bool, serve: bool, env_file: Path | None,
-                    state_dir: Path | None) -> None:
+                    scenario: str | None, time_scale: float, state_dir: Path | None) -> None:
     """A simulated fleet on embedded AWS (moto on 127.0.0.1), healed by the real sweep.
 
     Without --serve: build the fleet, sweep until every broken instance is healed and a
@@ -74,13 +78,25 @@ def sandbox_command(display: Display, instances: int, hung: int, refusing: int, 
     wait: launch grace 0, debounce over 3 s, probe retries over 3 s, banner timeout 2 s,
     connect timeout 1 s.
     """
+    # The default port may be busy (another sandbox, a real sshd): then a free one, said; a port given is that port or an error.
+    default_port = click.get_current_context().get_parameter_source("port") is click.core.ParameterSource.DEFAULT
     spec = _spec(instances=instances, hung=hung, refusing=refusing, leaking=leaking, slow=slow, slow_delay=slow_delay,
-                 no_metrics=no_metrics, opt_out=opt_out, unmanaged=unmanaged, seed=seed, port=port, tagged=not untagged)
+                 no_metrics=no_metrics, opt_out=opt_out, unmanaged=unmanaged, seed=seed, port=port, tagged=not untagged,
+                 port_fallback=default_port)
     if untagged and not serve:
         raise OrchError("--untagged needs --serve: an untagged fleet is one to adopt by hand with orch init", Exit.USAGE)
+    boxes = _scenario_boxes(scenario, seed) if scenario else []
+    if scenario and not serve:
+        raise OrchError("--scenario goes with --serve: the scenario lives on the wall clock (orch simulate runs it in simulated time)",
+                        Exit.USAGE)
+    if boxes:  # the scenario's fleet, box for box, and nothing else
+        spec = spec.model_copy(update={"instances": len(boxes), "hung": 0, "refusing": 0, "leaking": 0, "slow": 0, "no_metrics": 0,
+                                       "opt_out": 0, "unmanaged": 0})
     if serve:
-        _serve(spec, state_dir, env_file)
+        _serve(spec, state_dir, env_file, time_scale, boxes)
         return
+    if time_scale != 1.0:
+        raise OrchError("--time-scale goes with --serve (the demo without --serve moves its own clock)", Exit.USAGE)
     if env_file is not None:
         raise OrchError("--env-file goes with --serve (the demo without --serve stops when it is done)", Exit.USAGE)
     err = display.console(stderr=True)
@@ -90,6 +106,8 @@ def sandbox_command(display: Display, instances: int, hung: int, refusing: int, 
     def progress(message: str) -> None:
         if status is not None:
             status.update(message)
+        if message.startswith("port ") and " is taken " in message:  # the port note: said, not only shown in passing
+            err.print(f"note: {message}", markup=False, highlight=False)
 
     def on_sweep(title: str, report: SweepReport) -> None:
         if display.json:
@@ -145,9 +163,21 @@ def _print_outcome(out: Console, result: DemoResult) -> None:
               f"{len(result.sweeps)} sweeps; opt-out and unmanaged instances {'untouched' if result.untouched_bystanders else '[red]TOUCHED[/]'}")
 
 
-def _serve(spec: FleetSpec, state_dir: Path | None, env_file: Path | None) -> None:
+def _scenario_boxes(name: str, seed: int) -> list[Any]:
+    from datetime import datetime, timezone
+
+    from orchestrator.sandbox.scenario import ScenarioError, scenario_boxes
+
+    try:
+        return scenario_boxes(name, datetime.now(timezone.utc), seed)
+    except ScenarioError as exc:
+        raise OrchError(str(exc), Exit.USAGE) from None
+
+
+def _serve(spec: FleetSpec, state_dir: Path | None, env_file: Path | None, time_scale: float = 1.0, boxes: list[Any] | None = None) -> None:
     from orchestrator.sandbox.demo import aws_env, exports, stage
     from orchestrator.sandbox.fleet import Sandbox
+    from orchestrator.sandbox.living import Driver
     from orchestrator.sandbox.server import log_requests
 
     # A flag and signal.pause, not a threading.Event: Event.set from a signal handler
@@ -169,21 +199,33 @@ def _serve(spec: FleetSpec, state_dir: Path | None, env_file: Path | None) -> No
             except OSError as exc:
                 raise OrchError(f"cannot use --state-dir {directory}: {exc.strerror or exc}", Exit.USAGE) from None
         log_path = directory / "requests.log"
+        made = Sandbox(spec)
+        made.boxes = dict(enumerate(boxes or []))  # a scenario's boxes, by managed index
         try:
-            sb = cleanup.enter_context(Sandbox(spec))
+            sb = cleanup.enter_context(made)
         except OSError as exc:
             raise OrchError(f"sandbox could not start: {exc} (try another --port)", Exit.USAGE) from None
+        if sb.port_note:
+            click.echo(f"note: {sb.port_note}", err=True)
         cleanup.callback(log_requests(log_path))
         cleanup.enter_context(aws_env(sb.env()))
         staged = stage(sb, directory)
-        lines = [f"export {name}={shlex.quote(value)}" for name, value in exports(sb, staged).items()]
+        exported = exports(sb, staged)
+        lines = [f"export {name}={shlex.quote(value)}" for name, value in exported.items()]
         if env_file is not None:
-            _write_env_file(env_file, lines)
+            # After the sandbox stops, one word makes the shell forget its endpoint and fake keys.
+            forget = f"orch_sandbox_unset() {{ unset {' '.join(exported)}; unset -f orch_sandbox_unset; }}"
+            _write_env_file(env_file, [*lines, forget])
             cleanup.callback(env_file.unlink, missing_ok=True)
             click.echo(f"in another shell: source {shlex.quote(str(env_file))}", err=True)
         else:
             click.echo("\n".join(lines))
-        click.echo(f"AWS requests are logged to {log_path}; stop with Ctrl-C", err=True)
+        # The fleet lives: every minute its agents publish, leaks climb and wedge (orchestrator.sandbox.living).
+        driver = Driver(sb, time_scale, on_error=lambda exc: click.echo(f"warning: the sandbox's clock tick failed: {exc}", err=True))
+        driver.start()
+        cleanup.callback(driver.stop.set)
+        pace = "" if time_scale == 1.0 else f", {time_scale:g} simulated minutes a minute"
+        click.echo(f"AWS requests are logged to {log_path}; the fleet lives on the wall clock{pace}; stop with Ctrl-C", err=True)
         click.echo("ready")
         sys.stdout.flush()
         while not stopping:

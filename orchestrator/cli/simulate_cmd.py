@@ -5,9 +5,8 @@ from __future__ import annotations
 import sys
 
 import click
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from orchestrator.cli.common import Runtime, common_options
 from orchestrator.cli.render import Column, fitted_table
@@ -41,7 +40,7 @@ FIGURE_COLUMNS = (  # left out least telling first; the scenario, its policy, SS
 )
 
 
-def figures_table(rows: list[tuple[Figures, list[str]]], width: int = 120) -> Table:
+def figures_table(rows: list[tuple[Figures, list[str]]], width: int = 120) -> RenderableType:
     cells = []
     for f, violations in rows:
         verdict = "[green]met[/]" if not violations else "[bold red]" + "; ".join(violations) + "[/]"
@@ -56,6 +55,14 @@ def figures_table(rows: list[tuple[Figures, list[str]]], width: int = 120) -> Ta
         })
     notes = ["down→act: minutes from SSH failing to the action (median/p95); max/h: most actions in any hour"]
     return fitted_table(None, FIGURE_COLUMNS, cells, width, notes)
+
+
+LIST_COLUMNS = (
+    Column("scenario", "scenario"),
+    Column("instances", "boxes", right=True),
+    Column("summary", "what happens", cut=True, min_width=16),
+    Column("expect", "orch is expected to", cut=True, min_width=16),
+)
 
 
 def _minutes_range(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[float, float] | None:
@@ -77,7 +84,7 @@ POLICIES = (Policy.ORCH, Policy.NOBODY, Policy.REACTIVE, Policy.ORACLE, Policy.N
 
 @click.command("simulate")
 @click.option("--scenario", "names", multiple=True, type=click.Choice(["all", *(s.name for s in SCENARIOS)]), default=("chronic-leak",),
-              show_default=True, help="Fleet to simulate; repeat it, or 'all'.")
+              show_default=True, metavar="NAME", help="Fleet to simulate (--list shows them); repeat it, or 'all'.")
 @click.option("--hours", type=click.FloatRange(0.5, 24 * 30), default=24.0, show_default=True, help="Simulated hours.")
 @click.option("--instances", type=click.IntRange(1, 2000), default=None, help="Fleet size (default: the scenario's).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same fleet, same day.")
@@ -99,7 +106,6 @@ def simulate_command(runtime: Runtime, names: tuple[str, ...], hours: float, ins
                      lost_points: float | None, sawtooth: float | None, agents: float | None, list_only: bool) -> None:
     """Judge your settings over simulated days before they meet a fleet.
 
-    \b
     Runs orch's own sweep (diagnose, history, plan, lease, journal, executor, alerts)
     against a simulated fleet in simulated time: minutes of wall time for days of fleet
     time. Reads --config and ORCH_* like every command; needs no AWS. Exit 1 if a
@@ -107,8 +113,9 @@ def simulate_command(runtime: Runtime, names: tuple[str, ...], hours: float, ins
     of a chronic leak, budgets kept, SSH up beside the baselines...).
     """
     if list_only:
-        for s in SCENARIOS:
-            click.echo(f"{s.name:16} {s.summary} ({s.instances} instances). Expect: {s.expect}")
+        listed = [{"scenario": s.name, "instances": s.instances, "summary": s.summary, "expect": s.expect} for s in SCENARIOS]
+        runtime.emit(listed, lambda: runtime.console().print(fitted_table(None, LIST_COLUMNS, [
+            {**row, "instances": str(row["instances"])} for row in listed], runtime.console().width, wide=True)))
         return
     settings = runtime.settings
     chosen = SCENARIOS if "all" in names else tuple(BY_NAME[n] for n in dict.fromkeys(names))

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 
 import click
 
+from orchestrator.aws import AWS_CALL_ERRORS, AwsError
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
 from orchestrator.cli.estate_cmds import estate_history, estate_options, estate_status
 from orchestrator.cli.instances import resolve_instance
-from orchestrator.cli.render import Column, fitted_table
+from orchestrator.cli.render import Column, by_name, fitted_table
 from orchestrator.cli.sweep_cmds import no_match
 from orchestrator.cli.who import who
 from orchestrator.decide import history as history_step
@@ -18,6 +20,8 @@ from orchestrator.model import Facts
 from orchestrator.observe import inventory
 from orchestrator.state import lease_scope
 from orchestrator.state.store import ActionStatus, PauseState
+
+log = logging.getLogger(__name__)
 
 
 def _when(value: datetime | None) -> str:
@@ -32,6 +36,7 @@ def _minute(value: datetime | None) -> str:
 
 STATE_COLUMNS = (
     Column("instance", "instance"),
+    Column("name", "name", drop=5, cut=True, min_width=10),  # the last optional column to leave
     Column("failed", "failed probes", drop=4),
     Column("rung", "rung", drop=2),
     Column("action", "last action"),
@@ -43,6 +48,7 @@ STATE_COLUMNS = (
 HISTORY_COLUMNS = (
     Column("when", "when (UTC)"),
     Column("instance", "instance"),
+    Column("name", "name", drop=3, cut=True, min_width=10),
     Column("action", "action"),
     Column("status", "status"),
     Column("reason", "reason", drop=2, cut=True, min_width=20),
@@ -75,8 +81,10 @@ def status_command(runtime: Runtime, regions: str | None, accounts: str | None, 
     # next sweep will treat as in flight from their time.
     since = datetime.now(timezone.utc) - history_step.retention(settings)
     dangling = [r for r in store.actions_since(since, ActionStatus.INTENT) if r.instance_id in selected]
+    names = {i.instance_id: i.name for i in instances}
     notable = sorted(
-        (h for h in histories.values() if h.rung or h.in_flight_key or h.quarantined_at or h.failed_probes), key=lambda h: h.instance_id
+        (h for h in histories.values() if h.rung or h.in_flight_key or h.quarantined_at or h.failed_probes),
+        key=lambda h: by_name(names.get(h.instance_id), h.instance_id),
     )
     now = datetime.now(timezone.utc)
     conditions = {i: c for i, h in histories.items() if (c := history_step.chronic(h, now, settings)) is not None}
@@ -114,6 +122,7 @@ def status_command(runtime: Runtime, regions: str | None, accounts: str | None, 
         rows = [
             {
                 "instance": h.instance_id,
+                "name": names.get(h.instance_id) or "-",
                 "failed": str(h.failed_probes),
                 "rung": str(h.rung),
                 "action": h.last_action.value if h.last_action else "-",
@@ -150,14 +159,26 @@ def history_command(
         if not records:
             runtime.say("no actions recorded" + (f" for {instance_id}" if instance_id else ""))
             return
+        names = _names(runtime)
         rows = [
-            {"when": f"{r.created_at:%Y-%m-%d %H:%M:%S}", "instance": r.instance_id, "action": r.action.value, "status": r.status.value,
+            {"when": f"{r.created_at:%Y-%m-%d %H:%M:%S}", "instance": r.instance_id, "name": names.get(r.instance_id) or "-",
+             "action": r.action.value, "status": r.status.value,
              "reason": r.reason, "detail": "; ".join(x for x in (r.detail, r.evidence.get("console_summary") or "") if x) or "-"}
             for r in records
         ]
-        runtime.console().print(fitted_table(None, HISTORY_COLUMNS, rows, runtime.console().width))
+        # The reasons are why this command is read: wrapped whole, never cut (a row may take several lines).
+        runtime.console().print(fitted_table(None, HISTORY_COLUMNS, rows, runtime.console().width, wide=True))
 
     runtime.emit(records, table)
+
+
+def _names(runtime: Runtime) -> dict[str, str | None]:
+    """Names for the table, best effort: the history is the store's and reads without AWS."""
+    try:
+        return {i.instance_id: i.name for i in inventory.list_instances(runtime.clients.ec2, runtime.settings.selector)}
+    except (*AWS_CALL_ERRORS, AwsError) as exc:
+        log.info("no names for the history table: %s", exc)
+        return {}
 
 
 @click.command("pause")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -12,11 +13,12 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
+from orchestrator.cli import consent
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
 from orchestrator.cli.estate_cmds import estate_options, estate_scan
-from orchestrator.cli.render import instances_detail, plan_tables, print_report
+from orchestrator.cli.render import instances_detail, plan_tables, print_report, report_names
 from orchestrator.decide.manual import ManualRequest
-from orchestrator.model import BlockRule, OutcomeStatus, Plan, VerdictKind
+from orchestrator.model import ActionKind, BlockRule, OutcomeStatus, VerdictKind
 from orchestrator.observe.metrics import DimensionCache
 from orchestrator.observe.probe import probe_fleet
 from orchestrator.state import audit, default_state_path
@@ -38,12 +40,13 @@ Exit codes:
      pause or a rule that needs a human, or an action failed or was
      skipped, or a webhook target did not take the news (SNS and
      the records are kept); or the selector or region matched no
-     instance
-  2  bad usage or configuration
+     instance; or you said no at the prompt (then a dry run)
+  2  bad usage or configuration, or acting off a terminal without --yes
   3  an AWS call failed or the endpoint did not answer (nothing acted
      on after it)
   4  another sweep holds the lease
-  5  the state store cannot be read or written (nothing acted on)"""
+  5  the state store cannot be read or written (nothing acted on)
+  130  interrupted (Ctrl-C): nothing more is done"""
 
 
 def heal_exit(report: SweepReport) -> Exit:
@@ -120,14 +123,22 @@ def run_sweep(
     settings = runtime.settings
     live = SweepProgress(err) if show_progress and err.is_terminal and not runtime.json else None
 
-    def confirm(plan: Plan) -> bool:
+    def confirm(shown: SweepReport) -> bool:
         if live is not None:
             live.progress.stop()
-        for table in plan_tables(plan, width=err.width):
+        for table in plan_tables(shown.plan, width=err.width, names=report_names(shown), wide=True):
             err.print(table)
-        return click.confirm(f"take {len(plan.actions)} action(s)?", default=False, err=True)
+        try:
+            yes = click.confirm(f"take {len(shown.plan.actions)} action(s)?", default=False, err=True)
+        except click.Abort:  # Ctrl-C or EOF at the prompt: declined, then orch exits 130 (cli.OrchGroup)
+            asked.interrupted = True
+            return False
+        asked.declined = not yes
+        return yes
 
-    interactive = sys.stdin.isatty() and err.is_terminal and not assume_yes
+    asked = Asked()
+    interactive = not dry_run and consent.require(ASKS[mode if manual is None else manual.kind], assume_yes, dry_run) \
+        if mode is Mode.HEAL else False
     # On a terminal: the phase, and n/N while probing and reading metrics.
     shown: dict[str, Any] = {} if live is None else {
         "prober": functools.partial(probe_fleet, progress=live.counter("probing SSH")),
@@ -149,9 +160,32 @@ def run_sweep(
     )
     try:
         with live if live is not None else contextlib.nullcontext():
-            return sweep(settings, deps, mode=mode, dry_run=dry_run or None)
+            report = sweep(settings, deps, mode=mode, dry_run=dry_run or None)
     except SweepAborted as exc:
         raise OrchError(f"sweep aborted before acting: {exc}", Exit.AWS) from None
+    if asked.interrupted:
+        raise KeyboardInterrupt  # nothing was done; Ctrl-C's exit (130) once the sweep has let go of its lease
+    return report
+
+
+@dataclass
+class Asked:
+    """What became of the question at the terminal."""
+
+    interrupted: bool = False
+
+
+# What each way in would do, for the refusal off a terminal.
+ASKS: dict[object, str] = {
+    Mode.HEAL: "orch heal would act on the instances it finds unhealthy",
+    ActionKind.REBOOT: "orch reboot would reboot the instance",
+    ActionKind.STOP_START: "orch stop-start would stop and start the instance",
+}
+
+
+def declined(report: SweepReport, dry_run: bool) -> bool:
+    """The person said no at the prompt: the sweep asked to act ran as a dry run (see SweepDeps.confirm)."""
+    return report.mode is Mode.HEAL and report.dry_run and not dry_run
 
 
 def no_match(runtime: Runtime) -> OrchError:
@@ -192,7 +226,7 @@ def scan_command(runtime: Runtime, regions: str | None, accounts: str | None, ro
 
 @click.command("heal", epilog=EXIT_HELP)
 @click.option("--dry-run", is_flag=True, help="Plan and print; make no mutating call.")
-@click.option("--yes", "-y", "assume_yes", is_flag=True, help="Do not ask before acting on a terminal.")
+@click.option("--yes", "-y", "assume_yes", is_flag=True, help="Act without asking (needed off a terminal).")
 @click.option("--wait", type=click.FloatRange(0, 3600), default=0, help="Seconds to wait for another sweep's lease.")
 @click.option(
     "--notify/--no-notify",
@@ -208,6 +242,8 @@ def heal_command(runtime: Runtime, dry_run: bool, assume_yes: bool, wait: float,
         raise no_match(runtime)
     opt_out = runtime.settings.opt_out_tag
     runtime.emit(sweep_document(runtime, report), lambda: print_report(runtime.console(), report, opt_out))
+    if declined(report, dry_run):
+        sys.exit(int(Exit.UNHEALTHY))  # you said no: the job is not done (the report above is the dry run)
     if report.record_error is not None:
         summary = report.summary()
         kept = audit.write_file(summary, audit_directory())

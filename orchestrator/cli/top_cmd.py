@@ -13,13 +13,14 @@ exits 0.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import select
 import sys
 import termios
 import threading
 import tty
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Callable, Iterator
 
@@ -28,17 +29,27 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from orchestrator.cli.common import Runtime, common_options
+from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
+from orchestrator.cli.instance_view import detail_lines
 from orchestrator.cli.sweep_cmds import no_match, run_sweep
-from orchestrator.cli.top_layout import Line, Only, SortKey, TopRow, View, arrange, frame, row_document, rows_from
+from orchestrator.cli.top_keys import Do, Screen, State, press, split_keys
+from orchestrator.cli.top_layout import Line, View, frame, legend_notes, wrap_words
+from orchestrator.cli.top_rows import Only, SortKey, TopRow, arrange, row_document, rows_from
+from orchestrator.model import Facts, InstanceHistory, Verdict
 from orchestrator.observe.metrics import DimensionCache
+from orchestrator.state.store import StateError
 from orchestrator.sweep.pipeline import Mode
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     rows: list[TopRow]
     at: datetime
+    facts: dict[str, Facts] = field(default_factory=dict)  # for the instance screen (Enter)
+    verdicts: dict[str, Verdict] = field(default_factory=dict)
+    histories: dict[str, InstanceHistory] = field(default_factory=dict)
 
 
 def take_snapshot(runtime: Runtime, show_progress: bool, cache: DimensionCache) -> Snapshot:
@@ -49,7 +60,8 @@ def take_snapshot(runtime: Runtime, show_progress: bool, cache: DimensionCache) 
     settings = runtime.settings
     chronic = {i for p in report.patterns for i in p.members}
     rows = rows_from(report.facts, report.verdicts, report.histories, chronic, settings.safety.ladder, settings.opt_out_tag)
-    return Snapshot(rows, report.started_at)
+    return Snapshot(rows, report.started_at, {f.instance.instance_id: f for f in report.facts},
+                    {v.instance_id: v for v in report.verdicts}, dict(report.histories))
 
 
 def to_text(lines: list[Line]) -> Text:
@@ -67,18 +79,21 @@ def to_text(lines: list[Line]) -> Text:
               help="Row order; worst: by verdict severity, then memory.")
 @click.option("--only", type=click.Choice([o.value for o in Only]), default=Only.ALL.value, show_default=True,
               help="unhealthy: hide healthy instances.")
-@click.option("--interval", type=click.FloatRange(1, 3600), default=15.0, show_default=True,
-              help="Seconds between scans while live.")
+@click.option("--filter", "needle", default="", help="Only rows whose name, id, AZ or verdict holds this text (live: /).")
+@click.option("--interval", type=click.FloatRange(1, 3600), default=None,
+              help="Seconds between scans while live (default: ORCH_TOP_INTERVAL, else 5; live: + and -).")
 @click.option("--once", is_flag=True, help="Print one frame and exit (what a pipe gets anyway).")
 @common_options
-def top_command(runtime: Runtime, sort: str, only: str, interval: float, once: bool) -> None:
-    """The fleet live, worst first: verdict, SSH, memory and its window, time to exhaustion,
-    ladder, action in flight, chronic or quarantined. Reads; never acts.
+def top_command(runtime: Runtime, sort: str, only: str, needle: str, interval: float | None, once: bool) -> None:
+    """The fleet live, worst first: verdict, SSH, memory and its window, time to
+    exhaustion, ladder, action in flight, chronic or quarantined. Reads; never acts.
 
-    \b
-    Keys while live: q quit, s cycle the sort, u unhealthy only / all.
-    Columns are dropped to fit the terminal (az, name, ladder, slope, flags, acting,
-    window, full in, ...), never cut: instance and verdict always stay.
+    Keys while live, as in htop and k9s: arrows or j/k move, PgUp/PgDn page, g/G
+    first/last, / filter by name, id, AZ or verdict, Enter opens the instance (its
+    chart and evidence), ? help, s cycle the sort, u unhealthy only, r refresh now,
+    +/- the refresh interval, q quit. Columns are dropped to fit the terminal (az,
+    ladder, slope, flags, acting, window, full in, ..., the name last), never cut:
+    instance and verdict always stay.
     """
     settings = runtime.settings
     out = runtime.console()
@@ -88,17 +103,34 @@ def top_command(runtime: Runtime, sort: str, only: str, interval: float, once: b
         only=Only(only),
         critical_percent=settings.memory.critical_percent,
         opt_out_tag=settings.opt_out_tag,
+        needle=needle,
+        interval=interval if interval is not None else default_interval(),
     )
     cache = DimensionCache()
     if once or runtime.json or not out.is_terminal:
         snap = take_snapshot(runtime, show_progress=True, cache=cache)
         view = replace(view, now=snap.at)
         runtime.emit(
-            [row_document(r) for r in arrange(snap.rows, view.sort, view.only)],
+            [row_document(r) for r in arrange(snap.rows, view.sort, view.only, view.needle)],
             lambda: out.print(to_text(frame(snap.rows, view, out.width)), soft_wrap=True),
         )
         return
-    watch(runtime, out, replace(view, live=True), interval, cache)
+    watch(runtime, out, replace(view, live=True), cache)
+
+
+def default_interval() -> float:
+    """ORCH_TOP_INTERVAL (seconds), else 5: a watcher wants to see the story move."""
+    raw = os.environ.get("ORCH_TOP_INTERVAL", "").strip()
+    try:
+        value = float(raw) if raw else DEFAULT_INTERVAL
+    except ValueError:
+        raise OrchError(f"ORCH_TOP_INTERVAL={raw!r} is not a number of seconds", Exit.USAGE) from None
+    if not 1 <= value <= 3600:
+        raise OrchError(f"ORCH_TOP_INTERVAL={raw!r}: give 1 to 3600 seconds", Exit.USAGE)
+    return value
+
+
+DEFAULT_INTERVAL = 5.0
 
 
 class Refresher(threading.Thread):
@@ -114,6 +146,7 @@ class Refresher(threading.Thread):
         self.busy = False
         self.changed = threading.Event()
         self.stopped = threading.Event()
+        self.wake = threading.Event()  # `r`: scan now
 
     def run(self) -> None:
         while not self.stopped.is_set():
@@ -129,16 +162,19 @@ class Refresher(threading.Thread):
                 with self.lock:
                     self.latest, self.error, self.busy = snap, None, False
             self.changed.set()
-            self.stopped.wait(self.interval)
+            self.wake.wait(self.interval)
+            self.wake.clear()
 
 
 def describe(exc: BaseException) -> str:
     return exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
 
 
-def watch(runtime: Runtime, out: Console, view: View, interval: float, cache: DimensionCache) -> None:
-    refresher = Refresher(lambda: take_snapshot(runtime, show_progress=False, cache=cache), interval)
+def watch(runtime: Runtime, out: Console, view: View, cache: DimensionCache) -> None:
+    refresher = Refresher(lambda: take_snapshot(runtime, show_progress=False, cache=cache), view.interval)
     refresher.start()
+    state = State(view)
+    detail: list[str] = []
     try:
         with keys() as read_key, Live(console=out, auto_refresh=False, transient=False, vertical_overflow="crop") as live:
             size = out.size
@@ -149,45 +185,98 @@ def watch(runtime: Runtime, out: Console, view: View, interval: float, cache: Di
                     snap, error, busy = refresher.latest, refresher.error, refresher.busy
                 if snap is None and error is not None:
                     raise error  # the first scan failed: the same one line and exit code as `orch scan`
+                shown = arrange(snap.rows, state.view.sort, state.view.only, state.view.needle) if snap else []
                 for key in read_key(0.1):
-                    if key == "q":
+                    state, do = press(replace(state, page=max(1, out.size.height - 8)), key, len(shown))
+                    redraw = True
+                    if do is Do.QUIT:
                         return
-                    if key == "s":
-                        view, redraw = replace(view, sort=view.sort.next()), True
-                    elif key == "u":
-                        view, redraw = replace(view, only=view.only.toggled()), True
+                    if do is Do.REFRESH:
+                        refresher.wake.set()
+                    if do is Do.OPEN and snap is not None and shown:
+                        detail = instance_screen(runtime, snap, shown[min(state.view.selected, len(shown) - 1)], out.size.width)
+                    refresher.interval = state.view.interval
                 if not redraw:
                     continue
                 size = out.size
                 status = "refreshing…" if busy else ""
                 if error is not None:
                     status = f"the last refresh failed ({describe(error)}); showing the scan of {snap.at:%H:%M:%S} UTC" if snap else ""
-                if snap is None:
-                    lines: list[Line] = [(("orch top: the first scan of the fleet is under way…", "bold"),), (("keys: q quit", "dim"),)]
-                else:
-                    lines = frame(snap.rows, replace(view, now=snap.at, status=status), size.width, size.height - 1)
+                if state.screen is Screen.FILTER:
+                    status = f"/{state.typed}▏  (Enter keeps it, Esc drops it; part of a name, id, AZ or verdict)"
+                lines = screen_lines(state, snap, status, detail, size.width, size.height - 1)
                 live.update(to_text(lines), refresh=True)
     except KeyboardInterrupt:
         return
     finally:
         refresher.stopped.set()
+        refresher.wake.set()
         refresher.join(timeout=1.0)
 
 
+def screen_lines(state: State, snap: Snapshot | None, status: str, detail: list[str], width: int, height: int) -> list[Line]:
+    """What the screen shows for the state: the table, the help, or one instance."""
+    if snap is None:
+        return [(("orch top: the first scan of the fleet is under way…", "bold"),), (("keys: q quit", "dim"),)]
+    if state.screen is Screen.HELP:
+        return [((line[:width], ""),) for line in help_lines(snap, state.view, width)][:height]
+    if state.screen is Screen.DETAIL:
+        body = [((line[:width], ""),) for line in detail][: max(1, height - 1)]
+        return body + [(("q, Esc or Enter: back to the fleet", "dim"),)]
+    return frame(snap.rows, replace(state.view, now=snap.at, status=status), width, height)
+
+
+HELP = (
+    ("↑ ↓ j k", "move"),
+    ("PgUp PgDn b space", "a page up or down"),
+    ("g G Home End", "first, last"),
+    ("/", "filter: part of a name, id, AZ or verdict; Enter keeps it, Esc drops it"),
+    ("Enter", "open the selected instance: its memory chart, reasons, probes, actions"),
+    ("s", "cycle the sort: worst, memory, name, id"),
+    ("u", "unhealthy only / all"),
+    ("r", "scan now"),
+    ("+ -", "refresh interval longer / shorter"),
+    ("? q Esc", "this help; quit (or back from help and an instance)"),
+)
+
+
+def help_lines(snap: Snapshot, view: View, width: int) -> list[str]:
+    lines = ["orch top: keys", ""]
+    lines += [f"  {keys_text:<18} {what}"[:width] for keys_text, what in HELP]
+    lines += ["", f"refreshing every {view.interval:g}s (--interval, ORCH_TOP_INTERVAL); it reads, never acts", ""]
+    for note in legend_notes(snap.rows, None, view):
+        lines += wrap_words(note, width)
+    lines += ["", "any of q, Esc, ? or Enter: back to the fleet"]
+    return lines
+
+
+def instance_screen(runtime: Runtime, snap: Snapshot, row: TopRow, width: int) -> list[str]:
+    """explain's chart and evidence for the selected row, from the scan shown and the store's last actions."""
+    facts, verdict = snap.facts.get(row.instance_id), snap.verdicts.get(row.instance_id)
+    if facts is None or verdict is None:
+        return [f"{row.instance_id}: not in the last scan"]
+    try:
+        actions = runtime.store.list_actions(row.instance_id, 10)
+    except StateError as exc:
+        actions = []
+        log.info("no actions for the instance screen: %s", exc)
+    return detail_lines(facts, verdict, snap.histories.get(row.instance_id), actions, snap.at, runtime.settings.memory, width)
+
+
 @contextlib.contextmanager
-def keys() -> Iterator[Callable[[float], str]]:
+def keys() -> Iterator[Callable[[float], list[str]]]:
     """Single key presses from the terminal (cbreak: no Enter needed, no echo); none if stdin is not one."""
     fd = sys.stdin.fileno() if sys.stdin.isatty() else None
     if fd is None:
-        yield lambda timeout: (threading.Event().wait(timeout), "")[1]
+        yield lambda timeout: (threading.Event().wait(timeout), [])[1]
         return
     saved = termios.tcgetattr(fd)
     tty.setcbreak(fd)
     try:
 
-        def read(timeout: float) -> str:
+        def read(timeout: float) -> list[str]:
             ready, _, _ = select.select([fd], [], [], timeout)
-            return os.read(fd, 64).decode(errors="ignore").lower() if ready else ""
+            return split_keys(os.read(fd, 64).decode(errors="ignore")) if ready else []
 
         yield read
     finally:

@@ -1,240 +1,60 @@
-"""`orch top`'s frame, as data: which rows, in which order, which columns fit, each cell's text. Pure.
+"""`orch top`'s frame, as data: which columns fit, and the screen's lines. Pure.
 
-Nothing here reads a clock, a terminal or AWS: ``rows_from`` turns one scan's facts,
-verdicts and histories into ``TopRow``s, and ``frame`` lays them out for a width (and,
-live, a height) at a given ``now``, so the layout is table-tested with fixed timestamps.
+Nothing here reads a clock, a terminal or AWS: ``frame`` lays the rows out
+(orchestrator.cli.top_rows) for a width and, live, a height at a given ``now``, so the
+layout is table-tested with fixed timestamps.
 
 Fitting a width. Columns are never cut (a verdict is read whole or not at all); they are
 dropped instead, in this order until the rest fits:
 
 1. columns with nothing to say on any shown row (no action in flight, no ladder, no
    chronic or quarantined instance: all ``-``);
-2. then, least useful first: az, name, ladder, slope, flags, acting, the memory window
-   (sparkline), minutes to exhaustion ("full in"), ssh, memory now.
+2. then, least useful first: az, ladder, slope, flags, acting,
+   ssh (the verdict says how it failed), the memory window (sparkline), minutes to
+   exhaustion ("full in"), memory now, and the name last.
 
 The instance id and the verdict are never dropped. The memory window takes what width
 is left over (8 to 30 characters). A name longer than 18 characters is shortened with
-``…``: names are for recognising, the id is the handle. At 80 columns a fleet with a
-``memory-exhaustion-forecast`` row keeps instance, verdict, memory, ssh, "full in" and a
-short window; 120 columns add the rest.
+``…``: names are for recognising, the id is the handle.
 
-Rows, worst first by default: by verdict severity (unreachable first, healthy last),
-then by memory, highest first. ``--sort memory|name|id`` and ``--only unhealthy``
-change that; live, the ``s`` and ``u`` keys do.
+Fitting a height (live). Every line the terminal has below the title, the counts and the
+header holds a row; one line of keys closes the screen. The legend lives on the help
+screen (``?``). Rows past the screen are reached by scrolling: the selected row
+(highlighted) is always on screen, and the title says which rows are shown.
 """
 
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 
-from orchestrator.cli.render import SEVERITY, VERDICT_STYLE, Column  # one severity order and one palette with `orch scan`
+from orchestrator.cli.render import SEVERITY, VERDICT_STYLE, Column
 from orchestrator.cli.render import fit_columns as shared_fit
-from orchestrator.model import ActionKind, Facts, InstanceHistory, ProbeOutcome, Verdict, VerdictKind
+from orchestrator.cli.top_cells import (
+    EMPTY,
+    OVER,
+    acting_cell,
+    flags_cell,
+    full_cell,
+    ladder_cell,
+    memory_cell,
+    slope_cell,
+    sparkline,
+    ssh_cell,
+    verdict_cell,
+)
+from orchestrator.cli.top_rows import Only, SortKey, TopRow, arrange
+from orchestrator.model import ProbeOutcome, VerdictKind
 
-LEVELS = "▁▂▃▄▅▆▇"  # below the critical line, in seven steps from 0%
-OVER = "█"  # at or above the critical line
 SPARK_MIN, SPARK_MAX = 6, 30
 NAME_MAX = 18
-OPTED_MARK = " *"
-EMPTY = "-"
-
-
-class SortKey(str, enum.Enum):
-    WORST = "worst"
-    MEMORY = "memory"
-    NAME = "name"
-    ID = "id"
-
-    def next(self) -> SortKey:
-        """The `s` key: worst -> memory -> name -> id -> worst."""
-        order = list(SortKey)
-        return order[(order.index(self) + 1) % len(order)]
-
-
-class Only(str, enum.Enum):
-    ALL = "all"
-    UNHEALTHY = "unhealthy"
-
-    def toggled(self) -> Only:
-        return Only.ALL if self is Only.UNHEALTHY else Only.UNHEALTHY
-
-
-@dataclass(frozen=True, slots=True)
-class TopRow:
-    """One instance as `orch top` shows it."""
-
-    instance_id: str
-    name: str
-    az: str
-    verdict: VerdictKind
-    opted_out: bool = False
-    probe: ProbeOutcome | None = None
-    latency_ms: float | None = None
-    memory_percent: float | None = None
-    slope_per_min: float | None = None
-    minutes_to_exhaustion: float | None = None
-    memory_window: tuple[float, ...] = ()  # the metric window's values, oldest first
-    rung: int = 0  # the ladder's next rung (index), as the history says
-    next_rung: ActionKind | None = None  # None: past the last rung
-    in_flight: ActionKind | None = None  # an action taken, not yet verified
-    in_flight_since: datetime | None = None
-    chronic: bool = False
-    quarantined: bool = False
-    quarantine_reason: str = ""
-
-
-def rows_from(
-    facts: Iterable[Facts],
-    verdicts: Iterable[Verdict],
-    histories: Mapping[str, InstanceHistory],
-    chronic_ids: Iterable[str],
-    ladder: Sequence[ActionKind],
-    opt_out_tag: str,
-) -> list[TopRow]:
-    """One row per instance of a scan, in the scan's order."""
-    by_id = {v.instance_id: v for v in verdicts}
-    chronic = frozenset(chronic_ids)
-    rows = []
-    for f in facts:
-        inst = f.instance
-        v = by_id[inst.instance_id]
-        h = histories.get(inst.instance_id) or InstanceHistory(inst.instance_id)
-        in_flight = h.in_flight_key is not None
-        rows.append(
-            TopRow(
-                instance_id=inst.instance_id,
-                name=inst.name,
-                az=inst.availability_zone,
-                verdict=v.kind,
-                opted_out=opt_out_tag in inst.tags,
-                probe=f.probe.outcome if f.probe else None,
-                latency_ms=1000 * f.probe.ok_latency_s if f.probe and f.probe.ok_latency_s is not None else None,
-                memory_percent=v.memory_percent,
-                slope_per_min=v.memory_slope_per_min,
-                minutes_to_exhaustion=v.minutes_to_exhaustion,
-                memory_window=tuple(value for _, value in sorted(f.memory.points)) if f.memory else (),
-                rung=h.rung,
-                next_rung=ladder[h.rung] if h.rung < len(ladder) else None,
-                in_flight=h.last_action if in_flight else None,
-                in_flight_since=h.last_action_at if in_flight else None,
-                chronic=inst.instance_id in chronic,
-                quarantined=h.quarantined_at is not None,
-                quarantine_reason=h.quarantine_reason,
-            )
-        )
-    return rows
-
-
-# -- which rows, in which order ------------------------------------------------------
-
-
-def _memory_first(row: TopRow) -> float:
-    return -row.memory_percent if row.memory_percent is not None else 1.0
-
-
-SORTS: dict[SortKey, Callable[[TopRow], tuple[Any, ...]]] = {
-    SortKey.WORST: lambda r: (SEVERITY.index(r.verdict), _memory_first(r), r.instance_id),
-    SortKey.MEMORY: lambda r: (_memory_first(r), SEVERITY.index(r.verdict), r.instance_id),
-    SortKey.NAME: lambda r: (r.name == "", r.name, r.instance_id),
-    SortKey.ID: lambda r: (r.instance_id,),
-}
-
-
-def arrange(rows: Iterable[TopRow], sort: SortKey, only: Only) -> list[TopRow]:
-    shown = [r for r in rows if only is Only.ALL or r.verdict is not VerdictKind.HEALTHY]
-    return sorted(shown, key=SORTS[sort])
-
-
-# -- cell text -------------------------------------------------------------------------
-
-
-def verdict_cell(row: TopRow) -> str:
-    return row.verdict.value + (OPTED_MARK if row.opted_out else "")
-
-
-def ssh_cell(row: TopRow) -> str:
-    """Latency when sshd answered, else how it failed."""
-    if row.probe is None:
-        return EMPTY
-    if row.probe is ProbeOutcome.OK:
-        return f"{row.latency_ms:.0f}ms" if row.latency_ms is not None else "ok"
-    return row.probe.value
-
-
-def memory_cell(row: TopRow) -> str:
-    return EMPTY if row.memory_percent is None else f"{row.memory_percent:.0f}%"
-
-
-def slope_cell(row: TopRow) -> str:
-    if row.slope_per_min is None or abs(row.slope_per_min) < 0.05:
-        return EMPTY
-    return f"{row.slope_per_min:+.1f}/min"
-
-
-def full_cell(row: TopRow) -> str:
-    """Minutes until memory reaches exhaustion at the current trend."""
-    m = row.minutes_to_exhaustion
-    if m is None:
-        return EMPTY
-    if m <= 0:
-        return "now"
-    if m < 60:
-        return f"{m:.0f}m"
-    if m < 24 * 60:
-        hours, minutes = divmod(round(m), 60)
-        return f"{hours}h{minutes:02d}"
-    return ">1d"
-
-
-def ladder_cell(row: TopRow) -> str:
-    """The rung the next action would take, once the ladder has moved."""
-    if row.rung == 0:
-        return EMPTY
-    return f"{row.rung} {row.next_rung.value if row.next_rung else 'none left'}"
-
-
-def acting_cell(row: TopRow, now: datetime) -> str:
-    if row.in_flight is None:
-        return EMPTY
-    if row.in_flight_since is None:
-        return row.in_flight.value
-    minutes = max(0, int((now - row.in_flight_since).total_seconds() // 60))
-    return f"{row.in_flight.value} {minutes}m"
-
-
-def flags_cell(row: TopRow) -> str:
-    words = [w for w, on in (("quarantined", row.quarantined), ("chronic", row.chronic)) if on]
-    return " ".join(words) or EMPTY
-
-
-def sparkline(values: Sequence[float], width: int, critical_percent: float) -> str:
-    """The window in ``width`` cells (each its part's highest value), right-aligned.
-
-    Below the critical line a cell is one of seven steps from 0%; at or above it the cell
-    is full (``█``): the critical line is the top of the ``▇``.
-    """
-    if width <= 0 or not values:
-        return ""
-    n = len(values)
-    cells = min(width, n)
-    out = []
-    for i in range(cells):
-        part = values[i * n // cells : max(i * n // cells + 1, (i + 1) * n // cells)]
-        peak = max(part)
-        if peak >= critical_percent:
-            out.append(OVER)
-        else:
-            out.append(LEVELS[min(len(LEVELS) - 1, max(0, int(peak / critical_percent * len(LEVELS))))])
-    return "".join(out).rjust(width)
-
 
 # -- columns and fitting -------------------------------------------------------------------
 
 
-DROP_ORDER = ("az", "name", "ladder", "slope", "flags", "acting", "window", "full", "ssh", "memory")
+# The name leaves last of the optional columns: people know their boxes by name.
+DROP_ORDER = ("az", "ladder", "slope", "flags", "acting", "ssh", "window", "full", "memory", "name")
 NEVER_DROPPED = ("instance", "verdict")
 GAP = 1
 
@@ -294,17 +114,29 @@ class Layout:
 def fit_columns(table: Sequence[Mapping[str, str]], width: int) -> Layout:
     """The columns that fit ``width``: first those with nothing to say leave, then
     orchestrator.cli.render.fit_columns (the one mechanism every orch table fits by)
-    drops in DROP_ORDER; the window takes what is left, up to SPARK_MAX."""
+    drops in DROP_ORDER; the window takes what is left, up to SPARK_MAX. Columns dropped
+    on the way that fit in what the later drops freed come back, the most useful first."""
     empty = {k for k in DROP_ORDER if k != "window" and table and all(r[k] == EMPTY for r in table)}
     measured = [{**r, "window": OVER * SPARK_MAX} for r in table] or [{"window": OVER * SPARK_MAX}]
-    fit = shared_fit([c for c in COLUMNS if c.key not in empty], measured, width, gap=GAP)
-    return Layout(fit.shown, dict(fit.widths), tuple(c.heading for c in fit.dropped))
+    candidates = [c for c in COLUMNS if c.key not in empty]
+    fit = shared_fit(candidates, measured, width, gap=GAP)
+    kept = {c.key for c in fit.shown}
+    for column in sorted(fit.dropped, key=lambda c: -(c.drop or 0)):
+        trial = shared_fit([replace(c, drop=None) for c in candidates if c.key in kept | {column.key}], measured, width, gap=GAP)
+        if trial.total > width:
+            break  # in order only: a column is never shown while a more useful one is left out
+        kept.add(column.key)
+    if kept != {c.key for c in fit.shown}:
+        fit = shared_fit([replace(c, drop=None) for c in candidates if c.key in kept], measured, width, gap=GAP)
+        dropped = tuple(c for c in candidates if c.key not in kept)
+    else:
+        dropped = fit.dropped
+    return Layout(fit.shown, dict(fit.widths), tuple(c.heading for c in sorted(dropped, key=lambda c: c.drop or 0)))
 
-
-# -- the frame ---------------------------------------------------------------------------------
 
 Segment = tuple[str, str]  # (text, rich style; "" for none)
 Line = tuple[Segment, ...]
+KEYS_LINE = "? help  / filter  ↵ open  ↑↓ PgUp PgDn scroll  s sort  u unhealthy  r refresh  q quit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,35 +148,77 @@ class View:
     only: Only = Only.ALL
     critical_percent: float = 95.0
     opt_out_tag: str = "orch:skip"
-    live: bool = False  # show the keys
+    live: bool = False  # show the keys and the selected row
     status: str = ""  # e.g. "refreshing…" or the last refresh's error
+    needle: str = ""  # the `/` filter
+    selected: int = 0  # index among the rows shown (live)
+    offset: int = 0  # the first row on screen (live)
+    interval: float = 0.0  # seconds between scans (live; shown in the title)
+
+
+def visible_rows(height: int | None, header_lines: int) -> int | None:
+    """How many rows a screen of ``height`` holds under ``header_lines`` and above the keys line."""
+    return None if height is None else max(1, height - header_lines - 1)
+
+
+def scrolled(view: View, count: int, room: int | None) -> View:
+    """The selection kept within the rows and the offset moved so it is on screen."""
+    selected = min(max(0, view.selected), max(0, count - 1))
+    offset = view.offset
+    if room is not None:
+        offset = min(offset, selected)
+        offset = max(offset, selected - room + 1)
+        offset = max(0, min(offset, max(0, count - room)))
+    else:
+        offset = 0
+    return replace(view, selected=selected, offset=offset)
 
 
 def frame(rows: Sequence[TopRow], view: View, width: int, height: int | None = None) -> list[Line]:
-    """The whole screen: title, verdict counts, the table, legend (and keys, live).
+    """The whole screen: title, verdict counts, the table (and, live, the keys).
 
-    ``height`` (live) keeps the frame on the screen: rows past it are counted, not shown.
+    ``height`` (live) keeps the frame on the screen: the rows from ``view.offset`` that fit.
+    Off a terminal (no height) every row and the legend are printed.
     """
-    shown = arrange(rows, view.sort, view.only)
-    lines: list[Line] = [_plain(_fit_parts(_title_parts(rows, shown, view), width))]
-    lines.extend(_plain(text) for text in _wrap(_count_parts(rows), width))
-    if view.status:
-        lines.append(((view.status[:width], "yellow"),))
+    shown = arrange(rows, view.sort, view.only, view.needle)
     table = [cells(r, view.now) for r in shown]
     layout = fit_columns(table, width)
-    lines.append(_header(layout))
-    lines.append((("─" * min(width, layout.total), "dim"),))
-    footer = _footer(rows, shown, layout, view, width)
-    room = None if height is None else max(1, height - len(lines) - len(footer) - 1)
-    visible = shown if room is None or len(shown) <= room else shown[: room - 1]
-    for row, text in zip(visible, table):
-        lines.append(_row_line(row, text, layout, view))
-    if len(visible) < len(shown):
-        lines.append(_plain(f"… {len(shown) - len(visible)} more below (a larger terminal shows them)"[:width]))
+    head: list[Line] = []
+    counts = [_plain(text) for text in _wrap(_count_parts(rows), width)]
+    status = [((view.status[:width], "yellow"),)] if view.status else []
+    header = [_header(layout), (("─" * min(width, layout.total), "dim"),)]
+    room = visible_rows(height, 1 + len(counts) + len(status) + len(header))
+    view = scrolled(view, len(shown), room)
+    end = len(shown) if room is None else min(len(shown), view.offset + room)
+    head.append(_plain(_fit_parts(_title_parts(rows, shown, view, end, room), width)))
+    lines = head + counts + status + header
+    for index in range(view.offset, end):
+        line = _row_line(shown[index], table[index], layout, view)
+        if view.live and index == view.selected:
+            line = tuple((text, f"{style} reverse".strip()) for text, style in line)
+        lines.append(line)
     if not shown:
-        lines.append(_plain("no instance to show" + (" (every instance is healthy; u shows all)" if view.only is Only.UNHEALTHY else "")))
-    lines.extend(footer)
+        lines.append(_plain(_nothing(view)[:width]))
+    if view.live:
+        lines.append(_dim(_fit_keys(width)))
+    else:
+        lines.extend(_legend(shown, layout, view, width))
     return lines
+
+
+def _nothing(view: View) -> str:
+    if view.needle:
+        return f"no instance matches /{view.needle} (/ then Enter on nothing clears it)"
+    if view.only is Only.UNHEALTHY:
+        return "no instance to show (every instance is healthy; u shows all)"
+    return "no instance to show"
+
+
+def _fit_keys(width: int) -> str:
+    if len(KEYS_LINE) <= width:
+        return KEYS_LINE
+    short = "? help  / filter  ↵ open  s sort  u unhealthy  q quit"
+    return short if len(short) <= width else "? help  q quit"
 
 
 def plain_text(lines: Sequence[Line]) -> list[str]:
@@ -356,16 +230,23 @@ def _plain(text: str) -> Line:
     return ((text, ""),)
 
 
-def _title_parts(rows: Sequence[TopRow], shown: Sequence[TopRow], view: View) -> list[tuple[str, int]]:
+def _title_parts(rows: Sequence[TopRow], shown: Sequence[TopRow], view: View, end: int, room: int | None) -> list[tuple[str, int]]:
     """The title's parts with their rank: the highest rank is dropped first when it does not fit."""
     unhealthy = sum(1 for r in rows if r.verdict is not VerdictKind.HEALTHY)
-    return [
-        ("orch top", 4),
+    parts = [
+        ("orch top", 5),
         (f"{len(rows)} instances, {unhealthy} unhealthy", 0),
-        (f"{view.now:%H:%M:%S} UTC", 3),
-        (f"sort {view.sort.value}", 1),
-        ("unhealthy only" if view.only is Only.UNHEALTHY else "all", 2),
+        (f"{view.now:%H:%M:%S} UTC", 4),
+        (f"sort {view.sort.value}", 2),
+        ("unhealthy only" if view.only is Only.UNHEALTHY else "all", 3),
     ]
+    if view.needle:
+        parts.append((f"/{view.needle}", 1))
+    if room is not None and len(shown) > room:
+        parts.append((f"rows {view.offset + 1}-{end} of {len(shown)}", 1))
+    if view.live and view.interval:
+        parts.append((f"every {view.interval:g}s", 6))
+    return parts
 
 
 def _count_parts(rows: Sequence[TopRow]) -> list[str]:
@@ -437,22 +318,26 @@ def _spark_segments(spark: str) -> list[Segment]:
     return out
 
 
-def _footer(rows: Sequence[TopRow], shown: Sequence[TopRow], layout: Layout, view: View, width: int) -> list[Line]:
+def legend_notes(shown: Sequence[TopRow], layout: Layout | None, view: View) -> list[str]:
+    """What the columns mean: under a printed frame, and on the help screen live."""
     notes = []
-    keys = {c.key for c in layout.columns}
+    keys = {c.key for c in layout.columns} if layout is not None else {"window", "full"}
     if "window" in keys:
-        notes.append(f"window: memory over the metric window, {OVER} at or above critical {view.critical_percent:g}%")
+        notes.append(f"window: memory over the metric window (this cycle's when orch rebooted it), {OVER} at or above "
+                     f"critical {view.critical_percent:g}%")
     if any(r.opted_out for r in shown):
         notes.append(f"* opted out by tag {view.opt_out_tag}: reported, never acted on")
     if "full" in keys:
         notes.append("full: time until memory reaches exhaustion at its trend")
-    if layout.too_wide:
+    if layout is not None and layout.too_wide:
         notes.append(f"too wide to show here: {', '.join(layout.too_wide)}")
-    if view.live:
-        notes.append("keys: q quit, s sort, u unhealthy only / all")
+    return notes
+
+
+def _legend(shown: Sequence[TopRow], layout: Layout, view: View, width: int) -> list[Line]:
     lines: list[Line] = []
-    for note in notes:
-        lines.extend(_dim(t) for t in _wrap_words(note, width))
+    for note in legend_notes(shown, layout, view):
+        lines.extend(_dim(t) for t in wrap_words(note, width))
     return lines
 
 
@@ -460,7 +345,7 @@ def _dim(text: str) -> Line:
     return ((text, "dim"),)
 
 
-def _wrap_words(text: str, width: int) -> list[str]:
+def wrap_words(text: str, width: int) -> list[str]:
     lines: list[str] = []
     current = ""
     for word in text.split(" "):
@@ -473,31 +358,3 @@ def _wrap_words(text: str, width: int) -> list[str]:
     if current:
         lines.append(current)
     return lines
-
-
-def row_document(row: TopRow) -> dict[str, Any]:
-    """`orch top -o json`: one object per row (timestamps as elsewhere in orch's JSON)."""
-    return {
-        "instance_id": row.instance_id,
-        "name": row.name,
-        "az": row.az,
-        "verdict": row.verdict.value,
-        "opted_out": row.opted_out,
-        "probe": row.probe.value if row.probe else None,
-        "probe_latency_ms": None if row.latency_ms is None else round(row.latency_ms, 1),
-        "memory_percent": _rounded(row.memory_percent, 2),
-        "memory_slope_per_min": _rounded(row.slope_per_min, 3),
-        "minutes_to_exhaustion": _rounded(row.minutes_to_exhaustion, 1),
-        "memory_window": list(row.memory_window),
-        "ladder_rung": row.rung,
-        "next_rung": row.next_rung.value if row.next_rung else None,
-        "in_flight": row.in_flight.value if row.in_flight else None,
-        "in_flight_since": row.in_flight_since,
-        "chronic": row.chronic,
-        "quarantined": row.quarantined,
-        "quarantine_reason": row.quarantine_reason or None,
-    }
-
-
-def _rounded(value: float | None, digits: int) -> float | None:
-    return None if value is None else round(value, digits)

@@ -332,20 +332,45 @@ def correlated_silence(running: list[Facts], verdicts: Mapping[str, Verdict], se
                 if f.probe is not None and f.probe.outcome is ProbeOutcome.OK:
                     answering[place] += 1
     found: set[tuple[str, str]] = set()
-    notes: list[str] = []
     for place, quiet in sorted(silent.items()):
         if quiet < s.az_fault_min or publishing[place]:
             continue
         share = 100.0 * quiet / totals[place]
         if answering[place] or share >= s.az_fault_percent:
             found.add(place)
-            label, name = place
-            where = FLEET if label == FLEET else f"{label} {name}"
-            also = f", {answering[place]} of them still answering SSH" if answering[place] else ""
-            notes.append(
-                f"{quiet} of {totals[place]} agents silent together in {where}{also} and none publishing: a network or "
-                "metrics-pipeline fault there is possible, so their silence corroborates nothing"
-            )
+    # One note per condition. Of two quiet places one inside the other (a subnet in a zone,
+    # anything in the fleet), the wider one's note is the condition when it counts more silent
+    # agents; when both count the same, the silence is all in one place: say it once, by zone
+    # before subnet before the fleet.
+    zone_of = {f.instance.subnet_id or "-": f.instance.availability_zone for f in running}
+    rank = {"availability zone": 0, "subnet": 1, FLEET: 2}
+
+    def contains(outer: tuple[str, str], inner: tuple[str, str]) -> bool:
+        if outer == inner:
+            return False
+        if outer[0] == FLEET:
+            return True
+        return outer[0] == "availability zone" and inner[0] == "subnet" and zone_of.get(inner[1]) == outer[1]
+
+    def said_by_another(place: tuple[str, str]) -> bool:
+        for other in found:
+            if contains(other, place) and silent[other] > silent[place]:
+                return True
+            if (contains(other, place) or contains(place, other)) and silent[other] == silent[place] and rank[other[0]] < rank[place[0]]:
+                return True
+        return False
+
+    notes: list[str] = []
+    for place in sorted(found):
+        if said_by_another(place):
+            continue
+        label, name = place
+        where = FLEET if label == FLEET else f"{label} {name}"
+        also = f", {answering[place]} of them still answering SSH" if answering[place] else ""
+        notes.append(
+            f"{silent[place]} of {totals[place]} agents silent together in {where}{also} and none publishing: a network or "
+            "metrics-pipeline fault there is possible, so their silence corroborates nothing"
+        )
     return found, notes
 
 

@@ -22,8 +22,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, Mapping, Sequence, TypeVar
 
-import boto3
-
 from orchestrator.aws import AWS_CALL_ERRORS, AwsError, Clients, describe_aws_error
 from orchestrator.estate import registry
 from orchestrator.state.store import StateError
@@ -108,6 +106,8 @@ class AssumeRoleFactory:
         if place.account == OWN:
             return Clients(region=place.region, profile=self.profile, endpoint_url=self.endpoint_url)
         creds = self._assumed(place.account, place.region)
+        import boto3  # only when a role is assumed: `orch --help` never pays for it
+
         session = boto3.Session(
             aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"],
             region_name=place.region,

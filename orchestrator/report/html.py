@@ -47,8 +47,8 @@ nav a { color: #7fb4ff; margin-right: 14px; text-decoration: none; }
 .verdict-unknown { --c: #9aa5b4; }
 .verdict-healthy { --c: #3ecf8e; }
 .cards { display: grid; gap: 14px; }
-.attention { grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); }
-.healthy-grid { grid-template-columns: repeat(auto-fill, minmax(290px, 1fr)); gap: 10px; }
+.attention { grid-template-columns: repeat(auto-fill, minmax(min(560px, 100%), 1fr)); }
+.healthy-grid { grid-template-columns: repeat(auto-fill, minmax(min(290px, 100%), 1fr)); gap: 10px; }
 .card { background: #161c24; border: 1px solid #262f3a; border-left: 5px solid var(--c); border-radius: 6px; padding: 10px 12px; }
 .attention .card { background: #1c1a20; }
 .card .top { display: flex; justify-content: space-between; gap: 10px; align-items: baseline; }
@@ -85,7 +85,7 @@ tr.kind-action td.kind, tr.kind-verified td.kind { color: #7fb4ff; }
 tr.kind-sweep td { color: #9aa5b4; }
 td.when { white-space: nowrap; }
 td.who { width: 190px; } td.who .id { white-space: nowrap; } .who-name { color: #aab4c0; }
-.groups { display: grid; grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); gap: 14px 20px; }
+.groups { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(560px, 100%), 1fr)); gap: 14px 20px; }
 .groups h3 { margin: 6px 0 2px; font-size: 14px; }
 .groups td.value { overflow-wrap: normal; white-space: nowrap; }
 .groups .id { white-space: nowrap; display: inline-block; margin-right: 8px; }
@@ -94,6 +94,17 @@ td.who { width: 190px; } td.who .id { white-space: nowrap; } .who-name { color: 
 .groups tr.trouble td { color: #ffb0b0; font-weight: 600; }
 .chronic { background: #211a14; border: 1px solid #5c4020; border-left: 5px solid #ff9f43; border-radius: 6px; padding: 8px 12px; margin-bottom: 8px; }
 .empty { color: #3ecf8e; }
+/* A phone (420 px): one column, smaller margins, the timeline's instance column as wide as
+   its text; a table wider than the screen scrolls inside itself, never the page. */
+@media (max-width: 640px) {
+  body { padding: 12px 10px 28px; }
+  .headline .big { font-size: 24px; }
+  td.who { width: auto; }
+  th, td { padding: 3px 4px; }
+  table { display: block; overflow-x: auto; max-width: 100%; }
+  .groups td.value { white-space: normal; overflow-wrap: anywhere; }
+  nav a { display: inline-block; margin: 2px 10px 2px 0; }
+}
 """
 
 

@@ -18,13 +18,8 @@ from orchestrator.sandbox.endpoints import (
     Mode,
     ensure_fd_limit,
 )
-from orchestrator.sandbox.fleet import (
-    ACTIONS,
-    EventKind,
-    Sandbox,
-    SandboxEvent,
-    SimInstance,
-)
+from orchestrator.sandbox.events import ACTIONS, EventKind, SandboxEvent, SimInstance
+from orchestrator.sandbox.fleet import Sandbox
 from orchestrator.sandbox.server import MotoServer, sandbox_env
 from orchestrator.sandbox.spec import FleetSpec, assign_roles
 

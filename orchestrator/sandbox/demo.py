@@ -139,7 +139,7 @@ def _title(number: int, report: SweepReport, waiting: set[str], per_sweep: int) 
 
 def run_demo(
     spec: FleetSpec,
-    progress: Callable[[str], None] = lambda message: None,
+    progress: Callable[[str], None] = lambda message: None,  # also told when the spec's port was busy and another taken
     on_sweep: Callable[[str, SweepReport], None] = lambda title, report: None,
     state_dir: Path | None = None,
 ) -> DemoResult:
@@ -148,6 +148,8 @@ def run_demo(
         directory = state_dir or Path(tmp)
         progress(f"starting embedded AWS and {spec.instances} simulated instances")
         with Sandbox(spec) as sb, aws_env(sb.env()):
+            if sb.port_note:
+                progress(sb.port_note)
             staged = stage(sb, directory)
             settings = sandbox_settings(sb, staged)
             store = SqliteStore(staged.state_path)

@@ -286,7 +286,7 @@ class EndpointFleet:
             sock.setblocking(False)
         except OSError as exc:
             sock.close()
-            hint = " (another sandbox on the same addresses? use another port or vpc_cidr)" if exc.errno == errno.EADDRINUSE else ""
+            hint = " (another sandbox on the same addresses? give another --port, or --port 0 for a free one)" if exc.errno == errno.EADDRINUSE else ""
             raise OSError(exc.errno, f"cannot listen on {endpoint.ip}:{self.port} for {endpoint.instance_id}: {exc.strerror}{hint}") from None
         loop = asyncio.get_running_loop()
         endpoint.server = await loop.create_server(lambda: _Connection(endpoint, self), sock=sock)

@@ -22,94 +22,46 @@ calls for the hour of history; ``metric_minutes`` shortens that), hold ~9,960 fd
 then a DescribeInstances inventory takes ~32 s, DescribeInstanceStatus ~3 s,
 ListMetrics + GetMetricData for all ~25 s, ``advance(1)`` <1 s, ``stop`` ~1.5 s.
 Those read times need ``ec2_fixes`` and ``cloudwatch_fixes`` (263 s and hours without).
+
+By job: the clock (``clock``), the agents' publishing (``agents``), the effects of actions
+(``effects``), the records callers read (``events``), the port check (``ports``), living on
+the wall clock (``living``) and `orch simulate`'s scenarios live (``scenario``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import enum
+import errno
 import random
-import socket
 import threading
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, NamedTuple
+from datetime import datetime, timedelta
+from typing import Any, Callable, Iterable
 
 import boto3
 from botocore.config import Config
-from moto.cloudwatch.models import cloudwatch_backends
 from moto.core import DEFAULT_ACCOUNT_ID
-from moto.ec2.models.instances import Instance as MotoInstance
 from moto.moto_api._internal.models import moto_api_backend
 
 from orchestrator.box.console import boot_log, oom_log
-from orchestrator.box.model import Box, Fault, Sshd
-from orchestrator.sandbox import cloudwatch_fixes, ec2_fixes, hooks, ssm_fixes
-from orchestrator.sandbox.build import MANAGED_TAG, BuiltFleet, Launched, build_fleet
+from orchestrator.box.model import Box, Fault
+from orchestrator.sandbox import agents, cloudwatch_fixes, ec2_fixes, hooks, ports, ssm_fixes
+from orchestrator.sandbox.build import REPLACEMENT_HEADROOM, BuiltFleet, Launched, build_fleet, subnet_cidrs
+from orchestrator.sandbox.clock import SandboxClock
+from orchestrator.sandbox.effects import ENDPOINT_MODE, Effects, hostname
 from orchestrator.sandbox.endpoints import EndpointFleet, Mode
+from orchestrator.sandbox.events import ACTIONS, EventKind, SandboxEvent, SimInstance
 from orchestrator.sandbox.memory import MemoryShape, box_for
 from orchestrator.sandbox.moto_version import require_supported_moto
 from orchestrator.sandbox.server import MotoServer, sandbox_env
 from orchestrator.sandbox.spec import FleetSpec, Role, assign_roles, opt_out_indices
 
-PUT_BATCH = 1000  # PutMetricData accepts up to 1000 datums per call
 _CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=300)
 # The sandbox's own clients skip botocore's parameter validation: building a large
 # fleet sends 60 datapoints per instance, and validating them cost more than sending.
 _BULK_CONFIG = _CLIENT_CONFIG.merge(Config(parameter_validation=False))
 
 
-class EventKind(str, enum.Enum):
-    REBOOT = "reboot"
-    STOP = "stop"
-    START = "start"
-    TERMINATE = "terminate"
-    SET_UNHEALTHY = "set-unhealthy"  # SetInstanceHealth Unhealthy on an ASG member
-    LAUNCH = "launch"  # a replacement launched by the ASG
-    HUNG = "hung"  # a leak reached exhaustion during advance(): sshd stopped answering
-    IMPAIR = "impair"
-    UNIMPAIR = "unimpair"
-
-
-#: Events that only a caller's mutating AWS call can cause.
-ACTIONS = frozenset({EventKind.REBOOT, EventKind.STOP, EventKind.START, EventKind.TERMINATE, EventKind.SET_UNHEALTHY})
-
-
-class SandboxEvent(NamedTuple):
-    """Something that happened to an instance; ``what`` compares equal to its string."""
-
-    at: datetime
-    instance_id: str
-    what: EventKind
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class SimInstance:
-    """One simulated instance as a prober, CloudWatch and EC2 would see it right now."""
-
-    instance_id: str
-    name: str
-    private_ip: str
-    availability_zone: str
-    subnet_id: str
-    image_id: str
-    instance_type: str
-    mode: Mode
-    state: str  # running, stopped, terminated
-    managed: bool
-    opt_out: bool
-    leaking: bool
-    reports_metrics: bool
-    asg_name: str | None = None
-    index: int | None = None  # managed: 0-based, name crawler-(index+1); unmanaged: None
-    memory_percent: float | None = None
-    impaired: bool = False
-
-    @property
-    def asg_member(self) -> bool:
-        return self.asg_name is not None
-
-
-class Sandbox:
+class Sandbox(Effects):
     """Embedded moto + simulated fleet + fake sshd endpoints; a context manager."""
 
     account_id: str = DEFAULT_ACCOUNT_ID
@@ -120,6 +72,7 @@ class Sandbox:
         self.spec = spec if spec is not None else FleetSpec(**fields)
         self.region = self.spec.region
         self.port = self.spec.port
+        self.port_note = ""  # said when the spec's port was busy and another was taken
         self.vpc_id = ""
         self.subnet_ids: tuple[str, ...] = ()
         self.hook_errors: list[tuple[str, BaseException]] = []
@@ -134,8 +87,11 @@ class Sandbox:
         self._console_rng: dict[str, random.Random] = {}
         self._impaired: dict[str, datetime] = {}
         self._events: list[SandboxEvent] = []
-        self._offset = timedelta(0)
-        self._series_end = datetime.now(timezone.utc)
+        self.clock = SandboxClock()  # tests inject the wall clock: sb.wall = ...
+        # Managed index -> box, from a scenario of `orch simulate` (orchestrator.sandbox.scenario);
+        # their sshd then follows the model minute by minute, faults and flaps included.
+        self.boxes: dict[int, Box] = {}
+        self._series_end = self.clock.wall()
         self._installed = False
         self._ready = False
 
@@ -154,10 +110,9 @@ class Sandbox:
         self._installed = True
         try:
             moto_api_backend.reset()
+            self._choose_port()  # before moto and the build: a busy port is found in a millisecond
             ec2_fixes.install()  # before the build: tagging 10,000 instances needs it too
             self._server.start()
-            if self.port == 0:
-                self.port = _free_port()
             self._build()
             cloudwatch_fixes.install()
             ssm_fixes.install()
@@ -245,8 +200,28 @@ class Sandbox:
         return {e.instance_id for e in self.events if e.what in wanted}
 
     def now(self) -> datetime:
-        """Simulated now: wall clock plus every ``advance``. Give it to the sweep."""
-        return datetime.now(timezone.utc) + self._offset
+        """Simulated now: wall clock (sped up by the time scale) plus every ``advance``. Give it to the sweep."""
+        return self.clock.now()
+
+    @property
+    def wall(self) -> Callable[[], datetime]:
+        return self.clock.wall
+
+    @wall.setter
+    def wall(self, clock: Callable[[], datetime]) -> None:
+        self.clock.wall = clock
+
+    def set_time_scale(self, scale: float) -> None:
+        """From now on ``scale`` simulated minutes pass per wall-clock minute (orchestrator.sandbox.clock)."""
+        with self._lock:
+            self.clock.set_scale(scale)
+
+    def publish_due(self) -> list[SandboxEvent]:
+        """Living mode: every simulated minute up to now happens (agents publish, leaks climb and
+        wedge); simulated time itself is not moved. Returns the HUNG events this caused."""
+        with self._lock:
+            minutes = int((self.now() - self._series_end).total_seconds() // 60)
+        return self._happen(minutes) if minutes >= 1 else []
 
     @property
     def series_end(self) -> datetime:
@@ -259,7 +234,7 @@ class Sandbox:
         """The dimension set this instance's agent publishes under, sorted by name."""
         with self._lock:
             sim = self._sims[instance_id]
-        return _dimensions(sim, self.spec.agent_dimensions)
+        return agents.dimensions(sim, self.spec.agent_dimensions)
 
     def console_text(self, instance_id: str) -> str:
         with self._lock:
@@ -273,6 +248,13 @@ class Sandbox:
         """
         if minutes < 1:
             raise ValueError("minutes must be >= 1")
+        with self._lock:
+            self.clock.offset += timedelta(minutes=minutes)
+        return self._happen(minutes)
+
+    def _happen(self, minutes: int) -> list[SandboxEvent]:
+        """``minutes`` simulated minutes after the last point: every running agent reports each
+        minute, leaks climb, and a leak that reaches ~98 % hangs its sshd."""
         points: list[tuple[SimInstance, datetime, float]] = []
         caused: list[SandboxEvent] = []
         with self._lock:
@@ -291,8 +273,9 @@ class Sandbox:
                         self._level[sim.instance_id] = value
                     if box.wedged(at) and not box.wedged(at - timedelta(minutes=1)):
                         caused.append(self._exhaust(sim, at))
+                    elif self.boxes and sim.index in self.boxes:
+                        self._follow(sim, box, at)
             self._series_end = start + timedelta(minutes=minutes)
-            self._offset += timedelta(minutes=minutes)
         self._put_points(points)
         return caused
 
@@ -309,87 +292,6 @@ class Sandbox:
             elif self._impaired.pop(instance_id, None) is not None:
                 self._record(instance_id, EventKind.UNIMPAIR)
 
-    # -- hooks.Listener: effects of actions taken through moto ------------------------
-
-    def on_reboot(self, instance_ids: list[str]) -> None:
-        with self._lock:
-            for instance_id in self._known(instance_ids):
-                self._record(instance_id, EventKind.REBOOT)
-                if self._sims[instance_id].state == "running":
-                    self._boot(instance_id, restart=False)
-
-    def on_stop(self, instance_ids: list[str]) -> None:
-        with self._lock:
-            for instance_id in self._known(instance_ids):
-                self._record(instance_id, EventKind.STOP)
-                self._boxes[instance_id].stop(self.now())
-                self._update(instance_id, state="stopped", mode=Mode.REFUSING)
-                self._impaired.pop(instance_id, None)
-                self._require_endpoints().set_mode(instance_id, Mode.REFUSING)
-
-    def on_start(self, instance_ids: list[str]) -> None:
-        with self._lock:
-            for instance_id in self._known(instance_ids):
-                self._record(instance_id, EventKind.START)
-                self._update(instance_id, state="running")
-                self._boot(instance_id, restart=True)
-
-    def on_terminate(self, instance_ids: list[str]) -> None:
-        with self._lock:
-            for instance_id in self._known(instance_ids):
-                self._record(instance_id, EventKind.TERMINATE)
-                self._boxes[instance_id].terminate(self.now())
-                self._update(instance_id, state="terminated", mode=Mode.REFUSING)
-                self._impaired.pop(instance_id, None)
-                self._require_endpoints().remove(instance_id)
-
-    def on_launch(self, instances: list[MotoInstance]) -> None:
-        """An ASG replacement (or any instance launched into our subnets): a fresh box."""
-        with self._lock:
-            if not self._ready:
-                return  # the build's own launches are registered by _build
-            for instance in instances:
-                if instance.subnet_id not in self.subnet_ids or instance.id in self._sims:
-                    continue
-                tags = dict(instance.ec2_backend.tags.get(instance.id, {}))
-                managed = tags.get(MANAGED_TAG[0]) == MANAGED_TAG[1]
-                index = sum(1 for s in self._sims.values() if s.managed) if managed else None
-                name = f"crawler-{index + 1}" if index is not None else tags.get("Name", "")
-                if index is not None:
-                    instance.ec2_backend.create_tags([instance.id], {"Name": name})
-                sim = SimInstance(
-                    instance_id=instance.id,
-                    name=name,
-                    private_ip=str(instance.private_ip),
-                    availability_zone=instance.availability_zone or "",
-                    subnet_id=instance.subnet_id,
-                    image_id=instance.image_id,
-                    instance_type=instance.instance_type,
-                    mode=Mode.HEALTHY,
-                    state="running",
-                    managed=managed,
-                    opt_out=tags.get("orch:skip") == "true",
-                    leaking=False,
-                    reports_metrics=True,
-                    asg_name=tags.get("aws:autoscaling:groupName"),
-                    index=index,
-                )
-                self._sims[instance.id] = sim
-                self._boxes[instance.id] = box_for(
-                    MemoryShape.FLAT, self._rng("memory", instance.id), self.now(), seed=self._box_seed(instance.id)
-                )
-                self._console_rng[instance.id] = self._rng("console", instance.id)
-                self._record(instance.id, EventKind.LAUNCH)
-                self._require_endpoints().add(instance.id, sim.private_ip, Mode.REFUSING)
-                self._boot(instance.id, restart=False)
-
-    def on_unhealthy(self, instance_id: str) -> bool:
-        with self._lock:
-            if instance_id not in self._sims:
-                return False
-            self._record(instance_id, EventKind.SET_UNHEALTHY)
-            return self._sims[instance_id].asg_name is not None
-
     def console_output(self, instance_id: str) -> str | None:
         with self._lock:
             return self._console.get(instance_id)
@@ -404,9 +306,25 @@ class Sandbox:
 
     # -- internals -------------------------------------------------------------------
 
+    def _choose_port(self) -> None:
+        """The spec's port, or a free one: when it is 0, or busy and the spec allows another."""
+        if self.port == 0:
+            self.port = ports.free_port()
+            return
+        spec = self.spec
+        per_subnet = (spec.standalone + 1) // 2 + spec.asg_members + spec.unmanaged + REPLACEMENT_HEADROOM
+        why = ports.taken(self.port, subnet_cidrs(spec.vpc_cidr, per_subnet))
+        if why is None:
+            return
+        if not spec.port_fallback:
+            raise OSError(errno.EADDRINUSE, f"the fake sshd's port {self.port} is taken ({why}): give another --port, or --port 0 for a free one")
+        chosen = ports.free_port()
+        self.port_note = f"port {self.port} is taken ({why}): the fake sshd listens on port {chosen} instead"
+        self.port = chosen
+
     def _build(self) -> None:
         spec = self.spec
-        self._series_end = datetime.now(timezone.utc).replace(microsecond=0)  # 'now' for the shapes
+        self._series_end = self.clock.wall().replace(microsecond=0)  # 'now' for the shapes
         roles = assign_roles(spec)
         built = build_fleet(
             self.client("ec2", validate=False),
@@ -437,6 +355,10 @@ class Sandbox:
     def _add_sim(
         self, launched: Launched, mode: Mode, shape: MemoryShape, reports: bool, key: str, index: int | None
     ) -> None:
+        given = self.boxes.get(index) if launched.managed and index is not None else None
+        if given is not None:  # a scenario's box (orchestrator.sandbox.scenario): its sshd and agent are the model's
+            mode, reports = ENDPOINT_MODE[given.sshd(self._series_end)], given.behaviour.agent
+            shape = MemoryShape.LEAKING if given.current.rate > 0 else MemoryShape.FLAT
         sim = SimInstance(
             instance_id=launched.instance_id,
             name=launched.name,
@@ -458,13 +380,16 @@ class Sandbox:
         fault = {Mode.REFUSING: Fault.REFUSED, Mode.SLOW: Fault.SLOW}.get(mode)
         if mode is Mode.HUNG and shape is not MemoryShape.EXHAUSTED:
             fault = Fault.HUNG  # hung with memory normal: nothing on the host says why
-        self._boxes[sim.instance_id] = box_for(
-            shape, self._rng("memory", key), self._series_end, self._box_seed(key), fault,
-            starves=self.spec.agents_starve, wedged_minutes=self.spec.wedged_minutes,
-        )
+        if given is not None:
+            self._boxes[sim.instance_id] = given
+        else:
+            self._boxes[sim.instance_id] = box_for(
+                shape, self._rng("memory", key), self._series_end, self._box_seed(key), fault,
+                starves=self.spec.agents_starve, wedged_minutes=self.spec.wedged_minutes,
+            )
         rng = self._rng("console", key)
         self._console_rng[sim.instance_id] = rng
-        text = boot_log(rng, _hostname(sim.private_ip))
+        text = boot_log(rng, hostname(sim.private_ip))
         if mode is Mode.HUNG:
             text += oom_log(rng)
         self._console[sim.instance_id] = text
@@ -492,61 +417,11 @@ class Sandbox:
         return f"orch-sandbox/box/{self.spec.seed}/{key}"
 
     def _put_points(self, points: list[tuple[SimInstance, datetime, float]]) -> None:
-        """PutMetricData in batches, like many agents reporting at once."""
-        cloudwatch = self.client("cloudwatch", validate=False)
-        datums = [self._datum(sim, at, value) for sim, at, value in points]
-        for start in range(0, len(datums), PUT_BATCH):
-            cloudwatch.put_metric_data(Namespace=self.spec.namespace, MetricData=datums[start : start + PUT_BATCH])
+        agents.put_batches(self.client("cloudwatch", validate=False), self.spec.namespace,
+                           [self._datum(sim, at, value) for sim, at, value in points])
 
     def _datum(self, sim: SimInstance, at: datetime, value: float) -> dict[str, Any]:
-        return {
-            "MetricName": self.spec.metric,
-            "Dimensions": _dimensions(sim, self.spec.agent_dimensions),
-            "Timestamp": at,
-            "Value": value,
-            "Unit": "Percent",
-        }
-
-    def _boot(self, instance_id: str, *, restart: bool) -> None:
-        """A reboot (or a start after a stop): the box model opens a new cycle, whose
-        sshd, memory and console the endpoint, CloudWatch and GetConsoleOutput then show.
-
-        The cycle starts strictly after the last regular datapoint, so a query can tell
-        the boot's first point from the ones before it; sshd is up after boot_delay.
-        """
-        sim = self._sims[instance_id]
-        box = self._boxes[instance_id]
-        at = max(self.now(), self._series_end + timedelta(seconds=1))
-        if restart:
-            box.start(at)
-        else:
-            box.reboot(at)
-        endpoints = self._require_endpoints()
-        mode = _ENDPOINT_MODE[box.sshd(at)]
-        if self.spec.boot_delay > 0:
-            endpoints.set_mode(instance_id, Mode.REFUSING)
-            endpoints.set_mode(instance_id, mode, delay=self.spec.boot_delay)
-        else:
-            endpoints.set_mode(instance_id, mode)
-        self._update(instance_id, mode=mode)
-        self._impaired.pop(instance_id, None)
-        self._console[instance_id] = boot_log(self._console_rng[instance_id], _hostname(sim.private_ip))
-        level = box.memory(at)
-        if sim.reports_metrics and level is not None:
-            # Straight into moto's backend: we are inside a moto request thread here.
-            # moto keeps request timestamps as naive UTC; an aware one would not compare.
-            backend = cloudwatch_backends[self.account_id][self.region]
-            backend.put_metric_data(self.spec.namespace, [self._datum(sim, at.replace(tzinfo=None), level)])
-            self._level[instance_id] = level
-
-    def _exhaust(self, sim: SimInstance, at: datetime) -> SandboxEvent:
-        """A leak won: sshd can no longer fork; the kernel says so on the console."""
-        endpoints = self._require_endpoints()
-        if endpoints.mode(sim.instance_id) in (Mode.HEALTHY, Mode.SLOW):
-            endpoints.set_mode(sim.instance_id, Mode.HUNG)
-            self._update(sim.instance_id, mode=Mode.HUNG)
-        self._console[sim.instance_id] += oom_log(self._console_rng[sim.instance_id])
-        return self._record(sim.instance_id, EventKind.HUNG, at)
+        return agents.datum(self.spec.metric, sim, self.spec.agent_dimensions, self.clock.stamp(at), value)
 
     def _record(self, instance_id: str, what: EventKind, at: datetime | None = None) -> SandboxEvent:
         event = SandboxEvent(at or self.now(), instance_id, what)
@@ -563,28 +438,3 @@ class Sandbox:
         if self._endpoints is None:
             raise RuntimeError("sandbox not started")
         return self._endpoints
-
-
-_ENDPOINT_MODE = {Sshd.OK: Mode.HEALTHY, Sshd.SLOW: Mode.SLOW, Sshd.HUNG: Mode.HUNG, Sshd.REFUSED: Mode.REFUSING}
-
-
-def _dimensions(sim: SimInstance, agent_dimensions: bool) -> list[dict[str, str]]:
-    dims = {"InstanceId": sim.instance_id}
-    if agent_dimensions:
-        dims["ImageId"] = sim.image_id
-        dims["InstanceType"] = sim.instance_type
-        if sim.asg_name:
-            dims["AutoScalingGroupName"] = sim.asg_name
-    # Sorted by name: CloudWatch treats them as a set, moto (unpatched) by order.
-    return [{"Name": k, "Value": v} for k, v in sorted(dims.items())]
-
-
-def _hostname(private_ip: str) -> str:
-    return "ip-" + private_ip.replace(".", "-")
-
-
-def _free_port() -> int:
-    """A TCP port no wildcard listener holds; endpoints bind it on their own addresses."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("0.0.0.0", 0))
-        return int(probe.getsockname()[1])

@@ -49,6 +49,7 @@ class FleetSpec(BaseModel):
     )
     seed: int = 0
     port: int = Field(22, ge=0, le=65535, description="fake sshd port on every instance; 0 picks a free one")
+    port_fallback: bool = Field(False, description="when port is busy, take a free one and say so (the CLI's default port)")
     region: str = "us-east-1"
     agent_dimensions: bool = Field(True, description="append ImageId, InstanceType, AutoScalingGroupName like the agent")
     vpc_cidr: str = Field("127.20.0.0/16", description="must lie inside 127.0.0.0/8")

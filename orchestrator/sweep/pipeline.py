@@ -110,7 +110,7 @@ class SweepDeps:
     prober: Prober = probe_fleet
     progress: Callable[[str], None] = _no_progress
     time_left: Callable[[], float] | None = None  # seconds; a Lambda passes its context's
-    confirm: Callable[[Plan], bool] | None = None  # asked before acting, e.g. on a terminal
+    confirm: Callable[[SweepReport], bool] | None = None  # asked before acting (the plan, with names and verdicts), e.g. on a terminal
     notify: bool = True  # False: tell nobody (a dry run by hand)
     account: str = "-"  # the AWS account, when known: part of the lease scope
     lease_wait_seconds: float = 0.0  # how long to wait for another sweep's lease
@@ -490,8 +490,13 @@ def _run(settings: Settings, deps: SweepDeps, report: SweepReport, mode: Mode, d
         report.patterns = _patterns(facts, histories, now, settings)
     if manual is None:
         report.plan = _start_what_orch_stopped(settings, deps, facts, previous, report.plan)
-    if not dry and report.plan.actions and deps.confirm is not None and not deps.confirm(report.plan):
-        report.outcomes = [ActionOutcome(a, OutcomeStatus.SKIPPED, "not confirmed") for a in report.plan.actions]
+    if not dry and report.plan.actions and deps.confirm is not None and not deps.confirm(report):
+        # Declined: the sweep becomes the dry run it was shown as. Nobody is told and nothing
+        # is recorded as acted (the sweep record says dry-run; no history is written).
+        report.dry_run = True
+        deps.notify = False
+        report.outcomes = DryRunExecutor().execute(report.plan)
+        report.notes.append("declined at the prompt: nothing was done and nobody was told")
         return
     if dry:
         report.outcomes = DryRunExecutor().execute(report.plan)

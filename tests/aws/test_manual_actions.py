@@ -61,7 +61,7 @@ def mutations(calls: FaultPlan) -> list[str]:
 def test_refused_off_a_terminal_without_yes_before_any_aws_call(fleet, tmp_path, calls):
     result = orch(tmp_path, "reboot", fleet[0])
     assert result.exit_code == 2
-    assert "refused: orch reboot is not on a terminal to ask; pass --yes" in result.stderr
+    assert "orch reboot would reboot the instance, and no terminal is here to ask: pass --yes" in result.stderr
     assert calls.operations() == []
 
 

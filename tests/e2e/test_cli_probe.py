@@ -28,8 +28,9 @@ def test_all_answer_exits_zero(endpoints: EndpointLoop) -> None:
     code, out = run(f"127.0.0.1:{port}", "127.0.0.1", "--port", str(port))
     assert code == 0, out
     lines = out.splitlines()
-    assert lines[0].split()[:4] == ["TARGET", "OUTCOME", "LATENCY", "TRIES"]
+    assert lines[0].split()[:4] == ["target", "outcome", "latency", "tries"]  # lower case, as every orch table
     assert [line.split()[0] for line in lines[1:]] == [f"127.0.0.1:{port}", "127.0.0.1"]
+    assert lines[2].split()[1] == f"(127.0.0.1:{port})"  # the port a target without one was probed at
     assert all(" ok " in line and "SSH-2.0-OpenSSH_9.2p1" in line for line in lines[1:])
 
 
@@ -84,3 +85,16 @@ def test_terminal_gets_a_table() -> None:
     render_table(rows, Console(file=buffer, force_terminal=True, width=100))
     text = buffer.getvalue()
     assert "SSH-2.0-X" in text and "banner-timeout" in text and "5000.0 ms" in text
+
+
+def test_the_probe_settings_are_read_as_a_sweep_reads_them(endpoints: EndpointLoop) -> None:
+    """ORCH_PROBE_PORT and ORCH_PROBE_BANNER_TIMEOUT (a sweep's settings) apply unless an option says otherwise."""
+    port = endpoints.serve(sends(BANNER))
+    hung = endpoints.serve(silent, "127.0.0.2")
+    env = {"ORCH_PROBE_PORT": str(port), "ORCH_PROBE_BANNER_TIMEOUT": "0.3"}
+    result = CliRunner().invoke(probe_command, ["127.0.0.1", f"127.0.0.2:{hung}", "-o", "json"], env=env)
+    rows = json.loads(result.output)
+    assert rows[0]["address"] == f"127.0.0.1:{port}" and rows[0]["outcome"] == "ok"
+    assert rows[1]["outcome"] == "banner-timeout" and rows[1]["latency_ms"] < 2000  # 0.3 s, not the default 5 s
+    given = CliRunner().invoke(probe_command, ["127.0.0.1", "--port", str(hung), "--banner-timeout", "0.2", "-o", "json"], env=env)
+    assert json.loads(given.output)[0]["address"] == f"127.0.0.1:{hung}"  # the option wins over the setting

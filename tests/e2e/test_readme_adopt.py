@@ -37,8 +37,7 @@ from tests.unit.test_package import fake_installer, local_pip_environment
 pytestmark = [pytest.mark.e2e, pytest.mark.filterwarnings("ignore:.*not supported by moto's CloudFormation")]
 
 ROOT = Path(__file__).resolve().parents[2]
-README = (ROOT / "README.md").read_text()
-SECTION = README.split("\n## Adopt on a real fleet\n", 1)[1].split("\n## ", 1)[0]
+SECTION = (ROOT / "docs" / "adopt.md").read_text()  # the README's former section, now docs/adopt.md
 BIN = Path(sys.executable).parent
 PACKAGE_LINE = "orch package --zip orch-lambda.zip"
 ORDER = ("credentials", "init", "agent", "doctor", "permissions", "plan", "deploy", "regions", "status")

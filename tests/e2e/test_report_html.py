@@ -151,6 +151,27 @@ def test_the_screenshot_is_a_real_picture_with_red_at_the_top(healed, tmp_path):
         shutil.copy(png, NOTES / "report-screenshot.png")
 
 
+PAGE = (0x0E, 0x12, 0x17)  # the body's background
+CARD = (0x1C, 0x1A, 0x20)  # a card that needs a look
+
+
+def test_readable_on_a_phone_at_420_pixels(healed, tmp_path):
+    """At 420 px every card of the instances that need a look fits the screen: on every row a
+    card colours, the last pixels before the edge are the page's margin, not a card cut off."""
+    _, _, page = healed
+    chromium = chromium_or_skip()
+    png = tmp_path / "report-420.png"
+    screenshot(chromium, page, png, tmp_path / "profile-420", width=420, height=2000)
+    image = read_png(png.read_bytes(), max_rows=2000)
+    assert image.width == 420
+    card_rows = [y for y in range(0, 2000, 3) if sum(_near(image.pixel(x, y), CARD, 6) for x in range(0, 420, 4)) > 40]
+    assert len(card_rows) > 50, "no card on the first screens"
+    cut = [y for y in card_rows if not all(_near(image.pixel(x, y), PAGE, 6) for x in range(414, 420))]
+    assert not cut, f"{len(cut)} rows where a card runs past the right edge (first at y={cut[0]})"
+    if NOTES.is_dir():
+        shutil.copy(png, NOTES / "report-screenshot-420.png")
+
+
 def _near(pixel: tuple[int, ...], colour: tuple[int, int, int], tolerance: int = 24) -> bool:
     return all(abs(p - c) <= tolerance for p, c in zip(pixel, colour))
 

@@ -72,6 +72,10 @@ def test_serve_env_file_request_log_and_cleanup(tmp_path: Path) -> None:
         logged = Retrying(stop=stop_after_delay(15), wait=wait_fixed(0.1), retry=retry_if_result(lambda text: "Traceback" not in text),
                           retry_error_callback=lambda state: state.outcome.result())(log.read_text)
         assert "Traceback" in logged and "POST / HTTP/1.1" in logged
+        # After `kill %1` the README says orch_sandbox_unset: no dead endpoint or fake key stays in the shell.
+        forgot = subprocess.run(["bash", "-c", f"source {env_file}; orch_sandbox_unset; env | grep -c -E '^(AWS_|ORCH_)' || true; "
+                                 "type orch_sandbox_unset 2>/dev/null | head -1"], env=env, capture_output=True, text=True, timeout=60)
+        assert forgot.stdout.split() == ["0"], forgot.stdout + forgot.stderr
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=30) == 0
         rest = server.stderr.read()

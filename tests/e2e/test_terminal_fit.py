@@ -70,6 +70,15 @@ COMMANDS = [
     "agent check --process ruby",
     "agent --help",
     "init --help",
+    "help",
+    "help top",
+    "top --help",
+    "simulate --help",
+    "simulate --list",
+    "permissions --output table",
+    "probe --help",
+    "history -o wide",
+    "scan -o wide",
 ]  # init itself runs on an untagged fleet: tests/e2e/test_init_sandbox.py
 
 
@@ -203,3 +212,29 @@ def test_estate_tables_fit_the_terminal_with_ids_and_words_whole(estate_env, com
         assert left_out and "reason" in left_out[0]  # and, when it does not, the table says it left it out
 
 
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_permissions_keep_every_arn_and_action_whole(fleet_env, columns):
+    """An ARN or an action is one word: on its own line or between spaces, never split."""
+    import json
+    import subprocess
+
+    lines = on_terminal("permissions heal --output table", fleet_env, columns)
+    words = set(" ".join(lines).split())
+    document = json.loads(subprocess.run(["bash", "-c", f"{ORCH} permissions heal"], env=fleet_env, capture_output=True,
+                                         text=True, timeout=120).stdout)
+    for statement in document["Statement"]:
+        for value in ("Resource", "Action"):
+            wanted = [statement[value]] if isinstance(statement[value], str) else statement[value]
+            assert set(wanted) <= words, (columns, sorted(set(wanted) - words))
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_simulate_list_names_every_scenario_and_fits(fleet_env, columns):
+    from orchestrator.simulate import SCENARIOS
+
+    lines = on_terminal("simulate --list", fleet_env, columns)
+    assert not [line for line in lines if len(line.rstrip()) > columns]
+    assert [s.name for s in SCENARIOS] == [line.split()[0] for line in lines if line.split() and line.split()[0] in
+                                           {s.name for s in SCENARIOS}]

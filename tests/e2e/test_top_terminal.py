@@ -69,7 +69,7 @@ def test_top_once_fits_is_worst_first_with_whole_verdicts(fleet_env, columns):
     assert sum(1 for row in rows if " unreachable * " in row + " ") == 1  # the opted-out one, marked
     assert any("opted out by tag orch:skip" in line for line in lines)
     header = next(line for line in lines if line.startswith("instance "))
-    assert "window" in header.split() and "mem" in header.split()
+    assert {"name", "window", "mem"} <= set(header.split())  # the name, and memory's story, at 80 columns too
     if columns >= 120:
         assert "slope" in header.split() and any("/min" in row for row in rows)  # 120 columns show more
     else:
@@ -111,16 +111,18 @@ def last_frame(text: str) -> list[str]:
     return [line.rstrip() for line in re.split(r"\r?\n|\r", clean[starts[-1]:]) if line.strip()]
 
 
+KEYS = r"\? help  / filter"
+
+
 def test_live_top_answers_u_then_q_and_exits_0(fleet_env):
     child = pexpect.spawn("bash", ["-c", f"{ORCH} top --interval 2"], env=fleet_env, dimensions=(40, 80), encoding="utf-8",
                           timeout=90, use_poll=True)
-    child.expect("keys: q quit, s sort")
+    child.expect(KEYS)
     before = last_frame(child.before + child.after)
     assert any(" healthy" in line for line in before if ROW.match(line))
     child.send("u")
-    child.expect("unhealthy only")
-    child.expect("keys: q quit, s sort")
-    after = last_frame(child.before + child.after)
+    child.expect(r"\d+ instances, \d+ unhealthy[^\n]*unhealthy only[\s\S]*?" + KEYS)
+    after = last_frame(child.after)
     rows = [line for line in after if ROW.match(line)]
     assert rows and all(verdict_of(row) is not VerdictKind.HEALTHY for row in rows)
     assert all(len(line) <= 80 for line in after)
@@ -143,6 +145,38 @@ def test_explain_draws_the_chart_of_a_leaking_instance(fleet_env, columns):
     text = "\n".join(lines)
     assert "exhaustion 97%" in text and "critical 95%" in text
     assert re.search(r"trend: 97% at \d\d:\d\d UTC", text) and "·" in "".join(chart)  # the forecast
+
+
+def test_live_top_is_driven_like_htop_at_80x24(fleet_env):
+    """Every row the terminal holds, scrolling, / filter, Enter into an instance and back, ? help, q."""
+    child = pexpect.spawn("bash", ["-c", f"{ORCH} top --interval 60"], env=fleet_env, dimensions=(24, 80), encoding="utf-8",
+                          timeout=90, use_poll=True)
+    child.expect(KEYS)
+    first = last_frame(child.before + child.after)
+    rows = [line for line in first if ROW.match(line)]
+    # title, counts, header, rule; the keys line; the cursor's line: every other line holds a row
+    assert len(rows) == 24 - 6, first
+    assert re.search(r"rows 1-18 of 24", first[0]), first[0]
+    child.send("G")  # to the last row: the screen scrolls
+    child.expect(r"rows 7-24 of 24")
+    child.send("/crawler-1\r")
+    child.expect(r"\d+ instances, \d+ unhealthy[^\n]*/crawler-1[\s\S]*?" + KEYS)
+    filtered = [line for line in last_frame(child.after) if ROW.match(line)]
+    assert filtered and all(re.search(r"\bcrawler-1\d*\b", line) for line in filtered), filtered
+    child.send("\x1b")  # Esc drops the filter
+    child.send("\r")  # Enter: the instance
+    child.expect(r"verdict: [a-z-]+")
+    child.expect("back to the fleet")
+    child.send("q")  # back, not out
+    child.expect(KEYS)
+    child.send("?")
+    child.expect(r"Enter\s+open the selected instance")
+    child.send("q")
+    child.expect(KEYS)
+    child.send("q")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
 
 
 # Last in the module: it heals the shared fleet.

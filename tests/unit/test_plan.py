@@ -308,6 +308,18 @@ def test_silence_corroborates_only_when_it_is_not_a_place_going_quiet(name, down
         assert len(plan.blocked) == len(down)
 
 
+@pytest.mark.parametrize("silent, zones, want", [
+    ({0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, ("a", "b"), ["in the fleet"]),  # every agent: one note, not the fleet, each AZ and each subnet
+    ({0, 3, 6, 9, 12, 15}, ("a", "b", "c"), ["in availability zone a"]),  # one zone: its note, not the fleet's again
+])
+def test_one_note_per_silence(silent, zones, want):
+    size = 18 if len(zones) == 3 else 10
+    all_facts, verdicts, histories = silent_fleet(size, set(), silent, zones)
+    plan = make_plan(all_facts, verdicts, histories, settings(max_actions_per_sweep=5), NOW)
+    said = [n for n in plan.notes if "agents silent together" in n]
+    assert [next(w for w in want if w in n) for n in said] == want, said
+
+
 RULE_CASES = [
     # name, fleet, settings overrides, paused, the rule of instance 3's block
     ("opted out", Fleet(down=(3,), tags={3: {"orch:skip": "true"}}), {}, None, BlockRule.OPT_OUT),

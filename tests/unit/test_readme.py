@@ -1,11 +1,12 @@
 """The README stays true: every setting is documented, the two commands lead, every example is checked."""
 
 import re
-from pathlib import Path
 
 from orchestrator.config import Settings, _Section, load_settings
+from tests.docs_text import README as FRONT
+from tests.docs_text import all_text, page, readme_text
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+README = all_text()  # the README and docs/: "documented" means in one of them
 
 
 def env_names(model: type[_Section] = Settings, prefix: str = "ORCH_") -> list[str]:
@@ -25,7 +26,7 @@ def test_every_setting_is_in_the_readme():
 
 
 def test_readme_starts_with_the_two_commands():
-    block = README.split("```sh", 1)[1].split("```", 1)[0]
+    block = FRONT.split("```sh", 1)[1].split("```", 1)[0]
     assert block.strip().splitlines()[0].startswith("scripts/sandbox")
     assert block.strip().splitlines()[1].startswith("scripts/test")
 
@@ -33,7 +34,7 @@ def test_readme_starts_with_the_two_commands():
 def sh_blocks() -> list[tuple[str, str]]:
     """Every ```sh block with the HTML comment just before it (its marker), in order."""
     found = []
-    for match in re.finditer(r"(?:<!-- ([^\n]*?) -->\n)?```sh\n(.*?)```", README, re.S):
+    for match in re.finditer(r"(?:<!-- ([^\n]*?) -->\n)?```sh\n(.*?)```", readme_text(), re.S):
         found.append((match.group(1) or "", match.group(2)))
     return found
 
@@ -71,7 +72,7 @@ def test_the_readme_says_which_five_settings_the_sandbox_shortens():
 
 
 def commands_table() -> str:
-    return README.split("\n## Commands\n", 1)[1].split("\n#", 1)[0]
+    return page("commands.md").split("# Commands\n", 1)[1].split("\n#", 1)[0]
 
 
 def test_every_command_is_in_the_commands_table():

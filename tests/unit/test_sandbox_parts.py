@@ -187,3 +187,29 @@ def test_a_half_built_batch_leaves_nothing_behind() -> None:
         assert _outcome("127.20.250.8", port) == "refused"
     finally:
         fleet.stop()
+
+
+def test_a_busy_port_is_found_before_the_build_and_a_free_one_taken_when_allowed():
+    """Another sandbox on the same addresses (or a wildcard listener) holds the port: the fallback
+    takes a free one and says so; without it, the error names the fix and nothing was built."""
+    import errno
+    import socket as sockets
+
+    from orchestrator.sandbox import FleetSpec, Sandbox
+    from orchestrator.sandbox.build import subnet_cidrs
+    from orchestrator.sandbox.ports import taken
+
+    holder = sockets.socket(sockets.AF_INET, sockets.SOCK_STREAM)
+    holder.bind(("0.0.0.0", 0))
+    holder.listen(1)
+    port = holder.getsockname()[1]
+    try:
+        assert taken(port, subnet_cidrs("127.20.0.0/16", 70)) is not None
+        with pytest.raises(OSError) as refused:
+            Sandbox(FleetSpec(instances=2, hung=0, refusing=0, leaking=0, opt_out=0, unmanaged=0, port=port)).start()
+        assert refused.value.errno == errno.EADDRINUSE and "--port 0" in str(refused.value)
+        with Sandbox(FleetSpec(instances=2, hung=0, refusing=0, leaking=0, opt_out=0, unmanaged=0, port=port, port_fallback=True)) as sb:
+            assert sb.port != port and f"port {port} is taken" in sb.port_note
+    finally:
+        holder.close()
+    assert taken(port, subnet_cidrs("127.20.0.0/16", 70)) is None

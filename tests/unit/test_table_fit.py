@@ -18,12 +18,12 @@ FLEET_ROW = {
     "tries": "3/3", "memory": "98% +1.2/min", "verdict": "[magenta]memory-exhaustion-forecast[/] [dim]*[/]",
 }
 HISTORY_ROW = {
-    "when": "2026-12-01 12:03:00", "instance": INSTANCE, "action": "stop-start", "status": "uncertain",
+    "when": "2026-12-01 12:03:00", "instance": INSTANCE, "name": "crawler-eu-west-1-batch-17", "action": "stop-start", "status": "uncertain",
     "reason": "SSH banner timeout after 2.0 s (TCP accepted); 3/3 attempts failed over 4 s; corroborated by memory 98.5%",
     "detail": "StopInstances accepted; StartInstances timed out after 600 s; oom-killer killed ruby pid 38695",
 }
 STATE_ROW = {
-    "instance": INSTANCE, "failed": "3", "rung": "2", "action": "stop-start", "at": "2026-12-01 12:03", "in_flight": "yes",
+    "instance": INSTANCE, "name": "crawler-eu-west-1-batch-17", "failed": "3", "rung": "2", "action": "stop-start", "at": "2026-12-01 12:03", "in_flight": "yes",
     "quarantined": "2026-12-01 12:40", "why": "3 actions in 6 h without SSH coming back healthy",
 }
 
@@ -33,25 +33,25 @@ def keys(columns) -> list[str]:
 
 
 # width -> (shown, dropped in the order they left)
-FLEET = {  # az, status checks, the name, the failed tries, then ssh and memory leave; instance and verdict stay
-    60: (["instance", "verdict"], ["az", "checks", "name", "tries", "ssh", "memory"]),
-    80: (["instance", "ssh", "memory", "verdict"], ["az", "checks", "name", "tries"]),
+FLEET = {  # az, status checks, the failed tries, then ssh and memory leave; the name last; instance and verdict stay
+    60: (["instance", "verdict"], ["az", "checks", "tries", "ssh", "memory", "name"]),
+    80: (["instance", "name", "memory", "verdict"], ["az", "checks", "tries", "ssh"]),
     100: (["instance", "name", "ssh", "tries", "memory", "verdict"], ["az", "checks"]),
     120: (keys(FLEET_COLUMNS), []),
     160: (keys(FLEET_COLUMNS), []),
 }
-HISTORY = {  # a stop-start left uncertain: the widest action and status words
-    60: (["when", "instance", "action", "status"], ["detail", "reason"]),  # 63 columns: wider than 60, nothing cut
-    80: (["when", "instance", "action", "status"], ["detail", "reason"]),
-    100: (["when", "instance", "action", "status", "reason"], ["detail"]),
-    120: (keys(HISTORY_COLUMNS), []),
+HISTORY = {  # a stop-start left uncertain: the widest action and status words; the name stays longest of the optional
+    60: (["when", "instance", "action", "status"], ["detail", "reason", "name"]),  # 63 columns: wider than 60, nothing cut
+    80: (["when", "instance", "name", "action", "status"], ["detail", "reason"]),
+    100: (["when", "instance", "name", "action", "status", "reason"], ["detail"]),
+    120: (["when", "instance", "name", "action", "status", "reason"], ["detail"]),
     160: (keys(HISTORY_COLUMNS), []),
 }
-STATE = {  # the quarantine and the action in flight stay: they are what needs a person
-    60: (["instance", "action", "in_flight", "quarantined"], ["why", "rung", "at", "failed"]),
-    80: (["instance", "failed", "action", "in_flight", "quarantined"], ["why", "rung", "at"]),
-    100: (["instance", "failed", "action", "at", "in_flight", "quarantined"], ["why", "rung"]),
-    120: (keys(STATE_COLUMNS), []),
+STATE = {  # the quarantine and the action in flight stay: they are what needs a person; then the name
+    60: (["instance", "action", "in_flight", "quarantined"], ["why", "rung", "at", "failed", "name"]),
+    80: (["instance", "name", "action", "in_flight", "quarantined"], ["why", "rung", "at", "failed"]),
+    100: (["instance", "name", "failed", "action", "in_flight", "quarantined"], ["why", "rung", "at"]),
+    120: (["instance", "name", "failed", "rung", "action", "at", "in_flight", "quarantined"], ["why"]),
     160: (keys(STATE_COLUMNS), []),
 }
 

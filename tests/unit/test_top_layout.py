@@ -7,25 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from orchestrator.cli.top_layout import (
-    COLUMNS,
-    DROP_ORDER,
-    NEVER_DROPPED,
-    OVER,
-    Only,
-    SortKey,
-    TopRow,
-    View,
-    arrange,
-    cells,
-    fit_columns,
-    frame,
-    full_cell,
-    plain_text,
-    row_document,
-    rows_from,
-    sparkline,
-)
+from orchestrator.cli.top_cells import OVER, full_cell, sparkline
+from orchestrator.cli.top_layout import COLUMNS, DROP_ORDER, NEVER_DROPPED, View, cells, fit_columns, frame, plain_text
+from orchestrator.cli.top_rows import Only, SortKey, TopRow, arrange, row_document, rows_from
 from orchestrator.model import ActionAttempt, ActionKind, InstanceHistory, ProbeOutcome, Verdict, VerdictKind
 from tests.builders import NOW, facts, flat_memory, instance
 
@@ -166,8 +150,8 @@ def test_empty_columns_are_dropped_first():
 
 
 @pytest.mark.parametrize("width, expected", [
-    (80, ["instance", "verdict", "ssh", "memory", "window", "full"]),
-    (120, ["instance", "verdict", "ssh", "memory", "window", "slope", "full", "acting", "flags"]),
+    (80, ["instance", "name", "verdict", "memory", "full"]),  # the name stays longest of the optional columns
+    (120, ["instance", "name", "verdict", "ssh", "memory", "window", "full", "acting"]),
     (160, [c.key for c in COLUMNS]),
 ])
 def test_what_80_and_120_columns_show(width, expected):
@@ -175,9 +159,9 @@ def test_what_80_and_120_columns_show(width, expected):
 
 
 def test_the_window_takes_the_width_left_over():
-    narrow, wide = fit_columns(table(FLEET), 80), fit_columns(table(FLEET), 200)
+    narrow, wide = fit_columns(table(FLEET), 100), fit_columns(table(FLEET), 200)
     assert 6 <= narrow.widths["window"] < wide.widths["window"] == 30
-    assert narrow.total <= 80
+    assert narrow.total <= 100
 
 
 @pytest.mark.parametrize("width", [80, 120])
@@ -191,19 +175,22 @@ def test_the_frame_fits_is_worst_first_and_says_what_it_left_out(width):
     assert lines[0].startswith("orch top · 7 instances, 4 unhealthy · 12:00:00 UTC · sort worst · all")
     assert "2 unreachable, 1 memory-exhaustion-forecast, 1 metrics-stale, 3 healthy" in lines[1]
     if width == 80:
-        assert any(line.startswith("too wide to show here: az, name, ladder, slope, flags, acting") for line in lines)
+        assert any(line.startswith("too wide to show here: az, ladder, slope, flags, acting, ssh, window") for line in lines)
     else:
-        assert any(line == "too wide to show here: az, name, ladder" for line in lines)
+        assert any(line == "too wide to show here: az, ladder, slope, flags" for line in lines)
+    assert all(" crawler-" in r or " a-name-far" in r for r in rows)  # names at every width
 
 
 def test_a_live_frame_fits_the_height_and_shows_the_keys():
-    fleet = [row(n, V.UNREACHABLE if n < 3 else V.HEALTHY) for n in range(1, 41)]
+    fleet = [row(n, V.UNREACHABLE if n < 3 else V.HEALTHY) for n in range(40, 0, -1)]
     lines = plain_text(frame(fleet, replace(VIEW, live=True), 80, 24))
-    assert len(lines) <= 24
-    assert any(line.startswith("… ") and "more below" in line for line in lines)
-    assert lines[-1].startswith("keys: q quit, s sort, u unhealthy only")
+    assert len(lines) == 24  # every line of the terminal used
     rows = [line for line in lines if line.startswith("i-")]
+    assert len(rows) == 24 - 5  # title, counts, header, rule above; the keys line below: nothing else
+    assert f"rows 1-{len(rows)} of 40" in lines[0]
+    assert lines[-1].startswith("? help  / filter")
     assert " unreachable " in rows[0] and " unreachable " in rows[1] and " healthy " in rows[2]
+    assert [r.split()[1] for r in rows[2:5]] == ["crawler-3", "crawler-4", "crawler-5"]  # then by name, naturally
 
 
 def test_unhealthy_only_with_a_healthy_fleet_says_so():
@@ -250,3 +237,8 @@ def test_rows_from_a_scan():
     document = row_document(rb)
     assert document["in_flight"] == "reboot" and document["next_rung"] == "stop-start" and document["chronic"] is True
     assert document["verdict"] == "unreachable" and document["memory_window"] == [98.0] * 10
+    # The verdict set the points aside (before the reboot): the window shows this cycle's only, not the last cycle.
+    blind = [verdicts[0], Verdict(b.instance_id, V.UNREACHABLE, ("no memory data",))]
+    _, after = rows_from([fa, fb], blind, histories, [], ladder, "orch:skip")
+    since = [v for t, v in sorted(fb.memory.points) if t >= took]
+    assert after.memory_percent is None and after.memory_window == tuple(since) and len(since) < 10
