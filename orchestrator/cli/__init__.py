@@ -10,8 +10,8 @@ from orchestrator.cli.agent_cmds import agent_group
 from orchestrator.cli.common import add_global_options
 from orchestrator.cli.deploy_cmds import deploy_command, destroy_command, package_command
 from orchestrator.cli.doctor_cmds import doctor_command, permissions_command
-from orchestrator.cli.guard_cmds import guard_group
 from orchestrator.cli.group import OrchGroup, help_command
+from orchestrator.cli.guard_cmds import guard_group
 from orchestrator.cli.init_cmd import init_command
 from orchestrator.cli.insight_cmds import explain_command, report_command
 from orchestrator.cli.manual_cmds import reboot_command, stop_start_command

@@ -18,7 +18,7 @@ from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
 from orchestrator.cli.instances import resolve_instance
 from orchestrator.cli.sweep_cmds import ASKS, audit_directory, declined, no_match, run_sweep
 from orchestrator.cli.who import who
-from orchestrator.decide.manual import COMMAND, FORCEABLE, ManualRequest
+from orchestrator.decide.manual import FORCEABLE, ManualRequest
 from orchestrator.model import ActionKind, OutcomeStatus
 from orchestrator.state import audit
 from orchestrator.sweep.pipeline import Mode, SweepReport
