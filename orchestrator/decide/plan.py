@@ -399,14 +399,10 @@ def fleet_view(
     corroborated = frozenset(
         f.instance.instance_id for f in running if is_corroborated(f, verdicts[f.instance.instance_id], quiet)
     )
-    # Said only where it held something back: silence that was an unreachable box's only evidence.
-    discounted = any(
-        verdicts[f.instance.instance_id].kind is VerdictKind.UNREACHABLE
-        and verdicts[f.instance.instance_id].corroboration is Corroboration.SILENT_AT_TOP
-        and f.instance.instance_id not in corroborated
-        for f in running
-    )
-    silence_notes = silence_notes if discounted else []
+    # Said only where some silence is not explained otherwise: agents of boxes whose console
+    # or memory already shows a cause on the host went quiet with their box, not with a place.
+    unexplained = any(verdicts[f.instance.instance_id].agent_silent and f.instance.instance_id not in corroborated for f in running)
+    silence_notes = silence_notes if unexplained else []
     zones: Counter[str] = Counter(f.instance.availability_zone for f in running)
     subnets: Counter[str] = Counter(f.instance.subnet_id or "-" for f in running)
     bad = [

@@ -10,7 +10,6 @@ sshd follow the model minute by minute. A mixin: the state it works on is ``Sand
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.ec2.models.instances import Instance as MotoInstance
@@ -22,15 +21,12 @@ from orchestrator.sandbox.endpoints import Mode
 from orchestrator.sandbox.events import EventKind, SandboxEvent, SimInstance
 from orchestrator.sandbox.memory import MemoryShape, box_for
 
-if TYPE_CHECKING:
-    from orchestrator.sandbox.fleet import Sandbox as _Base
-else:
-    _Base = object
-
 ENDPOINT_MODE = {Sshd.OK: Mode.HEALTHY, Sshd.SLOW: Mode.SLOW, Sshd.HUNG: Mode.HUNG, Sshd.REFUSED: Mode.REFUSING}
 
 
-class Effects(_Base):
+class Effects:
+    """What an action does to the sandbox's boxes: a mixin of ``Sandbox`` (its state lives there)."""
+
     def on_reboot(self, instance_ids: list[str]) -> None:
         with self._lock:
             for instance_id in self._known(instance_ids):
