@@ -471,6 +471,10 @@ class _TomlFile(TomlConfigSettingsSource):
     """pydantic-settings' TOML source, with one line for each way a file can be unusable."""
 
     def __init__(self, path: Path) -> None:
+        try:
+            path.exists()
+        except OSError as exc:  # a name too long for the file system, a path through a file...
+            raise ConfigError(f"config file {clip(str(path), quote=False)} cannot be read: {exc.strerror or exc}") from None
         if not path.exists():
             raise ConfigError(f"config file {clip(str(path), quote=False)} does not exist (set --config or ORCH_CONFIG to a TOML file)")
         if not path.is_file():
@@ -492,6 +496,8 @@ class _TomlFile(TomlConfigSettingsSource):
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {self._shown} is not valid TOML: {clip(str(exc), quote=False)}") from None
+        except RecursionError:  # tomllib parses nested arrays and inline tables recursively: 50,000 `[` exhaust the stack
+            raise ConfigError(f"config file {self._shown} is not valid TOML: arrays or tables nested too deeply") from None
         for name in SECTIONS:
             if name in data and not isinstance(data[name], dict):
                 raise ConfigError(

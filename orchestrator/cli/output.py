@@ -27,11 +27,17 @@ def console(no_color: bool = False, stderr: bool = False) -> Console:
 
     Piped output gets 120 columns, the width orch's tables are laid out for; a
     terminal's own width otherwise.
+
+    Markup and emoji codes are off: every string printed is text as given. What orch
+    prints holds AWS's strings (a Name tag ``web [/x] prod``, a stack parameter, a box's
+    SSH banner) and rich would read ``[...]`` in them as markup (a crash, or text
+    swallowed) and ``:fire:`` as an emoji. orch's own styles are ``rich.text.Text``
+    objects (``orchestrator.cli.render.styled``), so nothing needs escaping call by call.
     """
-    made = Console(stderr=stderr, no_color=no_color or None)
+    made = Console(stderr=stderr, no_color=no_color or None, markup=False, emoji=False)
     if made.is_terminal or os.environ.get("COLUMNS"):
         return made
-    return Console(stderr=stderr, no_color=no_color or None, width=120)
+    return Console(stderr=stderr, no_color=no_color or None, width=120, markup=False, emoji=False)
 
 
 def render_text(value: Any) -> str:

@@ -16,6 +16,7 @@ import click
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from orchestrator.cli.common import Display, display_options
 from orchestrator.config import ProbeSettings, describe_validation_error
@@ -96,7 +97,7 @@ def render_table(rows: list[dict[str, Any]], console: Console) -> None:
     for r in rows:
         style = "green" if r["outcome"] == ProbeOutcome.OK.value else "red"
         table.add_row(
-            r["target"], f"[{style}]{r['outcome']}[/]", f"{r['latency_ms']:.1f} ms", str(r["attempts"]),
+            r["target"], Text(r["outcome"], style=style), f"{r['latency_ms']:.1f} ms", str(r["attempts"]),
             r["banner"] or r["detail"],
         )
     console.print(table)

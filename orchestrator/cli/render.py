@@ -41,6 +41,12 @@ OUTCOME_STYLE = {
 }
 
 
+def styled(text: object, style: str) -> Text:
+    """``text`` in ``style``: the one way orch colours a cell or a line, never markup in a
+    string (which would read an AWS string's ``[...]`` as a tag)."""
+    return Text(str(text), style=style)
+
+
 def grid(title: str | None = None) -> Table:
     """orch's one table style: a rule under the header, two spaces between columns, no edges,
     so 80 columns hold what they can."""
@@ -51,7 +57,7 @@ def grid(title: str | None = None) -> Table:
 
 GAP = 2  # what grid() puts between two columns
 ELLIPSIS = "…"
-Cell = str | Text  # a str is rich markup
+Cell = str | Text  # a str is plain text, shown as given (AWS strings hold brackets); style with styled()
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +94,7 @@ class Fit:
 
 
 def plain(cell: Cell | int) -> str:
-    return cell.plain if isinstance(cell, Text) else Text.from_markup(str(cell)).plain
+    return cell.plain if isinstance(cell, Text) else str(cell)
 
 
 def cell_width(cell: Cell | int) -> int:
@@ -136,7 +142,7 @@ def fit_columns(columns: Sequence[Column], rows: Sequence[Mapping[str, Cell | in
 def clip(cell: Cell, width: int) -> Text:
     """Each line of a prose cell shortened to ``width``: at the last space that keeps half
     of it, else mid-word, with ``…``; styles kept."""
-    text = cell.copy() if isinstance(cell, Text) else Text.from_markup(cell)
+    text = cell.copy() if isinstance(cell, Text) else Text(cell)
     lines = text.split("\n")
     out = Text()
     for n, line in enumerate(lines):
@@ -158,7 +164,9 @@ def fitted_table(title: str | None, columns: Sequence[Column], rows: Sequence[Ma
     """A grid() of ``rows`` fitted to ``width`` by ``fit_columns``, each row on one line
     (but for cells of several lines); the caption names what was left out or cut."""
     fit = fit_columns(columns, rows, width)
-    table = grid(title)
+    table = grid(None)
+    if title is not None:
+        table.title = Text(title)  # plain: a title may name an AWS string
     for c in fit.shown:
         table.add_column(c.heading, width=fit.widths[c.key], no_wrap=True, overflow="ellipsis", justify="right" if c.right else "left")
     cut = False
@@ -170,7 +178,7 @@ def fitted_table(title: str | None, columns: Sequence[Column], rows: Sequence[Ma
                 cut = True
                 cells.append(clip(value, fit.widths[c.key]))
             else:
-                cells.append(value)
+                cells.append(value if isinstance(value, Text) else Text(str(value)))
         table.add_row(*cells)
     caption = list(notes)
     if fit.dropped or cut:
@@ -178,7 +186,7 @@ def fitted_table(title: str | None, columns: Sequence[Column], rows: Sequence[Ma
         said += [f"{ELLIPSIS}: text cut to fit" + ("" if fit.dropped else f" {width} columns")] if cut else []
         caption.append("; ".join(said) + " (-o json has every field)")
     if caption:
-        table.caption = "\n".join(caption)
+        table.caption = Text("\n".join(caption))
         table.caption_justify = "left"
     return table
 
@@ -256,7 +264,7 @@ def fleet_table(report: SweepReport, width: int, opt_out_tag: str) -> Table:
             "ssh": probe_cell(facts, counts=False),
             "tries": f"{probe.failed_attempts}/{len(probe.attempts)}" if probe and probe.outcome is not ProbeOutcome.OK else "-",
             "memory": memory_cell(verdict),
-            "verdict": f"[{VERDICT_STYLE[verdict.kind]}]{verdict.kind.value}[/]" + (" [dim]*[/]" if skip else ""),
+            "verdict": Text.assemble((verdict.kind.value, VERDICT_STYLE[verdict.kind]), (" *", "dim") if skip else ""),
         })
     notes = [f"* opted out by tag {opt_out_tag}: reported, never acted on"] if opted else []
     return fitted_table(f"{len(report.facts)} instances, worst first", FLEET_COLUMNS, rows, width, notes)
@@ -278,11 +286,11 @@ def plan_tables(plan: Plan, outcome_list: Iterable[ActionOutcome] = (), width: i
         rows = []
         for action in plan.actions:
             outcome = outcomes.get(action.instance_id)
-            cell = "-" if outcome is None else f"[{OUTCOME_STYLE[outcome.status]}]{outcome.status.value}[/] {outcome.detail}"
+            cell: Cell = "-" if outcome is None else Text.assemble((outcome.status.value, OUTCOME_STYLE[outcome.status]), f" {outcome.detail}")
             rows.append({"instance": action.instance_id, "action": action.kind.value, "reason": action.reason, "outcome": cell})
         tables.append(fitted_table("actions", ACTION_COLUMNS, rows, width))
     if plan.blocked:
-        rows = [{"instance": b.instance_id, "action": b.kind.value, "why": f"[yellow]{b.why}[/]"} for b in plan.blocked]
+        rows = [{"instance": b.instance_id, "action": b.kind.value, "why": styled(b.why, "yellow")} for b in plan.blocked]
         tables.append(fitted_table("blocked", BLOCKED_COLUMNS, rows, width))
     return tables
 
@@ -298,9 +306,9 @@ def print_report(console: Console, report: SweepReport, opt_out_tag: str, show_f
         if not report.plan.actions and not report.plan.blocked:
             console.print("nothing to do")
     for note in list(report.plan.notes) + report.notes:
-        console.print(f"[yellow]note:[/] {note}")
+        console.print(Text.assemble(("note:", "yellow"), f" {note}"))
     calls = sum(report.api_calls.values())
-    console.print(f"[dim]{calls} AWS API calls, {report.metrics_requested} metrics requested, sweep {report.sweep_id}[/]")
+    console.print(styled(f"{calls} AWS API calls, {report.metrics_requested} metrics requested, sweep {report.sweep_id}", "dim"))
 
 
 def stdout_console() -> Console:

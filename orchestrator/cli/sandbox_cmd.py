@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from pydantic import ValidationError
 from rich.console import Console
+from rich.text import Text
 
 from orchestrator.cli.common import Display, Exit, OrchError, display_options
 from orchestrator.cli.render import print_report
@@ -139,10 +140,11 @@ def _print_outcome(out: Console, result: DemoResult) -> None:
             out.print(f"sweep {number}: {action['instance_id']}: {action['action']} -> {action['outcome']}; "
                       f"evidence {evidence.get('s3_key') or '-'}; console: {evidence.get('console_summary') or '-'}")
     if result.message:
-        out.print(f"\n[bold]SNS message[/] ({result.message[0]}):\n{result.message[1]}")
-    verdict = "[green]healed[/]" if result.ok else "[red]not all healed[/]"
-    out.print(f"\n{verdict}: {len(result.healed)} of {len(result.broken)} broken instances answer SSH again after "
-              f"{len(result.sweeps)} sweeps; opt-out and unmanaged instances {'untouched' if result.untouched_bystanders else '[red]TOUCHED[/]'}")
+        out.print(Text.assemble("\n", ("SNS message", "bold"), f" ({result.message[0]}):\n{result.message[1]}"))
+    verdict = ("healed", "green") if result.ok else ("not all healed", "red")
+    out.print(Text.assemble("\n", verdict, f": {len(result.healed)} of {len(result.broken)} broken instances answer SSH again after "
+                            f"{len(result.sweeps)} sweeps; opt-out and unmanaged instances ",
+                            "untouched" if result.untouched_bystanders else ("TOUCHED", "red")))
 
 
 def _serve(spec: FleetSpec, state_dir: Path | None, env_file: Path | None) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import sys
 
 import click
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from orchestrator.cli.common import Runtime, common_options
-from orchestrator.cli.render import Column, fitted_table
+from orchestrator.cli.render import Column, fitted_table, styled
 from orchestrator.simulate import BY_NAME, SCENARIOS, Figures, Policy, simulate
 
 
@@ -41,9 +41,9 @@ FIGURE_COLUMNS = (  # left out least telling first; the scenario, its policy, SS
 def figures_table(rows: list[tuple[Figures, list[str]]], width: int = 120) -> Table:
     cells = []
     for f, violations in rows:
-        verdict = "[green]met[/]" if not violations else "[bold red]" + "; ".join(violations) + "[/]"
+        verdict = styled("met", "green") if not violations else styled("; ".join(violations), "bold red")
         if f.policy is not Policy.ORCH:
-            verdict = "[dim]baseline[/]"
+            verdict = styled("baseline", "dim")
         cells.append({
             "scenario": f.scenario, "policy": f.policy.value, "availability": _percent(f.availability), "wedged": f"{f.wedged_box_hours:.1f}",
             "actions": ", ".join(f"{n} {k}" for k, n in f.actions.items()) or "0", "on_fine": str(f.on_fine_boxes),
@@ -83,7 +83,7 @@ def simulate_command(runtime: Runtime, names: tuple[str, ...], hours: float, ins
     settings = runtime.settings
     chosen = SCENARIOS if "all" in names else tuple(BY_NAME[n] for n in dict.fromkeys(names))
     policies = (Policy.ORCH, Policy.NOBODY, Policy.REACTIVE, Policy.NAIVE) if baselines else (Policy.ORCH,)
-    err = Console(stderr=True)
+    err = runtime.console(stderr=True)
     rows: list[tuple[Figures, list[str]]] = []
     show = err.is_terminal and not runtime.json
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("sweeps"), TimeElapsedColumn(),
@@ -108,9 +108,9 @@ def simulate_command(runtime: Runtime, names: tuple[str, ...], hours: float, ins
         out.print(figures_table(rows, out.width))
         for f, violations in rows:
             for text in f.chronic_text[:1]:
-                out.print(f"[bold]{f.scenario}[/]: {text}")
+                out.print(Text.assemble((f.scenario, "bold"), f": {text}"))
             if violations:
-                out.print(f"[bold red]{f.scenario}: expectation not met[/] ({BY_NAME[f.scenario].expect}): {'; '.join(violations)}")
+                out.print(Text.assemble((f"{f.scenario}: expectation not met", "bold red"), f" ({BY_NAME[f.scenario].expect}): {'; '.join(violations)}"))
 
     runtime.emit(document, table)
     sys.exit(1 if failed else 0)
