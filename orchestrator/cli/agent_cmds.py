@@ -14,8 +14,9 @@ from typing import Any
 
 import click
 
-from orchestrator.cli.common import Exit, OrchError, Runtime, add_global_options, common_options
+from orchestrator.cli.common import Exit, OrchError, Runtime, add_global_options, common_options, is_terminal, stdin_is_terminal
 from orchestrator.cli.instances import resolve_instance
+from orchestrator.cli.params import FiniteFloat
 from orchestrator.cli.render import Column, fitted_table
 from orchestrator.cli.sweep_cmds import no_match
 from orchestrator.observe import inventory
@@ -35,7 +36,7 @@ PARAMETER_NAME = re.compile(r"[A-Za-z0-9_.\-/]{1,1011}")
 
 
 def _interactive() -> bool:
-    return sys.stdin.isatty() and sys.stderr.isatty()
+    return stdin_is_terminal() and is_terminal(sys.stderr)
 
 
 def _when(value: datetime | None, now: datetime) -> str:
@@ -125,7 +126,7 @@ def check_command(runtime: Runtime, process: str | None) -> None:
 @click.option("--max-instances", default=50, show_default=True, type=click.IntRange(1, 10000), help="At most this many instances a run.")
 @click.option("--batch-size", default=agent_install.MAX_IDS_PER_COMMAND, show_default=True,
               type=click.IntRange(1, agent_install.MAX_IDS_PER_COMMAND), help="Instance ids per SendCommand.")
-@click.option("--wait", "wait_seconds", default=900, show_default=True, type=click.FloatRange(0, 3600),
+@click.option("--wait", "wait_seconds", default=900, show_default=True, type=FiniteFloat(0, 3600),
               help="Seconds to follow each command before calling it timed out.")
 @click.option("--dry-run", is_flag=True, help="Show the config, the commands and who gets them; make no mutating call.")
 @click.option("--yes", "-y", "assume_yes", is_flag=True, help="Do not ask (needed off a terminal).")

@@ -8,7 +8,6 @@ JSON document, go to stdout.
 from __future__ import annotations
 
 import functools
-import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +17,17 @@ import click
 from rich.table import Table
 
 from orchestrator.aws import AWS_CALL_ERRORS, describe_aws_error
-from orchestrator.cli.common import DISPLAY, Exit, OrchError, Runtime, add_global_options, common_options, display_from, given_options
+from orchestrator.cli.common import (
+    DISPLAY,
+    Exit,
+    OrchError,
+    Runtime,
+    add_global_options,
+    common_options,
+    display_from,
+    given_options,
+    stdin_is_terminal,
+)
 from orchestrator.cli.output import FORMATS
 from orchestrator.cli.stackset_cmd import deploy_stack_set, stack_set_options
 from orchestrator.deploy import package
@@ -45,7 +54,7 @@ def _errors() -> Iterator[None]:
 
 def can_ask() -> bool:
     """Only a person at a terminal can confirm a deletion."""
-    return sys.stdin.isatty()
+    return stdin_is_terminal()
 
 
 def _package_json(result: package.PackageResult) -> Json:

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from orchestrator import files
-from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
+from orchestrator.cli.common import Exit, OrchError, Runtime, common_options, is_terminal, stdin_is_terminal
 from orchestrator.cli.render import Column, fitted_table
 from orchestrator.config import ConfigError, load_settings, parse_selector
 from orchestrator.echo import clip
@@ -30,7 +30,7 @@ WAYS = ("tag", "asg", "name", "ids")
 
 def _interactive() -> bool:
     """Only a person at a terminal can answer a question or confirm tagging."""
-    return sys.stdin.isatty() and sys.stderr.isatty()
+    return stdin_is_terminal() and is_terminal(sys.stderr)
 
 
 def _split(values: tuple[str, ...]) -> tuple[str, ...]:

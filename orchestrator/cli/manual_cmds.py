@@ -13,8 +13,9 @@ from typing import Any
 import click
 
 from orchestrator.alerting import notify
-from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
+from orchestrator.cli.common import Exit, OrchError, Runtime, common_options, stdin_is_terminal
 from orchestrator.cli.instances import resolve_instance
+from orchestrator.cli.params import FiniteFloat
 from orchestrator.cli.state_cmds import _who
 from orchestrator.cli.sweep_cmds import audit_directory, no_match, run_sweep
 from orchestrator.decide.manual import COMMAND, FORCEABLE, ManualRequest
@@ -49,7 +50,7 @@ def manual_options(func: Any) -> Any:
             click.option("--dry-run", is_flag=True, help="Check the rules and say what would be done; make no mutating call."),
             click.option("--force", is_flag=True, help="Act past the breaker, a budget or quarantine (needs --reason)."),
             click.option("--reason", help="Why --force: kept in the action's record and history."),
-            click.option("--wait", type=click.FloatRange(0, 3600), default=0, help="Seconds to wait for another sweep's lease."),
+            click.option("--wait", type=FiniteFloat(0, 3600), default=0, help="Seconds to wait for another sweep's lease."),
             click.option("--notify/--no-notify", default=None, help="Tell SNS and the webhooks (default: yes, not for --dry-run)."),
         )
     ):
@@ -106,7 +107,7 @@ def run_manual(
         raise click.UsageError("--force needs --reason TEXT: say why the rule is passed (it is recorded)")
     if reason is not None and not force:
         raise click.UsageError("--reason goes with --force (the reason a rule is passed)")
-    on_terminal = sys.stdin.isatty() and runtime.console(stderr=True).is_terminal
+    on_terminal = stdin_is_terminal() and runtime.console(stderr=True).is_terminal
     if not dry_run and not assume_yes and not on_terminal:
         raise OrchError(f"refused: {command} is not on a terminal to ask; pass --yes to {kind.value} without asking", Exit.USAGE)
     instance_id = resolve_instance(runtime, instance)

@@ -15,11 +15,19 @@ import os
 from typing import Any, Callable
 
 import click
+from jmespath.exceptions import JMESPathError
 from rich.console import Console
 
+from orchestrator.echo import clip
 from orchestrator.jsonable import to_jsonable
 
 FORMATS = ("table", "json", "text")
+
+
+class QueryError(click.ClickException):
+    """A --query that compiled but cannot be applied: a usage error (exit 2), one line."""
+
+    exit_code = 2
 
 
 def console(no_color: bool = False, stderr: bool = False) -> Console:
@@ -88,7 +96,10 @@ def emit(document: Any, output: str, query: Any = None, table: Callable[[], None
         return
     value = to_jsonable(document)
     if query is not None:
-        value = query.search(value)
+        try:
+            value = query.search(value)
+        except JMESPathError as exc:  # compiles, fails on the data: an unknown function, a type mismatch
+            raise QueryError(f"--query failed on the result: {clip(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, quote=False)}") from None
     if output == "text":
         text = render_text(value)
         if text:

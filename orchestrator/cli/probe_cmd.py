@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from orchestrator.cli.common import Display, display_options
+from orchestrator.cli.params import FiniteFloat
 from orchestrator.config import ProbeSettings, describe_validation_error
 from orchestrator.model import ProbeOutcome, ProbeResult
 from orchestrator.observe.probe import Target, probe_fleet
@@ -105,10 +106,10 @@ def render_table(rows: list[dict[str, Any]], console: Console) -> None:
 
 @click.argument("targets", metavar="HOST[:PORT]...", nargs=-1, required=True)
 @click.option("--port", type=click.IntRange(1, 65535), default=_DEFAULTS.port, show_default=True, help="Port for targets without one.")
-@click.option("--connect-timeout", type=float, default=_DEFAULTS.connect_timeout, show_default=True, help="Seconds for the TCP handshake.")
-@click.option("--banner-timeout", type=float, default=_DEFAULTS.banner_timeout, show_default=True, help="Seconds from connect to the SSH- line.")
+@click.option("--connect-timeout", type=FiniteFloat(), default=_DEFAULTS.connect_timeout, show_default=True, help="Seconds for the TCP handshake.")
+@click.option("--banner-timeout", type=FiniteFloat(), default=_DEFAULTS.banner_timeout, show_default=True, help="Seconds from connect to the SSH- line.")
 @click.option("--attempts", type=int, default=1, show_default=True, help="Probes of a target that does not answer.")
-@click.option("--retry-window", type=float, default=_DEFAULTS.retry_window, show_default=True, help="Seconds the attempts are spread over.")
+@click.option("--retry-window", type=FiniteFloat(), default=_DEFAULTS.retry_window, show_default=True, help="Seconds the attempts are spread over.")
 @click.option("--concurrency", type=int, default=_DEFAULTS.concurrency, show_default=True, help="Probes in flight at once.")
 @display_options
 def probe(

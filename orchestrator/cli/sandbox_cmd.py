@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.text import Text
 
 from orchestrator.cli.common import Display, Exit, OrchError, display_options
+from orchestrator.cli.params import FiniteFloat
 from orchestrator.cli.render import print_report
 from orchestrator.config import describe_validation_error
 from orchestrator.model import VerdictKind
@@ -51,7 +52,7 @@ def _spec(**fields: Any) -> FleetSpec:
 @click.option("--refusing", default=1, show_default=True, type=click.IntRange(0), help="Nothing listens on the SSH port.")
 @click.option("--leaking", default=2, show_default=True, type=click.IntRange(0), help="Healthy now, memory climbing.")
 @click.option("--slow", default=0, show_default=True, type=click.IntRange(0), help="Banner only after --slow-delay seconds.")
-@click.option("--slow-delay", default=1.5, show_default=True, type=click.FloatRange(0, 60), help="Seconds before a slow banner.")
+@click.option("--slow-delay", default=1.5, show_default=True, type=FiniteFloat(0, 60), help="Seconds before a slow banner.")
 @click.option("--no-metrics", default=0, show_default=True, type=click.IntRange(0), help="Healthy instances whose agent sends nothing.")
 @click.option("--opt-out", default=1, show_default=True, type=click.IntRange(0), help="Instances tagged orch:skip (hung: must be left alone).")
 @click.option("--unmanaged", default=2, show_default=True, type=click.IntRange(0), help="Hung bystanders without the orch tag.")

@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from orchestrator.cli.common import Runtime, common_options
+from orchestrator.cli.params import FiniteFloat
 from orchestrator.cli.render import Column, fitted_table, styled
 from orchestrator.simulate import BY_NAME, SCENARIOS, Figures, Policy, simulate
 
@@ -58,7 +59,7 @@ def figures_table(rows: list[tuple[Figures, list[str]]], width: int = 120) -> Ta
 @click.command("simulate")
 @click.option("--scenario", "names", multiple=True, type=click.Choice(["all", *(s.name for s in SCENARIOS)]), default=("chronic-leak",),
               show_default=True, help="Fleet to simulate; repeat it, or 'all'.")
-@click.option("--hours", type=click.FloatRange(0.5, 24 * 30), default=24.0, show_default=True, help="Simulated hours.")
+@click.option("--hours", type=FiniteFloat(0.5, 24 * 30), default=24.0, show_default=True, help="Simulated hours.")
 @click.option("--instances", type=click.IntRange(1, 2000), default=None, help="Fleet size (default: the scenario's).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same fleet, same day.")
 @click.option("--baselines", is_flag=True,

@@ -12,8 +12,9 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
-from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
+from orchestrator.cli.common import Exit, OrchError, Runtime, common_options, stdin_is_terminal
 from orchestrator.cli.estate_cmds import estate_options, estate_scan
+from orchestrator.cli.params import FiniteFloat
 from orchestrator.cli.render import instances_detail, plan_tables, print_report
 from orchestrator.decide.manual import ManualRequest
 from orchestrator.model import BlockRule, OutcomeStatus, Plan, VerdictKind
@@ -127,7 +128,7 @@ def run_sweep(
             err.print(table)
         return click.confirm(f"take {len(plan.actions)} action(s)?", default=False, err=True)
 
-    interactive = sys.stdin.isatty() and err.is_terminal and not assume_yes
+    interactive = stdin_is_terminal() and err.is_terminal and not assume_yes
     # On a terminal: the phase, and n/N while probing and reading metrics.
     shown: dict[str, Any] = {} if live is None else {
         "prober": functools.partial(probe_fleet, progress=live.counter("probing SSH")),
@@ -193,7 +194,7 @@ def scan_command(runtime: Runtime, regions: str | None, accounts: str | None, ro
 @click.command("heal", epilog=EXIT_HELP)
 @click.option("--dry-run", is_flag=True, help="Plan and print; make no mutating call.")
 @click.option("--yes", "-y", "assume_yes", is_flag=True, help="Do not ask before acting on a terminal.")
-@click.option("--wait", type=click.FloatRange(0, 3600), default=0, help="Seconds to wait for another sweep's lease.")
+@click.option("--wait", type=FiniteFloat(0, 3600), default=0, help="Seconds to wait for another sweep's lease.")
 @click.option(
     "--notify/--no-notify",
     default=None,

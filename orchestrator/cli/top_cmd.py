@@ -28,7 +28,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from orchestrator.cli.common import Runtime, common_options
+from orchestrator.cli.common import Runtime, common_options, stdin_is_terminal
+from orchestrator.cli.params import FiniteFloat
 from orchestrator.cli.sweep_cmds import no_match, run_sweep
 from orchestrator.cli.top_layout import Line, Only, SortKey, TopRow, View, arrange, frame, row_document, rows_from
 from orchestrator.observe.metrics import DimensionCache
@@ -67,7 +68,7 @@ def to_text(lines: list[Line]) -> Text:
               help="Row order; worst: by verdict severity, then memory.")
 @click.option("--only", type=click.Choice([o.value for o in Only]), default=Only.ALL.value, show_default=True,
               help="unhealthy: hide healthy instances.")
-@click.option("--interval", type=click.FloatRange(1, 3600), default=15.0, show_default=True,
+@click.option("--interval", type=FiniteFloat(1, 3600), default=15.0, show_default=True,
               help="Seconds between scans while live.")
 @click.option("--once", is_flag=True, help="Print one frame and exit (what a pipe gets anyway).")
 @common_options
@@ -176,19 +177,41 @@ def watch(runtime: Runtime, out: Console, view: View, interval: float, cache: Di
 
 @contextlib.contextmanager
 def keys() -> Iterator[Callable[[float], str]]:
-    """Single key presses from the terminal (cbreak: no Enter needed, no echo); none if stdin is not one."""
-    fd = sys.stdin.fileno() if sys.stdin.isatty() else None
+    """Single key presses from the terminal (cbreak: no Enter needed, no echo); none if stdin
+    is not one, is closed (``<&-``), or reaches its end (the terminal hung up): then the
+    frame still refreshes, and Ctrl-C quits."""
+
+    def no_keys(timeout: float) -> str:
+        threading.Event().wait(timeout)
+        return ""
+
+    fd = sys.stdin.fileno() if stdin_is_terminal() else None
     if fd is None:
-        yield lambda timeout: (threading.Event().wait(timeout), "")[1]
+        yield no_keys
         return
-    saved = termios.tcgetattr(fd)
-    tty.setcbreak(fd)
+    try:
+        saved = termios.tcgetattr(fd)
+        tty.setcbreak(fd)
+    except (termios.error, OSError):
+        yield no_keys
+        return
+    ended = threading.Event()
     try:
 
         def read(timeout: float) -> str:
-            ready, _, _ = select.select([fd], [], [], timeout)
-            return os.read(fd, 64).decode(errors="ignore").lower() if ready else ""
+            if ended.is_set():
+                return no_keys(timeout)
+            try:
+                ready, _, _ = select.select([fd], [], [], timeout)
+                data = os.read(fd, 64) if ready else b"-"
+            except OSError:
+                data = b""
+            if not data:  # end of input: select would say "ready" forever
+                ended.set()
+                return ""
+            return data.decode(errors="ignore").lower() if ready else ""
 
         yield read
     finally:
-        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        with contextlib.suppress(termios.error, OSError):
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
