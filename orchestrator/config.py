@@ -301,8 +301,8 @@ class Settings(BaseSettings):
     state: str | None = Field(None, description="SQLite path or dynamodb://TABLE")
     stack: str | None = Field(None, description="the CloudFormation stack this healer belongs to (the template sets it); see the healer registry")
     vpc_id: str | None = Field(None, description="only instances in this VPC (the deployed stack sets its own: a Lambda reaches no other)")
-    sweep_interval_minutes: float = Field(
-        5.0, gt=0, le=1440, description="how often sweeps run (the stack sets its schedule's); sets the chronic lead's default"
+    sweep_interval_minutes: float = Field(  # EventBridge schedules run at most once a minute; below that simulate would never end
+        5.0, ge=1, le=1440, description="how often sweeps run (the stack sets its schedule's); sets the chronic lead's default"
     )
     probe: ProbeSettings = Field(default_factory=ProbeSettings)
     memory: MemorySettings = Field(default_factory=MemorySettings)

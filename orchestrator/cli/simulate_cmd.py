@@ -39,10 +39,12 @@ FIGURE_COLUMNS = (  # left out least telling first; the scenario, its policy, SS
 )
 
 
-def figures_table(rows: list[tuple[Figures, list[str]]], width: int = 120) -> Table:
+def figures_table(rows: list[tuple[Figures, list[str]]], width: int = 120, unjudged: dict[str, str] | None = None) -> Table:
     cells = []
     for f, violations in rows:
         verdict = styled("met", "green") if not violations else styled("; ".join(violations), "bold red")
+        if not violations and f.policy is Policy.ORCH and (unjudged or {}).get(f.scenario):
+            verdict = styled("met so far (" + (unjudged or {})[f.scenario] + ")", "yellow")
         if f.policy is not Policy.ORCH:
             verdict = styled("baseline", "dim")
         cells.append({
@@ -78,8 +80,8 @@ def simulate_command(runtime: Runtime, names: tuple[str, ...], hours: float, ins
     of a chronic leak, budgets kept...).
     """
     if list_only:
-        for s in SCENARIOS:
-            click.echo(f"{s.name:16} {s.summary} ({s.instances} instances). Expect: {s.expect}")
+        listed = [{"name": s.name, "summary": s.summary, "instances": s.instances, "expect": s.expect} for s in SCENARIOS]
+        runtime.emit(listed, lambda: [click.echo(f"{s.name:16} {s.summary} ({s.instances} instances). Expect: {s.expect}") for s in SCENARIOS])
         return
     settings = runtime.settings
     chosen = SCENARIOS if "all" in names else tuple(BY_NAME[n] for n in dict.fromkeys(names))
@@ -101,15 +103,19 @@ def simulate_command(runtime: Runtime, names: tuple[str, ...], hours: float, ins
                 violations = scenario.violations(figures, settings) if policy is Policy.ORCH else []
                 rows.append((figures, violations))
     failed = any(v for _, v in rows)
-    document = [{**f.as_dict(), "expectation": BY_NAME[f.scenario].expect, "violations": v} for f, v in rows]
+    unjudged = {f.scenario: text for f, _ in rows if f.policy is Policy.ORCH and (text := BY_NAME[f.scenario].unjudged(f, settings))}
+    document = [{**f.as_dict(), "expectation": BY_NAME[f.scenario].expect, "violations": v,
+                 "not_judged": unjudged.get(f.scenario) if f.policy is Policy.ORCH else None} for f, v in rows]
 
     def table() -> None:
         out = runtime.console()
         out.print(f"{hours:g} simulated hours, seed {seed}, sweeps every {settings.sweep_interval_minutes:g} min")
-        out.print(figures_table(rows, out.width))
+        out.print(figures_table(rows, out.width, unjudged))
         for f, violations in rows:
             for text in f.chronic_text[:1]:
                 out.print(Text.assemble((f.scenario, "bold"), f": {text}"))
+            if f.scenario in unjudged and f.policy is Policy.ORCH:
+                out.print(Text.assemble((f"{f.scenario}: expectation {BY_NAME[f.scenario].expect!r}", "yellow"), f" {unjudged[f.scenario]}"))
             if violations:
                 out.print(Text.assemble((f"{f.scenario}: expectation not met", "bold red"), f" ({BY_NAME[f.scenario].expect}): {'; '.join(violations)}"))
 

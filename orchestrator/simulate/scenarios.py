@@ -7,6 +7,7 @@ The expectation beside each one is what the README's figures and the suite hold 
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -34,11 +35,35 @@ class Scenario:
     expect: str  # what a good policy does here, in words
     instances: int
     build: Callable[[World, random.Random, int], None] = field(repr=False)
-    check: Check = field(repr=False, default=lambda figures, settings: [])
+    check: Check = field(repr=False, default=lambda figures, settings: [])  # judged on a run of any length
+    # What must have happened by the end (a heal, a quarantine), and when the trouble it
+    # answers arrives: judged only on runs that reach past it by ``outcome_allowance``.
+    outcome: Check | None = field(repr=False, default=None)
+    trouble_at_hours: float = 0.0
 
     def violations(self, figures: Figures, settings: Settings) -> list[str]:
-        """What the run did that the expectation forbids; empty when it met it."""
-        return self.check(figures, settings)
+        """What the run did that the expectation forbids, and what it should have done by
+        its end but did not; empty when it met it (``unjudged`` says what a short run leaves out)."""
+        found = self.check(figures, settings)
+        if self.outcome is not None and self.unjudged(figures, settings) is None:
+            found += self.outcome(figures, settings)
+        return found
+
+    def judged_from_hours(self, settings: Settings) -> float:
+        return self.trouble_at_hours + outcome_allowance(settings)
+
+    def unjudged(self, figures: Figures, settings: Settings) -> str | None:
+        """Why the expected outcome was not judged (the run ended before the trouble could be
+        answered), or None. A run judges only what it covers."""
+        if self.outcome is None or figures.hours >= self.judged_from_hours(settings):
+            return None
+        return (f"not judged: the trouble comes about {self.trouble_at_hours:g} h in; "
+                f"run --hours {math.ceil(self.judged_from_hours(settings) * 2) / 2:g} or more")
+
+
+def outcome_allowance(settings: Settings) -> float:
+    """Hours from the trouble's arrival to its expected answer: debounce, a few sweeps, and the action."""
+    return max(0.5, 3 * settings.sweep_interval_minutes / 60)
 
 
 def no_actions(figures: Figures, settings: Settings) -> list[str]:
@@ -218,7 +243,7 @@ SCENARIOS: tuple[Scenario, ...] = (
              "act ahead of each exhaustion; no quarantine; SSH up >= 92% over a day; the pattern told, not every sweep", 8,
              build_chronic_leak, all_of(never_quarantined, within_budgets, nothing_on_fine_boxes, available_at_least(0.92))),
     Scenario("single-hang", "one box leaks once, an hour in, and wedges", "one reboot, soon after the wedge", 20, build_single_hang,
-             all_of(one_heal, nothing_on_fine_boxes)),
+             nothing_on_fine_boxes, outcome=one_heal, trouble_at_hours=1.95),  # leaks from 1 h at 1%/min: 40% to 97%
     Scenario("slow-leak", "every box leaks ~0.12%/min: nine hours to exhaustion", "act ahead of each exhaustion once chronic", 10,
              build_slow_leak, all_of(never_quarantined, within_budgets, nothing_on_fine_boxes)),
     Scenario("network-fault", "40% of the fleet unreachable for 2 h, agents fine, memory flat", "zero actions: the breaker holds", 20,
@@ -227,9 +252,9 @@ SCENARIOS: tuple[Scenario, ...] = (
              build_dark_zone, no_actions),
     Scenario("broken-prober", "the prober's own network down for 1 h", "zero actions", 20, build_broken_prober, no_actions),
     Scenario("flapping", "one box hangs 3 minutes after every boot", "escalated, then quarantined: 'remediation failed'", 10, build_flapping,
-             all_of(quarantined_in_time, nothing_on_fine_boxes)),
+             nothing_on_fine_boxes, outcome=quarantined_in_time, trouble_at_hours=1.0),
     Scenario("never-recovers", "one box hangs and nothing brings it back", "escalated, quarantined after at most the ladder's rungs plus one",
-             10, build_never_recovers, all_of(quarantined_in_time, nothing_on_fine_boxes)),
+             10, build_never_recovers, nothing_on_fine_boxes, outcome=quarantined_in_time, trouble_at_hours=1.0),
     Scenario("leak-everywhere", "a deploy ships a leak to every box at once", "healed at budget pace, the hourly budget never exceeded", 20,
              build_leak_everywhere, all_of(never_quarantined, within_budgets, nothing_on_fine_boxes)),
     Scenario("baseline-shift", "the whole fleet sits at 96.5% memory with SSH fine",
