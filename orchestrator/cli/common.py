@@ -285,7 +285,8 @@ class Runtime(Display):
             self.console(stderr=True).print(f"note: {note}", markup=False, highlight=False)
 
     def selector_text(self) -> str:
-        return ",".join(f"{k}={v}" for k, v in self.settings.selector.items())
+        """The selector as given, for messages: cut to ECHO_LIMIT characters (a 100 kB tag value is not repeated whole)."""
+        return clip(",".join(f"{k}={v}" for k, v in self.settings.selector.items()), quote=False)
 
     def close(self) -> None:
         if self._store is not None:
