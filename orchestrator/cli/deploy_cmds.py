@@ -30,7 +30,7 @@ from orchestrator.cli.common import (
 )
 from orchestrator.cli.output import FORMATS
 from orchestrator.cli.stackset_cmd import deploy_stack_set, stack_set_options
-from orchestrator.deploy import package
+from orchestrator.deploy import checks, package
 from orchestrator.deploy import stack as deploy
 from orchestrator.echo import clip
 
@@ -182,10 +182,14 @@ def deploy_command(
     err = runtime.console(stderr=True)
     out = runtime.console()
     with _errors():
+        assert stack_name is not None  # exactly one of the two, above
+        checks.check_name(stack_name, "--stack-name")
+        checks.check_zip(zip_path, bucket)
         given = _deploy_parameters(runtime, parameters)
         body = deploy.read_template(template_path or deploy.default_template())
         clients = runtime.clients
         prepared = deploy.prepare(clients, stack_name, body, given)
+        checks.check_values(checks.parameter_rules(clients.client("cloudformation"), body), given)
         if dry_run:
             _show_preview(runtime, deploy.preview(clients, prepared, bucket, zip_path, arch), bucket)
             return

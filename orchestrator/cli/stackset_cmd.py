@@ -16,7 +16,7 @@ from rich.table import Table
 
 from orchestrator.aws import Clients
 from orchestrator.cli.common import Runtime
-from orchestrator.deploy import package, stackset
+from orchestrator.deploy import checks, package, stackset
 from orchestrator.deploy import stack as deploy
 from orchestrator.estate.accounts import split_list
 
@@ -126,9 +126,19 @@ def deploy_stack_set(
 ) -> None:
     err = runtime.console(stderr=True)
     request = build_request(given, body, options["stack_set"], options)
+    # What the real deploy would fail on, refused before any call (a dry run included).
+    checks.check_name(request.name, "--stack-set")
+    checks.check_regions(request.regions)
+    if bool(request.accounts) != bool(request.ous):  # both or neither: check_request's own error, below
+        checks.check_instance_targets(request.instance_parameters, request.targets, request.regions)
+    checks.check_zip(zip_path, bucket)
     clients = runtime.clients  # the administrator account, in the stack set's home region
     cfn = clients.client("cloudformation")
     declared = deploy.template_parameters(cfn, body)
+    rules = checks.parameter_rules(cfn, body)
+    checks.check_values(rules, request.parameters)
+    for (target, region), values in request.instance_parameters.items():
+        checks.check_values(rules, values, f"--instance-parameter {target}:{region}:")
     buckets = {region: bucket_in(bucket, region, request.regions) for region in request.regions}
     existing_set = stackset.current_stack_set(cfn, request.name)
     existing = {(str(i["Account"]), str(i["Region"])) for i in stackset.list_instances(cfn, request.name)} if existing_set else set()
