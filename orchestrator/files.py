@@ -25,10 +25,12 @@ class FileRefused(ValueError):
     """The path cannot or must not be written; the message says why and names the path (cut)."""
 
 
-def check_writable(path: str | os.PathLike[str], *, make_parent: bool = False) -> Path:
-    """``path`` as a Path if orch may write a file there; FileRefused otherwise. Writes nothing.
+def check_writable(path: str | os.PathLike[str], *, make_parent: bool = False, probe: bool = False) -> Path:
+    """``path`` as a Path if orch may write a file there; FileRefused otherwise.
 
     ``make_parent``: a missing parent directory is fine (``write_text`` creates it).
+    ``probe``: also create and remove an empty file beside it, the one sure test (``/proc``
+    passes every permission check as root and still refuses a new file); nothing else is written.
     """
     text = os.fspath(path)
     if not text.strip():
@@ -51,6 +53,13 @@ def check_writable(path: str | os.PathLike[str], *, make_parent: bool = False) -
         raise FileRefused(f"{shown}: the directory {clip(str(target.parent), quote=False)} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise FileRefused(f"{shown}: the directory {clip(str(parent), quote=False)} is not writable")
+    if probe and parent == target.parent:
+        try:
+            fd, name = tempfile.mkstemp(prefix=f".{target.name[:50]}.", suffix=".probe", dir=parent)
+        except OSError as exc:
+            raise FileRefused(f"cannot write {shown}: {exc.strerror or exc}") from None
+        os.close(fd)
+        Path(name).unlink(missing_ok=True)
     return target
 
 

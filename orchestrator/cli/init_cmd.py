@@ -160,7 +160,7 @@ def init_command(runtime: Runtime, tag: str | None, asgs: tuple[str, ...], name_
         try:
             if dry_run:
                 config_file.render(wanted)
-                files.check_writable(target, make_parent=True)
+                files.check_writable(target, make_parent=True, probe=True)
             else:
                 pending = config_file.prepare(target, wanted)
         except (config_file.ConfigFileError, files.FileRefused) as exc:

@@ -162,7 +162,7 @@ def report_command(runtime: Runtime, tag: str | None, html_path: str | None) -> 
     """Unhealthy and leaking instances grouped by AMI, template, type, group and tag."""
     if html_path is not None:
         try:  # before the scan: a path that cannot be written is said at once, not after a minute of reads
-            files.check_writable(html_path)
+            files.check_writable(html_path, probe=True)
         except files.FileRefused as exc:
             raise OrchError(f"--html: {exc}; nothing written", Exit.USAGE) from None
     report = run_sweep(runtime, Mode.SCAN, dry_run=True, assume_yes=True)
