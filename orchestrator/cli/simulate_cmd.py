@@ -89,7 +89,7 @@ def simulate_command(runtime: Runtime, names: tuple[str, ...], hours: float, ins
     err = runtime.console(stderr=True)
     rows: list[tuple[Figures, list[str]]] = []
     show = err.is_terminal and not runtime.json
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("sweeps"), TimeElapsedColumn(),
+    with Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TextColumn("sweeps"), TimeElapsedColumn(),
                   console=err, disable=not show, transient=True) as bar:
         for scenario in chosen:
             for policy in policies:

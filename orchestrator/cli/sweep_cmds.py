@@ -74,7 +74,7 @@ class SweepProgress:
 
     def __init__(self, err: Console) -> None:
         self.progress = Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(), TimeElapsedColumn(),
+            SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(bar_width=20), MofNCompleteColumn(), TimeElapsedColumn(),
             console=err, transient=True,
         )
         self.phase = self.progress.add_task("starting sweep", total=None)
