@@ -13,6 +13,8 @@ from typing import Any
 
 import click
 
+from orchestrator.echo import clip
+
 
 class FiniteFloat(click.FloatRange):
     """A float that is a number (not nan, not ±inf), within ``min``..``max`` when given."""
@@ -20,7 +22,10 @@ class FiniteFloat(click.FloatRange):
     name = "float"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        number = click.FLOAT.convert(value, param, ctx)
+        try:
+            number = click.FLOAT.convert(value, param, ctx)
+        except click.BadParameter:  # click's own message quotes the value whole
+            self.fail(f"{clip(value)} is not a number: give a number like 1.5", param, ctx)
         if not math.isfinite(number):
-            self.fail(f"{value!r} is not a finite number: give a number like 1.5", param, ctx)
+            self.fail(f"{clip(value)} is not a finite number: give a number like 1.5", param, ctx)
         return super().convert(number, param, ctx)

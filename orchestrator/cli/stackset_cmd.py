@@ -18,6 +18,7 @@ from orchestrator.aws import Clients
 from orchestrator.cli.common import Runtime
 from orchestrator.deploy import checks, package, stackset
 from orchestrator.deploy import stack as deploy
+from orchestrator.echo import clip
 from orchestrator.estate.accounts import split_list
 
 F = Callable[..., Any]
@@ -49,7 +50,7 @@ def parse_instance_parameters(pairs: tuple[str, ...]) -> dict[tuple[str, str], d
         account, sep2, region = where.partition(":")
         key, eq, value = assignment.partition("=")
         if not sep or not sep2 or not eq or not account or not region or not key:
-            raise deploy.DeployUsageError(f"--instance-parameter {pair!r} is not ACCOUNT:REGION:KEY=VALUE (example: 111122223333:us-east-1:VpcId=vpc-0abc)")
+            raise deploy.DeployUsageError(f"--instance-parameter {clip(pair)} is not ACCOUNT:REGION:KEY=VALUE (example: 111122223333:us-east-1:VpcId=vpc-0abc)")
         found.setdefault((account, region), {})[key] = value
     return found
 

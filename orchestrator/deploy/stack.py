@@ -69,7 +69,7 @@ def parse_parameters(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise DeployUsageError(f"--parameter {pair!r} is not KEY=VALUE (example: --parameter Mode=heal)")
+            raise DeployUsageError(f"--parameter {clip(pair)} is not KEY=VALUE (example: --parameter Mode=heal)")
         if key.strip() in result:
             raise DeployUsageError(f"--parameter {key.strip()} given twice")
         result[key.strip()] = value

@@ -99,3 +99,10 @@ def test_case_13_simulate_list_honours_output_json() -> None:
     assert names.stdout.split() == list(BY_NAME)
     plain = invoke("simulate", "--list")
     assert plain.stdout.splitlines()[0].startswith("chronic-leak ")
+
+
+def test_case_13_a_huge_float_value_is_quoted_cut() -> None:
+    for value in ("x" * 100_000, "9" * 100_000 + "x"):
+        result = invoke("simulate", "--hours", value)
+        no_traceback(result)
+        assert result.exit_code == 2 and "is not a number" in result.stderr and len(result.stderr) < 1_000, result.stderr[:300]
