@@ -22,7 +22,11 @@ NEW_FILE_MODE = 0o644  # a new file: readable by others, as a shell's redirectio
 
 
 class FileRefused(ValueError):
-    """The path cannot or must not be written; the message says why and names the path (cut)."""
+    """The path cannot or must not be written: ``shown`` is the path (cut to 200 characters), ``why`` the reason."""
+
+    def __init__(self, shown: str, why: str) -> None:
+        super().__init__(f"{shown}: {why}")
+        self.shown, self.why = shown, why
 
 
 def check_writable(path: str | os.PathLike[str], *, make_parent: bool = False, probe: bool = False) -> Path:
@@ -34,7 +38,7 @@ def check_writable(path: str | os.PathLike[str], *, make_parent: bool = False, p
     """
     text = os.fspath(path)
     if not text.strip():
-        raise FileRefused("no file path given (an empty path)")
+        raise FileRefused(repr(text), "no file path given (an empty path)")
     target = Path(text)
     shown = clip(text, quote=False)
     try:
@@ -42,22 +46,22 @@ def check_writable(path: str | os.PathLike[str], *, make_parent: bool = False, p
     except FileNotFoundError:
         found = None
     except OSError as exc:
-        raise FileRefused(f"{shown} cannot be examined: {exc.strerror or exc}") from None
+        raise FileRefused(shown, f"cannot be examined: {exc.strerror or exc}") from None
     if found is not None:
         if stat.S_ISLNK(found.st_mode):
-            raise FileRefused(f"{shown} is a symlink: orch writes only regular files (give the path it points to, or another)")
+            raise FileRefused(shown, "is a symlink: orch writes only regular files (give the path it points to, or another)")
         if not stat.S_ISREG(found.st_mode):
-            raise FileRefused(f"{shown} is not a regular file ({_kind(found.st_mode)}): give a file path")
+            raise FileRefused(shown, f"is not a regular file ({_kind(found.st_mode)}): give a file path")
     parent = _existing_parent(target.parent) if make_parent else target.parent
     if not parent.is_dir():
-        raise FileRefused(f"{shown}: the directory {clip(str(target.parent), quote=False)} does not exist")
+        raise FileRefused(shown, f"the directory {clip(str(target.parent), quote=False)} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise FileRefused(f"{shown}: the directory {clip(str(parent), quote=False)} is not writable")
+        raise FileRefused(shown, f"the directory {clip(str(parent), quote=False)} is not writable")
     if probe and parent == target.parent:
         try:
             fd, name = tempfile.mkstemp(prefix=f".{target.name[:50]}.", suffix=".probe", dir=parent)
         except OSError as exc:
-            raise FileRefused(f"cannot write {shown}: {exc.strerror or exc}") from None
+            raise FileRefused(shown, f"cannot be written: {exc.strerror or exc}") from None
         os.close(fd)
         Path(name).unlink(missing_ok=True)
     return target
@@ -83,7 +87,7 @@ class Pending:
             raise
         except OSError as exc:
             self.discard()
-            raise FileRefused(f"cannot write {self._shown}: {exc.strerror or exc}") from None
+            raise FileRefused(self._shown, f"cannot be written: {exc.strerror or exc}") from None
         return self.target
 
     def discard(self) -> None:
@@ -109,7 +113,7 @@ def prepare(path: str | os.PathLike[str], text: str, *, make_parent: bool = Fals
     except OSError as exc:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
-        raise FileRefused(f"cannot write {shown}: {exc.strerror or exc}") from None
+        raise FileRefused(shown, f"cannot be written: {exc.strerror or exc}") from None
     except BaseException:
         if tmp is not None:
             tmp.unlink(missing_ok=True)

@@ -163,8 +163,10 @@ def init_command(runtime: Runtime, tag: str | None, asgs: tuple[str, ...], name_
                 files.check_writable(target, make_parent=True, probe=True)
             else:
                 pending = config_file.prepare(target, wanted)
-        except (config_file.ConfigFileError, files.FileRefused) as exc:
+        except config_file.ConfigFileError as exc:
             raise OrchError(f"{exc}; nothing tagged, no config written", Exit.USAGE) from None
+        except files.FileRefused as exc:
+            raise OrchError(f"config file {exc}; nothing tagged, no config written", Exit.USAGE) from None
 
     tagged: list[str] = []
     if not dry_run:

@@ -164,7 +164,7 @@ def report_command(runtime: Runtime, tag: str | None, html_path: str | None) -> 
         try:  # before the scan: a path that cannot be written is said at once, not after a minute of reads
             files.check_writable(html_path, probe=True)
         except files.FileRefused as exc:
-            raise OrchError(f"--html: {exc}; nothing written", Exit.USAGE) from None
+            raise html_refused(exc) from None
     report = run_sweep(runtime, Mode.SCAN, dry_run=True, assume_yes=True)
     if not report.facts:
         raise no_match(runtime)
@@ -199,6 +199,10 @@ def report_command(runtime: Runtime, tag: str | None, html_path: str | None) -> 
     runtime.emit(document, table)
 
 
+def html_refused(exc: files.FileRefused) -> OrchError:
+    return OrchError(f"cannot write the HTML report to {exc.shown}: {exc.why}; give a regular file path with --html", Exit.USAGE)
+
+
 def write_html_report(runtime: Runtime, report: SweepReport, found: dict[str, list[PatternRow]], path: str) -> None:
     """Gather the scan and the store's last day of records into one page, written whole or not at all."""
     settings = runtime.settings
@@ -224,7 +228,7 @@ def write_html_report(runtime: Runtime, report: SweepReport, found: dict[str, li
     try:
         files.write_text(path, render_html(page))
     except files.FileRefused as exc:
-        raise OrchError(f"--html: {exc}; nothing written", Exit.USAGE) from None
+        raise html_refused(exc) from None
     sick = sum(1 for v in page.instances if v.needs_a_look)
     runtime.console(stderr=True).print(
         f"wrote {path}: {len(page.instances)} instances, {sick} need a look, {len(page.timeline)} timeline events", markup=False, highlight=False

@@ -141,7 +141,7 @@ def prepare(path: Path, data: Mapping[str, Any]) -> files.Pending:
     try:
         return files.prepare(path, text, make_parent=True)
     except files.FileRefused as exc:
-        raise ConfigFileError(f"config file: {exc}") from None
+        raise ConfigFileError(f"config file {exc}") from None
 
 
 def write(path: Path, data: Mapping[str, Any]) -> None:
@@ -150,4 +150,4 @@ def write(path: Path, data: Mapping[str, Any]) -> None:
     try:
         pending.commit()
     except files.FileRefused as exc:
-        raise ConfigFileError(f"config file: {exc}") from None
+        raise ConfigFileError(f"config file {exc}") from None

@@ -82,7 +82,7 @@ def test_case_4_report_html_refuses_a_device_node(fleet, tmp_path) -> None:
     before = device.stat()
     result = orch(tmp_path, "report", "--html", str(device))
     no_traceback(result)
-    assert result.exit_code == 2 and "--html: /dev/full is not a regular file (a device)" in result.stderr, result.output
+    assert result.exit_code == 2 and "cannot write the HTML report to /dev/full: is not a regular file (a device)" in result.stderr, result.output
     after = device.stat()
     assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev and after.st_ino == before.st_ino
 
@@ -127,4 +127,4 @@ def test_case_4_report_html_replaces_a_regular_file_whole_and_keeps_its_mode(fle
 def test_case_10_report_html_with_an_empty_path_is_one_line(fleet, tmp_path) -> None:
     result = orch(tmp_path, "report", "--html", "")
     no_traceback(result)
-    assert result.exit_code == 2 and "--html: no file path given" in result.stderr, result.output
+    assert result.exit_code == 2 and "cannot write the HTML report to '': no file path given" in result.stderr, result.output
