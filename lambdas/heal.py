@@ -44,6 +44,7 @@ breaker alarm watches.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import sys
@@ -56,7 +57,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.aws import AWS_CALL_ERRORS, AwsError, Clients, describe_aws_error
 from orchestrator.config import ConfigError, Settings, load_settings
-from orchestrator.echo import clip
+from orchestrator.echo import RedactingFilter, clip, redact
 from orchestrator.estate import registry
 from orchestrator.jsonable import iso_utc, to_jsonable
 from orchestrator.observe.metrics import DimensionCache
@@ -231,7 +232,7 @@ def _time_left(context: Any) -> Callable[[], float] | None:
 
 def emit(record: Mapping[str, Any]) -> None:
     """One JSON object per line on stdout, which Lambda sends to the function's log group."""
-    sys.stdout.write(json.dumps(record, default=str, separators=(",", ":")) + "\n")
+    sys.stdout.write(redact(json.dumps(record, default=str, separators=(",", ":"))) + "\n")
     sys.stdout.flush()
 
 
@@ -336,9 +337,16 @@ _WARM = Hooks()
 
 
 def _fail(kind: str, message: str) -> HandlerError:
-    message = clip(message, MAX_ERROR_CHARS, quote=False)
+    message = clip(redact(message), MAX_ERROR_CHARS, quote=False)
     emit({"level": "error", "event": kind, "error": message})
     return HandlerError(message)
+
+
+def _redact_logs() -> None:
+    """Secrets (webhook URLs, routing keys) masked in whatever the runtime's log handlers write."""
+    for log_handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in log_handler.filters):
+            log_handler.addFilter(RedactingFilter())
 
 
 def account_of(context: Any) -> str:
@@ -361,6 +369,7 @@ def beside_other_healers(settings: Settings, clients: Clients, acting: bool) -> 
 def handler(event: Any, context: Any, hooks: Hooks | None = None) -> dict[str, Any]:
     """Lambda entry point (``lambdas.heal.handler``); see the module docstring for the contract."""
     hooks = hooks or _WARM
+    _redact_logs()
     environ = os.environ if hooks.environ is None else hooks.environ
     try:
         request = parse_event(event)

@@ -37,7 +37,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 from pydantic_settings.sources.utils import parse_env_vars
 
-from orchestrator.echo import clip
+from orchestrator.echo import clip, remember_secret
 from orchestrator.model import ActionKind
 
 ENV_PREFIX = "ORCH_"
@@ -84,6 +84,15 @@ class MemorySettings(_Section):
     critical_percent: float = Field(95.0, gt=0, le=100)
     critical_minutes: float = Field(3.0, ge=0, le=1440, description="how long above critical_percent before it counts")
     stale_minutes: float = Field(10.0, gt=0, le=1440, description="silence after which a reporting agent is stale")
+    stale_at_top_minutes: float = Field(
+        5.0,
+        gt=0,
+        le=1440,
+        description="silence after a point at or above critical_percent that counts as the agent starving (longer than the metric's delivery delay)",
+    )
+    history_hours: float = Field(
+        6.0, ge=0, le=48, description="for an unreachable box whose agent is silent past the window, how far back to look for its climb (0: never)"
+    )
     exhaustion_percent: float = Field(
         97.0, gt=0, le=100, description="level at which sshd can no longer fork: the forecast's target"
     )
@@ -152,9 +161,23 @@ class SafetySettings(_Section):
         le=1440,
         description="a recovery that lasts less than this before the trouble returns is a flap: it counts as a failed action",
     )
+    canary: int = Field(
+        1,
+        ge=0,
+        le=100,
+        description="past the breaker, SSH failures the box itself answered (refused, no banner) with no known cause: this many are acted on and verified before the rest",
+    )
+    boot_ceiling_minutes: float = Field(
+        30.0, gt=0, le=1440, description="after an action, the longest orch waits for a box to boot before judging it failed"
+    )
     quarantine_attempts: int = Field(4, ge=1, le=100, description="actions within quarantine_hours after which a human must look")
     quarantine_hours: float = Field(6.0, gt=0, le=720)
     stop_wait_seconds: int = Field(300, ge=0, le=840, description="how long a stop/start waits for the stop")
+    drain_seconds: int = Field(
+        0, ge=0, le=600,
+        description="before rebooting an instance behind a load balancer (target groups, or a group with ELB health checks): Standby or "
+        "deregister it and wait up to this long for its connections to drain, put it back once it answers; 0: no drain",
+    )
 
     @field_validator("ladder")
     @classmethod
@@ -213,6 +236,10 @@ class ChronicSettings(_Section):
 
 class EvidenceSettings(_Section):
     console: bool = Field(True, description="read the console output before acting")
+    console_reads_per_sweep: int = Field(
+        10, ge=0, le=1000, description="unreachable suspects whose console is read before the plan, each sweep (the rest wait for a later sweep)"
+    )
+    console_max_age_minutes: float = Field(30.0, gt=0, le=1440, description="a console reading older than this is read again for a suspect still failing")
     bucket: str | None = Field(None, description="S3 bucket for whole evidence bundles (summary always goes to the state store)")
     prefix: str = Field("orch/evidence/", description="key prefix in the bucket")
     diagnostic_interrupt: bool = Field(
@@ -235,7 +262,13 @@ class WebhookTarget(_Section):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value.strip())
+        remember_secret(value)  # masked in every error and log line from now on, valid or not
+        value = value.strip()
+        if any(ord(c) < 0x21 or ord(c) == 0x7F for c in value):
+            raise ValueError("contains a space, a line break or a control character: percent-encode it (%20) or remove it")
+        if not value.isascii():
+            raise ValueError("contains a non-ASCII character: percent-encode the path and give the host in its xn-- form")
+        parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http(s) URL with a host, e.g. https://hooks.slack.com/services/...")
         try:
@@ -246,6 +279,8 @@ class WebhookTarget(_Section):
 
     @model_validator(mode="after")
     def _routing_key_for_pagerduty(self) -> WebhookTarget:
+        if self.routing_key is not None:
+            remember_secret(self.routing_key.get_secret_value())
         if self.format == "pagerduty" and (self.routing_key is None or not self.routing_key.get_secret_value().strip()):
             raise ValueError("a pagerduty target needs routing_key (the Events API v2 integration key)")
         if self.format != "pagerduty" and self.routing_key is not None:
@@ -408,8 +443,24 @@ def env_variables() -> dict[str, tuple[str, ...]]:
 
 
 def _check_env_names(environ: Mapping[str, str]) -> None:
-    """pydantic-settings ignores variables it does not know; a misspelt one must not be a no-op."""
+    """pydantic-settings ignores variables it does not know; a misspelt one must not be a no-op.
+
+    Names are read without regard to case, so ``ORCH_DRY_RUN`` and ``orch_dry_run`` are one
+    setting spelt twice; which one wins would depend on the environment's order. Two
+    spellings of one setting are refused, naming both.
+    """
     known = env_variables()
+    spellings: dict[str, list[str]] = {}
+    for var in environ:
+        if var.upper().startswith(ENV_PREFIX):
+            spellings.setdefault(var.upper(), []).append(var)
+    for upper, names in spellings.items():
+        if len(names) > 1:
+            listed = " and ".join(clip(n, 60, quote=False) for n in sorted(names))
+            raise ConfigError(
+                f"{listed} are one setting spelt {len(names)} ways (orch reads these names whatever their case): "
+                f"unset all but one, e.g. keep {upper[:60]}"
+            )
     for var in environ:
         upper = var.upper()
         if not upper.startswith(ENV_PREFIX) or upper == "ORCH_CONFIG" or upper in known:

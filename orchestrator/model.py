@@ -117,6 +117,17 @@ class ProbeOutcome(str, enum.Enum):
         """
         return self not in (ProbeOutcome.OK, ProbeOutcome.NO_ADDRESS, ProbeOutcome.NO_ROUTE, ProbeOutcome.ERROR)
 
+    @property
+    def path_proven(self) -> bool:
+        """The box's own kernel answered the prober, so the network path between them works.
+
+        A refusal (RST), a reset, a banner that never comes after the handshake, or a
+        server that speaks something else: each needs a packet from the box. A network
+        fault (security group, ACL, route, a dark zone) drops packets instead, and
+        looks like a connect timeout: only those are ambiguous about where the fault is.
+        """
+        return self in (ProbeOutcome.REFUSED, ProbeOutcome.RESET, ProbeOutcome.BANNER_TIMEOUT, ProbeOutcome.NOT_SSH)
+
 
 @dataclass(frozen=True, slots=True)
 class ProbeAttempt:
@@ -145,6 +156,11 @@ class ProbeResult:
             if attempt.outcome is ProbeOutcome.OK:
                 return ProbeOutcome.OK
         return self.last.outcome
+
+    @property
+    def path_proven(self) -> bool:
+        """Some attempt was answered by the box's kernel: the prober's path to it works."""
+        return any(a.outcome.path_proven for a in self.attempts)
 
     @property
     def failed_attempts(self) -> int:
@@ -178,6 +194,24 @@ class MemorySeries:
 
 
 @dataclass(frozen=True, slots=True)
+class ConsoleEvidence:
+    """What the serial console said about the boot it shows, read before the plan for an unreachable box.
+
+    The console comes through the hypervisor, not the network: an OOM kill of the
+    current boot is host-side evidence whatever the network does. Lines of an earlier
+    boot are not counted (``orchestrator.observe.kernel_log.current_boot``).
+    """
+
+    read_at: datetime
+    updated_at: datetime | None  # EC2's timestamp of the text: older than orch's last action, it shows the boot before
+    oom_kill: bool  # the OOM killer fired in the boot the text ends with
+    hung_task: bool  # the kernel reported a task blocked for minutes in that boot
+    process: str = ""  # what the OOM killer took
+    line: str = ""  # the kernel's line, as evidence
+    error: str = ""  # why nothing could be read
+
+
+@dataclass(frozen=True, slots=True)
 class Facts:
     """What observe learned about one instance; None means 'not looked at'."""
 
@@ -190,6 +224,7 @@ class Facts:
     # Asked only for suspects whose ladder may reach stop/start (None: not asked).
     spot_request_type: str | None = None  # "one-time" or "persistent" (DescribeSpotInstanceRequests)
     instance_storage: bool | None = None  # the type has instance-store volumes (DescribeInstanceTypes)
+    console: ConsoleEvidence | None = None  # read before the plan for unreachable suspects (None: not read)
 
 
 class VerdictKind(str, enum.Enum):
@@ -216,6 +251,27 @@ class Corroboration(str, enum.Enum):
     NONE = "none"
     MEMORY = "memory"  # a fresh datapoint: critical, or climbing to exhaustion
     SILENT_AT_TOP = "silent-at-top"  # the agent went quiet after climbing to the top
+    CONSOLE = "console"  # the console shows an OOM kill (or hung tasks) of the current boot
+
+
+class EvidencePath(str, enum.Enum):
+    """The way a piece of evidence travelled to orch, and so which faults could fake it."""
+
+    KERNEL = "box kernel"  # the box's own TCP stack answered the prober: the path works
+    NETWORK = "network"  # nothing came back: a dropped packet anywhere between looks the same
+    AGENT = "agent"  # the CloudWatch agent's points: the instance's subnet, NAT and CloudWatch
+    HYPERVISOR = "hypervisor"  # the serial console, read by EC2 from the host: no network at all
+    EC2 = "ec2"  # EC2's own status checks
+    NEIGHBOURS = "neighbours"  # other boxes of the same subnet and zone
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """One piece of evidence about an instance, the path it travelled, and whether it speaks for the host itself."""
+
+    says: str
+    path: EvidencePath
+    host_side: bool = False  # a cause on the box (memory, OOM), not a symptom any network fault could give
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +286,9 @@ class Verdict:
     evidence: tuple[str, ...] = ()
     corroboration: Corroboration = Corroboration.NONE
     agent_silent: bool = False  # the agent had reported and has fallen silent
+    memory_fresh: bool = False  # the agent's points are current: its path (subnet, NAT, CloudWatch) works
+    path_proven: bool = False  # an SSH failure the box's own kernel answered (not a connect timeout)
+    signals: tuple[Signal, ...] = ()  # every piece of evidence with its path, for people (`orch explain`)
 
 
 class ActionKind(str, enum.Enum):
@@ -248,6 +307,9 @@ class Action:
     asg_name: str | None = None
     requested_by: str = ""  # a person's `orch reboot` / `orch stop-start`; empty: a sweep's own decision
     forced: str = ""  # the rule a person forced the action past and the reason they gave (--force --reason)
+    canary: bool = False  # acted on first, past the breaker, to learn whether this failure heals at all
+    cause: Cause | None = None  # what the plan acted on, when it knows (None: the evidence at the time decides)
+    chronic: bool = False  # on a chronic instance: paced by its own cycle, outside the fleet's budgets
 
 
 class BlockRule(str, enum.Enum):
@@ -270,6 +332,7 @@ class BlockRule(str, enum.Enum):
     SSM_OFFLINE = "ssm-offline"
     BUDGET_SWEEP = "budget-sweep"  # this sweep's share is spent: the next sweep serves it
     BUDGET = "budget"  # the hourly or the group's budget
+    CANARY = "canary"  # past the breaker: waiting on the canary, or the canary did not recover
 
     @property
     def expected(self) -> bool:
@@ -365,13 +428,21 @@ class ActionAttempt:
     taken: bool = True  # False: the call itself failed, so nothing happened to the box
     requested_by: str = ""  # taken by hand (`orch reboot`), by whom
     forced: str = ""  # by hand past a rule that would have held it, and the reason given
+    canary: bool = False  # taken as the canary past the breaker
+    chronic: bool = False  # taken on a chronic instance (paced by its cycle, not counted in the fleet's budgets)
+    up_minutes: float | None = None  # from the box seen back up after the action before to the exhaustion this one answered
 
     @property
     def settled(self) -> bool:
         return self.verified_at is not None or self.failed_at is not None
 
     def flapped(self, flap_minutes: float) -> bool:
-        if self.verified_at is None or self.recurred_at is None:
+        """Back in trouble soon after a verified recovery, for a cause other than memory.
+
+        A leak that returns ten minutes after a reboot is a fast leak, not a failed
+        reboot: the remedy worked and the box ran out again (a recurrence).
+        """
+        if self.verified_at is None or self.recurred_at is None or self.cause is Cause.MEMORY:
             return False
         return (self.recurred_at - self.verified_at).total_seconds() < flap_minutes * 60
 
@@ -398,6 +469,7 @@ class InstanceHistory:
     last_verdict: VerdictKind | None = None  # what the last sweep concluded: picks memory suspects
     chronic_since: datetime | None = None  # first recovery of the chronic condition now recognised
     released_at: datetime | None = None  # a human released it: failures before this no longer count
+    console: ConsoleEvidence | None = None  # the console read in the current episode (cleared when healthy or acted on)
     version: int = 0  # as read from the store; a write lands only if the stored one still has it
     written_at: datetime | None = None  # when a sweep last stored it (refreshed at least daily)
 
@@ -413,13 +485,19 @@ class InstanceHistory:
             and self.quarantined_at is None
             and self.chronic_since is None
             and self.released_at is None
+            and self.console is None
             and self.last_verdict in (None, VerdictKind.HEALTHY)
         )
 
     @property
     def attempts(self) -> tuple[datetime, ...]:
-        """When actions were taken, failed calls aside (the budgets count these)."""
+        """When actions were taken, failed calls aside."""
         return tuple(a.at for a in self.actions if a.taken)
+
+    @property
+    def budgeted(self) -> tuple[datetime, ...]:
+        """When actions the fleet's budgets count were taken: not those on chronic instances."""
+        return tuple(a.at for a in self.actions if a.taken and not a.chronic)
 
     @property
     def cycle_started_at(self) -> datetime | None:

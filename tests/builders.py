@@ -78,8 +78,15 @@ def facts(inst: Instance, outcome: ProbeOutcome = ProbeOutcome.OK, *, memory: Me
 def verdict(f: Facts, kind: VerdictKind, evidence: tuple[str, ...] = (), minutes_to_exhaustion: float | None = None) -> Verdict:
     """``evidence`` is a fresh memory reading's (the corroboration that no network fault fakes)."""
     corroboration = Corroboration.MEMORY if evidence else Corroboration.NONE
+    proven = f.probe is not None and f.probe.outcome.is_failure and f.probe.path_proven  # as diagnose says it
     return Verdict(
-        f.instance.instance_id, kind, (kind.value,), evidence=evidence, corroboration=corroboration, minutes_to_exhaustion=minutes_to_exhaustion
+        f.instance.instance_id,
+        kind,
+        (kind.value,),
+        evidence=evidence,
+        corroboration=corroboration,
+        minutes_to_exhaustion=minutes_to_exhaustion,
+        path_proven=proven,
     )
 
 
@@ -102,8 +109,9 @@ class ScriptedProber:
     """Stands in for SSH in sweeps over moto: instances in ``down`` accept TCP and never
     send a banner (the incident, three attempts over 20 s); the rest answer at once."""
 
-    def __init__(self, down: set[str]) -> None:
+    def __init__(self, down: set[str], outcome: ProbeOutcome = ProbeOutcome.BANNER_TIMEOUT) -> None:
         self.down = down
+        self.outcome = outcome  # CONNECT_TIMEOUT: nothing answers, as behind a network fault
         self.calls: list[ProbeSettings] = []
 
     def __call__(self, targets: Mapping[str, Any], settings: ProbeSettings, clock: Any = None) -> dict[str, ProbeResult]:
@@ -112,7 +120,7 @@ class ScriptedProber:
         results = {}
         for instance_id, host in targets.items():
             if instance_id in self.down:
-                attempts = tuple(ProbeAttempt(ProbeOutcome.BANNER_TIMEOUT, now - timedelta(seconds=30 - 10 * i), 5.0) for i in range(3))
+                attempts = tuple(ProbeAttempt(self.outcome, now - timedelta(seconds=30 - 10 * i), 5.0) for i in range(3))
             else:
                 attempts = (ProbeAttempt(ProbeOutcome.OK, now, 0.002, "SSH-2.0-OpenSSH_9.2"),)
             results[instance_id] = ProbeResult(str(host), attempts)

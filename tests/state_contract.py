@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.model import ActionAttempt, ActionKind, Cause, InstanceHistory, VerdictKind
+from orchestrator.model import ActionAttempt, ActionKind, Cause, ConsoleEvidence, InstanceHistory, VerdictKind
 from orchestrator.state.store import (
     ActionRecord,
     ActionStatus,
@@ -64,6 +64,9 @@ def full_history(instance_id: str = "i-0123456789abcdef0") -> InstanceHistory:
                 taken=False,
                 requested_by="alice@ops-1",
                 forced="forced past breaker (too many unhealthy): INC-42",
+                canary=True,
+                chronic=True,
+                up_minutes=31.5,
             ),
         ),
         last_action=ActionKind.STOP_START,
@@ -74,6 +77,14 @@ def full_history(instance_id: str = "i-0123456789abcdef0") -> InstanceHistory:
         last_verdict=VerdictKind.UNREACHABLE,
         chronic_since=NOW - timedelta(hours=3),
         released_at=NOW - timedelta(hours=4),
+        console=ConsoleEvidence(
+            read_at=NOW - timedelta(minutes=6),
+            updated_at=NOW - timedelta(minutes=9),
+            oom_kill=True,
+            hung_task=True,
+            process="ruby",
+            line="Out of memory: Killed process 25910 (ruby)",
+        ),
         written_at=NOW - timedelta(minutes=1),
     )
 

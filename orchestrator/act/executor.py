@@ -10,10 +10,12 @@ mutates AWS.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
-from orchestrator.act import autoscaling, ec2, ssm
+from orchestrator.act import autoscaling, drain, ec2, ssm
+from orchestrator.act.drain import DrainPolicy, DrainStep
 from orchestrator.act.ec2 import Result, UncertainOutcome
 from orchestrator.aws import AWS_CALL_ERRORS, Clients, describe_aws_error
 from orchestrator.model import Action, ActionKind, ActionOutcome, OutcomeStatus, Plan
@@ -92,6 +94,9 @@ class AwsExecutor:
     diagnostic_interrupt: bool = False  # reboot via SendDiagnosticInterrupt (kdump) instead
     time_left: Callable[[], float] | None = None  # seconds before the deadline (a Lambda's)
     poll_seconds: float = 5.0  # while waiting for a stop
+    drain_policy: DrainPolicy | None = None  # None: reboot without draining load-balanced instances (as before)
+    verify: Callable[[str], bool] | None = None  # does this instance answer again (the probe)? before it is put back
+    sleep: Callable[[float], None] = time.sleep
     outcomes: list[ActionOutcome] = field(default_factory=list)
 
     def execute(self, plan: Plan) -> list[ActionOutcome]:
@@ -116,20 +121,77 @@ class AwsExecutor:
         return True
 
     def _run_reboots(self, actions: list[Action]) -> None:
-        by_id = {a.instance_id: a for a in actions}
+        """Drain the load-balanced ones (``act.drain``), reboot all in one call, put the drained back once they answer."""
+        steps, note = self._drain_steps(actions)
+        go: list[Action] = []
+        drained: dict[str, DrainStep] = {}
+        for action in actions:
+            step = steps.get(action.instance_id)
+            if step is None:
+                go.append(action)
+                continue
+            try:
+                drain.start(self.clients.mutating_client("autoscaling"), self.clients.mutating_client("elbv2"), step)
+            except AWS_CALL_ERRORS as exc:
+                self._finish(ActionOutcome(action, OutcomeStatus.SKIPPED,
+                                           f"not rebooted: it could not be drained first ({step.describe()}): {describe_aws_error(exc)}"))
+                continue
+            drained[action.instance_id] = step
+            go.append(action)
+        if drained and self.drain_policy is not None:
+            still = drain.wait_drained(self.clients.autoscaling, self.clients.client("elbv2"), list(drained.values()),
+                                       self._room(max(s.wait_seconds for s in drained.values())), self.sleep, self.drain_policy.poll_seconds)
+            if still:
+                note.update({i: "its connections were still draining when the wait ended" for i in still})
+        by_id = {a.instance_id: a for a in go}
+        if not by_id:
+            return
         try:
             results = ec2.reboot(self.clients.mutating_client("ec2"), by_id)
         except UncertainOutcome as exc:
-            for action in actions:
+            for action in go:
                 self._uncertain(action, exc)
             return
         except AWS_CALL_ERRORS as exc:
             message = describe_aws_error(exc, "ec2:RebootInstances")
-            for action in actions:
-                self._finish(ActionOutcome(action, OutcomeStatus.FAILED, message))
-            return
+            results = {i: Result(OutcomeStatus.FAILED, message) for i in by_id}
         for instance_id, result in results.items():
-            self._finish(ActionOutcome(by_id[instance_id], result.status, result.detail))
+            detail = result.detail
+            if instance_id in drained:
+                detail += "; " + self._restore(drained[instance_id], rebooted=result.status is OutcomeStatus.DONE)
+            if instance_id in note:
+                detail += f"; {note[instance_id]}"
+            self._finish(ActionOutcome(by_id[instance_id], result.status, detail))
+
+    def _drain_steps(self, actions: list[Action]) -> tuple[dict[str, DrainStep], dict[str, str]]:
+        """Which reboots drain first (pure ``drain.plan_drain`` over what AWS says each belongs to); notes for the outcomes."""
+        if self.drain_policy is None or not self.drain_policy.enabled:
+            return {}, {}
+        try:
+            members = drain.memberships(self.clients.autoscaling, self.clients.client("elbv2"), {a.instance_id: a.asg_name for a in actions})
+        except AWS_CALL_ERRORS as exc:
+            why = f"not drained first: could not tell whether it is behind a load balancer ({describe_aws_error(exc)})"
+            return {}, {a.instance_id: why for a in actions}
+        steps = {i: step for i, m in members.items() if (step := drain.plan_drain(m, self.drain_policy)) is not None}
+        return steps, {}
+
+    def _restore(self, step: DrainStep, rebooted: bool) -> str:
+        """Put a drained instance back: at once when it was not rebooted, else once it answers (bounded)."""
+        assert self.drain_policy is not None
+        if rebooted and (self.verify is None or not drain.wait_answering(
+                self.verify, step.instance_id, self._room(self.drain_policy.verify_seconds), self.sleep, self.drain_policy.poll_seconds)):
+            return f"drained first ({step.describe()}) and left so: it did not answer in time; put it back with {step.put_back_hint()}"
+        try:
+            drain.put_back(self.clients.mutating_client("autoscaling"), self.clients.mutating_client("elbv2"), step)
+        except AWS_CALL_ERRORS as exc:
+            return f"drained first ({step.describe()}) and could not be put back ({describe_aws_error(exc)}): {step.put_back_hint()}"
+        return f"drained first ({step.describe()}), put back {'after it answered' if rebooted else '(not rebooted)'}"
+
+    def _room(self, wanted: float) -> float:
+        """``wanted`` seconds of waiting, cut to end before the deadline."""
+        if self.time_left is None:
+            return wanted
+        return max(0.0, min(wanted, self.time_left() - WAIT_RESERVE_SECONDS))
 
     def _run_one(self, action: Action) -> None:
         try:

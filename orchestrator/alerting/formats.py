@@ -93,9 +93,23 @@ def json_message(doc: AlertDocument) -> dict[str, Any]:
 # -- slack ----------------------------------------------------------------------------
 
 
+ZWSP = "\u200b"  # zero-width space: invisible, and no chat markup reads across it
+_FORMATTING = re.compile(r"([*_~`\[])")
+
+
 def slack_escape(text: str) -> str:
-    """Slack reads &, < and > as control characters in mrkdwn and text: they must be escaped."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Text for a chat's markup (Slack mrkdwn, the Chatbot description): shown as written, never as markup.
+
+    Slack reads &, < and > as control characters (``<https://x|login>`` is a link,
+    ``<!channel>`` pages everyone): they are escaped as Slack documents. Slack has no
+    escape for its formatting marks, and the Chatbot description is markdown, where
+    ``[login](https://...)`` is a live link whose target nobody sees: an instance's Name
+    tag is anybody's text. So a zero-width space follows every ``*``, ``_``, ``~``, backtick
+    and ``[``, and parts ``](``: no link can form, no mark pairs with another in Slack,
+    and what a reader sees (and copies, less the invisible spaces) is the text itself.
+    """
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _FORMATTING.sub(lambda m: m.group(1) + ZWSP, text).replace("](", "]" + ZWSP + "(")
 
 
 def _chunks(lines: list[str], limit: int) -> list[str]:

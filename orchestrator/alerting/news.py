@@ -28,7 +28,7 @@ from orchestrator.model import ActionOutcome, Blocked, BlockRule, OutcomeStatus,
 from orchestrator.state.store import AlertBook, AlertRecord
 
 # Conditions whose end is news too: the fleet can be healed again.
-FLEET_RULES = frozenset({BlockRule.BREAKER, BlockRule.MEMORY_BREAKER, BlockRule.NETWORK_FAULT, BlockRule.PROBER})
+FLEET_RULES = frozenset({BlockRule.BREAKER, BlockRule.MEMORY_BREAKER, BlockRule.NETWORK_FAULT, BlockRule.PROBER, BlockRule.CANARY})
 FLEET_PREFIX = "fleet:"
 
 

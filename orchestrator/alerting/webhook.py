@@ -17,7 +17,11 @@ stdlib urllib, not requests: the Lambda zip stays small and this is one POST.
 
 from __future__ import annotations
 
+import functools
+import http.client
 import json
+import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -34,6 +38,7 @@ from orchestrator.echo import clip
 USER_AGENT = "orch-webhook/1"
 MAX_RETRY_AFTER_SECONDS = 10.0  # a longer Retry-After is not waited for within a sweep
 REASON_CHARS = 200
+RESPONSE_BYTES = 65_536  # of a 2xx body: read so the server sees the exchange end, then dropped
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +72,6 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None  # urllib then raises HTTPError with the 3xx status
 
 
-_OPENER = urllib.request.build_opener(_NoRedirects())
 
 
 def retry_after_seconds(headers: Mapping[str, str] | Any) -> float | None:
@@ -87,24 +91,101 @@ def retry_after_seconds(headers: Mapping[str, str] | Any) -> float | None:
 
 
 def _reason(exc: BaseException) -> str:
+    """Why a request failed, in words that never quote the URL (its path is the secret)."""
     if isinstance(exc, urllib.error.HTTPError):
-        return f"HTTP {exc.code} {exc.reason}"
+        return f"HTTP {exc.code} {clip(exc.reason, 80, quote=False)}"
     if isinstance(exc, urllib.error.URLError):
-        return f"cannot connect: {exc.reason}"
+        inner = exc.reason
+        return f"cannot connect: {_reason(inner) if isinstance(inner, BaseException) else clip(inner, 80, quote=False)}"
     if isinstance(exc, TimeoutError):
         return "no answer in time (timeout)"
-    return f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, OSError):
+        return f"connection failed: {type(exc).__name__}" + (f" ({exc.strerror})" if exc.strerror else "")
+    if isinstance(exc, (http.client.InvalidURL, UnicodeError)):
+        return "the URL cannot be sent as it is (a space, control or non-ASCII character): fix it in the configuration"
+    if isinstance(exc, http.client.HTTPException):
+        return f"the answer is not HTTP ({type(exc).__name__}): is something else listening on that port?"
+    return f"the request failed ({type(exc).__name__})"
 
 
-def post_json(url: str, payload: Mapping[str, Any], timeout: float) -> int:
-    """One POST; returns the 2xx status or raises RetryableFailure / Refused."""
-    data = json.dumps(payload, separators=(",", ":")).encode()
-    request = urllib.request.Request(
-        url, data=data, method="POST", headers={"Content-Type": "application/json", "User-Agent": USER_AGENT}
-    )
+class _Sockets:
+    """The sockets one request opened, so the deadline can shut them from outside its thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._closed = False
+
+    def add(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            closed = self._closed
+        if closed:
+            _shut(sock)
+
+    def shut(self) -> None:
+        """Wake the request's thread: a read on a shut socket returns at once."""
+        with self._lock:
+            self._closed = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
     try:
-        with _OPENER.open(request, timeout=timeout) as response:
-            response.read(65_536)
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed: nothing left to wake
+
+
+def _tracked(connection: http.client.HTTPConnection, sockets: _Sockets) -> None:
+    """Register the raw socket the moment it exists, before any TLS handshake."""
+    create = connection._create_connection
+
+    def create_and_track(*args: Any, **kwargs: Any) -> socket.socket:
+        sock = create(*args, **kwargs)
+        sockets.add(sock)
+        return sock
+
+    connection._create_connection = create_and_track  # type: ignore[method-assign]
+
+
+class _TrackedHTTP(http.client.HTTPConnection):
+    def __init__(self, *args: Any, sockets: _Sockets, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _tracked(self, sockets)
+
+
+class _TrackedHTTPS(http.client.HTTPSConnection):
+    def __init__(self, *args: Any, sockets: _Sockets, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _tracked(self, sockets)
+
+
+class _HttpHandler(urllib.request.HTTPHandler):
+    def __init__(self, sockets: _Sockets) -> None:
+        super().__init__()
+        self._sockets = sockets
+
+    def http_open(self, req: urllib.request.Request) -> Any:
+        return self.do_open(functools.partial(_TrackedHTTP, sockets=self._sockets), req)
+
+
+class _HttpsHandler(urllib.request.HTTPSHandler):
+    def __init__(self, sockets: _Sockets) -> None:
+        super().__init__()
+        self._sockets = sockets
+
+    def https_open(self, req: urllib.request.Request) -> Any:
+        return self.do_open(functools.partial(_TrackedHTTPS, sockets=self._sockets), req)
+
+
+def _post_once(opener: urllib.request.OpenerDirector, request: urllib.request.Request, timeout: float) -> int:
+    """The request itself, in the worker thread: the 2xx status, or RetryableFailure / Refused."""
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            response.read(RESPONSE_BYTES)
             return int(response.status)
     except urllib.error.HTTPError as exc:
         with exc:
@@ -115,6 +196,47 @@ def post_json(url: str, payload: Mapping[str, Any], timeout: float) -> int:
             raise Refused(_reason(exc)) from None
     except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
         raise RetryableFailure(_reason(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - anything a peer that does not speak HTTP makes http.client raise
+        raise Refused(_reason(exc)) from None
+
+
+def post_json(url: str, payload: Mapping[str, Any], timeout: float) -> int:
+    """One POST, bounded as a whole by ``timeout``; returns the 2xx status or raises RetryableFailure / Refused.
+
+    A socket timeout bounds each read, not the request: a server dripping one byte a
+    second would hold it for ever. The request runs in a daemon thread; at the deadline
+    its sockets are shut (which wakes the thread's read at once) and the request counts
+    as timed out. Nothing else is raised, whatever the peer sends.
+    """
+    data = json.dumps(payload, separators=(",", ":")).encode()
+    try:
+        request = urllib.request.Request(
+            url, data=data, method="POST", headers={"Content-Type": "application/json", "User-Agent": USER_AGENT}
+        )
+    except ValueError as exc:  # config.py refuses such URLs; never quote one here
+        raise Refused(_reason(exc)) from None
+    sockets = _Sockets()
+    opener = urllib.request.build_opener(_NoRedirects(), _HttpHandler(sockets), _HttpsHandler(sockets))
+    outcome: list[int | BaseException] = []
+
+    def work() -> None:
+        try:
+            outcome.append(_post_once(opener, request, timeout))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread as it is
+            outcome.append(exc)
+
+    worker = threading.Thread(target=work, name="orch-webhook", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive() or not outcome:
+        sockets.shut()
+        raise RetryableFailure(f"no complete answer within {timeout:g} s (timeout)")
+    result = outcome[0]
+    if isinstance(result, (RetryableFailure, Refused)):
+        raise result
+    if isinstance(result, BaseException):
+        raise Refused(_reason(result))
+    return result
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,14 +283,23 @@ def deliver(
                 return exc.retry_after > policy.max_retry_after or retry_state.seconds_since_start + exc.retry_after >= left
             return False
 
+        def out_of_time(retry_state: RetryCallState) -> bool:
+            """The message's total, on the injected clock: no attempt starts past it."""
+            return monotonic() - started >= policy.total_seconds
+
         def one(payload: dict[str, Any] = payload, left: float = left) -> int:
             counted.append(1)
             remaining = left - (monotonic() - call_started)
-            return post(url, payload, max(0.1, min(policy.timeout_seconds, remaining)))
+            try:
+                return post(url, payload, max(0.1, min(policy.timeout_seconds, remaining)))
+            except (RetryableFailure, Refused):
+                raise
+            except Exception as exc:  # noqa: BLE001 - delivery never raises: a sweep that acted must reach its record
+                raise Refused(_reason(exc)) from None
 
         retrying = Retrying(
             retry=retry_if_exception_type(RetryableFailure),
-            stop=stop_after_attempt(policy.attempts) | stop_after_delay(max(0.0, left)) | too_long,
+            stop=stop_after_attempt(policy.attempts) | stop_after_delay(max(0.0, left)) | too_long | out_of_time,
             wait=_wait,
             sleep=sleep,
             reraise=True,

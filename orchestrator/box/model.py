@@ -78,9 +78,23 @@ class Behaviour:
     restart_seconds: float = 20.0  # a service restart: memory falls after this long
     agent: bool = True  # the CloudWatch agent reports memory
     agent_starves_at: float | None = None  # the agent falls silent at or above this level
+    # What the agent's points go through on their way to GetMetricData.
+    sawtooth_percent: float = 0.0  # a GC sawtooth on top of the trend: +- this many points
+    sawtooth_minutes: float = 7.0  # its period
+    lost_share: float = 0.0  # share of points that never reach CloudWatch
+    delay_seconds: tuple[float, float] = (0.0, 0.0)  # each point reaches GetMetricData this long after its timestamp
+    # The kernel kills the leaking process at this level and its supervisor restarts it in
+    # seconds: memory falls back, sshd never starves (a bounded worker, or orch guard).
+    oom_restart_percent: float | None = None
     process: str = "ruby"  # the leaking process, as the OOM killer names it
     command: str = "ucrawler.rb"
     rss_gib: float = 14.6  # its resident size when the killer takes it
+    # orch guard (docs/guard.md): the service bounded in a cgroup. At this level of the box's
+    # memory the kernel kills it inside its limit and it restarts by itself after
+    # service_restart_seconds, a new cycle without a boot; sshd (shielded, with room left)
+    # never wedges. None: no guard.
+    guard_limit_percent: float | None = None
+    service_restart_seconds: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,9 +110,12 @@ class Cycle:
     fault: Fault | None = None
     fault_at: datetime | None = None
     booted: bool = True  # False: a service restart, the box kept running
+    killed: bool = False  # began with the kernel killing the service inside the guard's limit
 
-    def wedged_at(self, wedge_percent: float) -> datetime | None:
-        """When the climb reaches the wedge level; None if it never does."""
+    def wedged_at(self, wedge_percent: float, restart_percent: float | None = None) -> datetime | None:
+        """When the climb reaches the wedge level; None if it never does (or the process is killed first)."""
+        if restart_percent is not None and restart_percent < wedge_percent:
+            return None
         if self.base >= wedge_percent:
             return self.climb_from
         if self.rate <= 0:
@@ -159,6 +176,7 @@ class Box:
 
     def cycle_at(self, t: datetime) -> Cycle:
         """The cycle in force at ``t`` (the first one for earlier moments)."""
+        self._guard_kills_until(t)
         for cycle in reversed(self.cycles):
             if cycle.started_at <= t:
                 return cycle
@@ -172,7 +190,7 @@ class Box:
         if not self._running(t):
             return False
         cycle = self.cycle_at(t)
-        at = cycle.wedged_at(self.behaviour.wedge_percent)
+        at = self.wedge_at(cycle)
         return at is not None and at <= t and t >= cycle.up_at
 
     def wedged_since(self, t: datetime) -> datetime | None:
@@ -180,7 +198,7 @@ class Box:
         if not self.wedged(t):
             return None
         cycle = self.cycle_at(t)
-        at = cycle.wedged_at(self.behaviour.wedge_percent)
+        at = self.wedge_at(cycle)
         return max(at, cycle.up_at) if at is not None else None
 
     def memory(self, t: datetime) -> float | None:
@@ -233,16 +251,29 @@ class Box:
         if not self.answers_ssh(t):
             return False
         cycle = self.cycle_at(t)
-        return cycle.rate <= 0 or cycle.wedged_at(self.behaviour.wedge_percent) is None
+        return cycle.rate <= 0 or self.wedge_at(cycle) is None
 
-    def points(self, start: datetime, end: datetime) -> list[tuple[datetime, float]]:
-        """The agent's one-a-minute datapoints in ``(start, end]``, at whole minutes."""
+    def points(self, start: datetime, end: datetime, now: datetime | None = None) -> list[tuple[datetime, float]]:
+        """The agent's one-a-minute datapoints in ``(start, end]`` that reached CloudWatch by ``now``.
+
+        A point is lost on the way for ``lost_share`` of the minutes, and the rest reach
+        GetMetricData ``delay_seconds`` after their timestamp (CloudWatch's ingestion
+        delay); ``now`` None: every point that was sent, whenever it arrives.
+        """
+        b = self.behaviour
         first = int(start.timestamp() // 60) + 1
         last = int(end.timestamp() // 60)
         out: list[tuple[datetime, float]] = []
         tz = end.tzinfo
+        low, high = b.delay_seconds
         for minute in range(first, last + 1):
+            if b.lost_share and _unit(self._key, minute, 4) < b.lost_share:
+                continue
             at = datetime.fromtimestamp(minute * 60, tz)
+            if now is not None and high > 0:
+                delay = low + (high - low) * _unit(self._key, minute, 5)
+                if at + timedelta(seconds=delay) > now:
+                    continue
             value = self.memory(at)
             if value is not None:
                 out.append((at, value))
@@ -279,7 +310,7 @@ class Box:
         if t < cycle.up_at:  # booting: down since the shutdown began, or since the wedge before it
             previous = self.cycles[-2] if len(self.cycles) > 1 and self.cycles[-1] is cycle else None
             if previous is not None:
-                was = previous.wedged_at(self.behaviour.wedge_percent)
+                was = self.wedge_at(previous)
                 if was is not None and was < cycle.started_at:
                     return max(was, previous.up_at)
             return cycle.started_at - timedelta(seconds=self.behaviour.shutdown_seconds)
@@ -315,15 +346,52 @@ class Box:
     # -- console ------------------------------------------------------------------------
 
     def oom_events(self, until: datetime) -> list[datetime]:
-        """When the OOM killer fired, one per wedged cycle, up to ``until``."""
+        """When the OOM killer fired up to ``until``: once per wedged cycle, or at each limit of a restart loop."""
         found = []
-        for cycle in self.cycles:
-            at = cycle.wedged_at(self.behaviour.wedge_percent)
-            if at is not None and at <= until and at >= cycle.up_at and self._running(at):
-                found.append(at)
+        self._guard_kills_until(until)  # the guard's kills open cycles of their own
+        for n, cycle in enumerate(self.cycles):
+            ends = self.cycles[n + 1].started_at if n + 1 < len(self.cycles) else until
+            found += [at for at in self._restart_kills(cycle, min(ends, until)) if self._running(at)]
+            at = self.wedge_at(cycle)
+            if at is not None and at <= min(ends, until) and at < ends and at >= cycle.up_at and self._running(at):
+                found.append(at)  # a wedge the next boot pre-empted never happened
         return found
 
+    def _restart_kills(self, cycle: Cycle, until: datetime) -> list[datetime]:
+        limit = self.behaviour.oom_restart_percent
+        if limit is None or cycle.rate <= 0 or limit <= cycle.base:
+            return []
+        every = timedelta(minutes=(limit - cycle.base) / cycle.rate)
+        kills, at = [], cycle.climb_from + every
+        while at <= until and len(kills) < 10_000:
+            kills.append(at)
+            at += every
+        return kills
+
+    def guard_kills(self, since: datetime, until: datetime) -> int:
+        """Kills of the service inside the guard's limit in ``[since, until]``: each a restart in seconds, not a reboot."""
+        self._guard_kills_until(until)
+        return sum(1 for c in self.cycles if c.killed and since <= c.started_at <= until)
+
     # -- internals ------------------------------------------------------------------------
+
+    def _guard_kills_until(self, t: datetime) -> None:
+        """The guard's kills are the box's own doing: each one up to ``t`` opens a cycle without a boot."""
+        b = self.behaviour
+        limit = b.guard_limit_percent
+        while limit is not None:
+            cycle = self.cycles[-1]
+            at = cycle.wedged_at(limit)
+            if at is None or at > t or not self._running(at) or (cycle.killed and at <= cycle.started_at):
+                return  # (the last: a baseline at or over the limit, a guard set too low to let it run)
+            at = max(at, cycle.up_at)
+            # Memory falls to the baseline at the kill; the service runs and leaks again after its restart.
+            self.cycles.append(Cycle(
+                started_at=at, up_at=at, base=b.base_percent, rate=b.leak_per_min,
+                climb_from=at + timedelta(seconds=b.service_restart_seconds, minutes=b.leak_delay_minutes), noise=b.noise,
+                fault=b.fault, fault_at=at + timedelta(minutes=b.fault_after_minutes) if b.fault is not None else None,
+                booted=False, killed=True,
+            ))
 
     def _running(self, t: datetime) -> bool:
         if self.power is Power.RUNNING:
@@ -333,14 +401,26 @@ class Box:
     def _power_at(self, t: datetime) -> Power:
         return Power.RUNNING if self._running(t) else self.power
 
+    def wedge_at(self, cycle: Cycle) -> datetime | None:
+        """When ``cycle`` wedges this box (None: never)."""
+        return cycle.wedged_at(self.behaviour.wedge_percent, self.behaviour.oom_restart_percent)
+
     def _level(self, cycle: Cycle, t: datetime, minute: int) -> float:
-        wedge = cycle.wedged_at(self.behaviour.wedge_percent)
+        b = self.behaviour
+        wedge = self.wedge_at(cycle)
         jitter = self._jitter(minute)
         if wedge is not None and t >= wedge:
             span = TOP_MAX - TOP_MIN
             return round(TOP_MIN + span * _unit(self._key, minute, 3), 2)
-        climbed = max(0.0, (t - cycle.climb_from).total_seconds() / 60) * cycle.rate
+        since = max(0.0, (t - cycle.climb_from).total_seconds() / 60)
+        climbed = since * cycle.rate
+        limit = b.oom_restart_percent
+        if limit is not None and limit > cycle.base and cycle.rate > 0:
+            climbed %= limit - cycle.base  # killed at the limit, restarted at the baseline
         value = cycle.base + climbed + cycle.noise * jitter
+        if b.sawtooth_percent:
+            phase = (t.timestamp() / 60 / b.sawtooth_minutes + _unit(self._key, 0, 6)) % 1.0
+            value += b.sawtooth_percent * (2 * phase - 1)
         if wedge is not None:
             value = min(value, self.behaviour.wedge_percent - 0.01)
         return round(min(TOP_MAX, max(FLOOR, value)), 2)
@@ -352,6 +432,8 @@ class Box:
         return cached
 
     def _new_cycle(self, at: datetime, *, booted: bool) -> None:
+        while len(self.cycles) > 1 and self.cycles[-1].killed and self.cycles[-1].started_at > at:
+            self.cycles.pop()  # a kill foreseen past ``at`` (a probe looked ahead): the action comes first
         self.cycles.append(_fresh_cycle(self.behaviour, at, booted=booted, up_now=False))
 
 

@@ -10,6 +10,7 @@ from orchestrator.cli.agent_cmds import agent_group
 from orchestrator.cli.common import add_global_options
 from orchestrator.cli.deploy_cmds import deploy_command, destroy_command, package_command
 from orchestrator.cli.doctor_cmds import doctor_command, permissions_command
+from orchestrator.cli.guard_cmds import guard_group
 from orchestrator.cli.init_cmd import init_command
 from orchestrator.cli.insight_cmds import explain_command, report_command
 from orchestrator.cli.manual_cmds import reboot_command, stop_start_command
@@ -53,6 +54,7 @@ cli.add_command(init_command)
 cli.add_command(agent_group)
 cli.add_command(doctor_command)
 cli.add_command(permissions_command)
+cli.add_command(guard_group)
 
 
 def main() -> None:

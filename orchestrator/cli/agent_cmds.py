@@ -22,7 +22,7 @@ from orchestrator.cli.sweep_cmds import no_match
 from orchestrator.observe import inventory
 from orchestrator.observe.ssm import ping_status
 from orchestrator.onboard import agent_check, agent_install
-from orchestrator.onboard.agent_config import DEFAULT_PARAMETER, agent_config, render
+from orchestrator.onboard.agent_config import DEFAULT_PARAMETER, ParameterError, agent_config, check_parameter_name, render, tier_for
 
 sleep = time.sleep  # how the polls of a command wait; injected by tests
 
@@ -123,6 +123,7 @@ def check_command(runtime: Runtime, process: str | None) -> None:
 @click.argument("instances", nargs=-1, metavar="[INSTANCE]...")
 @click.option("--process", "processes", multiple=True, metavar="PATTERN", help="Also publish procstat memory for processes matching PATTERN (repeat).")
 @click.option("--parameter-name", default=DEFAULT_PARAMETER, show_default=True, help="SSM parameter that holds the agent config.")
+@click.option("--any-parameter-name", is_flag=True, help="Allow a --parameter-name outside AmazonCloudWatch-* (the instances' role must then grant reading it).")
 @click.option("--max-instances", default=50, show_default=True, type=click.IntRange(1, 10000), help="At most this many instances a run.")
 @click.option("--batch-size", default=agent_install.MAX_IDS_PER_COMMAND, show_default=True,
               type=click.IntRange(1, agent_install.MAX_IDS_PER_COMMAND), help="Instance ids per SendCommand.")
@@ -131,7 +132,8 @@ def check_command(runtime: Runtime, process: str | None) -> None:
 @click.option("--dry-run", is_flag=True, help="Show the config, the commands and who gets them; make no mutating call.")
 @click.option("--yes", "-y", "assume_yes", is_flag=True, help="Do not ask (needed off a terminal).")
 @common_options
-def install_command(runtime: Runtime, instances: tuple[str, ...], processes: tuple[str, ...], parameter_name: str, max_instances: int,
+def install_command(runtime: Runtime, instances: tuple[str, ...], processes: tuple[str, ...], parameter_name: str, any_parameter_name: bool,
+                    max_instances: int,
                     batch_size: int, wait_seconds: float, dry_run: bool, assume_yes: bool) -> None:
     """Install and configure the CloudWatch agent through SSM on the selected instances (or those named).
 
@@ -142,6 +144,11 @@ def install_command(runtime: Runtime, instances: tuple[str, ...], processes: tup
     """
     if not PARAMETER_NAME.fullmatch(parameter_name):
         raise OrchError(f"--parameter-name {parameter_name!r}: an SSM parameter name is letters, digits and _ . - /", Exit.USAGE)
+    try:
+        for warning in check_parameter_name(parameter_name, allow_unreadable=any_parameter_name):
+            runtime.say(f"warning: {warning}")
+    except ParameterError as exc:
+        raise OrchError(str(exc), Exit.USAGE) from None
     settings = runtime.settings
     fleet = inventory.list_instances(runtime.clients.ec2, settings.selector, vpc_id=settings.vpc_id)
     if not fleet:
@@ -155,13 +162,20 @@ def install_command(runtime: Runtime, instances: tuple[str, ...], processes: tup
         fleet = [i for i in fleet if i.instance_id in named]
     config = agent_config(settings.memory, processes)
     text = render(config)
+    try:
+        tier = tier_for(text)  # before any call: a config no parameter holds changes nothing
+    except ParameterError as exc:
+        raise OrchError(str(exc), Exit.USAGE) from None
+    if tier != "Standard":
+        runtime.say(f"the agent config is {len(text.encode())} bytes, over a Standard parameter's 4 KB: it is stored as an Advanced "
+                    "parameter, which AWS charges per parameter-month")
     read = runtime.clients.client("ssm")
     ping = ping_status(read, [i.instance_id for i in fleet if i.state == "running"])
     plan = agent_install.plan_install(fleet, ping, max_instances, batch_size)
     current = agent_install.parameter_current(read, parameter_name)
     document: dict[str, Any] = {
         "dry_run": dry_run,
-        "parameter": {"name": parameter_name, "changed": current != text, "config": config},
+        "parameter": {"name": parameter_name, "changed": current != text, "config": config, "bytes": len(text.encode()), "tier": tier},
         "documents": [
             {"document": agent_install.INSTALL_DOCUMENT, "parameters": agent_install.install_parameters()},
             {"document": agent_install.CONFIGURE_DOCUMENT, "parameters": agent_install.configure_parameters(parameter_name)},

@@ -31,7 +31,7 @@ from rich.console import Console
 from orchestrator.aws import AWS_CALL_ERRORS, AwsError, Clients, describe_aws_error
 from orchestrator.cli import output as out
 from orchestrator.config import ConfigError, Settings, load_settings, parse_selector
-from orchestrator.echo import clip
+from orchestrator.echo import RedactingFilter, clip, redact
 from orchestrator.estate import registry
 from orchestrator.onboard.config_file import user_config_path
 from orchestrator.state import open_store
@@ -76,7 +76,7 @@ class OrchError(click.ClickException):
         stream = file or sys.stderr
         if stream is None:  # stderr closed: nowhere to say it; the exit code still does
             return
-        text = f"Error: {self.format_message()}"
+        text = f"Error: {redact(self.format_message())}"
         if is_terminal(stream):
             width = shutil.get_terminal_size().columns
             text = textwrap.fill(text, width=max(width, 40), break_long_words=False, break_on_hyphens=False)
@@ -188,6 +188,7 @@ def configure_logging(debug: bool) -> None:
     if not debug:
         return
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactingFilter())
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s [%(levelname)s] %(message)s"))
     for name in ("orchestrator", "lambdas", "botocore", "boto3", "urllib3"):
         logger = logging.getLogger(name)

@@ -8,7 +8,6 @@ JSON document, go to stdout.
 from __future__ import annotations
 
 import functools
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -30,7 +29,7 @@ from orchestrator.cli.common import (
 )
 from orchestrator.cli.output import FORMATS
 from orchestrator.cli.stackset_cmd import deploy_stack_set, stack_set_options
-from orchestrator.deploy import checks, package
+from orchestrator.deploy import checks, code, package
 from orchestrator.deploy import stack as deploy
 from orchestrator.echo import clip
 
@@ -193,13 +192,7 @@ def deploy_command(
         if dry_run:
             _show_preview(runtime, deploy.preview(clients, prepared, bucket, zip_path, arch), bucket)
             return
-        with tempfile.TemporaryDirectory(prefix="orch-deploy-") as tmp:
-            if zip_path is None:
-                built = package.build(Path(tmp) / "orch-lambda.zip", package.Target(arch))
-                err.print(built.describe())
-                zip_path = built.path
-            uploaded = deploy.upload_code(clients, bucket, zip_path)
-        err.print(f"uploaded s3://{uploaded.bucket}/{uploaded.key} ({uploaded.size / 1048576:.1f} MB)")
+        uploaded = code.build_and_upload([code.Destination(clients.region or "-", clients, bucket)], zip_path, arch, err.print)
         change_set = deploy.create_change_set(clients, prepared, uploaded)
         result: Json = {
             "stack_name": stack_name,

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import ipaddress
 import sys
+import time
 from datetime import datetime, timezone
+from typing import Any
 
 import click
 from rich.text import Text
@@ -16,7 +18,7 @@ from rich.text import Text
 from orchestrator.aws import AWS_CALL_ERRORS, AwsError, describe_aws_error
 from orchestrator.cli.common import Exit, Runtime, common_options
 from orchestrator.cli.render import Column, fitted_table, grid
-from orchestrator.doctor import gather
+from orchestrator.doctor import fail2ban, gather
 from orchestrator.doctor.checks import (
     CheckResult,
     DoctorFacts,
@@ -28,6 +30,7 @@ from orchestrator.doctor.checks import (
     run_checks,
     simulation_principal,
 )
+from orchestrator.doctor.resources import Where, dynamodb_table, partition_of
 from orchestrator.iam import policy as iam_policy
 from orchestrator.observe import inventory
 from orchestrator.observe.probe import probe_fleet
@@ -59,8 +62,11 @@ def _source_value(ctx: click.Context, param: click.Parameter, value: str | None)
 @click.command("doctor", epilog=DOCTOR_EXIT_HELP)
 @click.option("--source", callback=_source_value, metavar="IP",
               help="The address instances see the probes come from (default: this host's, as the kernel routes to each).")
+@click.option("--fail2ban", "fail2ban_read", is_flag=True,
+              help="Also read fail2ban's ssh jails on up to 3 instances whose SSM agent is online (a read-only AWS-RunShellScript "
+                   "command): is the probes' source in ignoreip?")
 @common_options
-def doctor_command(runtime: Runtime, source: str | None) -> None:
+def doctor_command(runtime: Runtime, source: str | None, fail2ban_read: bool) -> None:
     """Check that orch can work from here: credentials, IAM, store, lease, network, metrics, clock.
 
     One table of checks, each ok, FAIL (with the fix) or cannot tell (and why).
@@ -71,7 +77,9 @@ def doctor_command(runtime: Runtime, source: str | None) -> None:
     principal = simulation_principal(identity.arn) if identity.arn else None
     needed = iam_policy.actions_for(iam_policy.OPERATING, settings)  # running orch; deploying it is `orch permissions deploy`
     # One attempt (the no-retry client): a simulator that is denied or absent is "cannot tell".
-    simulation = gather.simulate(clients.mutating_client("iam"), principal, needed, settings.selector)
+    where = Where(region, identity.account or "*", partition_of(region), table=dynamodb_table(settings.state),
+                  bucket=settings.evidence.bucket, topic_arn=settings.notify.topic_arn)  # each action on its own resource
+    simulation = gather.simulate(clients.mutating_client("iam"), principal, needed, settings.selector, where)
     store = gather.store_facts(
         lambda: runtime.store,
         lambda: runtime.settings.state or f"{default_state_path()} (SQLite)",
@@ -98,9 +106,19 @@ def doctor_command(runtime: Runtime, source: str | None) -> None:
         stale_minutes=settings.memory.stale_minutes, names={i.instance_id: i.name for i in instances},
     )
     rows = run_checks(facts, now, needed, "orch permissions")
+    if running and fail2ban_read:
+        rows += _fail2ban_rows(clients, running, network, facts.names)
     ok = passed(rows)
     runtime.emit({"ok": ok, "checks": rows}, lambda: _doctor_table(runtime, rows, ok))
     sys.exit(int(Exit.OK if ok else Exit.UNHEALTHY))
+
+
+def _fail2ban_rows(clients: Any, running: list[Any], network: NetworkFacts, names: dict[str, str]) -> list[CheckResult]:
+    """fail2ban's ssh jails on a few instances through SSM: is the probes' source in ignoreip?"""
+    found = gather.fail2ban_jails(clients.client("ssm"), clients.mutating_client("ssm"), [i.instance_id for i in running], time.sleep)
+    if isinstance(found, str):
+        return [CheckResult(fail2ban.CHECK, "SSM Run Command", Status.UNKNOWN, found, "grant ssm:SendCommand on AWS-RunShellScript and the instances, or leave --fail2ban out")]
+    return fail2ban.checks(found, {p.instance_id: p.source for p in network.instances}, names)
 
 
 DOCTOR_COLUMNS = (

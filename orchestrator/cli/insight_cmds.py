@@ -75,6 +75,8 @@ def explain_command(runtime: Runtime, instance: str, with_console: bool) -> None
         "verdict": verdict.kind.value,
         "reasons": list(verdict.reasons),
         "evidence": list(verdict.evidence),
+        "corroboration": verdict.corroboration.value,
+        "signals": [{"says": g.says, "path": g.path.value, "host_side": g.host_side} for g in verdict.signals],
         "memory": {
             "percent": verdict.memory_percent,
             "slope_per_min": verdict.memory_slope_per_min,
@@ -103,6 +105,11 @@ def _explain_table(runtime: Runtime, facts: Facts, verdict: Verdict, findings: C
         out.print(f"  - {reason}")
     if verdict.evidence:
         out.print(f"host-side evidence: {'; '.join(verdict.evidence)}")
+    if verdict.signals:
+        out.print("evidence, by the path it travelled:")
+        for signal in verdict.signals:
+            out.print(Text.assemble(("  " + f"{signal.path.value:>10}", "dim"), f"  {signal.says}",
+                                    (" (host-side)", "bold") if signal.host_side else ""))
     if facts.memory and facts.memory.points:
         first, last = facts.memory.points[0], facts.memory.points[-1]
         out.print(f"memory %, {first[0]:%H:%M}-{last[0]:%H:%M} UTC: now {last[1]:.1f}%", markup=False, highlight=False)

@@ -13,6 +13,9 @@ from orchestrator.cli.common import Runtime, common_options
 from orchestrator.cli.params import FiniteFloat
 from orchestrator.cli.render import Column, fitted_table, styled
 from orchestrator.simulate import BY_NAME, SCENARIOS, Figures, Policy, simulate
+from orchestrator.simulate.conditions import Conditions, overridden
+from orchestrator.simulate.run import combine
+from orchestrator.simulate.scenarios import against_the_limits
 
 
 def _percent(value: float) -> str:
@@ -58,18 +61,45 @@ def figures_table(rows: list[tuple[Figures, list[str]]], width: int = 120, unjud
     return fitted_table(None, FIGURE_COLUMNS, cells, width, notes)
 
 
+def _minutes_range(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[float, float] | None:
+    """'8-10' or '5' (minutes) as seconds; None: the scenario's own."""
+    if value is None:
+        return None
+    low, _, high = value.partition("-")
+    try:
+        lo, hi = float(low), float(high or low)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not minutes like 5 or 8-10") from None
+    if not (0 <= lo <= hi <= 120):
+        raise click.BadParameter(f"{value!r}: need 0 <= low <= high <= 120 minutes")
+    return lo * 60, hi * 60
+
+
+POLICIES = (Policy.ORCH, Policy.NOBODY, Policy.REACTIVE, Policy.ORACLE, Policy.NAIVE)
+
+
 @click.command("simulate")
 @click.option("--scenario", "names", multiple=True, type=click.Choice(["all", *(s.name for s in SCENARIOS)]), default=("chronic-leak",),
               show_default=True, help="Fleet to simulate; repeat it, or 'all'.")
 @click.option("--hours", type=FiniteFloat(0.5, 24 * 30), default=24.0, show_default=True, help="Simulated hours.")
 @click.option("--instances", type=click.IntRange(1, 2000), default=None, help="Fleet size (default: the scenario's).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same fleet, same day.")
+@click.option("--seeds", type=click.IntRange(1, 50), default=1, show_default=True,
+              help="Run this many seeds from --seed on and show their mean (the worst seed's SSH up in JSON).")
 @click.option("--baselines", is_flag=True,
-              help="Also run, on the same fleet: nobody acting, a perfect reactive rebooter, and the naive reboot-what-fails script.")
+              help="Also run, on the same fleet: nobody acting, a perfect reactive rebooter, an oracle rebooting 5 min "
+                   "ahead of each wedge, and the naive reboot-what-fails script.")
+@click.option("--boot-minutes", callback=_minutes_range, help="Boot time range for every box, e.g. 8-10 (default: the scenario's).")
+@click.option("--metric-delay-minutes", callback=_minutes_range,
+              help="How late the agent's points reach CloudWatch, e.g. 1-3 (default: the scenario's).")
+@click.option("--lost-points", type=FiniteFloat(0, 0.9), default=None, help="Share of the agent's points lost, e.g. 0.05.")
+@click.option("--sawtooth", type=FiniteFloat(0, 30), default=None, help="GC sawtooth on memory, +- percentage points.")
+@click.option("--agents", type=FiniteFloat(0, 1), default=None, help="Share of boxes with the CloudWatch agent, e.g. 0.5.")
 @click.option("--list", "list_only", is_flag=True, help="List the scenarios and what each expects, then exit.")
 @common_options
-def simulate_command(runtime: Runtime, names: tuple[str, ...], hours: float, instances: int | None, seed: int, baselines: bool,
-                     list_only: bool) -> None:
+def simulate_command(runtime: Runtime, names: tuple[str, ...], hours: float, instances: int | None, seed: int, seeds: int,
+                     baselines: bool, boot_minutes: tuple[float, float] | None, metric_delay_minutes: tuple[float, float] | None,
+                     lost_points: float | None, sawtooth: float | None, agents: float | None, list_only: bool) -> None:
     """Judge your settings over simulated days before they meet a fleet.
 
     \b
@@ -77,7 +107,7 @@ def simulate_command(runtime: Runtime, names: tuple[str, ...], hours: float, ins
     against a simulated fleet in simulated time: minutes of wall time for days of fleet
     time. Reads --config and ORCH_* like every command; needs no AWS. Exit 1 if a
     scenario's expectation was not met (zero actions on a network fault, no quarantine
-    of a chronic leak, budgets kept...).
+    of a chronic leak, budgets kept, SSH up beside the baselines...).
     """
     if list_only:
         listed = [{"name": s.name, "summary": s.summary, "instances": s.instances, "expect": s.expect} for s in SCENARIOS]
@@ -85,35 +115,55 @@ def simulate_command(runtime: Runtime, names: tuple[str, ...], hours: float, ins
         return
     settings = runtime.settings
     chosen = SCENARIOS if "all" in names else tuple(BY_NAME[n] for n in dict.fromkeys(names))
-    policies = (Policy.ORCH, Policy.NOBODY, Policy.REACTIVE, Policy.NAIVE) if baselines else (Policy.ORCH,)
+    policies = POLICIES if baselines else (Policy.ORCH,)
+    changes = {"boot_seconds": boot_minutes, "metric_delay_seconds": metric_delay_minutes, "lost_share": lost_points,
+               "sawtooth_percent": sawtooth, "agent_share": agents}
     err = runtime.console(stderr=True)
     rows: list[tuple[Figures, list[str]]] = []
+    used: dict[str, Conditions] = {}
     show = err.is_terminal and not runtime.json
     with Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TextColumn("sweeps"), TimeElapsedColumn(),
                   console=err, disable=not show, transient=True) as bar:
         for scenario in chosen:
+            conditions = used[scenario.name] = overridden(scenario.conditions, **changes)
+            by_policy: dict[Policy, Figures] = {}
+            violations: list[str] = []
             for policy in policies:
-                task = bar.add_task(f"{scenario.name} ({policy.value}, {hours:g} h)", total=None)
+                runs = []
+                for n in range(seed, seed + seeds):
+                    task = bar.add_task(f"{scenario.name} ({policy.value}, seed {n}, {hours:g} h)", total=None)
 
-                def tick(done: int, total: int, task: int = task) -> None:
-                    bar.update(task, completed=done, total=total)
+                    def tick(done: int, total: int, task: int = task) -> None:
+                        bar.update(task, completed=done, total=total)
 
-                figures = simulate(scenario, settings, hours, seed=seed, instances=instances, policy=policy, progress=tick)
-                bar.remove_task(task)
-                violations = scenario.violations(figures, settings) if policy is Policy.ORCH else []
-                rows.append((figures, violations))
+                    figures = simulate(scenario, settings, hours, seed=n, instances=instances, policy=policy, progress=tick,
+                                       conditions=conditions)
+                    bar.remove_task(task)
+                    if policy is Policy.ORCH:
+                        violations += [v for v in scenario.violations(figures, settings) if v not in violations]
+                    runs.append(figures)
+                by_policy[policy] = combine(runs)
+            if scenario.wedges:
+                violations += against_the_limits(by_policy[Policy.ORCH], by_policy.get(Policy.REACTIVE), by_policy.get(Policy.ORACLE))
+            rows += [(f, violations if f.policy is Policy.ORCH else []) for f in by_policy.values()]
     failed = any(v for _, v in rows)
     unjudged = {f.scenario: text for f, _ in rows if f.policy is Policy.ORCH and (text := BY_NAME[f.scenario].unjudged(f, settings))}
-    document = [{**f.as_dict(), "expectation": BY_NAME[f.scenario].expect, "violations": v,
+    document = [{**f.as_dict(), "conditions": used[f.scenario].describe(), "expectation": BY_NAME[f.scenario].expect, "violations": v,
                  "not_judged": unjudged.get(f.scenario) if f.policy is Policy.ORCH else None} for f, v in rows]
 
     def table() -> None:
         out = runtime.console()
-        out.print(f"{hours:g} simulated hours, seed {seed}, sweeps every {settings.sweep_interval_minutes:g} min")
+        seeds_text = f"seed {seed}" if seeds == 1 else f"seeds {seed}-{seed + seeds - 1} (means)"
+        out.print(f"{hours:g} simulated hours, {seeds_text}, sweeps every {settings.sweep_interval_minutes:g} min")
         out.print(figures_table(rows, out.width, unjudged))
+        for name, conditions in used.items():
+            if conditions != Conditions():
+                out.print(styled(f"{name}: {conditions.describe()}", "dim"))
         for f, violations in rows:
             for text in f.chronic_text[:1]:
                 out.print(Text.assemble((f.scenario, "bold"), f": {text}"))
+            if f.guard:
+                out.print(Text.assemble((f.scenario, "bold"), f": {f.guard}"))
             if f.scenario in unjudged and f.policy is Policy.ORCH:
                 out.print(Text.assemble((f"{f.scenario}: expectation {BY_NAME[f.scenario].expect!r}", "yellow"), f" {unjudged[f.scenario]}"))
             if violations:

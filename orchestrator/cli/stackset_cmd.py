@@ -1,13 +1,12 @@
 """`orch deploy --stack-set`: the CLI shell over orchestrator.deploy.stackset.
 
 Uploads the code once per region (a function's zip must be in a bucket of its own
-region), plans the stack set calls, shows them (``--dry-run`` stops there), runs them
-and shows each stack instance's status.
+region) and lets the target accounts read it, plans the stack set calls, shows them
+(``--dry-run`` stops there), runs them and shows each stack instance's status.
 """
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -16,7 +15,7 @@ from rich.table import Table
 
 from orchestrator.aws import Clients
 from orchestrator.cli.common import Runtime
-from orchestrator.deploy import checks, package, stackset
+from orchestrator.deploy import checks, code, stackset, stackset_aws
 from orchestrator.deploy import stack as deploy
 from orchestrator.echo import clip
 from orchestrator.estate.accounts import split_list
@@ -37,6 +36,8 @@ def stack_set_options(func: F) -> F:
         click.option("--failure-tolerance-percentage", type=click.IntRange(0, 100), help="Stack set: accounts per region that may fail.  [default: 10]"),
         click.option("--max-concurrent-percentage", type=click.IntRange(1, 100), help="Stack set: accounts deployed at once.  [default: 25]"),
         click.option("--region-concurrency", type=click.Choice(["parallel", "sequential"]), help="Stack set: regions at once or in order.  [default: parallel]"),
+        click.option("--call-as", type=click.Choice(["self", "delegated-admin"]),
+                     help="--ou: delegated-admin from a delegated administrator account, self from the management account.  [default: self]"),
     ]
     for option in reversed(options):
         func = option(func)
@@ -73,6 +74,7 @@ def build_request(given: dict[str, str], body: str, name: str, options: dict[str
         administration_role_arn=options.get("administration_role_arn"),
         execution_role_name=options.get("execution_role_name"),
         preferences=preferences,
+        call_as=(options.get("call_as") or "").upper().replace("-", "_") or None,
     )
 
 
@@ -91,7 +93,12 @@ def plan_table(planned: stackset.Plan) -> Table:
         table.add_column(column, overflow="fold")
     for group in planned.groups:
         overrides = ", ".join(f"{k}={v}" for k, v in group.overrides if k != stackset.OFFSET_PARAMETER)
-        table.add_row(group.region, ",".join(group.targets), dict(group.overrides)[stackset.OFFSET_PARAMETER], overrides or "-")
+        where = ",".join(group.targets) if group.account_filter != "DIFFERENCE" else f"{','.join(group.ous)} but {','.join(group.targets)}"
+        table.add_row(group.region, where, dict(group.overrides)[stackset.OFFSET_PARAMETER], overrides or "-")
+    for group in planned.updates:
+        overrides = ", ".join(f"{k}={v}" for k, v in group.overrides if k != stackset.OFFSET_PARAMETER)
+        table.add_row(group.region, ",".join(group.targets), dict(group.overrides)[stackset.OFFSET_PARAMETER],
+                      f"existing stack instance, new parameters: {overrides or '-'}")
     for account, region in planned.already:
         table.add_row(region, account, "-", "already has a stack instance (updated by the stack set update)")
     return table
@@ -118,8 +125,22 @@ def plan_json(planned: stackset.Plan) -> dict[str, Any]:
         "create_stack_instances": [
             {"region": g.region, "targets": list(g.targets), "parameter_overrides": dict(g.overrides)} for g in planned.groups
         ],
+        "update_stack_instances": [
+            {"region": g.region, "targets": list(g.targets), "parameter_overrides": dict(g.overrides)} for g in planned.updates
+        ],
         "already_deployed": [{"account": a, "region": r} for a, r in planned.already],
+        "stack_set_parameters": {
+            str(p["ParameterKey"]): ("(previous value)" if p.get("UsePreviousValue") else p.get("ParameterValue"))
+            for p in planned.stack_set_call.get("Parameters", [])
+        },
+        "call_as": planned.call_as or "SELF",
+        "notes": list(planned.notes),
     }
+
+
+def code_readers(request: stackset.Request) -> list[str]:
+    """The accounts whose stacks read the code (self-managed); --ou grants the organization instead."""
+    return sorted(set(request.accounts))
 
 
 def deploy_stack_set(
@@ -131,7 +152,7 @@ def deploy_stack_set(
     checks.check_name(request.name, "--stack-set")
     checks.check_regions(request.regions)
     if bool(request.accounts) != bool(request.ous):  # both or neither: check_request's own error, below
-        checks.check_instance_targets(request.instance_parameters, request.targets, request.regions)
+        checks.check_instance_targets(request.instance_parameters, None if request.service_managed else request.accounts, request.regions)
     checks.check_zip(zip_path, bucket)
     clients = runtime.clients  # the administrator account, in the stack set's home region
     cfn = clients.client("cloudformation")
@@ -141,28 +162,27 @@ def deploy_stack_set(
     for (target, region), values in request.instance_parameters.items():
         checks.check_values(rules, values, f"--instance-parameter {target}:{region}:")
     buckets = {region: bucket_in(bucket, region, request.regions) for region in request.regions}
-    existing_set = stackset.current_stack_set(cfn, request.name)
-    existing = {(str(i["Account"]), str(i["Region"])) for i in stackset.list_instances(cfn, request.name)} if existing_set else set()
+    stackset.check_request(request, declared)
+    existing_set = stackset_aws.current_stack_set(cfn, request.name, request.call_as)
+    existing = stackset_aws.existing_instances(cfn, request, existing_set)
     placeholder = {k: "-" for k in deploy.MANAGED_PARAMETERS}
-    stackset.plan(request, declared, existing_set, existing)  # every check before any upload
+    with_code = stackset.Request(**{**request.__dict__, "parameters": {**request.parameters, **placeholder}})
+    planned = stackset.plan(with_code, declared, existing_set, existing)  # every check before any upload
+    readers = code_readers(request)
     if dry_run:
-        planned = stackset.plan(
-            stackset.Request(**{**request.__dict__, "parameters": {**request.parameters, **placeholder}}), declared, existing_set, existing
-        )
-        document = {**plan_json(planned), "dry_run": True, "code_buckets": buckets, "status": "dry run: nothing uploaded or created"}
-        runtime.emit(document, lambda: (runtime.console().print(plan_table(planned)), runtime.say("dry run: nothing uploaded, no stack set or instance created")))
+        grant = {name: code.read_statement(name, readers, "(the organization's id)" if request.service_managed else None) for name in set(buckets.values())}
+        document = {**plan_json(planned), "dry_run": True, "code_buckets": buckets, "code_bucket_policy": grant,
+                    "status": "dry run: nothing uploaded or created"}
+        runtime.emit(document, lambda: (runtime.console().print(plan_table(planned)), [runtime.say(f"note: {n}") for n in planned.notes],
+                                        runtime.say("dry run: nothing uploaded, no stack set or instance created, no bucket policy changed")))
         return
-    with tempfile.TemporaryDirectory(prefix="orch-deploy-") as tmp:
-        if zip_path is None:
-            built = package.build(Path(tmp) / "orch-lambda.zip", package.Target(arch))
-            err.print(built.describe())
-            zip_path = built.path
-        uploaded = None
-        for region, name in buckets.items():
-            here = Clients(region=region, profile=runtime.settings.profile, endpoint_url=runtime.endpoint_url)
-            uploaded = deploy.upload_code(here, name, zip_path)
-            err.print(f"uploaded s3://{uploaded.bucket}/{uploaded.key} ({region})")
-    assert uploaded is not None  # at least one region: check_request
+    destinations = [code.Destination(region, Clients(region=region, profile=runtime.settings.profile, endpoint_url=runtime.endpoint_url), name)
+                    for region, name in buckets.items()]
+    uploaded = code.build_and_upload(destinations, zip_path, arch, err.print)
+    org_id = code.organization_id(clients) if request.service_managed else None
+    for where in {d.bucket: d for d in destinations}.values():
+        code.grant_code_read(where.clients, where.bucket, readers, org_id)
+        err.print(f"s3://{where.bucket}: {'the organization ' + str(org_id) if org_id else ', '.join(readers)} may read {deploy.CODE_PREFIX}*")
     managed = {"CodeKey": uploaded.key, "Architecture": uploaded.arch}
     parameters = {**request.parameters, **managed}
     if len(set(buckets.values())) == 1:
@@ -176,7 +196,9 @@ def deploy_stack_set(
     planned = stackset.plan(final, declared, existing_set, existing)
     if not runtime.json:
         runtime.console().print(plan_table(planned))
-    outcome = stackset.run(cfn, planned, err.print)
+        for note in planned.notes:
+            err.print(f"note: {note}")
+    outcome = stackset_aws.run(cfn, planned, err.print)
     document = {**plan_json(planned), "operations": [{"what": w, "operation_id": o, "status": s} for w, o, s in outcome.operations],
                 "stack_instances": outcome.instances}
     runtime.emit(document, lambda: runtime.console().print(instances_table(outcome.instances)))

@@ -12,7 +12,17 @@ from typing import Iterable, Mapping
 
 from orchestrator.config import Settings
 from orchestrator.decide.memory import MemoryAssessment, MemoryState, assess_memory
-from orchestrator.model import Corroboration, Facts, ProbeOutcome, ProbeResult, Verdict, VerdictKind
+from orchestrator.model import (
+    ConsoleEvidence,
+    Corroboration,
+    EvidencePath,
+    Facts,
+    ProbeOutcome,
+    ProbeResult,
+    Signal,
+    Verdict,
+    VerdictKind,
+)
 
 
 def describe_probe(probe: ProbeResult) -> str:
@@ -38,24 +48,72 @@ def describe_probe(probe: ProbeResult) -> str:
 
 PATH_NOTE = {
     Corroboration.MEMORY: "the agent's memory metric (host-side: it travels the instance's subnet and CloudWatch, not the prober's path)",
-    Corroboration.SILENT_AT_TOP: "the agent falling silent at the top of a climb (host-side unless its whole place went quiet too)",
+    Corroboration.SILENT_AT_TOP: "the agent falling silent at the top of a climb (host-side where its neighbours still publish)",
+    Corroboration.CONSOLE: "the serial console (read through the hypervisor: no network path at all)",
 }
 
 
-def host_side_evidence(memory: MemoryAssessment | None) -> tuple[tuple[str, ...], Corroboration]:
+def console_counts(console: ConsoleEvidence | None, cycle_start: datetime | None) -> bool:
+    """The console speaks for the boot orch is judging: read, and not older than orch's last action."""
+    if console is None or console.error:
+        return False
+    return console.updated_at is None or cycle_start is None or console.updated_at >= cycle_start
+
+
+def host_side_evidence(
+    memory: MemoryAssessment | None, critical_percent: float, console: ConsoleEvidence | None = None, cycle_start: datetime | None = None
+) -> tuple[tuple[str, ...], Corroboration]:
     """Signals from the host itself that do not travel the prober's network path, and what they rest on.
 
-    A fresh reading that is critical or climbing to exhaustion says the box is full. An
-    agent that fell silent says so only at the top of a climb: silence at 40% is what a
-    subnet ACL or a NAT failure does to a healthy box too.
+    A fresh reading at or above critical, or climbing to exhaustion, says the box is
+    full (for a box that no longer answers, no hold time is needed: the hold is there to
+    keep a spike on a healthy box from acting). The console's OOM kill or hung tasks of
+    the current boot come through the hypervisor. An agent that fell silent says so only
+    at the top of a climb: silence at 40% is what a subnet ACL or a NAT failure does to
+    a healthy box too (and the plan asks the neighbours whether the path works).
     """
-    if memory is None:
-        return (), Corroboration.NONE
-    if memory.state in (MemoryState.CRITICAL, MemoryState.FORECAST):
+    if memory is not None and (
+        memory.state in (MemoryState.CRITICAL, MemoryState.FORECAST)
+        or (memory.state is MemoryState.OK and memory.current_percent is not None and memory.current_percent >= critical_percent)
+    ):
         return memory.reasons, Corroboration.MEMORY
-    if memory.state is MemoryState.STALE and memory.silent_at_top:
+    if console_counts(console, cycle_start) and console is not None and (console.oom_kill or console.hung_task):
+        what = f"console: {console.line}" if console.line else "console: OOM kill in the current boot"
+        return (what,), Corroboration.CONSOLE
+    if memory is not None and memory.state is MemoryState.STALE and memory.silent_at_top:
         return memory.reasons, Corroboration.SILENT_AT_TOP
     return (), Corroboration.NONE
+
+
+def signals_of(
+    facts: Facts, memory: MemoryAssessment | None, console_valid: bool
+) -> tuple[Signal, ...]:
+    """Every piece of evidence about the instance with the path it travelled: what `orch explain` shows."""
+    found: list[Signal] = []
+    probe = facts.probe
+    if probe is not None and probe.outcome is not ProbeOutcome.NO_ADDRESS:
+        if probe.outcome is ProbeOutcome.OK:
+            found.append(Signal(describe_probe(probe), EvidencePath.KERNEL))
+        elif probe.outcome.is_failure:
+            path = EvidencePath.KERNEL if probe.path_proven else EvidencePath.NETWORK
+            why = "the box's kernel answered: the path works, sshd does not" if probe.path_proven else "no answer at all: the network may have dropped it"
+            found.append(Signal(f"{describe_probe(probe)} ({why})", path))
+    if facts.status is not None:
+        found.append(Signal(f"status checks {facts.status.label()}", EvidencePath.EC2))
+    if memory is not None:
+        host = memory.state in (MemoryState.CRITICAL, MemoryState.FORECAST) or (memory.state is MemoryState.STALE and memory.silent_at_top)
+        found.extend(Signal(r, EvidencePath.AGENT, host) for r in memory.reasons)
+    console = facts.console
+    if console is not None:
+        if console.error:
+            found.append(Signal(f"console not read: {console.error}", EvidencePath.HYPERVISOR))
+        elif not console_valid:
+            found.append(Signal("console not updated since orch's last action: it shows the boot before", EvidencePath.HYPERVISOR))
+        elif console.oom_kill or console.hung_task:
+            found.append(Signal(f"console, current boot: {console.line or 'OOM kill'}", EvidencePath.HYPERVISOR, True))
+        else:
+            found.append(Signal("console, current boot: no OOM kill or hung task", EvidencePath.HYPERVISOR))
+    return tuple(found)
 
 
 def diagnose(facts: Facts, now: datetime, settings: Settings, cycle_start: datetime | None = None) -> Verdict:
@@ -73,6 +131,9 @@ def diagnose(facts: Facts, now: datetime, settings: Settings, cycle_start: datet
         "memory_slope_per_min": memory.slope_per_min if memory else None,
         "minutes_to_exhaustion": memory.minutes_to_exhaustion if memory else None,
         "agent_silent": bool(memory and memory.state is MemoryState.STALE),
+        "memory_fresh": bool(memory and memory.state in (MemoryState.OK, MemoryState.CRITICAL, MemoryState.FORECAST)),
+        "path_proven": bool(facts.probe is not None and facts.probe.outcome.is_failure and facts.probe.path_proven),
+        "signals": signals_of(facts, memory, console_counts(facts.console, cycle_start)),
     }
 
     def verdict(
@@ -100,7 +161,7 @@ def diagnose(facts: Facts, now: datetime, settings: Settings, cycle_start: datet
         return verdict(VerdictKind.AWS_IMPAIRED, status_text + " (left to EC2 auto-recovery / Auto Scaling)", memory_text)
 
     probe = facts.probe
-    evidence, corroboration = host_side_evidence(memory)
+    evidence, corroboration = host_side_evidence(memory, settings.memory.critical_percent, facts.console, cycle_start)
     if probe is not None and probe.outcome.is_failure:
         if status is None or not status.all_ok:
             return verdict(

@@ -35,11 +35,13 @@ from orchestrator.model import (
     ActionKind,
     ActionOutcome,
     Cause,
+    CheckState,
     Corroboration,
     Facts,
     InstanceHistory,
     OutcomeStatus,
     ProbeOutcome,
+    ProbeResult,
     Verdict,
     VerdictKind,
 )
@@ -53,7 +55,8 @@ MEMORY_FALL_POINTS = 10.0
 
 
 def recent_attempts(history: InstanceHistory, now: datetime, window: timedelta) -> int:
-    return sum(1 for at in history.attempts if now - at < window)
+    """Actions the fleet's budgets count within ``window`` (actions on chronic instances are paced by their cycle)."""
+    return sum(1 for at in history.budgeted if now - at < window)
 
 
 def _last(h: InstanceHistory) -> ActionAttempt | None:
@@ -76,6 +79,8 @@ def observe(prev: InstanceHistory, facts: Facts, verdict: Verdict, now: datetime
         h = _healthy(h, now, settings)
     elif verdict.kind is VerdictKind.UNREACHABLE and facts.probe is not None:
         h = _unreachable(h, facts, now, settings)
+        if facts.console is not None and facts.console != h.console:
+            h = replace(h, console=facts.console)  # read once an episode (see orchestrator.decide.reads)
     else:
         h = replace(h, healthy_since=None)
     h = _update_chronic(h, now, settings)
@@ -103,23 +108,68 @@ def _memory_fell(attempt: ActionAttempt, verdict: Verdict) -> bool | None:
     return verdict.memory_percent <= attempt.memory_percent - MEMORY_FALL_POINTS
 
 
+def boot_deadline(h: InstanceHistory, last: ActionAttempt, settings: Settings) -> timedelta:
+    """How long a box may take to come back after ``last`` before the action is judged failed.
+
+    Boot time varies: under a minute on small Nitro instances, several minutes with
+    cloud-init, fsck or instance-store volumes, and EC2 hard-reboots a guest that cannot
+    shut down only after four minutes. So the wait is the box's own learned boot time
+    (twice the slowest recent one, never under ``safety.verify_minutes``), and
+    ``safety.boot_ceiling_minutes`` while nothing is learned yet.
+    """
+    s = settings.safety
+    ceiling = timedelta(minutes=s.boot_ceiling_minutes)
+    boots = [a.verified_at - a.at for a in h.actions[:-1] if a.verified_at is not None and a.kind is not ActionKind.RUN_COMMAND]
+    if not boots or last.kind is ActionKind.RUN_COMMAND:
+        return timedelta(minutes=s.verify_minutes) if last.kind is ActionKind.RUN_COMMAND else ceiling
+    return min(ceiling, max(timedelta(minutes=s.verify_minutes), 2 * max(boots[-5:])))
+
+
 def _judge_last_action(h: InstanceHistory, facts: Facts, verdict: Verdict, now: datetime, settings: Settings) -> InstanceHistory:
+    """Verified on the first probe that gets a banner after the action; failed only once the box is up and still broken.
+
+    A box still booting (sshd refusing, no answer, EC2's checks initializing) is waited
+    for up to its ``boot_deadline``; a box whose kernel answers but whose sshd holds the
+    probe without a banner has booted and is judged after ``safety.verify_minutes``.
+    """
     last = _last(h)
     if last is None or last.settled or not last.taken:
         return replace(h, in_flight_key=None) if h.in_flight_key is not None and (last is None or last.settled) else h
-    ssh_ok = facts.probe is not None and facts.probe.outcome is ProbeOutcome.OK and now > last.at
-    due = now - last.at >= timedelta(minutes=settings.safety.verify_minutes)
+    probe = facts.probe
+    ssh_ok = probe is not None and probe.outcome is ProbeOutcome.OK and now > last.at
+    elapsed = now - last.at
+    due = elapsed >= timedelta(minutes=settings.safety.verify_minutes)
     fell = _memory_fell(last, verdict)
-    if ssh_ok and (last.cause is not Cause.MEMORY or fell is True or (fell is None and due)):
-        return _with_last(h, replace(last, verified_at=now), in_flight_key=None)
+    if ssh_ok and (last.cause is not Cause.MEMORY or fell is not False):
+        # Back. For a memory cause, memory fell too, or there is no reading to say it did not.
+        # A failure seen while it booted belongs to the action, not to the next episode.
+        return _with_last(h, replace(last, verified_at=now), in_flight_key=None, first_failure_at=None, failed_probes=0)
     if not due:
         return h  # still in flight: judged on a later sweep
+    booting = facts.status is not None and CheckState.INITIALIZING in (facts.status.system, facts.status.instance)
+    up_and_hung = probe is not None and probe.outcome in (ProbeOutcome.BANNER_TIMEOUT, ProbeOutcome.RESET, ProbeOutcome.NOT_SSH)
+    deadline = boot_deadline(h, last, settings)
+    if not ssh_ok and not (up_and_hung and not booting) and elapsed < deadline:
+        return h  # still booting, as far as anything shows: waited for up to the deadline
     if not ssh_ok:
-        why = f"SSH still failing {settings.safety.verify_minutes:g} min after it"
+        waited = elapsed.total_seconds() / 60
+        why = f"SSH still failing {waited:.0f} min after it ({describe_failure(probe)})"
     else:
         why = f"memory did not fall ({last.memory_percent:.0f}% before, {verdict.memory_percent:.0f}% after)"
-    # The remedy did not bring the box back within the verify window: one rung up.
+    # The remedy did not bring the box back: one rung up.
     return _with_last(h, replace(last, failed_at=now, failure=why), in_flight_key=None, rung=h.rung + 1)
+
+
+def describe_failure(probe: ProbeResult | None) -> str:
+    if probe is None:
+        return "not probed"
+    return {
+        ProbeOutcome.BANNER_TIMEOUT: "the box answers, sshd sends no banner",
+        ProbeOutcome.REFUSED: "sshd refuses",
+        ProbeOutcome.RESET: "connections reset",
+        ProbeOutcome.NOT_SSH: "not an SSH server on the port",
+        ProbeOutcome.CONNECT_TIMEOUT: "no answer at all",
+    }.get(probe.outcome, probe.outcome.value)
 
 
 def _healthy(h: InstanceHistory, now: datetime, settings: Settings) -> InstanceHistory:
@@ -127,7 +177,7 @@ def _healthy(h: InstanceHistory, now: datetime, settings: Settings) -> InstanceH
     rung = h.rung
     if rung and now - since >= timedelta(minutes=settings.safety.reset_minutes):
         rung = 0  # it stayed fixed: the next failure starts again at the first rung
-    return replace(h, first_failure_at=None, failed_probes=0, last_healthy_at=now, healthy_since=since, rung=rung)
+    return replace(h, first_failure_at=None, failed_probes=0, last_healthy_at=now, healthy_since=since, rung=rung, console=None)
 
 
 def _unreachable(h: InstanceHistory, facts: Facts, now: datetime, settings: Settings) -> InstanceHistory:
@@ -211,7 +261,9 @@ class ActionContext:
     growth_per_min: float | None = None  # memory growth since the cycle's start
 
 
-def cause_of(context: ActionContext) -> Cause:
+def cause_of(context: ActionContext, planned: Cause | None = None) -> Cause:
+    if planned is not None:
+        return planned
     verdict = context.verdict
     if verdict is not None and (verdict.kind in MEMORY_VERDICTS or verdict.corroboration is not Corroboration.NONE):
         return Cause.MEMORY
@@ -240,20 +292,30 @@ def acted(
     evidence = context.evidence or {}
     verdict = context.verdict
     h = _mark_recurrence(prev, now, settings.safety.flap_minutes) if not failed else prev
+    previous = _last(prev)
+    proactive = verdict is not None and verdict.kind is not VerdictKind.UNREACHABLE
+    up_minutes = None
+    if previous is not None and previous.verified_at is not None and not proactive:
+        # The box was seen back up at the last verification and failed again from here: one whole cycle, observed.
+        ended = prev.first_failure_at or now
+        up_minutes = max(0.0, (ended - previous.verified_at).total_seconds() / 60)
     attempt = ActionAttempt(
         at=now,
         kind=outcome.action.kind,
         key=key,
-        cause=cause_of(context),
+        cause=cause_of(context, outcome.action.cause),
         cycle_minutes=context.exhaustion_minutes,
         memory_percent=verdict.memory_percent if verdict else None,
         slope_per_min=context.growth_per_min if context.growth_per_min is not None else (verdict.memory_slope_per_min if verdict else None),
         process=str(evidence.get("process") or ""),
         process_rss_kb=evidence.get("process_rss_kb"),
-        proactive=verdict is not None and verdict.kind is not VerdictKind.UNREACHABLE,
+        proactive=proactive,
         taken=not failed,
         requested_by=outcome.action.requested_by,
         forced=outcome.action.forced,
+        canary=outcome.action.canary,
+        chronic=outcome.action.chronic,
+        up_minutes=up_minutes,
     )
     if failed:
         attempt = replace(attempt, failed_at=now, failure=f"the call failed: {outcome.detail}")
@@ -267,6 +329,7 @@ def acted(
         # A fresh count: the action's effect is judged on probes made after it.
         first_failure_at=None,
         failed_probes=0,
+        console=None,
     )
 
 
@@ -310,6 +373,9 @@ class Chronic:
     growth_per_min: float | None  # median memory growth after boot
     process: str  # the leaking process, when the console named it
     process_rss_kb: int | None
+    # Minutes from a box seen back up to its next exhaustion, as observed (the shortest of
+    # the last few cycles that ran to the end); None when none did within the window.
+    up_minutes: float | None = None
 
     def describe(self) -> str:
         parts = [f"chronic memory exhaustion: {self.cycles} recoveries since {self.since:%Y-%m-%d %H:%M} UTC"]
@@ -318,6 +384,8 @@ class Chronic:
             shape.append(f"memory grows {self.growth_per_min:.1f}%/min after boot")
         if self.exhaustion_minutes is not None:
             shape.append(f"runs out about {self.exhaustion_minutes:.0f} min after boot")
+        elif self.up_minutes is not None:
+            shape.append(f"runs out about {self.up_minutes:.0f} min after it is back up")
         if shape:
             parts.append(" and ".join(shape))
         if self.process:
@@ -342,7 +410,9 @@ def chronic(h: InstanceHistory, now: datetime, settings: Settings) -> Chronic | 
     processes = Counter(a.process for a in recoveries if a.process)
     process = processes.most_common(1)[0][0] if processes else ""
     rss = max((a.process_rss_kb for a in recoveries if a.process == process and a.process_rss_kb), default=None)
+    observed = [a.up_minutes for a in recoveries if a.up_minutes is not None]
     return Chronic(
+        up_minutes=min(observed[-3:]) if observed else None,
         since=h.chronic_since or recoveries[0].at,
         cycles=len(recoveries),
         exhaustion_minutes=statistics.median(minutes) if minutes else None,

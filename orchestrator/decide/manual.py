@@ -128,7 +128,7 @@ def _stop(
     """The first rule that holds this action back, in the order a sweep asks them."""
     in_flight = frozenset(i for i, h in histories.items() if h.in_flight_key is not None)
     view = rules.fleet_view(facts, verdicts, settings, in_flight)
-    fleet, _ = rules.fleet_stops([c], view, settings, paused)
+    fleet, _, _ = rules.fleet_stops([c], view, settings, paused)
     if c.instance_id in fleet and fleet[c.instance_id][0] is BlockRule.PAUSED:
         return fleet[c.instance_id]
     for rule, gate in MANUAL_GATES[:2]:  # not running, someone else's lifecycle: never forced

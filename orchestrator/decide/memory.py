@@ -130,7 +130,10 @@ def assess_memory(
     last_at, current = points[-1]
     above = _minutes_above(points, settings.critical_percent, settings.stale_minutes)
     age = _minutes(last_at, now)
-    if age > settings.stale_minutes:
+    # A point at or above critical followed by silence is the agent starving with the box:
+    # no hold time, only long enough that the silence is not the metric's delivery delay.
+    limit = settings.stale_at_top_minutes if current >= settings.critical_percent else settings.stale_minutes
+    if age > limit:
         before = _trend(points, last_at, settings)
         at_top = current >= settings.critical_percent or (before.minutes is not None and before.minutes <= age)
         where = (
@@ -146,7 +149,7 @@ def assess_memory(
             last_point_at=last_at,
             stale=True,
             state=MemoryState.STALE,
-            reasons=(f"memory metric silent for {age:.0f} min (stale after {settings.stale_minutes:g} min) {where}",),
+            reasons=(f"memory metric silent for {age:.0f} min (stale after {limit:g} min) {where}",),
             silent_at_top=at_top,
         )
     trend = _trend(points, now, settings)

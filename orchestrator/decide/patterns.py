@@ -13,7 +13,7 @@ from statistics import median
 from typing import Callable, Iterable, Mapping
 
 from orchestrator.decide.history import Chronic
-from orchestrator.model import Facts, Instance, InstanceHistory, Verdict, VerdictKind
+from orchestrator.model import ActionAttempt, Facts, Instance, InstanceHistory, Verdict, VerdictKind
 
 UNHEALTHY = frozenset({VerdictKind.UNREACHABLE, VerdictKind.AWS_IMPAIRED, VerdictKind.MEMORY_CRITICAL, VerdictKind.METRICS_STALE})
 # One definition of "leaking", the verdict's: `orch report`'s leaking column adds up to the
@@ -102,6 +102,7 @@ class ChronicPattern:
     process_rss_kb: int | None
     actions_24h: int  # actions orch took on the members in the last 24 hours
     ahead_24h: int  # of which while SSH still answered, ahead of the exhaustion
+    ssh_lost_minutes: float | None = None  # median, per action in 24 h, from the action to SSH seen answering again
 
     @property
     def key(self) -> str:
@@ -124,9 +125,26 @@ class ChronicPattern:
             text += f"; the kernel killed {self.process}{size}"
         if self.actions_24h:
             ahead = f", {self.ahead_24h} of them ahead of exhaustion" if self.ahead_24h else ""
-            text += f"; orch acted on them {self.actions_24h} times in 24 h{ahead}"
-        advice = "fix the leak" + ("" if ssm_configured else ", or set memory.ssm_commands to restart the service")
-        return text + f". Reboots treat the symptom: {advice}."
+            lost = f", about {max(1, round(self.ssh_lost_minutes))} min of SSH lost each" if self.ssh_lost_minutes is not None else ""
+            text += f"; orch acted on them {self.actions_24h} times in 24 h{ahead}{lost}"
+        return text + f". Reboots treat the symptom: fix the leak, or {self.guard_advice(ssm_configured)}."
+
+    def guard_advice(self, ssm_configured: bool) -> str:
+        """The guard (docs/guard.md): the kernel kills the service inside a limit and it restarts; sshd keeps its room."""
+        if self.process:
+            return f"`orch guard apply --chronic` would restart {self.process} in seconds instead"
+        if ssm_configured:
+            return "`orch guard apply --chronic --process NAME` would restart the service in seconds instead"
+        return "`orch guard apply --chronic --process NAME` (or memory.ssm_commands) would restart the service instead"
+
+
+def _ssh_lost_minutes(actions: list[ActionAttempt]) -> float | None:
+    """Median minutes from each verified action to the sweep that saw SSH answer again.
+
+    A lower bound of what SSH cost for an action taken after SSH died (the minutes before
+    it are not in the attempt), and at the sweep's granularity."""
+    spans = [(a.verified_at - a.at).total_seconds() / 60 for a in actions if a.verified_at is not None and a.verified_at >= a.at]
+    return median(spans) if spans else None
 
 
 PATTERN_DIMENSIONS = ("ami", "launch template", "instance type", "auto scaling group")
@@ -175,6 +193,7 @@ def chronic_patterns(
                 process_rss_kb=max((c.process_rss_kb for c in cs if c.process == process and c.process_rss_kb), default=None),
                 actions_24h=len(recent),
                 ahead_24h=sum(1 for a in recent if a.proactive),
+                ssh_lost_minutes=_ssh_lost_minutes(recent),
             )
         )
     found.sort(key=lambda p: (-len(p.members), p.key))

@@ -23,6 +23,7 @@ from orchestrator.model import (
     ActionKind,
     Blocked,
     BlockRule,
+    Cause,
     Corroboration,
     Facts,
     InstanceHistory,
@@ -48,6 +49,7 @@ class Candidate:
     ahead: bool = False  # SSH still answers: acting ahead of a forecast exhaustion
     rung_note: str = ""  # a substitute or skipped rung (orchestrator.decide.rungs), said in the reason
     misfit: str | None = None  # no rung from the ladder's position on fits this instance
+    note: str = ""  # why now, when the verdict alone does not say (a chronic cycle's due moment)
 
     @property
     def instance_id(self) -> str:
@@ -184,6 +186,43 @@ def due(verdict: Verdict, settings: Settings) -> bool:
     return verdict.minutes_to_exhaustion is not None and verdict.minutes_to_exhaustion <= settings.lead_minutes()
 
 
+# Verdicts of a box that still answers SSH, on which a chronic cycle may be acted ahead.
+ANSWERING = frozenset({VerdictKind.HEALTHY, VerdictKind.METRICS_STALE})
+
+
+def cycle_due(verdict: Verdict, history: InstanceHistory, condition: Chronic, settings: Settings, now: datetime) -> str | None:
+    """Why a chronic box is due now by its own cycle, though no forecast says so (None: not due).
+
+    Noisy metrics veto the forecast, and a box without the agent has none: the cycle
+    orch observed (back up to exhausted) still says when the next exhaustion comes. It
+    counts only while a real exhaustion was observed within the chronic window (a fixed
+    leak ends it within a day), and fresh points that measurably do not climb veto it (the
+    reading itself lags by the metric's delivery delay, so its level proves nothing).
+    """
+    last = history.actions[-1] if history.actions else None
+    if (
+        settings.chronic.action == "off"
+        or condition.up_minutes is None
+        or last is None
+        or last.verified_at is None
+        or history.in_flight_key is not None
+    ):
+        return None
+    if verdict.minutes_to_exhaustion is not None:
+        return None  # a clean forecast refines the moment: the memory rules act on it
+    slope = verdict.memory_slope_per_min
+    if verdict.memory_fresh and slope is not None and slope < settings.memory.min_slope_per_min:
+        return None  # memory is measurably not climbing this cycle: the leak is not where the cycle says
+    age = (now - last.verified_at).total_seconds() / 60
+    lead = settings.lead_minutes()
+    if age < condition.up_minutes - lead:
+        return None
+    return (
+        f"back up {age:.0f} min ago and its cycles run out about {condition.up_minutes:.0f} min after that: "
+        f"acting {lead:g} min ahead of the next exhaustion"
+    )
+
+
 def memory_action(settings: Settings, facts: Facts, condition: Chronic | None) -> ActionKind | None:
     """What to do ahead of an exhaustion: the chronic setting for chronic instances, else the proactive one."""
     if condition is not None and settings.chronic.action != "off":
@@ -205,11 +244,17 @@ def candidates(
     found = []
     wanted = actionable(settings)
     for verdict in verdicts:
-        if verdict.kind not in wanted:
-            continue
         iid = verdict.instance_id
         history = histories.get(iid) or InstanceHistory(iid)
         f = facts[iid]
+        if verdict.kind not in wanted:
+            if now is not None and verdict.kind in ANSWERING and history.chronic_since is not None:
+                condition = chronic(history, now, settings)
+                note = cycle_due(verdict, history, condition, settings, now) if condition is not None else None
+                kind = memory_action(settings, f, condition) if note is not None else None
+                if kind is not None:
+                    found.append(Candidate(f, verdict, history, kind, condition, iid in corroborated, ahead=True, note=note))
+            continue
         condition = chronic(history, now, settings) if now is not None else None
         if verdict.kind in MEMORY_TROUBLE:
             kind = memory_action(settings, f, condition)
@@ -235,13 +280,19 @@ def candidates(
 
 @dataclass(frozen=True, slots=True)
 class FleetView:
-    """Counts over the whole selected fleet that the fleet-wide rules need."""
+    """Counts over the whole selected fleet that the fleet-wide rules need.
+
+    Every rule against a network fault counts path-ambiguous failures only (connect
+    timeouts): a box whose kernel refused the probe or held it without a banner was
+    reached, so no network fault explains it.
+    """
 
     running: int
     probed: int
     probes_failed: int
-    uncorroborated: int
-    by_zone: Mapping[str, tuple[int, int]]  # zone -> (running, uncorroborated unreachable)
+    ambiguous_failed: int  # failed probes that got no answer at all from the box
+    uncorroborated: int  # unreachable without host-side evidence (path-ambiguous or not)
+    by_zone: Mapping[str, tuple[int, int]]  # zone -> (running, uncorroborated path-ambiguous unreachable)
     by_subnet: Mapping[str, tuple[int, int]]
     corroborated: frozenset[str]  # instances whose host-side evidence no fleet-wide fault explains
     silence_notes: tuple[str, ...] = ()
@@ -255,22 +306,27 @@ def _places(f: Facts) -> tuple[tuple[str, str], ...]:
 
 
 def correlated_silence(running: list[Facts], verdicts: Mapping[str, Verdict], settings: Settings) -> tuple[set[tuple[str, str]], list[str]]:
-    """Places (zone, subnet, the whole fleet) where agents fell silent together.
+    """Places (zone, subnet, the whole fleet) where agents fell silent together and nobody publishes.
 
     Silence travels the network: a subnet ACL, a NAT or a CloudWatch outage silences a
     healthy agent exactly as starvation silences a full one. Where at least
     ``safety.az_fault_min`` agents of a place are silent and either some of them still
     answer SSH (so their boxes are fine) or they are ``safety.az_fault_percent`` of the
-    place, the place went quiet, not its boxes: silence there corroborates nothing.
+    place, the place may have gone quiet, not its boxes: unless a neighbour in that place
+    still publishes fresh points. Then the place's network and the metrics pipeline
+    work, and each silence is the box's own.
     """
     s = settings.safety
     totals: Counter[tuple[str, str]] = Counter()
     silent: Counter[tuple[str, str]] = Counter()
     answering: Counter[tuple[str, str]] = Counter()
+    publishing: Counter[tuple[str, str]] = Counter()
     for f in running:
         v = verdicts[f.instance.instance_id]
         for place in _places(f):
             totals[place] += 1
+            if v.memory_fresh:
+                publishing[place] += 1
             if v.agent_silent:
                 silent[place] += 1
                 if f.probe is not None and f.probe.outcome is ProbeOutcome.OK:
@@ -278,7 +334,7 @@ def correlated_silence(running: list[Facts], verdicts: Mapping[str, Verdict], se
     found: set[tuple[str, str]] = set()
     notes: list[str] = []
     for place, quiet in sorted(silent.items()):
-        if quiet < s.az_fault_min:
+        if quiet < s.az_fault_min or publishing[place]:
             continue
         share = 100.0 * quiet / totals[place]
         if answering[place] or share >= s.az_fault_percent:
@@ -287,14 +343,14 @@ def correlated_silence(running: list[Facts], verdicts: Mapping[str, Verdict], se
             where = FLEET if label == FLEET else f"{label} {name}"
             also = f", {answering[place]} of them still answering SSH" if answering[place] else ""
             notes.append(
-                f"{quiet} of {totals[place]} agents silent together in {where}{also}: a network or metrics-pipeline "
-                "fault there, so their silence corroborates nothing"
+                f"{quiet} of {totals[place]} agents silent together in {where}{also} and none publishing: a network or "
+                "metrics-pipeline fault there is possible, so their silence corroborates nothing"
             )
     return found, notes
 
 
 def is_corroborated(f: Facts, v: Verdict, quiet_places: set[tuple[str, str]]) -> bool:
-    if v.corroboration is Corroboration.MEMORY:
+    if v.corroboration in (Corroboration.MEMORY, Corroboration.CONSOLE):
         return True
     if v.corroboration is Corroboration.SILENT_AT_TOP:
         return not any(place in quiet_places for place in _places(f))
@@ -313,10 +369,19 @@ def fleet_view(
     # Only probes that ran count: no address or a local error says nothing of the network.
     probed = [f for f in running if f.probe is not None and (f.probe.outcome.is_failure or f.probe.outcome is ProbeOutcome.OK)]
     failed = [f for f in probed if f.probe is not None and f.probe.outcome.is_failure]
+    ambiguous = [f for f in failed if f.probe is not None and not f.probe.path_proven]
     quiet, silence_notes = correlated_silence(running, verdicts, settings)
     corroborated = frozenset(
         f.instance.instance_id for f in running if is_corroborated(f, verdicts[f.instance.instance_id], quiet)
     )
+    # Said only where it held something back: silence that was an unreachable box's only evidence.
+    discounted = any(
+        verdicts[f.instance.instance_id].kind is VerdictKind.UNREACHABLE
+        and verdicts[f.instance.instance_id].corroboration is Corroboration.SILENT_AT_TOP
+        and f.instance.instance_id not in corroborated
+        for f in running
+    )
+    silence_notes = silence_notes if discounted else []
     zones: Counter[str] = Counter(f.instance.availability_zone for f in running)
     subnets: Counter[str] = Counter(f.instance.subnet_id or "-" for f in running)
     bad = [
@@ -326,12 +391,14 @@ def fleet_view(
         and f.instance.instance_id not in corroborated
         and f.instance.instance_id not in in_flight
     ]
-    bad_zones: Counter[str] = Counter(f.instance.availability_zone for f in bad)
-    bad_subnets: Counter[str] = Counter(f.instance.subnet_id or "-" for f in bad)
+    dropped = [f for f in bad if not verdicts[f.instance.instance_id].path_proven]
+    bad_zones: Counter[str] = Counter(f.instance.availability_zone for f in dropped)
+    bad_subnets: Counter[str] = Counter(f.instance.subnet_id or "-" for f in dropped)
     return FleetView(
         running=len(running),
         probed=len(probed),
         probes_failed=len(failed),
+        ambiguous_failed=len(ambiguous),
         uncorroborated=len(bad),
         by_zone={z: (n, bad_zones[z]) for z, n in zones.items()},
         by_subnet={s: (n, bad_subnets[s]) for s, n in subnets.items()},
@@ -352,30 +419,110 @@ def _faulty_places(counts: Mapping[str, tuple[int, int]], settings: Settings) ->
 Stop = tuple[BlockRule, str]
 
 
-def fleet_stops(cands: list[Candidate], view: FleetView, settings: Settings, paused: PauseState | None) -> tuple[dict[str, Stop], list[str]]:
-    """Fleet-wide reasons not to act, per candidate, and the notes that explain them."""
+@dataclass(frozen=True, slots=True)
+class CanaryState:
+    """Past the breaker, what earlier canaries showed (from the histories: no state of its own)."""
+
+    verified: tuple[str, ...] = ()  # recovered: the rest may follow at budget pace
+    in_flight: tuple[str, ...] = ()  # acted on, not judged yet
+    failed: tuple[tuple[str, str], ...] = ()  # (instance, why): a reboot does not fix this failure
+
+
+def canary_state(histories: Mapping[str, InstanceHistory], now: datetime, settings: Settings) -> CanaryState:
+    """What each instance's latest canary showed (a released instance's earlier ones no longer count).
+
+    A failed canary stands until a person releases it or the box answers again by itself:
+    trying a new canary every few hours on a fault a reboot cannot fix would reboot the
+    fleet one box at a time. A recovery counts within ``safety.quarantine_hours``: a new
+    episode after that needs a canary of its own.
+    """
+    window = timedelta(hours=settings.safety.quarantine_hours)
+    verified, in_flight, failed = [], [], []
+    for iid, h in sorted(histories.items()):
+        latest = next((a for a in reversed(h.actions) if a.canary), None)
+        if latest is None or (h.released_at is not None and latest.at < h.released_at):
+            continue
+        if latest.failed_at is not None:
+            if h.last_healthy_at is None or h.last_healthy_at <= latest.failed_at:
+                failed.append((iid, latest.failure))
+        elif latest.verified_at is not None:
+            if now - latest.at < window:
+                verified.append(iid)
+        else:
+            in_flight.append(iid)
+    return CanaryState(tuple(verified), tuple(in_flight), tuple(failed))
+
+
+def _canary_stops(proven: list[Candidate], state: CanaryState, settings: Settings) -> tuple[dict[str, Stop], frozenset[str], list[str]]:
+    """Which path-proven failures of unknown cause wait, which are the canaries, and what to say.
+
+    A failure the box's own kernel answered is no network fault, and no cause is known:
+    acting on all of them risks a fleet-wide reboot that fixes nothing (a config push
+    broke sshd everywhere). So ``safety.canary`` of them go first and are verified; only
+    if one recovered does the rest follow, at budget pace. If a canary did not recover,
+    the rest stay untouched until a person releases it (``orch release``) or the window ends.
+    """
+    why: dict[str, Stop] = {}
+    notes: list[str] = []
+    if state.failed:
+        iid, failure = state.failed[0]
+        reason = (
+            f"the canary {iid} did not recover ({failure}): acting cannot fix these failures, so the rest are left alone; "
+            f"a human must look (`orch release {iid}` to try another canary)"
+        )
+        notes.append(reason)
+        return {c.instance_id: (BlockRule.CANARY, reason) for c in proven}, frozenset(), notes
+    if state.verified:
+        notes.append(f"the canary {state.verified[-1]} recovered: the rest follow at budget pace")
+        return why, frozenset(), notes
+    if state.in_flight:
+        reason = f"waiting for the canary {', '.join(state.in_flight)} to be verified before acting on the rest"
+        notes.append(reason)
+        return {c.instance_id: (BlockRule.CANARY, reason) for c in proven if c.instance_id not in state.in_flight}, frozenset(), notes
+    canaries = frozenset(c.instance_id for c in proven[: settings.safety.canary])
+    if not canaries:
+        reason = "safety.canary = 0: no canary is tried past the breaker"
+        return {c.instance_id: (BlockRule.CANARY, reason) for c in proven}, frozenset(), [reason]
+    reason = f"waiting for the canary {', '.join(sorted(canaries))}: acted on first, the rest follow only if it recovers"
+    notes.append(reason)
+    return {c.instance_id: (BlockRule.CANARY, reason) for c in proven if c.instance_id not in canaries}, canaries, notes
+
+
+def fleet_stops(
+    cands: list[Candidate], view: FleetView, settings: Settings, paused: PauseState | None, canary: CanaryState | None = None
+) -> tuple[dict[str, Stop], list[str], frozenset[str]]:
+    """Fleet-wide reasons not to act, per candidate, the notes that explain them, and the canaries chosen."""
     why: dict[str, Stop] = {}
     notes: list[str] = []
     if paused is not None:
         reason = f"orch is paused since {paused.paused_at:%Y-%m-%d %H:%M} UTC by {paused.by}" + (f": {paused.reason}" if paused.reason else "") + " (`orch resume`)"
         notes.append(reason)
-        return {c.instance_id: (BlockRule.PAUSED, reason) for c in cands}, notes
-    if view.probed >= 2 and view.probes_failed == view.probed:
-        reason = f"every probe of this sweep failed ({view.probed}/{view.probed}): the prober's network is suspect, not the fleet"
+        return {c.instance_id: (BlockRule.PAUSED, reason) for c in cands}, notes, frozenset()
+    if view.probed >= 2 and view.ambiguous_failed == view.probed:
+        reason = (
+            f"every probe of this sweep failed without an answer from any box ({view.probed}/{view.probed} connect timeouts): "
+            "the prober's network is suspect, not the fleet"
+        )
         notes.append(reason)
-        return {c.instance_id: (BlockRule.PROBER, reason) for c in cands}, notes
+        return {c.instance_id: (BlockRule.PROBER, reason) for c in cands}, notes, frozenset()
     notes.extend(view.silence_notes)
     limit = settings.safety.unhealthy_limit(view.running)
     down = [c for c in cands if not c.ahead]
+    canaries: frozenset[str] = frozenset()
     if view.uncorroborated > limit:
         reason = (
             f"too many unhealthy: {view.uncorroborated} of {view.running} unreachable without host-side evidence "
-            f"(limit {settings.safety.max_unhealthy} = {limit}); circuit breaker open"
+            f"(limit {settings.safety.max_unhealthy} = {limit}); circuit breaker open until at most {limit} are, "
+            "or their consoles or agents show a cause on the host"
         )
         notes.append(reason)
+        proven = [c for c in down if not c.corroborated and c.verdict.path_proven]
         for c in down:
-            if not c.corroborated:
+            if not c.corroborated and not c.verdict.path_proven:
                 why[c.instance_id] = (BlockRule.BREAKER, reason)
+        waits, canaries, canary_notes = _canary_stops(proven, canary or CanaryState(), settings)
+        why.update(waits)
+        notes.extend(canary_notes)
     # Memory verdicts on boxes that still answer have a breaker of their own: a fleet
     # shifting together (a new baseline, an agent or metric change) is not that many
     # simultaneous leaks. A chronic instance has shown, box by box, that acting works.
@@ -395,12 +542,15 @@ def fleet_stops(cands: list[Candidate], view: FleetView, settings: Settings, pau
     ):
         for place in sorted(_faulty_places(counts, settings)):
             total, bad = counts[place]
-            reason = f"{bad} of {total} instances unreachable in {label} {place}: treated as a network fault there"
+            reason = (
+                f"{bad} of {total} instances unreachable in {label} {place} with no answer from their kernels: treated as a "
+                "network fault there until they answer or show a cause on the host"
+            )
             notes.append(reason)
             for c in down:
-                if not c.corroborated and key(c) == place:
+                if not c.corroborated and not c.verdict.path_proven and key(c) == place:
                     why.setdefault(c.instance_id, (BlockRule.NETWORK_FAULT, reason))
-    return why, notes
+    return why, notes, canaries
 
 
 @dataclass
@@ -465,7 +615,9 @@ class Budget:
 
 def action_reason(c: Candidate, settings: Settings) -> str:
     reason = c.verdict.reasons[0] if c.verdict.reasons else c.verdict.kind.value
-    if c.ahead:
+    if c.note:
+        reason = c.note
+    elif c.ahead:
         reason += f"; acting {settings.lead_minutes():g} min ahead of the forecast exhaustion"
     if c.chronic is not None:
         reason = f"{c.chronic.describe()}: {reason}"
@@ -479,6 +631,19 @@ def action_reason(c: Candidate, settings: Settings) -> str:
     return reason
 
 
+def _paced_by_cycle(c: Candidate) -> bool:
+    """A chronic instance's memory action: paced by its own cycle, not by the fleet's budgets.
+
+    The budgets guard against orch being wrong about many boxes at once. A chronic box has
+    shown, recovery by recovery, that the action brings it back; it is acted on at most
+    once a cycle (the in-flight gate holds it until verified), so a fleet of fast leaks is
+    healed at the pace of its leaks, not left wedged because a fixed hourly count ran out.
+    An Auto Scaling group's share in flight still applies (``Budget.refuse``'s group rule
+    is for replacements and does not apply to reboots of a chronic box).
+    """
+    return c.chronic is not None and (c.ahead or c.corroborated)
+
+
 def make_plan(
     facts: Mapping[str, Facts],
     verdicts: Iterable[Verdict],
@@ -489,10 +654,11 @@ def make_plan(
 ) -> Plan:
     verdict_list = list(verdicts)
     by_id = {v.instance_id: v for v in verdict_list}
-    in_flight = frozenset(i for i, h in histories.items() if h.in_flight_key is not None)
+    # Awaited actions explain their boxes being down, except a canary's: it still stands for the failure it tests.
+    in_flight = frozenset(i for i, h in histories.items() if h.in_flight_key is not None and not (h.actions and h.actions[-1].canary))
     view = fleet_view(facts, by_id, settings, in_flight)
     cands = candidates(facts, verdict_list, histories, settings, now, view.corroborated)
-    fleet_why, notes = fleet_stops(cands, view, settings, paused)
+    fleet_why, notes, canaries = fleet_stops(cands, view, settings, paused, canary_state(histories, now, settings))
     budget = Budget.start(settings, now, facts, histories)
     actions: list[Action] = []
     blocked: list[Blocked] = []
@@ -500,13 +666,20 @@ def make_plan(
         stop = fleet_why.get(c.instance_id)
         if stop is None:
             stop = next(((rule, reason) for rule, gate in PER_INSTANCE_GATES if (reason := gate(c, settings, now))), None)
-        if stop is None:
+        paced = _paced_by_cycle(c)
+        if stop is None and not paced:
             stop = budget.refuse(c)
         if stop is not None:
             blocked.append(Blocked(c.instance_id, c.kind, stop[1], stop[0]))
             continue
-        budget.spend(c)
-        actions.append(Action(c.instance_id, c.kind, action_reason(c, settings), asg_name=c.facts.instance.asg_name))
+        if not paced:
+            budget.spend(c)
+        canary = c.instance_id in canaries
+        reason = action_reason(c, settings) + ("; the canary past the breaker: the rest follow only if it recovers" if canary else "")
+        cause = Cause.MEMORY if c.ahead or c.corroborated else None
+        actions.append(
+            Action(c.instance_id, c.kind, reason, asg_name=c.facts.instance.asg_name, canary=canary, cause=cause, chronic=paced)
+        )
     if settings.memory.proactive == "notify":
         for v in verdict_list:
             if v.kind in MEMORY_TROUBLE and settings.opt_out_tag not in facts[v.instance_id].instance.tags:

@@ -146,11 +146,14 @@ def check_values(rules: Mapping[str, ParameterRule], values: Mapping[str, str], 
             raise DeployUsageError(f"{where}{gap}{key}={clip(value, quote=False)}: {problem} (the template's rule; CloudFormation would refuse it)")
 
 
-def check_instance_targets(instance_parameters: Mapping[tuple[str, str], Mapping[str, str]], targets: Sequence[str], regions: Sequence[str]) -> None:
-    """An --instance-parameter must name an account (or OU) and a region the deploy targets, or ``*``.
+def check_instance_targets(instance_parameters: Mapping[tuple[str, str], Mapping[str, str]], targets: Sequence[str] | None,
+                           regions: Sequence[str]) -> None:
+    """An --instance-parameter must name a region the deploy targets and, self-managed, one of
+    its accounts (``targets``), or ``*``. ``targets`` None: the accounts are not checked here
+    (with --ou an account of an OU may be named; the stack set's own checks judge those).
 
-    Said only once there are targets and regions to compare with (their absence is its own error)."""
-    if not targets or not regions:
+    Said only once there are regions (and targets) to compare with: their absence is its own error."""
+    if not regions or targets is not None and not targets:
         return
     for (target, region), values in instance_parameters.items():
         shown = f"{target}:{region}:{next(iter(values), 'KEY')}=..."
@@ -159,9 +162,9 @@ def check_instance_targets(instance_parameters: Mapping[tuple[str, str], Mapping
                 f"--instance-parameter {clip(shown, quote=False)}: region {clip(region)} is not among --regions "
                 f"({', '.join(regions) or 'none'}); it would be ignored. Add the region to --regions, or use * for every region"
             )
-        if target != "*" and target not in targets:
+        if targets is not None and target != "*" and target not in targets:
             raise DeployUsageError(
-                f"--instance-parameter {clip(shown, quote=False)}: {clip(target)} is not among --accounts / --ou "
+                f"--instance-parameter {clip(shown, quote=False)}: {clip(target)} is not among --accounts "
                 f"({', '.join(targets) or 'none'}); it would be ignored. Use one of them, or * for every one"
             )
 

@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Callable, Iterable, Mapping
 
+from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_fixed
+
 from orchestrator.aws import AWS_CALL_ERRORS, describe_aws_error
 from orchestrator.config import ProbeSettings, Settings
 from orchestrator.doctor.checks import (
@@ -24,10 +26,14 @@ from orchestrator.doctor.checks import (
     SimulationFacts,
     StoreFacts,
 )
+from orchestrator.doctor.fail2ban import SAMPLE, SCRIPT, Jails, parse
 from orchestrator.doctor.nacl import EPHEMERAL, NetworkAcl, acl_from_api
 from orchestrator.doctor.network import group_from_api, route_table_from_api
+from orchestrator.doctor.resources import ANY as ANY_RESOURCE
+from orchestrator.doctor.resources import Where, by_resource
 from orchestrator.model import Instance, ProbeResult
 from orchestrator.observe.metrics import MemoryReader
+from orchestrator.observe.ssm import agents_online
 from orchestrator.state import DYNAMODB_SCHEME
 from orchestrator.state.store import StateError, StateStore
 
@@ -63,11 +69,21 @@ def reply_date(reply: Mapping[str, Any]) -> datetime | None:
         return None
 
 
-def simulate(iam: Any, principal: str | None, actions: Iterable[str], selector: Mapping[str, str]) -> SimulationFacts:
-    """The IAM policy simulator's decision for each action, with the selector tag as context.
+DECISION_RANK = {"allowed": 0, "implicitDeny": 1, "explicitDeny": 2}
+
+
+def _worse(a: str | None, b: str) -> str:
+    return b if a is None or DECISION_RANK.get(b, 3) > DECISION_RANK.get(a, 3) else a
+
+
+def simulate(iam: Any, principal: str | None, actions: Iterable[str], selector: Mapping[str, str], where: Where | None = None) -> SimulationFacts:
+    """The IAM policy simulator's decision for each action, on the resource orch calls it on, with the selector tag as context.
 
     The tag goes in as ``aws:ResourceTag/KEY`` so that statements conditioned on it (the
-    template's mutations) are evaluated as they are for a selected instance.
+    template's mutations) are evaluated as they are for a selected instance. Each action
+    is simulated on its own resource (``doctor.resources``): without ResourceArns the
+    simulator judges ``*``, and resource-scoped statements read implicitDeny. An action's
+    decision is the worst over its results and their ResourceSpecificResults.
     ``iam`` should make one attempt: a simulator that is denied or absent is "cannot
     tell", not worth five retries.
     """
@@ -77,18 +93,23 @@ def simulate(iam: Any, principal: str | None, actions: Iterable[str], selector: 
         {"ContextKeyName": f"aws:ResourceTag/{key}", "ContextKeyValues": [value], "ContextKeyType": "string"}
         for key, value in sorted(selector.items())
     ]
-    names = sorted(actions)
     decisions: dict[str, str] = {}
     try:
-        for start in range(0, len(names), SIMULATE_BATCH):
-            kwargs: dict[str, Any] = {"PolicySourceArn": principal, "ActionNames": names[start : start + SIMULATE_BATCH], "ContextEntries": context}
-            while True:
-                reply = iam.simulate_principal_policy(**kwargs)
-                for result in reply.get("EvaluationResults", []):
-                    decisions[str(result.get("EvalActionName"))] = str(result.get("EvalDecision"))
-                if not reply.get("IsTruncated"):
-                    break
-                kwargs["Marker"] = reply["Marker"]
+        for resource, names in by_resource(sorted(actions), where).items():
+            for start in range(0, len(names), SIMULATE_BATCH):
+                kwargs: dict[str, Any] = {"PolicySourceArn": principal, "ActionNames": names[start : start + SIMULATE_BATCH], "ContextEntries": context}
+                if resource != ANY_RESOURCE:
+                    kwargs["ResourceArns"] = [resource]
+                while True:
+                    reply = iam.simulate_principal_policy(**kwargs)
+                    for result in reply.get("EvaluationResults", []):
+                        action = str(result.get("EvalActionName"))
+                        decisions[action] = _worse(decisions.get(action), str(result.get("EvalDecision")))
+                        for specific in result.get("ResourceSpecificResults") or []:
+                            decisions[action] = _worse(decisions[action], str(specific.get("EvalResourceDecision")))
+                    if not reply.get("IsTruncated"):
+                        break
+                    kwargs["Marker"] = reply["Marker"]
     except AWS_CALL_ERRORS as exc:
         return SimulationFacts(principal, error=describe_aws_error(exc, "iam:SimulatePrincipalPolicy"))
     return SimulationFacts(principal, decisions)
@@ -231,3 +252,47 @@ def metric_presence(cloudwatch: Any, instance_ids: Iterable[str], settings: Sett
     except AWS_CALL_ERRORS as exc:
         return MetricFacts(memory.namespace, memory.metric, error=describe_aws_error(exc))
     return MetricFacts(memory.namespace, memory.metric, {i: (s.latest[0] if s.latest else None) for i, s in series.items()})
+
+
+FAIL2BAN_PENDING = frozenset({"Pending", "InProgress", "Delayed"})
+
+
+def fail2ban_jails(read: Any, mutate: Any, instance_ids: Iterable[str], sleep: Callable[[float], None],
+                   wait_seconds: float = 60.0, poll_seconds: float = 2.0) -> list[Jails] | str:
+    """fail2ban's ssh jails on a few instances whose SSM agent is online, read with AWS-RunShellScript (read-only commands).
+
+    Returns [] when no agent is online (or SSM cannot say): the check needs one, and its
+    absence is no fault of orch's setup; the one line saying why when the command could
+    not be sent (SendCommand denied).
+    """
+    try:
+        online = sorted(i for i, ok in agents_online(read, instance_ids).items() if ok)[:SAMPLE]
+    except AWS_CALL_ERRORS:
+        return []
+    if not online:
+        return []
+    try:
+        command = mutate.send_command(InstanceIds=online, DocumentName="AWS-RunShellScript", Parameters={"commands": [SCRIPT]},
+                                      Comment="orch doctor: fail2ban ignoreip (read-only)", TimeoutSeconds=60)["Command"]["CommandId"]
+    except AWS_CALL_ERRORS as exc:
+        return describe_aws_error(exc, "ssm:SendCommand")
+
+    def invocation(instance_id: str) -> Mapping[str, Any]:
+        try:
+            return dict(read.get_command_invocation(CommandId=command, InstanceId=instance_id))
+        except AWS_CALL_ERRORS as exc:
+            if "InvocationDoesNotExist" in str(exc):  # not visible yet (Run Command is eventually consistent)
+                return {"Status": "Pending"}
+            return {"Status": "Error", "StatusDetails": describe_aws_error(exc, "ssm:GetCommandInvocation")}
+
+    found = []
+    attempts = max(1, int(wait_seconds / poll_seconds)) + 1
+    for instance_id in online:
+        reply = Retrying(retry=retry_if_result(lambda r: r.get("Status") in FAIL2BAN_PENDING), stop=stop_after_attempt(attempts),
+                         wait=wait_fixed(poll_seconds), sleep=sleep,
+                         retry_error_callback=lambda state: state.outcome.result() if state.outcome else {})(lambda: invocation(instance_id))
+        if reply.get("Status") == "Success":
+            found.append(parse(instance_id, str(reply.get("StandardOutputContent", ""))))
+        else:
+            found.append(Jails(instance_id, error=f"{reply.get('Status', 'no answer')} {reply.get('StatusDetails', '')}".strip()))
+    return found

@@ -66,6 +66,19 @@ def places(regions: Sequence[str], accounts: Sequence[str] = ()) -> list[Place]:
 ClientsFactory = Callable[[Place], Clients]
 
 
+def regional_sts(clients: Clients) -> Any:
+    """STS at the region's own endpoint, whatever botocore's default.
+
+    Before botocore 1.40 (boto3 1.40) the default was ``legacy``: the global endpoint for
+    the original regions. Its session tokens are valid only in regions enabled by default,
+    so credentials assumed there (once per account, reused in every region) were refused
+    in opt-in regions (af-south-1, ap-east-1, me-south-1...). Tokens from a regional
+    endpoint are valid in every region.
+    """
+    clients.session._session.set_config_variable("sts_regional_endpoints", "regional")
+    return clients.client("sts")
+
+
 class AssumeRoleFactory:
     """Clients per place: the profile's own credentials for OWN, an assumed role (once per account) otherwise."""
 
@@ -86,7 +99,7 @@ class AssumeRoleFactory:
     def _assumed(self, account: str, region: str) -> Mapping[str, Any]:
         with self._lock:
             if account not in self._credentials:
-                sts = Clients(region=region, profile=self.profile, endpoint_url=self.endpoint_url).client("sts")
+                sts = regional_sts(Clients(region=region, profile=self.profile, endpoint_url=self.endpoint_url))
                 reply = sts.assume_role(RoleArn=self.role_arn(account), RoleSessionName=self.session_name)
                 self._credentials[account] = reply["Credentials"]
             return self._credentials[account]

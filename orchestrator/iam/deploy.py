@@ -94,6 +94,9 @@ STACK_RESOURCES: Mapping[str, frozenset[str]] = {
     ),
     "AWS::IAM::Policy": frozenset({"iam:PutRolePolicy", "iam:GetRolePolicy", "iam:DeleteRolePolicy"}),
     "AWS::SSM::Parameter": frozenset({"ssm:PutParameter", "ssm:GetParameters", "ssm:DeleteParameter", "ssm:AddTagsToResource"}),
+    # GuardAssociation=true only; the association runs as the instances' SSM agent, with no role of the stack's.
+    "AWS::SSM::Association": frozenset({"ssm:CreateAssociation", "ssm:DescribeAssociation", "ssm:UpdateAssociation",
+                                        "ssm:DeleteAssociation", "ssm:ListAssociations"}),
     "AWS::Lambda::Function": frozenset(
         {"lambda:CreateFunction", "lambda:GetFunction", "lambda:DeleteFunction", "lambda:UpdateFunctionCode",
          "lambda:UpdateFunctionConfiguration", "lambda:PutFunctionConcurrency", "lambda:DeleteFunctionConcurrency",

@@ -31,7 +31,7 @@ from orchestrator.iam import deploy as deploy_permissions
 from orchestrator.iam import permissions
 from orchestrator.observe import console, inventory, metrics
 from orchestrator.onboard import agent_install, discover
-from orchestrator.state import DYNAMODB_SCHEME, dynamodb
+from orchestrator.state import DYNAMODB_SCHEME, dynamodb, ssm_lease
 
 VERSION = "2012-10-17"
 
@@ -55,6 +55,7 @@ class CommandNeeds:
     sweep_features: bool = False  # plus what the settings turn on for a sweep (run command, diagnostic interrupt)
     uploads_code: bool = False  # writes to orch deploy's --bucket, which the settings do not name
     operates: bool = True  # runs the healer (what orch doctor checks), rather than deploying it
+    shell: bool = True  # its ssm:SendCommand runs the settings' document (a shell); False: only the agent's documents
 
     def for_settings(self, settings: Settings) -> frozenset[str]:
         if not self.sweep_features:
@@ -82,7 +83,8 @@ COMMANDS: tuple[CommandNeeds, ...] = (
                  sweep_features=True),
     CommandNeeds("init", "find the fleet (instances, --asg groups) and tag it with the selector", permissions.INIT, operates=False),
     CommandNeeds("agent", "orch agent check and install: the agent's metrics, SSM registration, its config parameter, Run Command",
-                 permissions.AGENT_CHECK | permissions.AGENT_INSTALL, operates=False),
+                 permissions.AGENT_CHECK | permissions.AGENT_INSTALL, operates=False, shell=False),
+    CommandNeeds("guard", "plan, apply, status, remove of the host guard through SSM Run Command", permissions.GUARD | BY_NAME | STORE_READ),
     CommandNeeds("deploy", "change sets or a stack set, the code upload, and every resource of the stack", deploy_permissions.DEPLOY,
                  uploads_code=True, operates=False),
     CommandNeeds("destroy", "deleting the stack and its resources", deploy_permissions.DESTROY, operates=False),
@@ -102,8 +104,9 @@ def policy_for(names: Iterable[str], settings: Settings, region: str | None = No
     """The policy for running the named commands with these settings."""
     chosen = list(names)
     uploads = any(command(n).uploads_code for n in chosen)
-    shell = any(permissions.RUN_COMMAND <= command(n).for_settings(settings) for n in chosen if command(n).sweep_features)
-    agent = any(agent_install.MUTATE_PERMISSIONS <= command(n).actions for n in chosen)
+    sends = [command(n) for n in chosen if act_ssm.PERMISSIONS <= command(n).for_settings(settings)]
+    shell = any(c.shell for c in sends)
+    agent = any(not c.shell for c in sends)
     return policy(actions_for(chosen, settings), Scope.from_settings(settings, region), code_upload=uploads, run_command=shell, agent=agent)
 
 
@@ -121,6 +124,7 @@ ON_TAGGED_INSTANCES = (act_ec2.PERMISSIONS - permissions.READ) | console.PERMISS
 ON_TAGGED_GROUPS = act_autoscaling.PERMISSIONS
 ON_DOCUMENT = act_ssm.PERMISSIONS  # SendCommand is authorized on the instance and on the document
 ON_REGISTRY = registry.PERMISSIONS
+ON_LEASE = ssm_lease.PERMISSIONS  # the fleet's lease parameters, /orch/lease/...; reading them is HealerRegistry's
 ON_TABLE = dynamodb.PERMISSIONS | dynamodb.DOCTOR_PERMISSIONS
 ON_BUCKET = evidence.PERMISSIONS
 ON_TOPIC = notify.PERMISSIONS
@@ -225,7 +229,11 @@ def policy(actions: frozenset[str], scope: Scope, code_upload: bool = False, run
     add("TagTheFleet", TAGGING, [scope.arn("ec2", "instance/*"), scope.arn("autoscaling", "autoScalingGroup:*:autoScalingGroupName/*")],
         scope.request_tag_condition)
     add("SimulateUsersAndRoles", ON_PRINCIPALS, [f"arn:{scope.partition}:iam::*:user/*", f"arn:{scope.partition}:iam::*:role/*"])
-    add("HealerRegistry", ON_REGISTRY, [scope.arn("ssm", "parameter/orch/healers"), scope.arn("ssm", "parameter/orch/healers/*")])
+    registry_paths = [scope.arn("ssm", "parameter/orch/healers"), scope.arn("ssm", "parameter/orch/healers/*")]
+    takes_lease = bool(actions & (ON_LEASE - ON_REGISTRY))
+    lease_paths = [scope.arn("ssm", "parameter/orch/lease/*")]
+    add("HealerRegistry", ON_REGISTRY, registry_paths + (lease_paths if takes_lease else []))  # one grant per action
+    add("FleetLease", ON_LEASE - ON_REGISTRY, lease_paths)
     if scope.table:
         add("StateTable", ON_TABLE, [scope.arn("dynamodb", f"table/{scope.table}"), scope.arn("dynamodb", f"table/{scope.table}/index/*")])
     elif actions & ON_TABLE:
@@ -244,7 +252,7 @@ def policy(actions: frozenset[str], scope: Scope, code_upload: bool = False, run
     elif actions & ON_TOPIC:
         add("Notify", ON_TOPIC, "*")
         notes.append("Notify is on \"*\": no notify.topic_arn in the settings (without one orch publishes nothing)")
-    scoped = ON_TAGGED_INSTANCES | ON_TAGGED_GROUPS | ON_DOCUMENT | ON_REGISTRY | ON_TABLE | ON_BUCKET | ON_TOPIC | ON_PRINCIPALS | TAGGING
+    scoped = ON_TAGGED_INSTANCES | ON_TAGGED_GROUPS | ON_DOCUMENT | ON_REGISTRY | ON_LEASE | ON_TABLE | ON_BUCKET | ON_TOPIC | ON_PRINCIPALS | TAGGING
     if code_upload:
         add("CodeUpload", deploy_permissions.CODE_UPLOAD, "*")
         scoped |= deploy_permissions.CODE_UPLOAD

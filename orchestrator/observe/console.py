@@ -5,11 +5,14 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from orchestrator.aws import AWS_CALL_ERRORS, describe_aws_error
+from orchestrator.model import ConsoleEvidence
+from orchestrator.observe.kernel_log import ConsoleCause, current_boot, parse_console
 
 PERMISSIONS = frozenset({"ec2:GetConsoleOutput"})
 
@@ -26,6 +29,25 @@ class ConsoleRead:
     text: str
     error: str | None
     buffer: str | None  # LATEST, LAST_STATE_CHANGE, or None when nothing was read
+    updated_at: datetime | None = None  # EC2's Timestamp: when the text was last updated
+
+
+def evidence_of(read: ConsoleRead, now: datetime) -> ConsoleEvidence:
+    """What the console says about the boot it ends with: an OOM kill, hung tasks, or nothing."""
+    if read.error is not None:
+        return ConsoleEvidence(now, None, False, False, error=read.error)
+    found = parse_console(current_boot(read.text))
+    kill = found.oom_kills[-1] if found.oom_kills else None
+    oom = found.cause in (ConsoleCause.OOM, ConsoleCause.PANIC) and (kill is not None or bool(found.invoked_oom_killer))
+    line = kill.line if kill is not None else (found.hung_task_lines[0] if found.hung_task_lines else "")
+    return ConsoleEvidence(
+        read_at=now,
+        updated_at=read.updated_at,
+        oom_kill=oom,
+        hung_task=bool(found.hung_task_lines),
+        process=kill.process if kill is not None else "",
+        line=line[:300],
+    )
 
 
 def read_console_output(ec2: Any, instance_id: str) -> ConsoleRead:
@@ -46,12 +68,14 @@ def read_console_output(ec2: Any, instance_id: str) -> ConsoleRead:
     except AWS_CALL_ERRORS as exc:
         return ConsoleRead("", describe_aws_error(exc, "ec2:GetConsoleOutput"), None)
     raw = reply.get("Output") or ""
+    stamp = reply.get("Timestamp")
+    updated = stamp if isinstance(stamp, datetime) else None
     try:
         # validate=True: plain text (some emulators answer it) must not decode to garbage.
         text = base64.b64decode("".join(raw.split()), validate=True).decode("utf-8", errors="replace")
     except (binascii.Error, ValueError):
         text = raw
-    return ConsoleRead(text, None, buffer)
+    return ConsoleRead(text, None, buffer, updated)
 
 
 def read_console(ec2: Any, instance_id: str) -> tuple[str, str | None]:

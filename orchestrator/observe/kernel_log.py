@@ -247,3 +247,32 @@ def _summary(
     if empty:
         return "console output empty"
     return "no oom kill, kernel panic or hung task in the console output"
+
+
+_STAMP = re.compile(r"^\s*(?:<\d{1,3}>)?\[\s*(\d+\.\d+)\]")
+_BOOT_BANNER = "Linux version "
+
+
+def current_boot(text: str) -> str:
+    """The part of console output that belongs to the boot it ends with.
+
+    EC2 keeps the last 64 KB of the serial console, so after a reboot the previous
+    boot's last lines (the OOM kill that wedged it) sit above the new boot's log. A
+    boot starts where the kernel prints its banner, or where its uptime stamps go back
+    to a smaller number than the line before (a banner lost off the top of the
+    buffer). Lines without a stamp belong to the boot around them.
+    """
+    if len(text) > MAX_SCAN_CHARS:
+        text = text[-MAX_SCAN_CHARS:]
+    lines = text.splitlines(keepends=True)
+    start = 0
+    previous: float | None = None
+    for i, raw in enumerate(lines):
+        line = raw[:MAX_LINE_CHARS]
+        match = _STAMP.match(line)
+        stamp = float(match.group(1)) if match else None
+        if _BOOT_BANNER in line or (stamp is not None and previous is not None and stamp < previous):
+            start = i
+        if stamp is not None:
+            previous = stamp
+    return "".join(lines[start:])

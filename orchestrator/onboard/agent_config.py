@@ -59,8 +59,46 @@ def agent_config(memory: MemorySettings, processes: Sequence[str] = ()) -> dict[
 
 
 def render(config: dict[str, Any]) -> str:
-    """The parameter's value: stable text, so an unchanged config is never written again."""
-    return json.dumps(config, indent=2, sort_keys=True)
+    """The parameter's value: stable text, so an unchanged config is never written again.
+
+    Compact (no indentation): a Standard parameter holds 4 KB, and indented JSON passed
+    that at about 19 --process patterns where compact JSON holds about 40.
+    """
+    return json.dumps(config, separators=(",", ":"), sort_keys=True)
+
+
+STANDARD_MAX_BYTES = 4096  # SSM: "Standard tier parameters support a maximum parameter value of 4096 characters"
+ADVANCED_MAX_BYTES = 8192
+READABLE_PREFIX = "AmazonCloudWatch-"  # CloudWatchAgentServerPolicy: ssm:GetParameter on parameter/AmazonCloudWatch-*
+RESERVED_PREFIXES = ("aws", "ssm")  # SSM: "A parameter name can't be prefixed with aws or ssm (case-insensitive)"
+
+
+class ParameterError(ValueError):
+    """The config cannot be stored as asked; the message says why and what to do."""
+
+
+def tier_for(text: str) -> str:
+    """Standard up to 4 KB; above, Intelligent-Tiering (Advanced for this value, and never a failed downgrade
+    of a parameter already Advanced); above 8 KB, no tier holds it."""
+    size = len(text.encode())
+    if size > ADVANCED_MAX_BYTES:
+        raise ParameterError(f"the agent config is {size} bytes, over the 8 KB an SSM parameter holds: pass fewer --process patterns")
+    return "Intelligent-Tiering" if size > STANDARD_MAX_BYTES else "Standard"
+
+
+def check_parameter_name(name: str, *, allow_unreadable: bool = False) -> list[str]:
+    """Refuse names SSM refuses; refuse (or, allowed, warn about) names the agent's usual policy cannot read. Returns warnings."""
+    first = name.lstrip("/")
+    if first.lower().startswith(RESERVED_PREFIXES):
+        raise ParameterError(f"--parameter-name {name!r}: SSM refuses names that begin with aws or ssm; use {DEFAULT_PARAMETER}")
+    if first.startswith(READABLE_PREFIX) and "/" not in first:
+        return []
+    why = (f"--parameter-name {name!r}: instances with CloudWatchAgentServerPolicy may read only parameters named "
+           f"{READABLE_PREFIX}*, so their agent could not load this config")
+    if not allow_unreadable:
+        raise ParameterError(f"{why}: use a name like {DEFAULT_PARAMETER}, or pass --any-parameter-name after granting "
+                             f"ssm:GetParameter on it to the instances' role")
+    return [why + "; make sure the instances' role grants ssm:GetParameter on it"]
 
 
 @dataclass(frozen=True, slots=True)

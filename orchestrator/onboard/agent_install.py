@@ -12,7 +12,11 @@ Three steps, in order, each only after the one before it succeeded:
 
 Run Command is asynchronous: after each SendCommand the command is followed with
 ListCommands until it ends (tenacity, injected sleep), and when it did not end in
-``Success`` each instance's GetCommandInvocation says which failed.
+``Success`` ListCommandInvocations (``Details``) says how each instance ended and in which
+step; GetCommandInvocation, asked for each failed step by its ``PluginName``, says why.
+Both documents have several steps (ManageAgent has a Linux and a Windows one), and AWS
+refuses GetCommandInvocation without ``PluginName`` on such a document
+(InvalidPluginName): asked per instance only, one failure would read as the batch's.
 
 Who: running instances whose SSM agent is ``Online`` (DescribeInstanceInformation);
 every other one is refused with why. Budget: at most ``max_instances`` a run, in batches
@@ -31,14 +35,18 @@ from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_fixed
 
 from orchestrator.aws import error_code, retry_throttled
 from orchestrator.model import Instance
+from orchestrator.onboard.agent_config import tier_for
 
-PERMISSIONS = frozenset({"ssm:DescribeInstanceInformation", "ssm:GetParameter", "ssm:ListCommands", "ssm:GetCommandInvocation"})
+PERMISSIONS = frozenset({"ssm:DescribeInstanceInformation", "ssm:GetParameter", "ssm:ListCommands", "ssm:ListCommandInvocations",
+                         "ssm:GetCommandInvocation"})
 MUTATE_PERMISSIONS = frozenset({"ssm:PutParameter", "ssm:SendCommand"})
 INSTALL_DOCUMENT = "AWS-ConfigureAWSPackage"
 CONFIGURE_DOCUMENT = "AmazonCloudWatch-ManageAgent"
 PACKAGE = "AmazonCloudWatchAgent"
 MAX_IDS_PER_COMMAND = 50  # SendCommand's InstanceIds: at most 50
 RUNNING = frozenset({"Pending", "InProgress", "Delayed", "Cancelling"})
+STEP_FAILED = frozenset({"Failed", "TimedOut", "Cancelled", "DeliveryTimedOut", "ExecutionTimedOut", "Undeliverable", "Terminated"})
+REASON_CHARS = 200
 COMMENT = "orch agent install"
 
 
@@ -116,7 +124,7 @@ def parameter_current(ssm: Any, name: str) -> str | None:
 
 @retry_throttled
 def _put_parameter(ssm: Any, name: str, value: str) -> None:
-    ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True,
+    ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True, Tier=tier_for(value),
                       Description="CloudWatch agent config written by orch agent install: publishes what orch reads")
 
 
@@ -145,12 +153,45 @@ def wait_for(ssm: Any, command_id: str, instance_ids: Sequence[str], timeout_sec
         return {i: "Success" for i in instance_ids}
     if overall in RUNNING:
         return {i: "TimedOut (orch stopped waiting)" for i in instance_ids}
-    found = {}
+    return invocation_statuses(ssm, command_id, instance_ids, overall)
+
+
+def _why(ssm: Any, command_id: str, instance_id: str, step: str) -> str:
+    """The failed step's own words: GetCommandInvocation for that PluginName, first line of its stderr (or stdout)."""
+    try:
+        found = ssm.get_command_invocation(CommandId=command_id, InstanceId=instance_id, PluginName=step)
+    except ClientError as exc:
+        return f"({error_code(exc)})"
+    text = str(found.get("StandardErrorContent") or found.get("StandardOutputContent") or found.get("StatusDetails") or "").strip()
+    return text.splitlines()[0][:REASON_CHARS] if text else ""
+
+
+def invocation_statuses(ssm: Any, command_id: str, instance_ids: Sequence[str], overall: str) -> dict[str, str]:
+    """Instance -> how it ended: ``Success``, or ``Failed (step NAME: why)`` for the step that failed."""
+    listed: dict[str, Mapping[str, Any]] = {}
+    try:
+        for page in ssm.get_paginator("list_command_invocations").paginate(CommandId=command_id, Details=True):
+            for invocation in page.get("CommandInvocations", []):
+                listed[str(invocation.get("InstanceId"))] = invocation
+    except ClientError as exc:
+        return {i: f"{overall} ({error_code(exc)})" for i in instance_ids}
+    found: dict[str, str] = {}
     for instance_id in instance_ids:
-        try:
-            found[instance_id] = str(ssm.get_command_invocation(CommandId=command_id, InstanceId=instance_id).get("Status", overall))
-        except ClientError as exc:
-            found[instance_id] = f"{overall} ({error_code(exc)})"
+        invocation = listed.get(instance_id)
+        if invocation is None:
+            found[instance_id] = f"{overall} (no invocation listed for it)"
+            continue
+        status = str(invocation.get("Status", overall))
+        failed = [p for p in invocation.get("CommandPlugins", []) if p.get("Status") in STEP_FAILED]
+        if status == "Success" or not failed:
+            found[instance_id] = status
+            continue
+        reasons = []
+        for plugin in failed:
+            step = str(plugin.get("Name"))
+            why = _why(ssm, command_id, instance_id, step)
+            reasons.append(f"step {step}: {why}" if why else f"step {step} {plugin.get('Status')}")
+        found[instance_id] = f"{status} ({'; '.join(reasons)})"
     return found
 
 

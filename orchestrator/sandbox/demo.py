@@ -96,6 +96,9 @@ def exports(sb: Sandbox, staged: Stage) -> dict[str, str]:
         "ORCH_STATE": str(staged.state_path),
         "ORCH_EVIDENCE_BUCKET": staged.bucket,
         "ORCH_NOTIFY_TOPIC_ARN": staged.topic_arn,
+        # The sandbox's news goes to its own topic only: webhooks in the person's config
+        # file (a real pager) are overridden by this empty list (the environment wins).
+        "ORCH_NOTIFY_WEBHOOKS": "[]",
     }
 
 

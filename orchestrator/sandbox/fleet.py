@@ -458,7 +458,10 @@ class Sandbox:
         fault = {Mode.REFUSING: Fault.REFUSED, Mode.SLOW: Fault.SLOW}.get(mode)
         if mode is Mode.HUNG and shape is not MemoryShape.EXHAUSTED:
             fault = Fault.HUNG  # hung with memory normal: nothing on the host says why
-        self._boxes[sim.instance_id] = box_for(shape, self._rng("memory", key), self._series_end, self._box_seed(key), fault)
+        self._boxes[sim.instance_id] = box_for(
+            shape, self._rng("memory", key), self._series_end, self._box_seed(key), fault,
+            starves=self.spec.agents_starve, wedged_minutes=self.spec.wedged_minutes,
+        )
         rng = self._rng("console", key)
         self._console_rng[sim.instance_id] = rng
         text = boot_log(rng, _hostname(sim.private_ip))

@@ -27,12 +27,26 @@ class MemoryShape(str, enum.Enum):
     EXHAUSTED = "exhausted"  # the leak won: 98-99.5 %
 
 
-def box_for(shape: MemoryShape, rng: random.Random, now: datetime, seed: str, fault: Fault | None = None) -> Box:
-    """A box that shows ``shape`` at ``now``; ``fault`` breaks its sshd until a reboot."""
+def box_for(
+    shape: MemoryShape,
+    rng: random.Random,
+    now: datetime,
+    seed: str,
+    fault: Fault | None = None,
+    *,
+    starves: bool = False,
+    wedged_minutes: tuple[float, float] = (6.0, 10.0),
+) -> Box:
+    """A box that shows ``shape`` at ``now``; ``fault`` breaks its sshd until a reboot.
+
+    ``starves``: the agent falls silent once memory is exhausted, as on the seed's
+    morning; ``wedged_minutes``: how long ago an exhausted box ran out.
+    """
     base = round(rng.uniform(30.0, 50.0), 2)
     # Sandbox boxes boot at once: the endpoint's own boot delay is wall-clock time.
     instant = {"boot_seconds": 0.0, "stop_seconds": 0.0, "shutdown_seconds": 0.0, "hard_reboot_seconds": 0.0}
-    after_reboot = Behaviour(base_percent=BASELINE, noise=0.5, wedge_percent=EXHAUSTED_AT, **instant)
+    starving = {"agent_starves_at": EXHAUSTED_AT} if starves else {}
+    after_reboot = Behaviour(base_percent=BASELINE, noise=0.5, wedge_percent=EXHAUSTED_AT, **instant, **starving)
     started = now - LONG_AGO
     if shape is MemoryShape.FLAT:
         cycle = Cycle(started, started, base, 0.0, started, noise=1.0, fault=fault, fault_at=started if fault else None)
@@ -46,6 +60,7 @@ def box_for(shape: MemoryShape, rng: random.Random, now: datetime, seed: str, fa
     # Exhausted: climbed at 1-1.5 %/min and has sat at the top for 6-10 minutes. The
     # leak that did this does not come back after the reboot.
     rate = rng.uniform(1.0, 1.5)
-    wedged_at = now - timedelta(minutes=rng.randint(6, 10))
+    low, high = wedged_minutes
+    wedged_at = now - timedelta(minutes=rng.randint(round(low), round(high)))
     climb_from = wedged_at - timedelta(minutes=(EXHAUSTED_AT - base) / rate)
     return Box.since(seed, after_reboot, Cycle(started, started, base, rate, climb_from, noise=0.2, fault=fault))

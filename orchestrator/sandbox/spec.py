@@ -41,6 +41,12 @@ class FleetSpec(BaseModel):
     tagged: bool = Field(
         True, description="managed instances carry orch:managed=true; False launches them untagged, a fleet for `orch init` to adopt"
     )
+    agents_starve: bool = Field(
+        False, description="the hung instances' agents fell silent at the top of their climb, as a starving agent does (the seed's morning)"
+    )
+    wedged_minutes: tuple[float, float] = Field(
+        (6.0, 10.0), description="how long ago the hung instances ran out of memory, a range in minutes (spread them for the morning after a night)"
+    )
     seed: int = 0
     port: int = Field(22, ge=0, le=65535, description="fake sshd port on every instance; 0 picks a free one")
     region: str = "us-east-1"
@@ -66,6 +72,14 @@ class FleetSpec(BaseModel):
         if not isinstance(network, ipaddress.IPv4Network) or not network.subnet_of(LOOPBACK) or network.prefixlen > 22:
             raise ValueError("must be an IPv4 block inside 127.0.0.0/8 of /22 or larger (e.g. 127.20.0.0/16)")
         return str(network)
+
+    @field_validator("wedged_minutes")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not 0 <= low <= high <= 24 * 60:
+            raise ValueError("must be (low, high) minutes with 0 <= low <= high <= 1440")
+        return value
 
     @model_validator(mode="after")
     def _counts_fit(self) -> FleetSpec:

@@ -18,9 +18,10 @@ from orchestrator.act.evidence import bundle, summary
 from orchestrator.act.executor import EvidenceCapture, Executor, Gate, Journal, admit
 from orchestrator.alerting.notify import SnsMessage
 from orchestrator.config import Settings
+from orchestrator.decide import reads
 from orchestrator.decide.plan import MEMORY_TROUBLE
 from orchestrator.model import Action, ActionOutcome, Facts, InstanceHistory, OutcomeStatus, Plan, Verdict
-from orchestrator.observe.console import ConsoleRead
+from orchestrator.observe.console import ConsoleRead, evidence_of
 from orchestrator.simulate.world import World
 from orchestrator.sweep.aws_fleet import HistoryReader, memory_targets
 
@@ -55,7 +56,6 @@ class SimFleet:
         listed = [m for m in world.listed() if all(m.instance.tags.get(k) == v for k, v in settings.selector.items())]
         self.calls["ec2.DescribeInstances"] += 1 + len(listed) // 1000
         running = [m for m in listed if world.instance(m).state == "running"]
-        running_ids = {m.instance_id for m in running}
         self.calls["ec2.DescribeInstanceStatus"] += 1 + len(running) // 1000
         probes = {m.instance_id: world.probe(m, settings.probe) for m in running}
         if any(p.outcome.is_failure for p in probes.values()):
@@ -68,12 +68,27 @@ class SimFleet:
         report.metrics_requested = len(wanted)
         if wanted:
             self.calls["cloudwatch.GetMetricData"] += 1 + (len(wanted) - 1) // 500
+        memory = {m.instance_id: world.memory(m, window) for m in running if m.instance_id in wanted}
+        instances = [world.instance(m) for m in running]
+        statuses = {m.instance_id: world.status(m) for m in running}
+        back = reads.history_targets(instances, statuses, probes, memory, settings)
+        if back:
+            self.calls["cloudwatch.GetMetricData"] += 1 + (len(back) - 1) // 500
+            report.metrics_requested += len(back)
+            deeper = timedelta(hours=settings.memory.history_hours)
+            memory.update({iid: world.memory(world.machines[iid], deeper) for iid in back})
+        consoles = {}
+        for iid in reads.console_targets(instances, statuses, probes, histories, now, settings):
+            self.calls["ec2.GetConsoleOutput"] += 1
+            read = ConsoleRead(world.console(world.machines[iid]), None, "latest", world.clock.now)
+            consoles[iid] = evidence_of(read, world.clock.now)
         facts = [
             Facts(
                 instance=world.instance(m),
-                status=world.status(m) if m.instance_id in running_ids else None,
+                status=statuses.get(m.instance_id),
                 probe=probes.get(m.instance_id),
-                memory=world.memory(m, window) if m.instance_id in wanted else None,
+                memory=memory.get(m.instance_id),
+                console=consoles.get(m.instance_id) or reads.episode_console(probes.get(m.instance_id), histories.get(m.instance_id)),
             )
             for m in listed
         ]

@@ -15,10 +15,12 @@ Figures, over the whole run:
 - minutes from the moment SSH stopped answering to the action on it (median, p95);
 - the most actions in any one hour (the hourly budget's test).
 
-Three baselines run on the same fleet and seed for comparison: nobody acting; a perfect
+Baselines run on the same fleet and seed for comparison: nobody acting; a perfect
 reactive rebooter that reboots every box not answering SSH at each sweep (it knows the
-truth, which no tool does); and the naive script people write first, which reboots
-every instance whose probe fails, unless it rebooted it in the last 10 minutes.
+truth, which no tool does); an oracle that also knows the future and reboots each box at
+the last sweep at most 5 minutes before it would wedge (the limit of any reboot policy);
+and the naive script people write first, which reboots every instance whose probe fails,
+unless it rebooted it in the last 10 minutes.
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ import enum
 import statistics
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 from orchestrator.config import Settings
 from orchestrator.decide.history import chronic
 from orchestrator.model import ActionKind, InstanceHistory
+from orchestrator.simulate.conditions import Conditions
 from orchestrator.simulate.fleet import SimFleet
 from orchestrator.simulate.scenarios import Scenario, build
 from orchestrator.simulate.world import World
@@ -50,6 +53,10 @@ class Policy(str, enum.Enum):
     NOBODY = "nobody"  # nobody acts
     REACTIVE = "reactive"  # reboot every box not answering SSH at each sweep (a perfect detector)
     NAIVE = "naive"  # the cron script: reboot every instance whose probe fails, unless rebooted in the last 10 min
+    ORACLE = "oracle"  # knows when each box will wedge: reboots it at most ORACLE_AHEAD before, and any box down
+
+
+ORACLE_AHEAD = timedelta(minutes=5)
 
 
 @dataclass
@@ -103,6 +110,11 @@ class Figures:
     down_to_action_p95_min: float | None
     max_actions_in_an_hour: int
     api_calls: dict[str, int] = field(default_factory=dict)
+    max_budgeted_in_an_hour: int = 0  # the same, counting only what the fleet's budgets count (not chronic boxes)
+    seeds: int = 1  # runs this row stands for (see ``combine``)
+    availability_min: float | None = None  # the worst seed's, when several
+    service_restarts: int = 0  # the guard's: the kernel killed the service inside its limit, it restarted
+    guard: str = ""  # what the guard did, when the boxes have one
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -126,7 +138,12 @@ class Figures:
             "chronic_text": list(self.chronic_text),
             "down_to_action_minutes": {"median": _round(self.down_to_action_median_min), "p95": _round(self.down_to_action_p95_min)},
             "max_actions_in_an_hour": self.max_actions_in_an_hour,
+            "max_budgeted_actions_in_an_hour": self.max_budgeted_in_an_hour,
             "api_calls": self.api_calls,
+            "seeds": self.seeds,
+            "availability_min": None if self.availability_min is None else round(self.availability_min, 4),
+            "service_restarts": self.service_restarts,
+            "guard": self.guard,
         }
 
 
@@ -135,8 +152,20 @@ def _round(value: float | None) -> float | None:
 
 
 def simulation_settings(settings: Settings) -> Settings:
-    """The user's settings, with a topic so that messages are composed and counted."""
-    return settings.model_copy(update={"notify": settings.notify.model_copy(update={"topic_arn": SIM_TOPIC}), "dry_run": False})
+    """The user's settings, with the simulator's own topic so that messages are composed and counted.
+
+    Nothing simulated reaches the world: the configured topic and every webhook (from the
+    file or ORCH_NOTIFY_WEBHOOKS) are dropped, and the simulated fleet's ``publish`` is a
+    recorder. A simulated breaker paging PagerDuty, then resolving the very dedup key a
+    real healer in that region uses, is what this prevents.
+    """
+    told = settings.notify.model_copy(update={"topic_arn": SIM_TOPIC, "webhooks": ()})
+    return settings.model_copy(update={"notify": told, "dry_run": False})
+
+
+def _no_webhooks(targets: object, doc: object, policy: object) -> list[Any]:
+    """The simulator's webhook sender: it has no targets (``simulation_settings``) and sends nothing if given some."""
+    return []
 
 
 def simulate(
@@ -147,8 +176,9 @@ def simulate(
     instances: int | None = None,
     policy: Policy = Policy.ORCH,
     progress: Progress | None = None,
+    conditions: Conditions | None = None,
 ) -> Figures:
-    world = build(scenario, START, seed, instances)
+    world = build(scenario, START, seed, instances, conditions)
     interval = timedelta(minutes=settings.sweep_interval_minutes)
     end = START + timedelta(hours=hours)
     total = int((end - START) / interval)
@@ -156,7 +186,7 @@ def simulate(
     fleet = SimFleet(world)
     store = SqliteStore(":memory:")
     run_settings = simulation_settings(settings)
-    deps = SweepDeps(clients=None, store=store, clock=world.clock, fleet=fleet)
+    deps = SweepDeps(clients=None, store=store, clock=world.clock, fleet=fleet, webhooks=_no_webhooks)
     last_report = None
     try:
         for n in range(total):
@@ -166,9 +196,9 @@ def simulate(
             if policy is Policy.ORCH:
                 last_report = sweep(run_settings, deps, mode=Mode.HEAL)
             elif policy is Policy.REACTIVE:
-                for machine in world.running():
-                    if not machine.box.answers_ssh(world.clock.now) and machine.box.current.up_at <= world.clock.now:
-                        world.act(machine.instance_id, ActionKind.REBOOT)
+                _reactive_sweep(world)
+            elif policy is Policy.ORACLE:
+                _oracle_sweep(world)
             elif policy is Policy.NAIVE:
                 _naive_sweep(world, run_settings)
             if progress is not None:
@@ -178,6 +208,26 @@ def simulate(
     finally:
         store.close()
     return _figures(scenario, policy, hours, world, fleet, books, histories, total, last_report, run_settings, end)
+
+
+def _reactive_sweep(world: World) -> None:
+    """A perfect detector: every box not answering SSH (and not booting) is rebooted now."""
+    now = world.clock.now
+    for machine in world.running():
+        if not machine.box.answers_ssh(now) and machine.box.current.up_at <= now:
+            world.act(machine.instance_id, ActionKind.REBOOT)
+
+
+def _oracle_sweep(world: World) -> None:
+    """Knows the future: reboots a box whose wedge comes within ``ORACLE_AHEAD``, and any box down."""
+    now = world.clock.now
+    for machine in world.running():
+        box = machine.box
+        if box.current.up_at > now:
+            continue  # booting
+        wedge = box.wedge_at(box.current)
+        if not box.answers_ssh(now) or (wedge is not None and wedge - now <= ORACLE_AHEAD):
+            world.act(machine.instance_id, ActionKind.REBOOT)
 
 
 def _naive_sweep(world: World, settings: Settings) -> None:
@@ -209,7 +259,8 @@ def _figures(
     quarantined = [h for h in histories.values() if h.quarantined_at is not None]
     first_q = min((h.quarantined_at for h in quarantined), default=None)
     times = sorted(a.at for a in world.applied)
-    busiest = max((sum(1 for u in times if t <= u < t + timedelta(hours=1)) for t in times), default=0)
+    busiest = _busiest_hour(times)
+    budgeted = _busiest_hour(sorted(at for h in histories.values() for at in h.budgeted))
     conditions = [c for h in histories.values() if (c := chronic(h, end, settings)) is not None]
     patterns = report.patterns if report is not None else []
     return Figures(
@@ -235,4 +286,73 @@ def _figures(
         down_to_action_p95_min=delays[min(len(delays) - 1, int(0.95 * len(delays)))] if delays else None,
         max_actions_in_an_hour=busiest,
         api_calls=dict(sorted(fleet.api_calls().items())),
+        max_budgeted_in_an_hour=budgeted,
+        **_guard_figures(world, end, kinds, books),
     )
+
+
+def _busiest_hour(times: list[datetime]) -> int:
+    return max((sum(1 for u in times if t <= u < t + timedelta(hours=1)) for t in times), default=0)
+
+
+def combine(runs: list[Figures]) -> Figures:
+    """One row for several seeds of the same scenario and policy: means, and the worst of the extremes.
+
+    Counts are per seed (means, rounded); availability is the mean; the busiest hour and the
+    slowest p95 are the worst seed's, so a bad day is not averaged away.
+    """
+    if len(runs) == 1:
+        return runs[0]
+    first = runs[0]
+
+    def mean(values: list[float]) -> float:
+        return sum(values) / len(values)
+
+    def mean_or_none(values: list[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return mean(known) if known else None
+
+    kinds = sorted({k for r in runs for k in r.actions})
+    calls = sorted({k for r in runs for k in r.api_calls})
+    return Figures(
+        scenario=first.scenario,
+        policy=first.policy,
+        hours=first.hours,
+        instances=first.instances,
+        sweeps=first.sweeps,
+        availability=mean([r.availability for r in runs]),
+        wedged_box_hours=mean([r.wedged_box_hours for r in runs]),
+        actions={k: round(mean([r.actions.get(k, 0) for r in runs])) for k in kinds},
+        actions_total=round(mean([r.actions_total for r in runs])),
+        failed_actions=round(mean([r.failed_actions for r in runs])),
+        on_fine_boxes=max(r.on_fine_boxes for r in runs),
+        quarantined=max(r.quarantined for r in runs),
+        first_quarantine_hours=min((r.first_quarantine_hours for r in runs if r.first_quarantine_hours is not None), default=None),
+        quarantine_reasons=tuple(sorted({q for r in runs for q in r.quarantine_reasons})),
+        chronic=round(mean([r.chronic for r in runs])),
+        messages=round(mean([r.messages for r in runs])),
+        message_subjects=first.message_subjects,
+        chronic_text=first.chronic_text,
+        down_to_action_median_min=mean_or_none([r.down_to_action_median_min for r in runs]),
+        down_to_action_p95_min=max((r.down_to_action_p95_min for r in runs if r.down_to_action_p95_min is not None), default=None),
+        max_actions_in_an_hour=max(r.max_actions_in_an_hour for r in runs),
+        max_budgeted_in_an_hour=max(r.max_budgeted_in_an_hour for r in runs),
+        api_calls={k: round(mean([r.api_calls.get(k, 0) for r in runs])) for k in calls},
+        seeds=len(runs),
+        availability_min=min(r.availability for r in runs),
+    )
+
+
+def _guard_figures(world: World, end: datetime, kinds: Mapping[str, int], books: Books) -> dict[str, object]:
+    """Restarts by the guard (orch guard) and whether it worked: SSH kept, no reboot or stop/start needed."""
+    guarded = [m for m in world.machines.values() if m.box.behaviour.guard_limit_percent is not None]
+    if not guarded:
+        return {}
+    restarts = sum(m.box.guard_kills(START, end) for m in guarded)
+    boots = kinds.get(ActionKind.REBOOT.value, 0) + kinds.get(ActionKind.STOP_START.value, 0)
+    availability = books.answering / books.samples if books.samples else 1.0
+    works = restarts > 0 and boots == 0 and availability >= 0.999
+    verdict = "the guard works" if works else "the guard did not keep the boxes up"
+    text = (f"{verdict}: the kernel killed the service inside its limit {restarts} times and it restarted in seconds; "
+            f"{boots} reboots or stop/starts; SSH up {availability:.2%}")
+    return {"service_restarts": restarts, "guard": text}

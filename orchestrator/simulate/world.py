@@ -191,7 +191,7 @@ class World:
     def memory(self, machine: Machine, window: timedelta) -> MemorySeries:
         """What GetMetricData returns: the agent's points that reached CloudWatch in the window."""
         end = self.clock.now
-        points = machine.box.points(end - window, end)
+        points = machine.box.points(end - window, end, now=end)
         cut = [o for o in self.outages if o.cuts_agent]
         if cut:
             points = [(t, v) for t, v in points if not any(o.covers(machine, t) for o in cut)]
@@ -202,15 +202,25 @@ class World:
         return machine.box.state(t).ssm_online and not any(o.cuts_agent and o.covers(machine, t) for o in self.outages)
 
     def console(self, machine: Machine) -> str:
-        """Boot log of the current cycle, and the OOM killer's lines if it wedged since."""
+        """The serial console as GetConsoleOutput (Latest) shows it: the last boots' logs and OOM lines.
+
+        The buffer keeps the end of the boot before the current one, so the OOM kill that
+        wedged the box before orch rebooted it is still there, above the new boot's log:
+        only the kernel's uptime stamps tell which boot a line belongs to.
+        """
         t = self.clock.now
         box = machine.box
         host = "ip-" + (machine.instance.private_ip or "0.0.0.0").replace(".", "-")
-        text = boot_log(random.Random(f"{box.seed}/{len(box.cycles)}"), host)
-        since = box.current.started_at
-        if any(at >= since for at in box.oom_events(t)):
-            b = box.behaviour
-            text += oom_log(machine.console_rng, process=b.process, command=b.command, rss_kb=int(b.rss_gib * 1024 * 1024))
+        booted = [c for c in box.cycles if c.booted and c.started_at <= t][-2:]
+        kills = box.oom_events(t)
+        b = box.behaviour
+        text = ""
+        for n, cycle in enumerate(booted):
+            ends = booted[n + 1].started_at if n + 1 < len(booted) else t
+            text += boot_log(random.Random(f"{box.seed}/{cycle.started_at.timestamp()}"), host)
+            for at in [k for k in kills if cycle.started_at <= k < ends][-3:]:
+                uptime = (at - cycle.started_at).total_seconds()
+                text += oom_log(machine.console_rng, uptime, process=b.process, command=b.command, rss_kb=int(b.rss_gib * 1024 * 1024))
         return text
 
     # -- what a sweep does ------------------------------------------------------------------

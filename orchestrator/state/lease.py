@@ -6,6 +6,11 @@ mutating call (the check renews when half the TTL is gone, so a long sweep keeps
 its lease without a timer thread), and releases on exit. Releasing never raises:
 a sweep that already finished must not fail because the goodbye did; the lease
 then simply expires.
+
+A store only excludes sweeps that share it. ``shared`` is the lease every healer of
+the fleet can see whatever its store (``ssm_lease``: Parameter Store in the fleet's
+account and region): taken after the store's, checked and renewed with it, released
+before it. Both must be held to act; the local store never decides alone.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import time
 import uuid
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Callable, Self
+from typing import Callable, Protocol, Self
 
 from tenacity import (
     Retrying,
@@ -35,6 +40,16 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TTL = timedelta(minutes=5)
 Clock = Callable[[], datetime]
+
+
+class LeaseStore(Protocol):
+    """The lease part of the state store port: what a keeper needs of a store, or of Parameter Store."""
+
+    def acquire_lease(self, scope: str, owner: str, ttl: timedelta, now: datetime, take_over: Lease | None = None) -> Lease: ...
+    def renew_lease(self, lease: Lease, ttl: timedelta, now: datetime) -> Lease: ...
+    def check_lease(self, lease: Lease, now: datetime) -> None: ...
+    def release_lease(self, lease: Lease) -> None: ...
+    def get_lease(self, scope: str) -> Lease | None: ...
 
 
 def holder_is_dead(owner: str, host: str | None = None) -> bool:
@@ -66,7 +81,7 @@ def default_owner() -> str:
 class LeaseKeeper:
     def __init__(
         self,
-        store: StateStore,
+        store: LeaseStore | StateStore,
         scope: str,
         *,
         ttl: timedelta = DEFAULT_TTL,
@@ -75,10 +90,13 @@ class LeaseKeeper:
         wait_seconds: float = 0.0,
         poll_seconds: float = 5.0,
         sleep: Callable[[float], None] = time.sleep,
+        shared: LeaseStore | None = None,
     ) -> None:
         if ttl <= timedelta(0):
             raise ValueError(f"a lease TTL must be positive, got {ttl}")
-        self.store = store
+        self.store: LeaseStore = store
+        self.shared = shared
+        self._shared_lease: Lease | None = None
         self.scope = scope
         self.ttl = ttl
         self.owner = owner or default_owner()
@@ -121,14 +139,24 @@ class LeaseKeeper:
 
     def _acquire_once(self) -> Lease:
         now = self._clock()
+        local = self._take(self.store, now)
+        if self.shared is not None:
+            try:
+                self._shared_lease = self._take(self.shared, now)
+            except BaseException:
+                self._release(self.store, local)  # not both: hold neither
+                raise
+        return local
+
+    def _take(self, store: LeaseStore, now: datetime) -> Lease:
         try:
-            return self.store.acquire_lease(self.scope, self.owner, self.ttl, now)
+            return store.acquire_lease(self.scope, self.owner, self.ttl, now)
         except LeaseHeld as held:
             if held.fence is None or not holder_is_dead(held.owner):
                 raise
             log.warning("lease %s: its holder %s is no longer running on this host; taking it over", self.scope, held.owner)
             dead = Lease(self.scope, held.owner, held.expires_at, held.fence)
-            return self.store.acquire_lease(self.scope, self.owner, self.ttl, now, take_over=dead)
+            return store.acquire_lease(self.scope, self.owner, self.ttl, now, take_over=dead)
 
     def renew_if_due(self, now: datetime | None = None) -> bool:
         """Renew once more than half the TTL has passed; True when it renewed."""
@@ -138,10 +166,17 @@ class LeaseKeeper:
             return False
         try:
             self._lease = self.store.renew_lease(lease, self.ttl, now)
+            if self.shared is not None:
+                self._shared_lease = self.shared.renew_lease(self._held_shared(), self.ttl, now)
         except LeaseLost:
             self._lease = None
             raise
         return True
+
+    def _held_shared(self) -> Lease:
+        if self._shared_lease is None:
+            raise LeaseLost(f"not holding the shared lease for {self.scope}: acquire it before mutating")
+        return self._shared_lease
 
     def check(self, now: datetime | None = None) -> None:
         """Raise LeaseLost unless we still hold the lease; call before every mutation.
@@ -154,16 +189,24 @@ class LeaseKeeper:
             return
         try:
             self.store.check_lease(self.lease, now)
+            if self.shared is not None:
+                self.shared.check_lease(self._held_shared(), now)
         except LeaseLost:
             self._lease = None
             raise
 
     def release(self) -> None:
         lease, self._lease = self._lease, None
-        if lease is None:
-            return
+        shared, self._shared_lease = self._shared_lease, None
+        if shared is not None and self.shared is not None:
+            self._release(self.shared, shared)
+        if lease is not None:
+            self._release(self.store, lease)
+
+    @staticmethod
+    def _release(store: LeaseStore, lease: Lease) -> None:
         try:
-            self.store.release_lease(lease)
+            store.release_lease(lease)
         except Exception as exc:  # noqa: BLE001 - releasing is best effort by design, see module docstring
             log.warning(
                 "could not release the lease for %s (it will expire at %s): %s",

@@ -12,14 +12,28 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
+from orchestrator.act.drain import DrainPolicy
 from orchestrator.act.evidence import EvidenceCollector
 from orchestrator.act.executor import AwsExecutor, Executor, Gate, Journal
 from orchestrator.alerting import notify
 from orchestrator.aws import AWS_CALL_ERRORS, Clients, describe_aws_error
 from orchestrator.config import Settings
+from orchestrator.decide import reads
 from orchestrator.decide.plan import MEMORY_TROUBLE, actionable
-from orchestrator.model import ActionKind, Facts, Instance, InstanceHistory, MemorySeries, ProbeResult, Verdict, VerdictKind
+from orchestrator.model import (
+    ActionKind,
+    ConsoleEvidence,
+    Facts,
+    Instance,
+    InstanceHistory,
+    MemorySeries,
+    ProbeOutcome,
+    ProbeResult,
+    Verdict,
+    VerdictKind,
+)
 from orchestrator.observe import asg, inventory, metrics, ssm, status, stoppable
+from orchestrator.observe.console import evidence_of, read_console_output
 from orchestrator.observe.probe import probe_fleet
 
 if TYPE_CHECKING:
@@ -121,20 +135,36 @@ class AwsFleet:
                     cache=self.dimension_cache,
                     progress=self.metric_progress,
                 )
-                memory: Mapping[str, MemorySeries] = reader.read(wanted, now) if wanted else {}
+                memory: dict[str, MemorySeries] = dict(reader.read(wanted, now)) if wanted else {}
                 report.metrics_requested = reader.metrics_requested
+                back = reads.history_targets(running, checks, probes, memory, settings)
+                if back:
+                    self.progress(f"reading {settings.memory.history_hours:g} h of memory for {len(back)} silent suspects")
+                    deeper = replace(reader, window=timedelta(hours=settings.memory.history_hours), progress=None, metrics_requested=0)
+                    memory.update(deeper.read(back, now))
+                    report.metrics_requested += deeper.metrics_requested
         except AWS_CALL_ERRORS as exc:
             raise SweepAborted(describe_aws_error(exc)) from exc
+        consoles = self._consoles(reads.console_targets(running, checks, probes, histories, now, settings), now)
         facts = [
             Facts(
                 instance=i,
                 status=checks.get(i.instance_id),
                 probe=probes.get(i.instance_id),
                 memory=memory.get(i.instance_id),
+                console=consoles.get(i.instance_id) or reads.episode_console(probes.get(i.instance_id), histories.get(i.instance_id)),
             )
             for i in instances
         ]
         return facts, histories
+
+    def _consoles(self, ids: list[str], now: datetime) -> dict[str, ConsoleEvidence]:
+        """The console of each unreachable suspect, before the plan: it comes through the hypervisor,
+        so an OOM kill there is the box's own cause whatever the network does. Errors are evidence
+        that could not be read, never a reason to abort."""
+        if ids:
+            self.progress(f"reading the console of {len(ids)} unreachable instances")
+        return {iid: evidence_of(read_console_output(self.clients.ec2, iid), now) for iid in ids}
 
     def enrich(
         self, facts: list[Facts], verdicts: list[Verdict], settings: Settings, also_stoppable: frozenset[str] = frozenset()
@@ -206,7 +236,23 @@ class AwsFleet:
             ssm_commands=settings.memory.ssm_commands,
             diagnostic_interrupt=settings.evidence.diagnostic_interrupt,
             time_left=self.time_left,
+            drain_policy=DrainPolicy(max_drain_seconds=settings.safety.drain_seconds) if settings.safety.drain_seconds else None,
+            verify=self._answers(settings, facts),
         )
+
+    def _answers(self, settings: Settings, facts: Mapping[str, Facts]) -> Callable[[str], bool]:
+        """After a drained reboot: does the instance's sshd answer again? One probe, as the sweep probes."""
+
+        def answers(instance_id: str) -> bool:
+            found = facts.get(instance_id)
+            if found is None:
+                return False
+            i = found.instance
+            target = i.private_ip if settings.probe.address == "private" else i.public_ip
+            result = self.prober({instance_id: target}, settings.probe, clock=self.clock).get(instance_id)
+            return result is not None and result.outcome is ProbeOutcome.OK
+
+        return answers
 
     def publish(self, topic_arn: str, message: notify.SnsMessage) -> str | None:
         return notify.publish(self.clients.client("sns"), topic_arn, message)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import logging
 import time
 import uuid
 from collections import Counter
@@ -46,9 +47,12 @@ from orchestrator.state import lease_scope
 from orchestrator.state.fit import fit_sweep_summary
 from orchestrator.state.historybook import HistoryBook
 from orchestrator.state.journal import StoreJournal
-from orchestrator.state.lease import LeaseKeeper
+from orchestrator.state.lease import LeaseKeeper, LeaseStore
+from orchestrator.state.ssm_lease import SsmLeases
 from orchestrator.state.store import ActionStatus, AlertBook, LeaseLost, StateError, StateStore, SweepRecord
 from orchestrator.sweep.aws_fleet import AwsFleet, HistoryReader, SweepAborted, memory_targets
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Fleet", "Mode", "SweepAborted", "SweepDeps", "SweepReport", "memory_targets", "sweep", "utcnow"]
 
@@ -121,6 +125,9 @@ class SweepDeps:
     record_sweep: bool = True
     webhooks: WebhookSender = webhook.send_all  # tests pass one with a recorded sleep
     manual: ManualRequest | None = None  # a person's `orch reboot`: this one action instead of the plan
+    # The lease every healer of the fleet sees whatever its store; None with AWS clients:
+    # Parameter Store in the fleet's account and region (state/ssm_lease.py).
+    shared_lease: LeaseStore | None = None
 
     def __post_init__(self) -> None:
         if self.fleet is None:
@@ -130,6 +137,8 @@ class SweepDeps:
                 self.clients, self.clock, self.prober, self.progress, self.only_instances, self.dimension_cache, self.time_left,
                 self.metric_progress,
             )
+            if self.shared_lease is None:
+                self.shared_lease = SsmLeases(self.clients.client("ssm"))
 
     @property
     def the_fleet(self) -> Fleet:
@@ -265,7 +274,7 @@ def sweep(settings: Settings, deps: SweepDeps, mode: Mode = Mode.HEAL, dry_run: 
         # One healer per fleet at a time (gardener mcm-provider-aws #94): taken before
         # observing, so two sweeps never plan on the same facts, and checked before
         # every mutation in case it expired while we worked.
-        keeper = LeaseKeeper(deps.store, scope, clock=deps.clock, wait_seconds=deps.lease_wait_seconds)
+        keeper = LeaseKeeper(deps.store, scope, clock=deps.clock, wait_seconds=deps.lease_wait_seconds, shared=deps.shared_lease)
         keeper.acquire()
     try:
         _run(settings, deps, report, mode, dry, keeper)
@@ -273,14 +282,20 @@ def sweep(settings: Settings, deps: SweepDeps, mode: Mode = Mode.HEAL, dry_run: 
         report.notes.append(f"aborted: {exc}")
         raise
     finally:
-        _notify(settings, deps, report, scope)
+        # What was done is recorded and the lease let go before anything talks to the
+        # outside world: a webhook that hangs, drips or answers garbage can cost at most
+        # the news, never the record of the actions nor the next sweep's lease.
         report.finished_at = deps.clock()
         report.api_calls = _diff(fleet.api_calls(), counted_from)
-        _record_and_release(settings, deps, report, keeper)
+        recorded = _record_and_release(settings, deps, report, keeper)
+        if _tell(settings, deps, report, scope):
+            report.api_calls = _diff(fleet.api_calls(), counted_from)
+            if recorded:
+                _record_told(settings, deps, report)
     return report
 
 
-def _record_and_release(settings: Settings, deps: SweepDeps, report: SweepReport, keeper: LeaseKeeper | None) -> None:
+def _record_and_release(settings: Settings, deps: SweepDeps, report: SweepReport, keeper: LeaseKeeper | None) -> bool:
     """Write the sweep record and release the lease; neither failure may undo the other.
 
     A failed record after actions ran must not read as "nothing was acted on" (each
@@ -290,6 +305,7 @@ def _record_and_release(settings: Settings, deps: SweepDeps, report: SweepReport
     try:
         if deps.record_sweep:
             _record_sweep(settings, deps, report)
+            return True
     except StateError as exc:
         report.partial = True
         acted = [o for o in report.outcomes if o.status in (OutcomeStatus.DONE, OutcomeStatus.UNCERTAIN, OutcomeStatus.FAILED)]
@@ -299,20 +315,32 @@ def _record_and_release(settings: Settings, deps: SweepDeps, report: SweepReport
     finally:
         if keeper is not None:
             keeper.release()  # best effort by design: never raises, the lease expires otherwise
+    return False
 
 
-def _notify(settings: Settings, deps: SweepDeps, report: SweepReport, scope: str) -> None:
-    """Tell what is news (see ``alerts``); what was told is remembered only once it was sent.
+def _record_told(settings: Settings, deps: SweepDeps, report: SweepReport) -> None:
+    """The sweep record again, now with what was told (``notified``); the first one already holds what was done."""
+    try:
+        _record_sweep(settings, deps, report)
+    except StateError as exc:
+        report.notes.append(f"what was told could not be added to the sweep record ({exc}); the record of what was done stands")
 
-    SNS first, then each webhook on its own: a failed webhook never keeps SNS from being
-    told nor the actions from being recorded; it is a note, a line in the summary's
-    ``notified.webhooks`` (kept in the sweep record) and exit 1. What was told is
-    remembered when at least one channel took it (a webhook that stays broken must not
-    make SNS repeat itself every sweep); when none did, everything is told again next sweep.
-    """
+
+@dataclass(frozen=True)
+class _News:
+    """What to tell (``_news``) and what was already told (the book it was decided against)."""
+
+    book: AlertBook
+    decision: alerts.Decision
+    message: tuple[str, str] | None
+    now: datetime
+
+
+def _news(settings: Settings, deps: SweepDeps, report: SweepReport, scope: str) -> _News | None:
+    """Decide what is news (see ``alerts``): the store is read, nothing outside is called, nothing raises."""
     config = settings.notify
     if not (config.topic_arn or config.webhooks) or report.mode is Mode.SCAN or not deps.notify:
-        return
+        return None
     try:
         book = deps.store.get_alerts(scope)
     except StateError as exc:
@@ -335,7 +363,35 @@ def _notify(settings: Settings, deps: SweepDeps, report: SweepReport, scope: str
     # A person's single action saw the whole fleet but planned for one instance: what it
     # did not plan for has not ended (the breaker stays open), so nothing else is settled.
     decision = alerts.decide(found, state, now, timedelta(hours=config.remind_hours), complete=deps.manual is None)
-    message = notify.compose(report, decision)
+    return _News(book, decision, notify.compose(report, decision), now)
+
+
+def _tell(settings: Settings, deps: SweepDeps, report: SweepReport, scope: str) -> bool:
+    """Tell the news; what was told is remembered only once it was sent. Never raises; True when anything was told or tried.
+
+    Runs after the sweep record and the lease release (so a second sweep may, in that
+    moment, tell the same news again: better twice than lost). SNS first, then each webhook on
+    its own, each bounded as a whole (``webhook``): a failed webhook never keeps SNS from
+    being told; it is a note, a line in the summary's ``notified.webhooks`` (added to the
+    sweep record) and exit 1. What was told is remembered when at least one channel took
+    it (a webhook that stays broken must not make SNS repeat itself every sweep); when
+    none did, everything is told again next sweep. Anything unforeseen on the way is a
+    note: the actions are recorded already and must not be reported as a crash.
+    """
+    try:
+        news = _news(settings, deps, report, scope)
+        if news is None:
+            return False
+        _tell_channels(settings, deps, report, news, scope)
+    except Exception as exc:  # noqa: BLE001 - the record of what was done is written; telling must not undo the report
+        log.warning("telling the news failed: %s", type(exc).__name__, exc_info=False)
+        report.notes.append(f"the news could not be told ({type(exc).__name__}); it is told again next sweep")
+    return True
+
+
+def _tell_channels(settings: Settings, deps: SweepDeps, report: SweepReport, news: _News, scope: str) -> None:
+    config = settings.notify
+    message, decision, now, book = news.message, news.decision, news.now, news.book
     if message is not None:
         told = False
         done = sum(1 for o in report.outcomes if o.status is OutcomeStatus.DONE)

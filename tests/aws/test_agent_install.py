@@ -127,12 +127,17 @@ def test_an_unchanged_parameter_is_not_written_again(calls):
 def test_only_instances_whose_install_succeeded_are_configured(calls, fleet):
     failing = fleet["online-2"]
     calls.on("ListCommands", fault=succeed({"Commands": [{"CommandId": "x", "Status": "Failed"}]}), calls={1})
-    calls.on("GetCommandInvocation", fault=succeed({"Status": "Failed", "InstanceId": failing}),
+    calls.on("ListCommandInvocations", fault=succeed({"CommandInvocations": [
+        {"InstanceId": fleet["online-1"], "Status": "Success", "CommandPlugins": [{"Name": "configurePackage", "Status": "Success"}]},
+        {"InstanceId": failing, "Status": "Failed", "CommandPlugins": [{"Name": "configurePackage", "Status": "Failed"}]}]}))
+    calls.on("GetCommandInvocation", fault=succeed({"Status": "Failed", "InstanceId": failing, "PluginName": "configurePackage",
+                                                    "StandardErrorContent": "no space left on device\nmore"}),
              when=lambda call: call.params().get("InstanceId") == failing)
     document = json.loads(orch("--yes", "-o", "json").stdout)
     install, configure = sent(calls, "SendCommand")
     assert failing in install["InstanceIds"] and configure["InstanceIds"] == [fleet["online-1"]]
-    assert document["installed"][failing] == "Failed" and failing not in document["configured"]
+    assert document["installed"][failing] == "Failed (step configurePackage: no space left on device)" and failing not in document["configured"]
+    assert [r.params["PluginName"] for r in calls.log if r.operation == "GetCommandInvocation"] == ["configurePackage"]
 
 
 def test_named_instances_outside_the_fleet_are_refused(calls, aws, subnet):

@@ -115,7 +115,7 @@ SET_ROWS: list[tuple[str, tuple[str, ...], dict[str, str], str]] = [
     ("case 11: an instance parameter for a region not deployed", ("--instance-parameter", f"{A}:ap-south-1:VpcId=vpc-00000009"), {},
      "region 'ap-south-1' is not among --regions (us-east-1, eu-west-1); it would be ignored"),
     ("case 11: an instance parameter for an account not deployed", ("--instance-parameter", "333333333333:us-east-1:VpcId=vpc-00000009"), {},
-     "'333333333333' is not among --accounts / --ou"),
+     "'333333333333' is not among --accounts"),
     ("case 11: a zip that is not there", (), {"--zip": "/nonexistent/orch-lambda.zip"}, "/nonexistent/orch-lambda.zip does not exist"),
     ("case 9/11: markup where a VPC id goes", ("--instance-parameter", f"{A}:us-east-1:VpcId=[/x]"), {}, "VpcId=[/x]: must be an id like vpc-"),
 ]

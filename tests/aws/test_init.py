@@ -139,4 +139,10 @@ def test_every_call_init_makes_is_declared(aws, subnet, tmp_path, calls):
     assert {"ec2:CreateTags", "autoscaling:CreateOrUpdateTags", "ec2:DescribeInstances"} <= made
     assert made <= permissions.INIT, made - permissions.INIT
     # onboarding is a person's job: the stack's role never gets its mutations
-    assert not {"ec2:CreateTags", "autoscaling:CreateOrUpdateTags", "ssm:PutParameter"} & permissions.for_settings(Settings())
+    assert not {"ec2:CreateTags", "autoscaling:CreateOrUpdateTags"} & permissions.for_settings(Settings())
+    # the role writes parameters only for the fleet's lease, never the agent's configuration
+    from orchestrator.iam import policy as iam_policy
+
+    made_policy = iam_policy.policy_for(["heal"], Settings(), region="us-east-1").document
+    writes = [st for st in made_policy["Statement"] if "ssm:PutParameter" in st["Action"]]
+    assert writes and all(r.endswith(":parameter/orch/lease/*") for st in writes for r in iam_policy._as_list(st["Resource"]))

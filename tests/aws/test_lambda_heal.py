@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 from lambdas import heal
 from orchestrator.aws import Clients
 from orchestrator.config import ProbeSettings
+from orchestrator.model import ProbeOutcome
 from orchestrator.state import lease_scope
 from orchestrator.state.dynamodb import DynamoStore, create_table
 from tests.aws.conftest import REGION, launch
@@ -253,7 +254,7 @@ def test_a_missing_state_table_fails_the_invocation_before_acting(aws, subnet, c
 def test_every_probe_failing_trips_the_breaker_metric(aws, subnet, table, capsys):
     ids = launch(aws, subnet, 3)
     before = aws.counter.snapshot()
-    summary = invoke(aws, SCHEDULED_EVENT, ScriptedProber(set(ids)))
+    summary = invoke(aws, SCHEDULED_EVENT, ScriptedProber(set(ids), ProbeOutcome.CONNECT_TIMEOUT))
     assert summary["actions"] == [] and len(summary["blocked"]) == 3
     assert not MUTATIONS & set(_diff(aws, before))
     lines = log_lines(capsys)

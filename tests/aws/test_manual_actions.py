@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from orchestrator.cli import cli
-from orchestrator.model import InstanceHistory
+from orchestrator.model import InstanceHistory, ProbeOutcome
 from orchestrator.state.sqlite import SqliteStore
 from orchestrator.state.store import PauseState
 from orchestrator.sweep.pipeline import SweepDeps
@@ -130,7 +130,7 @@ def test_a_lease_held_by_another_sweep_is_refused(fleet, tmp_path, calls, aws):
 
 def test_the_breaker_refuses_unless_forced_with_a_reason_that_is_recorded(aws, subnet, tmp_path, calls, monkeypatch):
     ids = launch(aws, subnet, 4)
-    monkeypatch.setattr("orchestrator.cli.sweep_cmds.SweepDeps", functools.partial(SweepDeps, prober=ScriptedProber(set(ids[:3]))))
+    monkeypatch.setattr("orchestrator.cli.sweep_cmds.SweepDeps", functools.partial(SweepDeps, prober=ScriptedProber(set(ids[:3]), ProbeOutcome.CONNECT_TIMEOUT)))
     monkeypatch.setenv("ORCH_SAFETY_LAUNCH_GRACE_MINUTES", "0")  # 3 of 4 down, limit 20%: the breaker is open
     refused = orch(tmp_path, "reboot", ids[0], "--yes", "-o", "json")
     assert refused.exit_code == 1
@@ -224,7 +224,7 @@ def test_a_manual_action_does_not_end_what_the_sweeps_told(aws, subnet, tmp_path
         hook = json.dumps([{"url": server.url, "format": "pagerduty", "routing_key": "K"}])
         monkeypatch.setenv("ORCH_NOTIFY_WEBHOOKS", hook)
         monkeypatch.setenv("ORCH_SAFETY_LAUNCH_GRACE_MINUTES", "0")
-        monkeypatch.setattr("orchestrator.cli.sweep_cmds.SweepDeps", functools.partial(SweepDeps, prober=ScriptedProber(set(ids[:3]))))
+        monkeypatch.setattr("orchestrator.cli.sweep_cmds.SweepDeps", functools.partial(SweepDeps, prober=ScriptedProber(set(ids[:3]), ProbeOutcome.CONNECT_TIMEOUT)))
         assert orch(tmp_path, "heal", "--yes").exit_code == 1  # the breaker opens: paged
         assert orch(tmp_path, "reboot", ids[0], "--yes", "--force", "--reason", "INC-1").exit_code == 0
         actions = [b["event_action"] for b in server.bodies]

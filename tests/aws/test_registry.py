@@ -81,7 +81,8 @@ def test_its_own_registration_does_not_stop_a_stack(aws, deployed, tmp_path):
 
 
 def test_a_registry_that_cannot_be_read_stops_a_manual_heal_without_a_named_store(aws, deployed, tmp_path, monkeypatch):
-    FaultPlan().on("GetParametersByPath", fault=error("AccessDeniedException", "not allowed")).install(monkeypatch)
+    registry_only = lambda call: str(call.params().get("Path", "")).startswith("/orch/healers")  # noqa: E731 - not the fleet's lease
+    FaultPlan().on("GetParametersByPath", fault=error("AccessDeniedException", "not allowed"), when=registry_only).install(monkeypatch)
     before = reboots(aws)
     result = CliRunner().invoke(cli, ["heal", "--yes"], env={"XDG_STATE_HOME": str(tmp_path)})
     assert result.exit_code == 3 and "could not be read" in result.stderr and "--state" in result.stderr, result.output

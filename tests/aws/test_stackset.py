@@ -18,12 +18,12 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 from click.testing import CliRunner
 
 from orchestrator.cli import cli
 from orchestrator.deploy import stack as deploy
-from orchestrator.deploy import stackset
+from orchestrator.deploy import stackset, stackset_aws
 from tests.aws.test_deploy import code_zip, endpoint, moto_endpoint  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*not supported by moto's CloudFormation")
@@ -46,7 +46,11 @@ def overrides_as_aws_documents(monkeypatch: pytest.MonkeyPatch) -> None:
     def merged(self: Any, accounts: Any, regions: Any, deployment_targets: Any, parameters: list[dict[str, Any]]) -> str:
         given = {p["ParameterKey"]: p["ParameterValue"] for p in parameters or []}
         whole = [{"ParameterKey": k, "ParameterValue": v} for k, v in {**self.parameters, **given}.items()]
-        return original(self, accounts, regions, deployment_targets, whole)
+        operation = original(self, accounts, regions, deployment_targets, whole)
+        for instance in self.instances.stack_instances:  # DescribeStackInstance gives the overrides, as AWS does
+            if instance.account_id in (accounts or []) and instance.region_name in regions:
+                instance.parameters = list(parameters or [])
+        return operation
 
     monkeypatch.setattr(StackSet, "create_stack_instances", merged)
 
@@ -186,7 +190,7 @@ DECLARED = {"VpcId": False, "VpcCidr": False, "SubnetIds": False, "ScheduleMinut
 
 def test_service_managed_sends_organizations_targets_and_auto_deployment() -> None:
     cfn = boto3.client("cloudformation", region_name=HOME, aws_access_key_id="x", aws_secret_access_key="x")
-    planned = stackset.plan(request(accounts=(), ous=("ou-abcd-12345678",)), DECLARED, None, set())
+    planned = stackset.plan(request(accounts=(), ous=("ou-abcd-12345678",)), DECLARED, None, {})
     stub = Stubber(cfn)
     create = dict(planned.stack_set_call)
     assert create["PermissionModel"] == "SERVICE_MANAGED" and create["AutoDeployment"] == {"Enabled": True, "RetainStacksOnAccountRemoval": False}
@@ -204,7 +208,7 @@ def test_service_managed_sends_organizations_targets_and_auto_deployment() -> No
          "StackInstanceStatus": {"DetailedStatus": "SUCCEEDED"}} for r in REGIONS]})
     said: list[str] = []
     with stub:
-        outcome = stackset.run(cfn, planned, said.append, poll_seconds=0, sleep=lambda s: None)
+        outcome = stackset_aws.run(cfn, planned, said.append, poll_seconds=0, sleep=lambda s: None)
     stub.assert_no_pending_responses()
     assert [s for _, _, s in outcome.operations] == ["SUCCEEDED", "SUCCEEDED"]
     assert any("QUEUED" in line for line in said) and any("SUCCEEDED" in line for line in said)
@@ -213,19 +217,19 @@ def test_service_managed_sends_organizations_targets_and_auto_deployment() -> No
 
 def test_a_failed_operation_names_the_failed_account_and_region() -> None:
     cfn = boto3.client("cloudformation", region_name=HOME, aws_access_key_id="x", aws_secret_access_key="x")
-    planned = stackset.plan(request(regions=("us-east-1",)), DECLARED, {"PermissionModel": "SELF_MANAGED", "Status": "ACTIVE"}, set())
+    planned = stackset.plan(request(regions=("us-east-1",)), DECLARED, {"PermissionModel": "SELF_MANAGED", "Status": "ACTIVE"}, {})
     assert planned.stack_set_action == "update"
     assert planned.stack_set_call["OperationPreferences"]["FailureTolerancePercentage"] == 10
     stub = Stubber(cfn)
     stub.add_response("update_stack_set", {"OperationId": "op-update"})
-    stub.add_response("create_stack_instances", {"OperationId": "op-create"})
     stub.add_response("describe_stack_set_operation", {"StackSetOperation": {"OperationId": "op-update", "Action": "UPDATE", "Status": "RUNNING"}})
     stub.add_response("describe_stack_set_operation", {"StackSetOperation": {"OperationId": "op-update", "Action": "UPDATE", "Status": "SUCCEEDED"}})
+    stub.add_response("create_stack_instances", {"OperationId": "op-create"})
     stub.add_response("describe_stack_set_operation", {"StackSetOperation": {"OperationId": "op-create", "Action": "CREATE", "Status": "FAILED"}})
     stub.add_response("list_stack_set_operation_results", {"Summaries": [
         {"Account": A, "Region": "us-east-1", "Status": "FAILED", "StatusReason": "ResourceLogicalId:Function, ResourceStatusReason:subnet not found"}]})
     with stub, pytest.raises(deploy.DeployError, match=f"ended FAILED: {A} us-east-1: .*subnet not found"):
-        stackset.run(cfn, planned, lambda line: None, poll_seconds=0, sleep=lambda s: None)
+        stackset_aws.run(cfn, planned, lambda line: None, poll_seconds=0, sleep=lambda s: None)
 
 
 def test_an_operation_still_running_at_the_deadline_says_how_to_follow_it() -> None:
@@ -233,7 +237,7 @@ def test_an_operation_still_running_at_the_deadline_says_how_to_follow_it() -> N
     stub = Stubber(cfn)
     stub.add_response("describe_stack_set_operation", {"StackSetOperation": {"OperationId": "op-1", "Status": "RUNNING"}})
     with stub, pytest.raises(deploy.DeployError, match="still RUNNING .*describe-stack-set-operation"):
-        stackset.wait_for_operation(cfn, "orch-estate", "op-1", lambda line: None, poll_seconds=0, timeout_seconds=0, sleep=lambda s: None)
+        stackset_aws.wait_for_operation(cfn, "orch-estate", "op-1", lambda line: None, poll_seconds=0, timeout_seconds=0, sleep=lambda s: None)
 
 
 def test_schedule_offsets_are_deterministic_in_range_and_spread() -> None:
@@ -249,3 +253,219 @@ def test_sequential_regions_give_the_region_order() -> None:
     prefs = stackset.Preferences(region_concurrency="SEQUENTIAL")
     assert prefs.as_api(["eu-west-1", "us-east-1"])["RegionOrder"] == ["eu-west-1", "us-east-1"]
     assert "RegionOrder" not in stackset.Preferences().as_api(["us-east-1"])
+
+
+# -- issue 20, cases 14-18 and 22: AWS's documented behaviour, moto does not check it ----------
+
+PER_INSTANCE = {(A, "us-east-1"): {"VpcId": "vpc-a1", "SubnetIds": "subnet-a1"}, (A, "eu-west-1"): {"VpcId": "vpc-a2", "SubnetIds": "subnet-a2"},
+                (B, "us-east-1"): {"VpcId": "vpc-b1", "SubnetIds": "subnet-b1"}, (B, "eu-west-1"): {"VpcId": "vpc-b2", "SubnetIds": "subnet-b2"}}
+TEMPLATE_KEYS = {**DECLARED, "Mode": True, "SelectorValue": True, "NotifyWebhooks": True, "CodeBucket": False, "CodeKey": False, "Architecture": True}
+
+
+def code(**more: str) -> dict[str, str]:
+    return {"CodeKey": "orch/lambda/new.zip", "Architecture": "x86_64", "VpcCidr": "127.20.0.0/16", **more}
+
+
+def only_overridable(call: dict[str, Any], stack_set_keys: set[str]) -> None:
+    """AWS: "You can only override the parameter values that are specified in the stack set"."""
+    overridden = {p["ParameterKey"] for p in call["ParameterOverrides"]}
+    assert overridden <= stack_set_keys, f"overrides {sorted(overridden - stack_set_keys)} have no stack-set value"
+
+
+def test_case_14_every_overridden_parameter_has_a_stack_set_value() -> None:
+    instance = {**PER_INSTANCE, ("*", "us-east-1"): {"CodeBucket": "b-us-east-1"}, ("*", "eu-west-1"): {"CodeBucket": "b-eu-west-1"}}
+    planned = stackset.plan(request(parameters=code(), accounts=(A, B), instance_parameters=instance), TEMPLATE_KEYS, None, {})
+    stack_set_keys = {p["ParameterKey"] for p in planned.stack_set_call["Parameters"]}
+    assert {"VpcId", "SubnetIds", "CodeBucket", "ScheduleOffsetMinutes"} <= stack_set_keys
+    values = {p["ParameterKey"]: p["ParameterValue"] for p in planned.stack_set_call["Parameters"]}
+    assert values["VpcId"] in {v["VpcId"] for v in PER_INSTANCE.values()}  # a value the template's type accepts
+    assert values["CodeBucket"] in {"b-us-east-1", "b-eu-west-1"} and values["ScheduleOffsetMinutes"] == "0"
+    cfn = boto3.client("cloudformation", region_name=HOME, aws_access_key_id="x", aws_secret_access_key="x")
+    stub = Stubber(cfn)
+    stub.add_response("create_stack_set", {"StackSetId": "orch-estate:1"}, dict(planned.stack_set_call))
+    for group in planned.groups:
+        call = group.as_api(False, planned.preferences, "orch-estate")
+        only_overridable(call, stack_set_keys)
+        stub.add_response("create_stack_instances", {"OperationId": f"op-{group.targets[0]}-{group.region}"}, call)
+    for group in planned.groups:
+        stub.add_response("describe_stack_set_operation", {"StackSetOperation": {"Status": "SUCCEEDED"}})
+    stub.add_response("list_stack_instances", {"Summaries": []})
+    with stub:
+        stackset_aws.run(cfn, planned, lambda line: None, poll_seconds=0, sleep=lambda s: None)
+    stub.assert_no_pending_responses()
+
+
+PREVIOUS = {"PermissionModel": "SELF_MANAGED", "Status": "ACTIVE", "StackSetName": "orch-estate",
+            "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in {
+                "Mode": "heal", "SelectorValue": "web", "NotifyWebhooks": "[secret]", "VpcId": "vpc-a1", "SubnetIds": "subnet-a1",
+                "VpcCidr": "127.20.0.0/16", "CodeBucket": "b", "CodeKey": "orch/lambda/old.zip", "ScheduleOffsetMinutes": "0"}.items()]}
+CURRENT = {key: {**value, "ScheduleOffsetMinutes": str(stackset.schedule_offset(key[0], key[1], value["VpcId"], 5))} for key, value in PER_INSTANCE.items()}
+
+
+def test_case_15_a_code_only_redeploy_keeps_every_parameter_it_does_not_pass() -> None:
+    planned = stackset.plan(request(parameters={"CodeKey": "orch/lambda/new.zip", "Architecture": "x86_64"}, accounts=(A, B)),
+                            TEMPLATE_KEYS, PREVIOUS, CURRENT)
+    sent = {p["ParameterKey"]: p for p in planned.stack_set_call["Parameters"]}
+    for kept in ("Mode", "SelectorValue", "NotifyWebhooks", "VpcId", "SubnetIds", "VpcCidr", "CodeBucket", "ScheduleOffsetMinutes"):
+        assert sent[kept] == {"ParameterKey": kept, "UsePreviousValue": True}, kept
+    assert sent["CodeKey"]["ParameterValue"] == "orch/lambda/new.zip"
+    assert planned.groups == () and planned.updates == ()  # nothing else changes: the instances keep their overrides
+    assert sorted(planned.already) == sorted(PER_INSTANCE)
+    cfn = boto3.client("cloudformation", region_name=HOME, aws_access_key_id="x", aws_secret_access_key="x")
+    stub = Stubber(cfn)  # the documented shape of a Parameter with UsePreviousValue passes botocore's validation
+    stub.add_response("update_stack_set", {"OperationId": "op-1"}, dict(planned.stack_set_call))
+    stub.add_response("describe_stack_set_operation", {"StackSetOperation": {"Status": "SUCCEEDED"}})
+    stub.add_response("list_stack_instances", {"Summaries": []})
+    with stub:
+        stackset_aws.run(cfn, planned, lambda line: None, poll_seconds=0, sleep=lambda s: None)
+
+
+def test_case_15_a_code_only_redeploy_through_the_cli_keeps_mode_and_selector(buckets, code_zip) -> None:  # noqa: F811
+    assert orch(*stack_set_args(code_zip, "-p", "Mode=heal", "-p", "SelectorValue=web")).exit_code == 0
+    again = orch("deploy", "--stack-set", "orch-estate", "--regions", ",".join(REGIONS), "--accounts", f"{A},{B}",
+                 "--bucket", "orch-artifacts-{region}", "--zip", str(code_zip), "-o", "json")
+    assert again.exit_code == 0, again.output
+    kept = json.loads(again.stdout)["stack_set_parameters"]
+    assert kept["Mode"] == kept["SelectorValue"] == kept["VpcCidr"] == "(previous value)"
+    summary = boto3.client("cloudformation", region_name=HOME).describe_stack_set(StackSetName="orch-estate")["StackSet"]
+    values = {p["ParameterKey"]: p["ParameterValue"] for p in summary["Parameters"]}
+    assert values["Mode"] == "heal" and values["SelectorValue"] == "web"
+
+
+def test_case_17_a_changed_parameter_of_an_existing_instance_goes_through_update_stack_instances() -> None:
+    moved = {(B, "eu-west-1"): {"SubnetIds": "subnet-new"}}
+    planned = stackset.plan(request(parameters={"CodeKey": "k"}, accounts=(A, B), instance_parameters=moved), TEMPLATE_KEYS, PREVIOUS, CURRENT)
+    (update,) = planned.updates
+    assert (update.region, update.targets) == ("eu-west-1", (B,))
+    overrides = dict(update.overrides)  # the whole override list: AWS resets a key left out to the stack set's value
+    assert overrides == {**CURRENT[(B, "eu-west-1")], "SubnetIds": "subnet-new"}
+    assert (B, "eu-west-1") not in planned.already and len(planned.already) == 3
+    cfn = boto3.client("cloudformation", region_name=HOME, aws_access_key_id="x", aws_secret_access_key="x")
+    stub = Stubber(cfn)
+    stub.add_response("update_stack_set", {"OperationId": "op-set"})
+    stub.add_response("describe_stack_set_operation", {"StackSetOperation": {"OperationId": "op-set", "Status": "SUCCEEDED"}})
+    call = update.as_api(False, planned.preferences, "orch-estate")
+    stub.add_response("update_stack_instances", {"OperationId": "op-inst"}, call)  # only after the stack set update finished
+    stub.add_response("describe_stack_set_operation", {"StackSetOperation": {"OperationId": "op-inst", "Status": "SUCCEEDED"}})
+    stub.add_response("list_stack_instances", {"Summaries": []})
+    with stub:
+        outcome = stackset_aws.run(cfn, planned, lambda line: None, poll_seconds=0, sleep=lambda s: None)
+    assert [o for _, o, _ in outcome.operations] == ["op-set", "op-inst"]
+
+
+def test_case_17_existing_overrides_are_read_with_describe_stack_instance() -> None:
+    cfn = boto3.client("cloudformation", region_name=HOME, aws_access_key_id="x", aws_secret_access_key="x")
+    stub = Stubber(cfn)
+    stub.add_response("list_stack_instances", {"Summaries": [{"Account": A, "Region": "us-east-1", "Status": "CURRENT"}]})
+    stub.add_response("describe_stack_instance", {"StackInstance": {"Account": A, "Region": "us-east-1", "ParameterOverrides": [
+        {"ParameterKey": "VpcId", "ParameterValue": "vpc-a1"}]}}, {"StackSetName": "orch-estate", "StackInstanceAccount": A, "StackInstanceRegion": "us-east-1"})
+    with stub:
+        found = stackset_aws.existing_instances(cfn, request(regions=("us-east-1",)), PREVIOUS)
+    assert found == {(A, "us-east-1"): {"VpcId": "vpc-a1"}}
+
+
+def test_case_17_the_cli_updates_an_instance_whose_subnets_changed(buckets, code_zip) -> None:  # noqa: F811
+    assert orch(*stack_set_args(code_zip)).exit_code == 0
+    again = orch(*stack_set_args(code_zip, "--instance-parameter", f"{B}:eu-west-1:SubnetIds=subnet-moved", "-o", "json"))
+    assert again.exit_code == 0, again.output
+    document = json.loads(again.stdout)
+    (update,) = document["update_stack_instances"]
+    assert update["targets"] == [B] and update["region"] == "eu-west-1" and update["parameter_overrides"]["SubnetIds"] == "subnet-moved"
+    found = boto3.client("cloudformation", region_name=HOME).describe_stack_instance(
+        StackSetName="orch-estate", StackInstanceAccount=B, StackInstanceRegion="eu-west-1")["StackInstance"]
+    assert {p["ParameterKey"]: p["ParameterValue"] for p in found["ParameterOverrides"]}["SubnetIds"] == "subnet-moved"
+
+
+def test_case_18_per_account_values_in_an_ou_use_intersection_and_no_auto_deployment() -> None:
+    ou = "ou-abcd-12345678"
+    per_account = {(A, "*"): {"VpcId": "vpc-a", "SubnetIds": "subnet-a"}, (B, "*"): {"VpcId": "vpc-b", "SubnetIds": "subnet-b"}}
+    planned = stackset.plan(request(accounts=(), ous=(ou,), regions=("us-east-1",), parameters=code(), instance_parameters=per_account,
+                                    call_as="DELEGATED_ADMIN"), TEMPLATE_KEYS, None, {})
+    by_account = {g.targets: g.as_api(True, planned.preferences, "orch-estate", planned.call_as) for g in planned.groups}
+    assert set(by_account) == {(A,), (B,)}  # one VpcId per account, not one for the whole OU
+    assert by_account[(A,)]["DeploymentTargets"] == {"OrganizationalUnitIds": [ou], "Accounts": [A], "AccountFilterType": "INTERSECTION"}
+    assert {p["ParameterKey"]: p["ParameterValue"] for p in by_account[(B,)]["ParameterOverrides"]}["VpcId"] == "vpc-b"
+    assert planned.stack_set_call["AutoDeployment"] == {"Enabled": False}  # a joining account would get another's VPC
+    assert planned.stack_set_call["CallAs"] == "DELEGATED_ADMIN" and all(c["CallAs"] == "DELEGATED_ADMIN" for c in by_account.values())
+    assert any("join later" in note for note in planned.notes)
+    cfn = boto3.client("cloudformation", region_name=HOME, aws_access_key_id="x", aws_secret_access_key="x")
+    stub = Stubber(cfn)  # botocore validates DeploymentTargets' and CallAs' shapes
+    stub.add_response("create_stack_set", {"StackSetId": "s"}, dict(planned.stack_set_call))
+    for call in by_account.values():
+        stub.add_response("create_stack_instances", {"OperationId": f"op-{call['DeploymentTargets']['Accounts'][0]}"}, call)
+    for _ in by_account:
+        stub.add_response("describe_stack_set_operation", {"StackSetOperation": {"Status": "SUCCEEDED"}},
+                          {"StackSetName": "orch-estate", "OperationId": ANY,
+                           "CallAs": "DELEGATED_ADMIN"})
+    stub.add_response("list_stack_instances", {"Summaries": []}, {"StackSetName": "orch-estate", "CallAs": "DELEGATED_ADMIN"})
+    with stub:
+        stackset_aws.run(cfn, planned, lambda line: None, poll_seconds=0, sleep=lambda s: None)
+    stub.assert_no_pending_responses()
+
+
+def test_case_18_one_value_for_the_whole_ou_keeps_auto_deployment() -> None:
+    planned = stackset.plan(request(accounts=(), ous=("ou-abcd-12345678",), regions=("us-east-1",), parameters=code(VpcId="vpc-shared", SubnetIds="s")),
+                            TEMPLATE_KEYS, None, {})
+    (group,) = planned.groups
+    assert group.as_api(True, planned.preferences, "x")["DeploymentTargets"] == {"OrganizationalUnitIds": ["ou-abcd-12345678"]}
+    assert planned.stack_set_call["AutoDeployment"]["Enabled"] is True and planned.notes == ()
+
+
+def test_case_18_an_ou_without_values_for_every_account_is_refused() -> None:
+    with pytest.raises(deploy.DeployUsageError, match="lacks parameter"):
+        stackset.plan(request(accounts=(), ous=("ou-abcd-12345678",), parameters=code()), TEMPLATE_KEYS, None, {})
+    with pytest.raises(deploy.DeployUsageError, match="DELEGATED_ADMIN is for --ou"):
+        stackset.plan(request(call_as="DELEGATED_ADMIN"), TEMPLATE_KEYS, None, {})
+
+
+def test_case_22_an_update_passes_the_custom_administration_and_execution_roles_again() -> None:
+    custom = {**PREVIOUS, "AdministrationRoleARN": "arn:aws:iam::999999999999:role/orch-admin", "ExecutionRoleName": "orch-exec"}
+    planned = stackset.plan(request(parameters={"CodeKey": "k"}, accounts=(A, B)), TEMPLATE_KEYS, custom, CURRENT)
+    assert planned.stack_set_call["AdministrationRoleARN"] == "arn:aws:iam::999999999999:role/orch-admin"
+    assert planned.stack_set_call["ExecutionRoleName"] == "orch-exec"
+    given = stackset.plan(request(parameters={"CodeKey": "k"}, accounts=(A, B), administration_role_arn="arn:aws:iam::999999999999:role/new"),
+                          TEMPLATE_KEYS, custom, CURRENT)
+    assert given.stack_set_call["AdministrationRoleARN"].endswith("role/new")
+
+
+def test_case_16_the_target_accounts_may_read_the_code_and_nothing_else(buckets, code_zip) -> None:  # noqa: F811
+    s3 = boto3.client("s3", region_name="eu-west-1")
+    theirs = {"Sid": "TeamRule", "Effect": "Deny", "Principal": "*", "Action": "s3:DeleteBucket", "Resource": "arn:aws:s3:::orch-artifacts-eu-west-1"}
+    s3.put_bucket_policy(Bucket="orch-artifacts-eu-west-1", Policy=json.dumps({"Version": "2012-10-17", "Statement": [theirs]}))
+    dry = orch(*stack_set_args(code_zip, "--dry-run", "-o", "json"))
+    assert json.loads(dry.stdout)["code_bucket_policy"]["orch-artifacts-us-east-1"]["Action"] == "s3:GetObject"
+    with pytest.raises(Exception, match="NoSuchBucketPolicy"):
+        boto3.client("s3", region_name=HOME).get_bucket_policy(Bucket="orch-artifacts-us-east-1")
+    assert orch(*stack_set_args(code_zip)).exit_code == 0
+    for region in REGIONS:
+        policy = json.loads(boto3.client("s3", region_name=region).get_bucket_policy(Bucket=f"orch-artifacts-{region}")["Policy"])
+        (grant,) = [s for s in policy["Statement"] if s.get("Sid") == "OrchStackSetCodeRead"]
+        assert grant["Effect"] == "Allow" and grant["Action"] == "s3:GetObject"
+        assert grant["Resource"] == f"arn:aws:s3:::orch-artifacts-{region}/{deploy.CODE_PREFIX}*"
+        assert sorted(grant["Principal"]["AWS"]) == [f"arn:aws:iam::{A}:root", f"arn:aws:iam::{B}:root"]
+    policy = json.loads(s3.get_bucket_policy(Bucket="orch-artifacts-eu-west-1")["Policy"])
+    assert theirs in policy["Statement"]  # the bucket's other statements are kept
+
+
+def test_case_16_accounts_granted_before_keep_reading_and_an_organization_is_one_condition() -> None:
+    from orchestrator.deploy import code as deploy_code
+
+    first = deploy_code.merged_policy(None, deploy_code.read_statement("b", [A]))
+    second = deploy_code.merged_policy(first, deploy_code.read_statement("b", [B]))
+    (grant,) = second["Statement"]
+    assert grant["Principal"]["AWS"] == [f"arn:aws:iam::{A}:root", f"arn:aws:iam::{B}:root"]
+    org = deploy_code.read_statement("b", org_id="o-abc123")
+    assert org["Principal"] == "*" and org["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": "o-abc123"}}
+
+
+def test_case_18_values_per_ou_go_to_that_ous_own_call() -> None:
+    east, west = "ou-abcd-11111111", "ou-abcd-22222222"
+    per_ou = {(east, "*"): {"VpcId": "vpc-east", "SubnetIds": "s-e"}, (west, "*"): {"VpcId": "vpc-west", "SubnetIds": "s-w"}}
+    planned = stackset.plan(request(accounts=(), ous=(east, west), regions=("us-east-1",), parameters=code(), instance_parameters=per_ou),
+                            TEMPLATE_KEYS, None, {})
+    calls = {g.targets: g.as_api(True, planned.preferences, "x") for g in planned.groups}
+    assert calls[(east,)]["DeploymentTargets"] == {"OrganizationalUnitIds": [east]}
+    assert {p["ParameterKey"]: p["ParameterValue"] for p in calls[(west,)]["ParameterOverrides"]}["VpcId"] == "vpc-west"
+    assert planned.stack_set_call["AutoDeployment"] == {"Enabled": False}  # a joining account would not get its OU's VpcId
+    with pytest.raises(deploy.DeployUsageError, match="which --ou does not deploy to"):
+        stackset.plan(request(accounts=(), ous=(east,), parameters=code(), instance_parameters=per_ou), TEMPLATE_KEYS, None, {})

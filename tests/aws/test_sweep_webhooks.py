@@ -6,6 +6,7 @@ from orchestrator.alerting.webhook import send_all
 from orchestrator.cli.common import Exit
 from orchestrator.cli.sweep_cmds import heal_exit
 from orchestrator.config import Settings
+from orchestrator.model import ProbeOutcome
 from orchestrator.sweep.pipeline import SweepDeps, sweep
 from tests.aws.conftest import launch
 from tests.builders import ScriptedProber
@@ -73,7 +74,7 @@ def test_a_webhook_that_takes_the_news_is_recorded_and_exit_stays_zero(aws, subn
 
 def test_webhook_only_and_it_fails_tells_the_condition_again_next_sweep(aws, subnet, store):
     ids = launch(aws, subnet, 4)
-    down = ScriptedProber(set(ids[:3]))  # the breaker opens and stays open
+    down = ScriptedProber(set(ids[:3]), ProbeOutcome.CONNECT_TIMEOUT)  # the breaker opens and stays open
     with webhook_server([(503, {})]) as server:
         first = run(aws, store, down, settings(None, server.url, "json"))
     assert not first.deliveries[0].delivered
@@ -88,7 +89,7 @@ def test_pagerduty_pages_the_breaker_and_resolves_it_when_it_closes(aws, subnet,
     ids = launch(aws, subnet, 4)
     with webhook_server([(202, {})]) as server:
         config = settings(None, server.url, "pagerduty")
-        run(aws, store, ScriptedProber(set(ids[:3])), config)  # 3 of 4 down: breaker open (limit 50%)
+        run(aws, store, ScriptedProber(set(ids[:3]), ProbeOutcome.CONNECT_TIMEOUT), config)  # 3 of 4 down: breaker open (limit 50%)
         run(aws, store, ScriptedProber(set()), config)  # all answer: the breaker closed
         actions = [(b["event_action"], b["dedup_key"].rsplit("/", 1)[1]) for b in server.bodies]
     assert actions == [("trigger", "fleet:breaker"), ("resolve", "fleet:breaker")]

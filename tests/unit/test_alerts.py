@@ -111,10 +111,33 @@ def test_the_chronic_text_says_what_the_issue_asks():
         "chronic memory leak on 7 of 8 instances (ami-0abc, launch template lt-1 v12, since 2026-01-01 09:00 UTC): "
         "memory grows 2.1%/min after boot and runs out about 33 minutes after boot; the kernel killed ruby at 14.6 GiB; "
         "orch acted on them 41 times in 24 h, 37 of them ahead of exhaustion. "
-        "Reboots treat the symptom: fix the leak, or set memory.ssm_commands to restart the service."
+        "Reboots treat the symptom: fix the leak, or `orch guard apply --chronic` would restart ruby in seconds instead."
     )
+
+
+def test_the_chronic_text_proposes_the_guard_with_its_numbers():
+    from dataclasses import replace
+
+    lost = replace(pattern(7), ssh_lost_minutes=2.6)
+    text = pattern_item(lost, ssm_configured=True).text
+    assert "orch acted on them 41 times in 24 h, 37 of them ahead of exhaustion, about 3 min of SSH lost each." in text
+    assert text.endswith("`orch guard apply --chronic` would restart ruby in seconds instead.")
+    unnamed = pattern_item(replace(pattern(7), process=""), ssm_configured=False).text
+    assert unnamed.endswith("`orch guard apply --chronic --process NAME` (or memory.ssm_commands) would restart the service instead.")
 
 
 def test_state_round_trips_through_the_store_shape():
     state = decide(sweep_items(blocked=[NO_RUNG], quarantined={"i-9": "x"}), AlertState(), NOW, REMIND).state
     assert AlertState.from_book(state.to_book("scope")) == state
+
+
+@pytest.mark.parametrize(
+    ("spans", "expected"),
+    [([3.0, 5.0, 4.0], 4.0), ([], None), ([2.0, None], 2.0)],  # None: not verified, left out
+)
+def test_ssh_lost_is_the_median_from_action_to_ssh_back(spans, expected):
+    from orchestrator.decide.patterns import _ssh_lost_minutes
+    from orchestrator.model import ActionAttempt
+
+    actions = [ActionAttempt(at=NOW, kind=ActionKind.REBOOT, verified_at=None if s is None else NOW + timedelta(minutes=s)) for s in spans]
+    assert _ssh_lost_minutes(actions) == expected

@@ -108,3 +108,45 @@ def test_fine_means_answering_and_not_leaking() -> None:
     assert Box.booted("f", Behaviour(), T0).fine(at(5))
     assert not Box.booted("l", LEAK, T0).fine(at(5))  # answering, but the leak is under way
     assert not Box.booted("h", Behaviour(fault=Fault.HUNG), T0).fine(at(5))
+
+
+# -- orch guard: the service bounded, killed by the kernel inside its limit, restarted ----------------
+
+GUARDED = Behaviour(base_percent=30.0, leak_per_min=2.0, wedge_percent=97.0, noise=0.0, boot_seconds=60.0, shutdown_seconds=0.0,
+                    hard_reboot_seconds=0.0, guard_limit_percent=80.0, service_restart_seconds=6.0)
+
+
+@pytest.mark.parametrize(
+    ("minute", "memory", "kills"),
+    [
+        (10, 50.0, 0),
+        (24.9, 79.8, 0),  # the limit (80%) is reached at 25 min
+        (25.05, 30.0, 1),  # killed: memory back at the baseline; the service restarts 6 s after the kill
+        (26.1, 32.0, 1),  # running and leaking again from 25.1 min
+        (50.05, 79.9, 1),
+        (50.15, 30.0, 2),  # 25.1 + 25 = 50.1: the second kill
+        (24 * 60, None, 57),  # a day: every ~25.1 min, never a wedge
+    ],
+)
+def test_a_guarded_leak_is_killed_inside_its_limit_and_restarts(minute, memory, kills) -> None:
+    box = Box.booted("b", GUARDED, T0)
+    assert box.sshd(at(minute)) is Sshd.OK and not box.wedged(at(minute))
+    if memory is not None:
+        assert box.memory(at(minute)) == pytest.approx(memory, abs=0.01)
+    assert box.guard_kills(T0, at(minute)) == kills
+    assert all(not c.booted for c in box.cycles[1:]) and box.oom_events(at(minute)) == []
+
+
+def test_without_the_guard_the_same_leak_wedges() -> None:
+    from dataclasses import replace
+
+    box = Box.booted("b", replace(GUARDED, guard_limit_percent=None), T0)
+    assert box.wedged(at(40)) and box.guard_kills(T0, at(40)) == 0
+
+
+def test_an_action_on_a_guarded_box_comes_before_a_kill_foreseen_after_it() -> None:
+    box = Box.booted("b", GUARDED, T0)
+    box.sshd(at(26))  # the model looked ahead past the kill at 25 min
+    box.reboot(at(20))
+    assert box.cycles[-1].booted and box.cycles[-1].started_at == at(20)
+    assert box.sshd(at(20.5)) is Sshd.REFUSED and box.guard_kills(T0, at(22)) == 0

@@ -45,6 +45,7 @@ STAR_ONLY_ACTIONS = frozenset(
         "cloudwatch:ListMetrics",
         "autoscaling:DescribeAutoScalingInstances",
         "ssm:DescribeInstanceInformation",
+        "ssm:GetCommandInvocation",  # orch guard reads each box's answer; the action takes no resource type
     }
 )
 # The stack's optional features, each as the parameters that turn it on.
@@ -489,3 +490,31 @@ def test_the_stack_registers_its_healer_for_manual_runs_to_find(template):
     healer = registry.parse("/orch/healers/orch", sub(text, values))
     assert healer == registry.Healer("orch", "us-east-1", "123456789012", "vpc-0abc", {"team:fleet": "web"}, "dynamodb://orch-StateTable-1", "dry-run")
     assert function_settings(template).stack == "orch"  # the function knows which registration is its own
+
+
+def test_the_guard_association_is_opt_in_and_runs_the_script_orch_generates(template) -> None:
+    from orchestrator.guard.association import LIMITS, high_for, template_commands
+
+    params = template["Parameters"]
+    assert params["GuardAssociation"]["Default"] == "false"  # opt in: a root script on every selected box
+    guard = template["Resources"]["HostGuard"]
+    assert guard["Type"] == "AWS::SSM::Association" and guard["Condition"] == "UseGuard"
+    assert template["Conditions"]["UseGuard"] == {"Fn::Equals": [{"Ref": "GuardAssociation"}, "true"]}
+    props = guard["Properties"]
+    assert props["Name"] == "AWS-RunShellScript"
+    assert props["Targets"] == [{"Key": {"Fn::Sub": "tag:${SelectorKey}"}, "Values": [{"Ref": "SelectorValue"}]}]
+    assert props["Parameters"]["commands"] == template_commands(), "regenerate with: python -m orchestrator.guard.association"
+    assert params["GuardLimitPercent"]["AllowedValues"] == list(LIMITS)
+    assert {k: v["High"] for k, v in template["Mappings"]["GuardHigh"].items()} == {v: high_for(v) for v in LIMITS}
+    # The process goes into a shell line inside single quotes: the pattern admits no quote, space or $.
+    import re
+
+    pattern = re.compile(params["GuardProcess"]["AllowedPattern"])
+    assert pattern.match("ruby") and pattern.match("") and not any(pattern.match(x) for x in ("ru'by", "a b", "$(x)", "x" * 16))
+
+
+def test_the_guard_association_widens_no_role(template) -> None:
+    """It runs as the instances' SSM agent: the function's role is the same with it on or off."""
+    off = {a for _, s in policy_statements(template) for a in actions_of(s)}
+    on = {a for _, s in policy_statements(template, GuardAssociation="true", GuardProcess="ruby") for a in actions_of(s)}
+    assert on == off

@@ -179,16 +179,19 @@ def replay(events: Day, inst=INST, memory_cause: bool = True) -> InstanceHistory
 
 
 @pytest.mark.parametrize(
-    "name, events, inst, rung, quarantined, reason",
+    "name, events, inst, memory_cause, rung, quarantined, reason",
     [
-        ("a chronic leak over a day is recurrence, never quarantine", chronic_leak(40), INST, 0, False, ""),
-        ("flapping: back for 2 minutes each time, climbs and is quarantined", flapping(5), INST, None, True, "held for less than 10 min"),
-        ("never back, standalone: reboot and stop-start, then a human", never_back(3), INST, 2, True, "reboot, stop-start did not bring it back"),
-        ("never back, in a group: the third rung replaces", never_back(2), ASG_INST, 2, False, ""),
+        ("a chronic leak over a day is recurrence, never quarantine", chronic_leak(40), INST, True, 0, False, ""),
+        ("flapping: back for 2 minutes each time, climbs and is quarantined", flapping(5), INST, False, None, True,
+         "held for less than 10 min"),
+        ("a leak back 2 minutes after each reboot is a fast leak, not a flap", flapping(5), INST, True, 0, False, ""),
+        ("never back, standalone: reboot and stop-start, then a human", never_back(3), INST, True, 2, True,
+         "reboot, stop-start did not bring it back"),
+        ("never back, in a group: the third rung replaces", never_back(2), ASG_INST, True, 2, False, ""),
     ],
 )
-def test_recurrence_flapping_and_failure_over_time(name, events, inst, rung, quarantined, reason):
-    h = replay(events, inst)
+def test_recurrence_flapping_and_failure_over_time(name, events, inst, memory_cause, rung, quarantined, reason):
+    h = replay(events, inst, memory_cause)
     if rung is not None:
         assert h.rung == rung
     assert (h.quarantined_at is not None) is quarantined, h.quarantine_reason
@@ -232,7 +235,7 @@ def test_console_oom_alone_makes_the_cause_memory():
 
 
 def test_release_forgives_earlier_failures_and_restarts_the_ladder():
-    h = replay(flapping(5))
+    h = replay(flapping(5), memory_cause=False)
     assert h.quarantined_at is not None
     released = release(h, minutes(60))
     assert (released.quarantined_at, released.rung, released.released_at) == (None, 0, minutes(60))

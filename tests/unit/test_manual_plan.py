@@ -16,19 +16,20 @@ from tests.builders import NOW, facts, instance, settings, verdict
 FORCE = "INC-42: known wedged"
 
 
-def fleet(down: int = 0, size: int = 5, **changes):
-    """``size`` instances, the first ``down`` of them unreachable; ``changes`` edit instance 1's Instance."""
+def fleet(down: int = 0, size: int = 5, probe: ProbeOutcome = ProbeOutcome.BANNER_TIMEOUT, **changes):
+    """``size`` instances, the first ``down`` of them unreachable (``probe`` says how); ``changes`` edit instance 1's Instance."""
     made = {}
     for n in range(1, size + 1):
         inst = instance(n)
         if n == 1 and changes:
             inst = replace(inst, **changes)
-        made[inst.instance_id] = facts(inst, ProbeOutcome.BANNER_TIMEOUT if n <= down else ProbeOutcome.OK)
+        made[inst.instance_id] = facts(inst, probe if n <= down else ProbeOutcome.OK)
     return made
 
 
-def plan_for(kind=ActionKind.REBOOT, force=None, down=0, histories=None, paused=None, config=None, stoppable=True, **changes):
-    by_id = fleet(down, **changes)
+def plan_for(kind=ActionKind.REBOOT, force=None, down=0, histories=None, paused=None, config=None, stoppable=True,
+             probe=ProbeOutcome.BANNER_TIMEOUT, **changes):
+    by_id = fleet(down, probe=probe, **changes)
     if stoppable:  # what AwsFleet.enrich reads for a stop/start
         by_id = {i: replace(f, instance_storage=False) for i, f in by_id.items()}
     verdicts = {i: verdict(f, VerdictKind.UNREACHABLE if f.probe.outcome.is_failure else VerdictKind.HEALTHY) for i, f in by_id.items()}
@@ -56,7 +57,8 @@ def in_flight(iid):
         ("young instance: launch grace is not asked", {"launch_time": NOW - timedelta(minutes=1)}, None, None, None),
         ("paused", {"paused": PAUSE}, None, BlockRule.PAUSED, False),
         ("not running", {"state": "stopped"}, None, BlockRule.NOT_RUNNING, False),
-        ("breaker open: 3 of 5 down, limit 20%", {"down": 3}, None, BlockRule.BREAKER, True),
+        ("breaker open: 3 of 5 down, limit 20%", {"down": 3, "probe": ProbeOutcome.CONNECT_TIMEOUT}, None, BlockRule.BREAKER, True),
+        ("past the breaker, the kernels answered: the person's reboot is the canary", {"down": 3}, None, None, None),
         ("opted out", {"tags": {"orch:managed": "true", "orch:skip": "true"}}, None, BlockRule.OPT_OUT, True),
         ("quarantined", {}, "quarantine", BlockRule.QUARANTINE, True),
         ("awaiting verification", {}, "in-flight", BlockRule.IN_FLIGHT, True),

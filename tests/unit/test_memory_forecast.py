@@ -233,7 +233,7 @@ def test_stale_outranks_critical_and_says_how_long():
     result = assess([99.0] * 30, lag_seconds=14 * 60)
     assert result.state is MemoryState.STALE
     assert result.reasons == (
-        "memory metric silent for 14 min (stale after 10 min) after climbing to 99.0% (at the top: the agent starves before sshd)",
+        "memory metric silent for 14 min (stale after 5 min) after climbing to 99.0% (at the top: the agent starves before sshd)",
     )
     assert result.silent_at_top
     assert result.slope_per_min is None

@@ -10,6 +10,7 @@ import pytest
 from orchestrator.config import Settings
 from orchestrator.decide.plan import make_plan
 from orchestrator.model import (
+    ActionAttempt,
     ActionKind,
     BlockRule,
     Facts,
@@ -21,7 +22,8 @@ from orchestrator.model import (
 from orchestrator.state.store import PauseState
 from tests.builders import NOW, actions_at, confirmed, facts, instance, settings, verdict
 
-DOWN = ProbeOutcome.BANNER_TIMEOUT
+DOWN = ProbeOutcome.BANNER_TIMEOUT  # the box's kernel answered, sshd did not: the path works
+DROPPED = ProbeOutcome.CONNECT_TIMEOUT  # nothing answered: a network fault looks like this
 EVIDENCE = ("memory 99% (critical >= 95% for 12 min)",)
 
 
@@ -39,6 +41,7 @@ class Fleet:
     lifecycle: dict[int, str] = field(default_factory=dict)
     events: tuple[int, ...] = ()
     history: dict[int, dict[str, object]] = field(default_factory=dict)
+    probe: ProbeOutcome = DOWN  # how the down ones fail: the box's kernel answered (banner timeout) or nothing did
 
     def build(self) -> tuple[dict[str, Facts], list, dict[str, InstanceHistory]]:
         all_facts: dict[str, Facts] = {}
@@ -57,7 +60,7 @@ class Fleet:
                 from tests.builders import status_ok
 
                 status = status_ok(inst.instance_id, (ScheduledEvent("system-reboot", NOW + timedelta(days=2)),))
-            f = facts(inst, DOWN if n in self.down else ProbeOutcome.OK, status=status, lifecycle=self.lifecycle.get(n))
+            f = facts(inst, self.probe if n in self.down else ProbeOutcome.OK, status=status, lifecycle=self.lifecycle.get(n))
             all_facts[inst.instance_id] = f
             if n in self.down:
                 verdicts.append(verdict(f, VerdictKind.UNREACHABLE, EVIDENCE if n in self.corroborated else ()))
@@ -89,12 +92,23 @@ CASES = [
     ("third rung replaces an ASG member", Fleet(down=(3,), asg={3: "web"}, history={3: {"rung": 2}}), {"max_group_percent": 100}, None, {3: ActionKind.REPLACE}, {}),
     ("third rung never replaces a standalone box", Fleet(down=(3,), history={3: {"rung": 2}}), {}, None, {}, {3: "escalation reached replace, which orch does only for Auto Scaling members; a human must look"}),
     ("custom ladder: reboot then replace", Fleet(down=(3,), asg={3: "web"}, history={3: {"rung": 1}}), {"ladder": ["reboot", "replace"], "max_group_percent": 100}, None, {3: ActionKind.REPLACE}, {}),
-    ("breaker: 3 of 10 uncorroborated > 20%", Fleet(down=(1, 2, 3)), {}, None, {}, {1: "too many unhealthy: 3 of 10", 2: "circuit breaker", 3: "circuit breaker"}),
+    ("breaker: 3 of 10 uncorroborated > 20%", Fleet(down=(1, 2, 3), probe=DROPPED), {}, None, {}, {1: "too many unhealthy: 3 of 10", 2: "circuit breaker", 3: "circuit breaker"}),
+    ("past the breaker, failures the kernel answered get one canary", Fleet(down=(1, 2, 3)), {}, None, {1: ActionKind.REBOOT},
+     {2: "waiting for the canary i-", 3: "the rest follow only if it recovers"}),
+    ("canary = 0: nothing past the breaker", Fleet(down=(1, 2, 3)), {"canary": 0}, None, {}, {n: "safety.canary = 0" for n in (1, 2, 3)}),
+    ("a canary in flight holds the rest", Fleet(down=(1, 2, 3), history={1: {"in_flight_key": "k", "last_action_at": NOW - timedelta(minutes=2), "last_action": ActionKind.REBOOT, "actions": (ActionAttempt(NOW - timedelta(minutes=2), ActionKind.REBOOT, key="k", canary=True),)}}), {}, None,
+     {}, {1: "awaits verification", 2: "waiting for the canary i-", 3: "waiting for the canary i-"}),
+    ("a canary that recovered lets the rest follow at budget pace", Fleet(down=(1, 2, 3, 4, 5), history={0: {"actions": (ActionAttempt(NOW - timedelta(minutes=30), ActionKind.REBOOT, canary=True, verified_at=NOW - timedelta(minutes=20)),)}}), {}, None,
+     {1: ActionKind.REBOOT, 2: ActionKind.REBOOT, 3: ActionKind.REBOOT}, {4: "max 3 actions per sweep", 5: "max 3 actions per sweep"}),
+    ("a canary that did not recover stops the rest until released", Fleet(down=(1, 2, 3), history={1: {"rung": 1, "actions": (ActionAttempt(NOW - timedelta(hours=9), ActionKind.REBOOT, canary=True, failed_at=NOW - timedelta(hours=8), failure="SSH still failing 30 min after it (sshd refuses)"),)}}), {}, None,
+     {}, {n: "the canary i-" for n in (1, 2, 3)}),
     ("breaker ignores corroborated failures", Fleet(down=(1, 2, 3), corroborated=(1, 2, 3)), {}, None, {1: ActionKind.REBOOT, 2: ActionKind.REBOOT, 3: ActionKind.REBOOT}, {}),
-    ("breaker blocks only the uncorroborated", Fleet(size=20, down=(1, 2, 3, 5, 7, 9, 11), corroborated=(1, 2, 3), zones=("a", "b", "c", "d", "e")), {"max_unhealthy": "3", "max_actions_per_sweep": 5}, None,
+    ("breaker blocks only the uncorroborated", Fleet(size=20, down=(1, 2, 3, 5, 7, 9, 11), corroborated=(1, 2, 3), zones=("a", "b", "c", "d", "e"), probe=DROPPED), {"max_unhealthy": "3", "max_actions_per_sweep": 5}, None,
      {1: ActionKind.REBOOT, 2: ActionKind.REBOOT, 3: ActionKind.REBOOT}, {5: "too many unhealthy: 4 of 20", 7: "circuit breaker", 9: "circuit breaker", 11: "circuit breaker"}),
-    ("every probe failed: prober suspect (gardener mcm #482)", Fleet(size=4, down=(0, 1, 2, 3), corroborated=(0, 1, 2, 3)), {"max_unhealthy": "100%"}, None, {}, {n: "every probe of this sweep failed (4/4)" for n in range(4)}),
-    ("one AZ mostly unreachable: network fault there", Fleet(down=(0, 2, 4)), {"max_unhealthy": "50%"}, None, {}, {n: "3 of 5 instances unreachable in availability zone us-east-1a" for n in (0, 2, 4)}),
+    ("every probe failed: prober suspect (gardener mcm #482)", Fleet(size=4, down=(0, 1, 2, 3), corroborated=(0, 1, 2, 3), probe=DROPPED), {"max_unhealthy": "100%"}, None, {}, {n: "every probe of this sweep failed without an answer from any box (4/4" for n in range(4)}),
+    ("every probe failed, but the kernels answered: not the prober", Fleet(size=4, down=(0, 1, 2, 3), corroborated=(0, 1, 2, 3)), {"max_unhealthy": "100%"}, None, {n: ActionKind.REBOOT for n in range(3)}, {3: "max 3 actions per sweep"}),
+    ("one AZ mostly unreachable: network fault there", Fleet(down=(0, 2, 4), probe=DROPPED), {"max_unhealthy": "50%"}, None, {}, {n: "3 of 5 instances unreachable in availability zone us-east-1a" for n in (0, 2, 4)}),
+    ("the AZ rule counts only failures nothing answered", Fleet(down=(0, 2, 4)), {"max_unhealthy": "50%"}, None, {0: ActionKind.REBOOT, 2: ActionKind.REBOOT, 4: ActionKind.REBOOT}, {}),
     ("AZ rule spares corroborated instances", Fleet(down=(0, 2, 4), corroborated=(0, 2, 4)), {"max_unhealthy": "50%"}, None, {0: ActionKind.REBOOT, 2: ActionKind.REBOOT, 4: ActionKind.REBOOT}, {}),
     ("per-sweep budget", Fleet(size=40, down=(1, 6, 11, 16, 21), zones=("a", "b", "c", "d")), {}, None,
      {1: ActionKind.REBOOT, 6: ActionKind.REBOOT, 11: ActionKind.REBOOT}, {16: "max 3 actions per sweep", 21: "max 3 actions per sweep"}),
@@ -304,7 +318,8 @@ RULE_CASES = [
     ("scheduled event", Fleet(down=(3,), events=(3,)), {}, None, BlockRule.SCHEDULED_EVENT),
     ("quarantined", Fleet(down=(3,), history={3: {"quarantined_at": NOW, "quarantine_reason": "4 actions"}}), {}, None, BlockRule.QUARANTINE),
     ("budget", Fleet(down=(3,)), {"max_actions_per_sweep": 0}, None, BlockRule.BUDGET_SWEEP),
-    ("circuit breaker", Fleet(size=10, down=(1, 2, 3, 4)), {"max_unhealthy": "1"}, None, BlockRule.BREAKER),
+    ("circuit breaker", Fleet(size=10, down=(1, 2, 3, 4), probe=DROPPED), {"max_unhealthy": "1"}, None, BlockRule.BREAKER),
+    ("waiting for the canary", Fleet(size=10, down=(1, 2, 3, 4)), {"max_unhealthy": "1"}, None, BlockRule.CANARY),
     ("paused", Fleet(down=(3,)), {}, PauseState(NOW, "ops@host", "freeze"), BlockRule.PAUSED),
     ("replace on a standalone instance", Fleet(down=(3,), history={3: {"rung": 2}}), {}, None, BlockRule.LADDER),
 ]
