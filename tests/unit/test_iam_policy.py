@@ -15,7 +15,7 @@ from tests.unit.test_cfn_template import STAR_ONLY_ACTIONS
 DOCTOR_STAR_ONLY = frozenset({"ec2:DescribeSecurityGroups", "ec2:DescribeRouteTables", "ec2:DescribeNetworkAcls"})
 # Onboarding reads (and the agent's config parameter, whose name the person chooses) accept no narrower resource here.
 ONBOARD_STAR_ONLY = frozenset({"autoscaling:DescribeAutoScalingGroups", "ssm:DescribeInstanceInformation", "ssm:GetParameter", "ssm:PutParameter",
-                               "ssm:ListCommands", "ssm:GetCommandInvocation"})
+                               "ssm:ListCommands", "ssm:ListCommandInvocations", "ssm:GetCommandInvocation"})
 
 
 def settings(**env: str):
