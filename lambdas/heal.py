@@ -39,22 +39,23 @@ Logs: one JSON line per decision (each action with its outcome, each blocked act
 with why, each plan note), one summary line, and one CloudWatch embedded-metric-format
 line per sweep (namespace ``orch``, dimension ``Selector``), which the template's
 breaker alarm watches.
+
+The parts live beside this shell: ``lambdas.event`` (the input), ``lambdas.deadline``
+(the context's time), ``lambdas.logs`` (the lines and the metrics).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Literal, Mapping
+from typing import Any, Callable, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
+from lambdas.deadline import InvalidContext, _time_left, fit_probe_to_deadline
+from lambdas.event import InvalidEvent, effective_dry_run, parse_event
+from lambdas.logs import METRIC_NAMESPACE, decision_lines, emit, metrics_record, selector_dimension
 from orchestrator.aws import AWS_CALL_ERRORS, AwsError, Clients, describe_aws_error
 from orchestrator.config import ConfigError, Settings, load_settings
 from orchestrator.echo import RedactingFilter, clip, redact
@@ -64,251 +65,18 @@ from orchestrator.observe.metrics import DimensionCache
 from orchestrator.observe.probe import probe_fleet
 from orchestrator.state import audit, open_store
 from orchestrator.state.store import LeaseHeld, StateError
-from orchestrator.sweep.pipeline import Mode, Prober, SweepAborted, SweepDeps, SweepReport, sweep, utcnow
+from orchestrator.sweep.pipeline import Mode, Prober, SweepAborted, SweepDeps, sweep, utcnow
 
-METRIC_NAMESPACE = "orch"
-GATE_MARGIN_S = 30.0  # sweep's gate refuses new actions with less than this left
-OBSERVE_RESERVE_S = 30.0  # inventory, status, metrics, lease and record around the probe
-BREAKER_MARKERS = ("circuit breaker", "every probe")  # plan notes of a fleet-wide stop
-ACTED = frozenset({"done", "uncertain"})  # outcomes where AWS may have accepted the call
+__all__ = [
+    "METRIC_NAMESPACE", "HandlerError", "Hooks", "InvalidContext", "InvalidEvent", "emit", "handler", "metrics_record", "selector_dimension",
+    "_time_left",
+]
+
 MAX_ERROR_CHARS = 2000  # an error line quotes inputs clipped, and is itself at most this long
 
 
 class HandlerError(Exception):
     """The invocation failed before acting (or the sweep aborted); the message says why."""
-
-
-class InvalidEvent(ValueError):
-    """The event is neither a scheduled event nor a valid manual invoke."""
-
-
-# -- events --------------------------------------------------------------------------
-
-
-class ScheduledEvent(BaseModel):
-    """What EventBridge sends for a schedule rule; unknown envelope fields are ignored."""
-
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
-
-    source: Literal["aws.events"]
-    detail_type: Literal["Scheduled Event"] = Field(alias="detail-type")
-    id: str | None = None
-    time: datetime | None = None
-    resources: list[str] = Field(default_factory=list)
-
-
-class Overrides(BaseModel):
-    """A manual invoke's knobs: each can only make the sweep more careful."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    dry_run: bool | None = None
-    mode: Literal["heal", "scan"] = "heal"
-
-
-class ManualInvoke(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    orch: Overrides = Field(default_factory=Overrides)
-
-
-@dataclass(frozen=True)
-class Request:
-    trigger: str  # "schedule" | "manual"
-    mode: Mode
-    dry_run: bool | None  # None: the deployed setting (ORCH_DRY_RUN)
-
-
-EXPECTED = (
-    'expected an EventBridge scheduled event (source "aws.events", detail-type "Scheduled Event") '
-    'or a manual invoke such as {"orch": {"dry_run": true}}'
-)
-
-
-def _validation_text(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:10]:
-        where = clip(".".join(str(p) for p in err["loc"]), quote=False) or "event"
-        message = "unknown key (not allowed)" if err["type"] == "extra_forbidden" else clip(err["msg"], quote=False)
-        parts.append(f"{where}: {message}")
-    return "; ".join(parts)
-
-
-def parse_event(event: Any) -> Request:
-    """Which of the two accepted shapes this is, or InvalidEvent naming what is wrong."""
-    if not isinstance(event, Mapping):
-        raise InvalidEvent(f"event is {type(event).__name__}, not a JSON object: {EXPECTED}")
-    try:
-        if "orch" in event:
-            manual = ManualInvoke.model_validate(dict(event))
-            mode = Mode.SCAN if manual.orch.mode == "scan" else Mode.HEAL
-            return Request("manual", mode, manual.orch.dry_run)
-        if "source" in event or "detail-type" in event:
-            ScheduledEvent.model_validate(dict(event))
-            return Request("schedule", Mode.HEAL, None)
-    except ValidationError as exc:
-        raise InvalidEvent(f"invalid event: {_validation_text(exc)}; {EXPECTED}") from None
-    names = sorted(map(str, event))
-    keys = ", ".join(clip(k, 64, quote=False) for k in names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
-    raise InvalidEvent(f"unrecognised event (keys: {keys or 'none'}): {EXPECTED}")
-
-
-def effective_dry_run(request: Request, settings: Settings) -> bool:
-    """The deployed setting, made more careful by a manual invoke, never less."""
-    if request.dry_run is False and settings.dry_run:
-        raise InvalidEvent(
-            'refused: "dry_run": false cannot override the deployed dry-run mode; '
-            "redeploy with --parameter Mode=heal to let orch act"
-        )
-    return bool(settings.dry_run or request.dry_run)
-
-
-# -- deadline --------------------------------------------------------------------------
-
-
-def fit_probe_to_deadline(settings: Settings, seconds_left: float | None) -> tuple[Settings, str | None]:
-    """Shorten the probe's retry window when the worst-case probe would not fit.
-
-    Failures spread over less time than ``safety.debounce_seconds`` do not debounce, so a
-    shortened window can only delay an action, never cause one.
-    """
-    if seconds_left is None:
-        return settings, None
-    probe = settings.probe
-    attempt = probe.connect_timeout + probe.banner_timeout
-    room = seconds_left - GATE_MARGIN_S - OBSERVE_RESERVE_S
-    if probe.retry_window + attempt <= room:
-        return settings, None
-    window = max(0.0, room - attempt)
-    shorter = settings.model_copy(update={"probe": probe.model_copy(update={"retry_window": window})})
-    return shorter, (
-        f"{seconds_left:.0f} s left: probe retry window cut from {probe.retry_window:g} s to {window:g} s"
-    )
-
-
-class InvalidContext(ValueError):
-    """The context's deadline cannot be read: without it no action can be known to fit."""
-
-
-def _millis(remaining: Callable[[], Any]) -> float:
-    value = remaining()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise InvalidContext(f"get_remaining_time_in_millis() returned {clip(value)}, not a number of milliseconds")
-    return float(value)
-
-
-def _time_left(context: Any) -> Callable[[], float] | None:
-    """Seconds left, from the context; None when there is no context (a local call).
-
-    Checked once up front (a context whose method is not callable or returns garbage
-    fails the invocation before anything happens); a later bad reading counts as no
-    time left, so no new action starts on it.
-    """
-    if context is None:
-        return None
-    remaining = getattr(context, "get_remaining_time_in_millis", None)
-    if remaining is None:
-        return None
-    if not callable(remaining):
-        raise InvalidContext(f"the context's get_remaining_time_in_millis is {type(remaining).__name__}, not a method")
-    try:
-        _millis(remaining)
-    except InvalidContext:
-        raise
-    except Exception as exc:  # whatever a broken context raises
-        raise InvalidContext(f"get_remaining_time_in_millis() raised {type(exc).__name__}: {clip(str(exc), quote=False)}") from None
-
-    def left() -> float:
-        try:
-            return _millis(remaining) / 1000.0
-        except Exception:
-            return 0.0
-
-    return left
-
-
-# -- logs and metrics --------------------------------------------------------------------
-
-
-def emit(record: Mapping[str, Any]) -> None:
-    """One JSON object per line on stdout, which Lambda sends to the function's log group."""
-    sys.stdout.write(redact(json.dumps(record, default=str, separators=(",", ":"))) + "\n")
-    sys.stdout.flush()
-
-
-def selector_dimension(selector: Mapping[str, str]) -> str:
-    """``key=value[,key=value]``: the template's alarm uses the same text for one tag."""
-    return ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
-
-
-def breaker_tripped(notes: list[str]) -> bool:
-    return any(marker in note for note in notes for marker in BREAKER_MARKERS)
-
-
-def decision_lines(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
-    sweep_id = summary["sweep_id"]
-    lines: list[dict[str, Any]] = []
-    for action in summary["actions"]:
-        level = "info" if action["outcome"] in ("done", "dry-run") else "warning"
-        lines.append(
-            {
-                "level": level,
-                "event": "action",
-                "sweep_id": sweep_id,
-                "instance_id": action["instance_id"],
-                "action": action["action"],
-                "reason": action["reason"],
-                "outcome": action["outcome"],
-                "detail": action["detail"],
-            }
-        )
-    for blocked in summary["blocked"]:
-        lines.append(
-            {
-                "level": "info",
-                "event": "blocked",
-                "sweep_id": sweep_id,
-                "instance_id": blocked["instance_id"],
-                "action": blocked["action"],
-                "why": blocked["why"],
-            }
-        )
-    lines.extend({"level": "info", "event": "note", "sweep_id": sweep_id, "note": n} for n in summary["notes"])
-    return lines
-
-
-def metrics_record(report: SweepReport, summary: Mapping[str, Any], selector: Mapping[str, str]) -> dict[str, Any]:
-    """One CloudWatch embedded-metric-format object: the metrics of one sweep."""
-    finished = report.finished_at or report.started_at
-    values = {
-        "Instances": summary["instances"],
-        "Unreachable": summary["verdicts"].get("unreachable", 0),
-        "Actions": sum(1 for a in summary["actions"] if a["outcome"] in ACTED),
-        "Blocked": len(summary["blocked"]),
-        "BreakerTripped": 1 if breaker_tripped(summary["notes"]) else 0,
-        "Chronic": sum(len(p["instances"]) for p in summary.get("chronic", [])),
-        "Quarantined": len(summary.get("quarantined", {})),
-        "DurationSeconds": round((finished - report.started_at).total_seconds(), 3),
-        "ApiCalls": summary["api_calls_total"],
-    }
-    units = {name: "Count" for name in values} | {"DurationSeconds": "Seconds"}
-    return {
-        "_aws": {
-            "Timestamp": int(finished.timestamp() * 1000),
-            "CloudWatchMetrics": [
-                {
-                    "Namespace": METRIC_NAMESPACE,
-                    "Dimensions": [["Selector"]],
-                    "Metrics": [{"Name": name, "Unit": units[name]} for name in values],
-                }
-            ],
-        },
-        "Selector": selector_dimension(selector),
-        "sweep_id": report.sweep_id,
-        "dry_run": report.dry_run,
-        "partial": report.partial,
-        **values,
-    }
 
 
 # -- the handler ---------------------------------------------------------------------------

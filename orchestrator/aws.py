@@ -169,6 +169,7 @@ class Clients:
                 except (BotoCoreError, ValueError) as exc:
                     raise AwsError(f"cannot make the {service} client: {clip(str(exc), quote=False)}") from None
                 made.meta.events.register("before-call.*.*", self.counter.on_call)
+                made.meta.events.register("after-call.*.*", name_denied_action)
                 self._cache[key] = made
             return self._cache[key]
 
@@ -200,16 +201,38 @@ def error_code(exc: BaseException) -> str:
     return ""
 
 
-def declared_permission(operation: str) -> str | None:
-    """The IAM action orch declares for an API operation (``ec2:DescribeInstances``), if unique.
+IAM_ACTION = "OrchIamAction"
+"""Where ``name_denied_action`` leaves the IAM action in a denied call's response."""
+
+# Operations whose IAM action is not named after them (AWS's Service Authorization
+# Reference for Amazon S3: HeadObject is authorized as GetObject, HeadBucket and
+# ListObjectsV2 as ListBucket). For every other service orch calls (ec2, cloudwatch,
+# autoscaling, ssm, sns, sts, dynamodb, cloudformation, iam) the action is
+# ``<boto3 service name>:<operation>``.
+ACTION_NOT_NAMED_AFTER_OPERATION = {
+    ("s3", "HeadObject"): "s3:GetObject",
+    ("s3", "HeadBucket"): "s3:ListBucket",
+    ("s3", "ListObjectsV2"): "s3:ListBucket",
+}
+
+
+def iam_action(service: str, operation: str) -> str:
+    """The IAM action (``ec2:DescribeInstances``) that authorizes one API operation."""
+    return ACTION_NOT_NAMED_AFTER_OPERATION.get((service, operation), f"{service}:{operation}")
+
+
+def name_denied_action(http_response: Any, parsed: dict[str, Any], model: Any, **_: Any) -> None:
+    """botocore ``after-call`` hook: note on a denied call's response the IAM action it needed.
 
     AWS's denial messages do not always name the action (EC2's UnauthorizedOperation
-    does not), and the operator needs the ``service:Action`` form to fix the policy.
+    does not), and the operator needs the ``service:Action`` form to fix the policy. The
+    hook sees the operation's model, so the error text can name it without this module
+    knowing which adapters exist.
     """
-    from orchestrator.iam.permissions import ALL  # late: permissions imports every adapter, which import this module
-
-    found = [p for p in ALL if p.partition(":")[2] == operation]
-    return found[0] if len(found) == 1 else None
+    if getattr(http_response, "status_code", 200) < 300 or not isinstance(parsed, dict):
+        return
+    if str(parsed.get("Error", {}).get("Code", "")) in ACCESS_DENIED_CODES:
+        parsed[IAM_ACTION] = iam_action(model.service_model.service_name, model.name)
 
 
 def describe_aws_error(exc: BaseException, permission: str | None = None) -> str:
@@ -223,7 +246,7 @@ def describe_aws_error(exc: BaseException, permission: str | None = None) -> str
         op = exc.operation_name
         message = exc.response.get("Error", {}).get("Message", "")
         if code in ACCESS_DENIED_CODES:
-            needed = permission or declared_permission(op) or op
+            needed = permission or exc.response.get(IAM_ACTION) or op
             return f"access denied calling {op}: the caller lacks the IAM permission {needed} ({message})"
         if code in THROTTLING_CODES:
             return f"{op} was throttled ({code}): the account's API rate budget is shared by every tool in it; sweep less often or try again later"

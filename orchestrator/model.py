@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Mapping
+from typing import Any, Mapping
 
 
 @dataclass(frozen=True, slots=True)
@@ -504,3 +504,36 @@ class InstanceHistory:
         """The last (re)boot or restart orch caused: memory before it describes the last cycle."""
         taken = self.attempts
         return taken[-1] if taken else None
+
+
+# -- what the state store remembers and the pure steps read -----------------------------
+
+
+class ActionStatus(str, enum.Enum):
+    INTENT = "intent"  # written before the call: a crash after this never repeats the call blindly
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    DRY_RUN = "dry-run"
+    VERIFIED = "verified"
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRecord:
+    key: str  # idempotency key: instance, action, time window
+    sweep_id: str
+    instance_id: str
+    action: ActionKind
+    reason: str
+    status: ActionStatus
+    created_at: datetime
+    updated_at: datetime
+    detail: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PauseState:
+    paused_at: datetime
+    by: str
+    reason: str = ""

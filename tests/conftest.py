@@ -7,12 +7,15 @@ probe a private range or reach a real AWS endpoint, even by accident.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import socket
 import tempfile
 from typing import Any
 
+import botocore.loaders
+import botocore.session
 import pytest
 
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
@@ -39,8 +42,35 @@ USER_XDG_CONFIG_HOME = os.environ.get("XDG_CONFIG_HOME")
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="orch-test-config-")
 for _name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL"):
     os.environ.pop(_name, None)
+# The width of a terminal is a test's own choice (CliRunner's env, a pty's size): an
+# xdist worker starts with COLUMNS=80, which a serial run does not have, and orch's
+# console honours COLUMNS. No test inherits one.
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
 for _name in [n for n in os.environ if n.startswith("ORCH_")]:
     os.environ.pop(_name, None)
+
+
+class _SearchPaths(list):
+    """A loader's search paths, where adding a path already there changes nothing."""
+
+    def append(self, path: Any) -> None:
+        if path not in self:
+            super().append(path)
+
+
+@functools.cache
+def _shared_loader(search_path_string: str | None = None) -> botocore.loaders.Loader:
+    loader = botocore.loaders.create_loader(search_path_string)
+    loader._search_paths = _SearchPaths(loader.search_paths)  # boto3 appends its own on every Session
+    return loader
+
+
+# One botocore model loader for the whole test process. Every boto3.Session (a test's
+# Clients, each CLI invocation's) otherwise parses the service models' JSON again: EC2's
+# alone is megabytes, and it was a third of the AWS tier's time. The loader only reads the
+# models shipped with botocore and caches what it parsed; nothing a test checks lives there.
+botocore.session.create_loader = _shared_loader  # type: ignore[attr-defined]
 
 
 class ForbiddenConnection(AssertionError):
@@ -113,3 +143,42 @@ def _no_forbidden_connections(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect_ex", record_ex)
     yield
     assert not attempts, f"connections outside 127.0.0.0/8 were attempted: {attempts}"
+
+
+# -- running in parallel (pytest-xdist, `scripts/test`: -n 2 --dist loadgroup) -----------------
+#
+# The unit and AWS tiers keep everything inside their own process (moto in-process or on a
+# free port, temporary directories), so their files are spread over the workers. Most
+# end-to-end modules share something outside the process: the sandbox's fleet addresses in
+# 127.20.0.0/16, sandbox.env and .venv at the repository root, kernel routes, cgroups. They
+# run on one worker, one after another, exactly as they did before the suite ran in parallel.
+# A module that shares nothing outside its process is listed in PARALLEL_E2E instead.
+#
+# xdist's own groups (the xdist_group mark) rename each test's node id, which this pytest
+# no longer lets a plugin do; the same grouping is made here with xdist's scheduler hook.
+SERIAL_GROUP = "serial"
+PARALLEL_E2E = frozenset({"test_probe_endpoints.py", "test_cli_probe.py", "test_wheel_install.py"})
+
+
+def work_unit(nodeid: str) -> str:
+    """What one worker runs whole: the serial group, or else the test's file."""
+    path = nodeid.split("::", 1)[0]
+    parts = path.split("/")
+    if "e2e" in parts[:-1] and parts[-1] not in PARALLEL_E2E:
+        return SERIAL_GROUP
+    return path
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "loadgroup":
+        return None  # another --dist: xdist's own scheduler
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SerialGroupScheduling(LoadScopeScheduling):
+        """xdist's scope scheduling (largest unit first) over ``work_unit``'s units."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return SerialGroupScheduling(config, log)

@@ -16,8 +16,8 @@ from orchestrator.alerting import notify
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options, stdin_is_terminal
 from orchestrator.cli.instances import resolve_instance
 from orchestrator.cli.params import FiniteFloat
-from orchestrator.cli.state_cmds import _who
 from orchestrator.cli.sweep_cmds import audit_directory, no_match, run_sweep
+from orchestrator.cli.who import who
 from orchestrator.decide.manual import COMMAND, FORCEABLE, ManualRequest
 from orchestrator.model import ActionKind, OutcomeStatus
 from orchestrator.state import audit
@@ -111,7 +111,7 @@ def run_manual(
     if not dry_run and not assume_yes and not on_terminal:
         raise OrchError(f"refused: {command} is not on a terminal to ask; pass --yes to {kind.value} without asking", Exit.USAGE)
     instance_id = resolve_instance(runtime, instance)
-    request = ManualRequest(instance_id, kind, _who(), reason.strip() if force and reason else None)
+    request = ManualRequest(instance_id, kind, who(), reason.strip() if force and reason else None)
     notify_on = (not dry_run) if tell is None else tell
     report = run_sweep(runtime, Mode.HEAL, dry_run=dry_run, assume_yes=assume_yes, wait=wait, notify=notify_on, manual=request)
     if not report.facts:

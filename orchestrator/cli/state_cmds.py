@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
-import socket
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -14,6 +12,7 @@ from orchestrator.cli.estate_cmds import estate_history, estate_options, estate_
 from orchestrator.cli.instances import resolve_instance
 from orchestrator.cli.render import Column, fitted_table
 from orchestrator.cli.sweep_cmds import no_match
+from orchestrator.cli.who import who
 from orchestrator.decide import history as history_step
 from orchestrator.decide.patterns import chronic_patterns
 from orchestrator.echo import clip
@@ -22,13 +21,6 @@ from orchestrator.observe import inventory
 from orchestrator.state import lease_scope
 from orchestrator.state.lease import holder_is_dead
 from orchestrator.state.store import ActionStatus, Lease, PauseState
-
-
-def _who() -> str:
-    try:
-        return f"{getpass.getuser()}@{socket.gethostname()}"
-    except (KeyError, OSError):
-        return socket.gethostname()
 
 
 def _when(value: datetime | None) -> str:
@@ -222,7 +214,7 @@ def pause_command(runtime: Runtime, reason: str, replace: bool) -> None:
             lambda: runtime.say(f"already {_paused_text(current)}; kept as it is (pass --replace to replace it)"),
         )
         return
-    state = PauseState(datetime.now(timezone.utc), _who(), reason)
+    state = PauseState(datetime.now(timezone.utc), who(), reason)
     store.set_pause(state)
     runtime.emit(
         {"paused": True, "changed": True, "by": state.by, "since": state.paused_at, "reason": state.reason, "replaced": current},

@@ -80,7 +80,7 @@ def observe(prev: InstanceHistory, facts: Facts, verdict: Verdict, now: datetime
     elif verdict.kind is VerdictKind.UNREACHABLE and facts.probe is not None:
         h = _unreachable(h, facts, now, settings)
         if facts.console is not None and facts.console != h.console:
-            h = replace(h, console=facts.console)  # read once an episode (see orchestrator.decide.reads)
+            h = replace(h, console=facts.console)  # read once an episode (see orchestrator.decide.suspects)
     else:
         h = replace(h, healthy_since=None)
     h = _update_chronic(h, now, settings)

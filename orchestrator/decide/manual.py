@@ -27,8 +27,7 @@ from typing import Mapping
 from orchestrator.config import Settings
 from orchestrator.decide import plan as rules
 from orchestrator.decide import rungs
-from orchestrator.model import Action, ActionKind, Blocked, BlockRule, Facts, InstanceHistory, Plan, Verdict, VerdictKind
-from orchestrator.state.store import PauseState
+from orchestrator.model import Action, ActionKind, Blocked, BlockRule, Facts, InstanceHistory, PauseState, Plan, Verdict, VerdictKind
 
 MANUAL_KINDS = frozenset({ActionKind.REBOOT, ActionKind.STOP_START})
 COMMAND = {ActionKind.REBOOT: "orch reboot", ActionKind.STOP_START: "orch stop-start"}

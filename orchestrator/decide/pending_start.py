@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from orchestrator.model import START_PENDING, Action, ActionKind, Instance, InstanceHistory, VerdictKind
-from orchestrator.state.store import ActionRecord, ActionStatus
+from orchestrator.model import START_PENDING, Action, ActionKind, ActionRecord, ActionStatus, Instance, InstanceHistory, VerdictKind
 
 WAITING = ("stopped", "stopping")
 # What the instance was last seen as while running, when orch may have been acting on it.

@@ -27,12 +27,12 @@ from orchestrator.model import (
     Corroboration,
     Facts,
     InstanceHistory,
+    PauseState,
     Plan,
     ProbeOutcome,
     Verdict,
     VerdictKind,
 )
-from orchestrator.state.store import PauseState
 
 ACTIONABLE = frozenset({VerdictKind.UNREACHABLE})
 IN_SERVICE = "InService"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import importlib.util
 import json
 import os
 import re
@@ -164,11 +165,17 @@ def _pip_reason(stderr: str) -> str:
 
 
 def source_dirs() -> list[Path]:
-    """Where the orchestrator and lambdas packages live (the checkout, for an editable install)."""
-    import lambdas
-    import orchestrator
+    """Where the orchestrator and lambdas packages live (the checkout, for an editable install).
 
-    return [Path(orchestrator.__file__).resolve().parent, Path(lambdas.__file__).resolve().parent]
+    Found, not imported: the package that ships the handlers stands below them.
+    """
+    found = []
+    for name in ("orchestrator", "lambdas"):
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            raise PackageError(f"cannot find the {name} package to put in the Lambda package")
+        found.append(Path(spec.origin).resolve().parent)
+    return found
 
 
 def _walk(root: Path, prefix: str) -> Iterable[tuple[str, Path]]:

@@ -15,12 +15,14 @@ from dataclasses import dataclass
 
 from orchestrator.estate.registry import PREFIX as REGISTRY_PREFIX
 from orchestrator.state import DYNAMODB_SCHEME
+from orchestrator.state.ssm_lease import PREFIX as LEASE_PREFIX
 
 ANY = "*"
 INSTANCE_ACTIONS = frozenset(
     {"ec2:RebootInstances", "ec2:StopInstances", "ec2:StartInstances", "ec2:SendDiagnosticInterrupt", "ec2:GetConsoleOutput",
      "ec2:CreateTags", "ssm:SendCommand"}
 )
+LEASE_ACTIONS = frozenset({"ssm:PutParameter", "ssm:DeleteParameter"})  # the fleet's lease: /orch/lease/...
 GROUP_ACTIONS = frozenset({"autoscaling:SetInstanceHealth", "autoscaling:EnterStandby", "autoscaling:ExitStandby", "autoscaling:CreateOrUpdateTags"})
 
 
@@ -60,6 +62,8 @@ def resource_for(action: str, where: Where) -> str:
         return where.topic_arn
     if action == "ssm:GetParametersByPath":
         return f"arn:{p}:ssm:{r}:{a}:parameter{REGISTRY_PREFIX.rstrip('/')}"
+    if action in LEASE_ACTIONS:
+        return f"arn:{p}:ssm:{r}:{a}:parameter{LEASE_PREFIX.rstrip('/')}/*"
     return ANY
 
 

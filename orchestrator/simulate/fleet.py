@@ -12,21 +12,19 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Mapping
+from types import MappingProxyType
+from typing import Any, Mapping
 
 from orchestrator.act.evidence import bundle, summary
-from orchestrator.act.executor import EvidenceCapture, Executor, Gate, Journal, admit
+from orchestrator.act.executor import EvidenceCapture, Gate, Journal, admit
 from orchestrator.alerting.notify import SnsMessage
 from orchestrator.config import Settings
-from orchestrator.decide import reads
-from orchestrator.decide.plan import MEMORY_TROUBLE
-from orchestrator.model import Action, ActionOutcome, Facts, InstanceHistory, OutcomeStatus, Plan, Verdict
+from orchestrator.decide.suspects import Suspects, console_targets, episode_console, history_targets, memory_targets
+from orchestrator.model import Action, ActionOutcome, Facts, OutcomeStatus, Plan, Verdict
 from orchestrator.observe.console import ConsoleRead, evidence_of
 from orchestrator.simulate.world import World
-from orchestrator.sweep.aws_fleet import HistoryReader, memory_targets
-
-if TYPE_CHECKING:
-    from orchestrator.sweep.pipeline import SweepReport
+from orchestrator.sweep.aws_fleet import HistoryReader
+from orchestrator.sweep.results import Acting, Observation
 
 
 @dataclass
@@ -49,9 +47,7 @@ class SimFleet:
     def api_calls(self) -> Mapping[str, int]:
         return dict(self.calls)
 
-    def observe(
-        self, settings: Settings, histories_of: HistoryReader, report: SweepReport, now: datetime
-    ) -> tuple[list[Facts], dict[str, InstanceHistory]]:
+    def observe(self, settings: Settings, histories_of: HistoryReader, now: datetime, memory_full_read: bool) -> Observation:
         world = self.world
         listed = [m for m in world.listed() if all(m.instance.tags.get(k) == v for k, v in settings.selector.items())]
         self.calls["ec2.DescribeInstances"] += 1 + len(listed) // 1000
@@ -63,22 +59,22 @@ class SimFleet:
         else:
             world.clock.advance(1.0)
         histories = histories_of(m.instance_id for m in listed)
-        wanted = set(memory_targets([world.instance(m) for m in running], probes, histories, report.memory_full_read))
+        wanted = set(memory_targets([world.instance(m) for m in running], probes, histories, memory_full_read))
         window = timedelta(minutes=settings.memory.window_minutes)
-        report.metrics_requested = len(wanted)
+        requested = len(wanted)
         if wanted:
             self.calls["cloudwatch.GetMetricData"] += 1 + (len(wanted) - 1) // 500
         memory = {m.instance_id: world.memory(m, window) for m in running if m.instance_id in wanted}
         instances = [world.instance(m) for m in running]
         statuses = {m.instance_id: world.status(m) for m in running}
-        back = reads.history_targets(instances, statuses, probes, memory, settings)
+        back = history_targets(instances, statuses, probes, memory, settings)
         if back:
             self.calls["cloudwatch.GetMetricData"] += 1 + (len(back) - 1) // 500
-            report.metrics_requested += len(back)
+            requested += len(back)
             deeper = timedelta(hours=settings.memory.history_hours)
             memory.update({iid: world.memory(world.machines[iid], deeper) for iid in back})
         consoles = {}
-        for iid in reads.console_targets(instances, statuses, probes, histories, now, settings):
+        for iid in console_targets(instances, statuses, probes, histories, now, settings):
             self.calls["ec2.GetConsoleOutput"] += 1
             read = ConsoleRead(world.console(world.machines[iid]), None, "latest", world.clock.now)
             consoles[iid] = evidence_of(read, world.clock.now)
@@ -88,25 +84,23 @@ class SimFleet:
                 status=statuses.get(m.instance_id),
                 probe=probes.get(m.instance_id),
                 memory=memory.get(m.instance_id),
-                console=consoles.get(m.instance_id) or reads.episode_console(probes.get(m.instance_id), histories.get(m.instance_id)),
+                console=consoles.get(m.instance_id) or episode_console(probes.get(m.instance_id), histories.get(m.instance_id)),
             )
             for m in listed
         ]
-        return facts, histories
+        return Observation(facts, histories, metrics_requested=requested)
 
-    def enrich(
-        self, facts: list[Facts], verdicts: list[Verdict], settings: Settings, also_stoppable: frozenset[str] = frozenset()
-    ) -> list[Facts]:
-        memory = {v.instance_id for v in verdicts if v.kind in MEMORY_TROUBLE}
+    def enrich(self, facts: list[Facts], suspects: Suspects) -> list[Facts]:
+        """The facts ``decide.suspects`` chose, as AwsFleet reads them: every simulated
+        group member is InService and the simulated type has no instance store."""
         enriched = []
         for f in facts:
-            machine = self.world.machines[f.instance.instance_id]
-            if f.instance.asg_name:
+            iid = f.instance.instance_id
+            if iid in suspects.lifecycle:
                 f = replace(f, lifecycle_state="InService")
-            if f.instance.instance_id in memory and settings.memory.ssm_commands:
-                f = replace(f, ssm_online=self.world.ssm_online(machine))
-            if not f.instance.asg_name:
-                # What AwsFleet reads for stop/start suspects: the simulated type has no instance store.
+            if iid in suspects.ssm_reach:
+                f = replace(f, ssm_online=self.world.ssm_online(self.world.machines[iid]))
+            if iid in suspects.stoppable:
                 f = replace(f, instance_storage=False)
             enriched.append(f)
         return enriched
@@ -118,16 +112,18 @@ class SimFleet:
         gate: Gate,
         facts: Mapping[str, Facts],
         verdicts: Mapping[str, Verdict],
-        report: SweepReport,
-    ) -> Executor:
+        sweep_id: str,
+    ) -> Acting:
+        captured: dict[str, dict[str, Any]] = {}
+
         def evidence(action: Action) -> dict[str, Any]:
             text = self.world.console(self.world.machines[action.instance_id])
             read = ConsoleRead(text, None, "latest")
             found = summary(bundle(action, facts[action.instance_id], verdicts[action.instance_id], read, self.world.clock.now))
-            report.evidence[action.instance_id] = found
+            captured[action.instance_id] = found
             return found
 
-        return SimExecutor(self, journal, gate, evidence)
+        return Acting(SimExecutor(self, journal, gate, evidence), MappingProxyType(captured))
 
     def publish(self, topic_arn: str, message: SnsMessage) -> str | None:
         self.calls["sns.Publish"] += 1

@@ -25,9 +25,8 @@ unless it rebooted it in the last 10 minutes.
 
 from __future__ import annotations
 
-import enum
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping
 
@@ -35,6 +34,7 @@ from orchestrator.config import Settings
 from orchestrator.decide.history import chronic
 from orchestrator.model import ActionKind, InstanceHistory
 from orchestrator.simulate.conditions import Conditions
+from orchestrator.simulate.figures import Figures, Policy
 from orchestrator.simulate.fleet import SimFleet
 from orchestrator.simulate.scenarios import Scenario, build
 from orchestrator.simulate.world import World
@@ -46,14 +46,6 @@ SAMPLE_SECONDS = 15.0
 SIM_TOPIC = "arn:aws:sns:us-east-1:000000000000:orch-simulated"
 
 Progress = Callable[[int, int], None]
-
-
-class Policy(str, enum.Enum):
-    ORCH = "orch"
-    NOBODY = "nobody"  # nobody acts
-    REACTIVE = "reactive"  # reboot every box not answering SSH at each sweep (a perfect detector)
-    NAIVE = "naive"  # the cron script: reboot every instance whose probe fails, unless rebooted in the last 10 min
-    ORACLE = "oracle"  # knows when each box will wedge: reboots it at most ORACLE_AHEAD before, and any box down
 
 
 ORACLE_AHEAD = timedelta(minutes=5)
@@ -84,71 +76,6 @@ class Books:
                     self.wedged_samples += 1
             t += step
         self.last = t
-
-
-@dataclass(frozen=True)
-class Figures:
-    scenario: str
-    policy: Policy
-    hours: float
-    instances: int
-    sweeps: int
-    availability: float
-    wedged_box_hours: float
-    actions: dict[str, int]
-    actions_total: int
-    failed_actions: int
-    on_fine_boxes: int
-    quarantined: int
-    first_quarantine_hours: float | None
-    quarantine_reasons: tuple[str, ...]
-    chronic: int
-    messages: int
-    message_subjects: tuple[str, ...]
-    chronic_text: tuple[str, ...]
-    down_to_action_median_min: float | None
-    down_to_action_p95_min: float | None
-    max_actions_in_an_hour: int
-    api_calls: dict[str, int] = field(default_factory=dict)
-    max_budgeted_in_an_hour: int = 0  # the same, counting only what the fleet's budgets count (not chronic boxes)
-    seeds: int = 1  # runs this row stands for (see ``combine``)
-    availability_min: float | None = None  # the worst seed's, when several
-    service_restarts: int = 0  # the guard's: the kernel killed the service inside its limit, it restarted
-    guard: str = ""  # what the guard did, when the boxes have one
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "scenario": self.scenario,
-            "policy": self.policy.value,
-            "hours": self.hours,
-            "instances": self.instances,
-            "sweeps": self.sweeps,
-            "availability": round(self.availability, 4),
-            "wedged_box_hours": round(self.wedged_box_hours, 2),
-            "actions": self.actions,
-            "actions_total": self.actions_total,
-            "failed_actions": self.failed_actions,
-            "actions_on_fine_boxes": self.on_fine_boxes,
-            "quarantined": self.quarantined,
-            "first_quarantine_hours": None if self.first_quarantine_hours is None else round(self.first_quarantine_hours, 2),
-            "quarantine_reasons": list(self.quarantine_reasons),
-            "chronic_instances": self.chronic,
-            "messages": self.messages,
-            "message_subjects": list(self.message_subjects),
-            "chronic_text": list(self.chronic_text),
-            "down_to_action_minutes": {"median": _round(self.down_to_action_median_min), "p95": _round(self.down_to_action_p95_min)},
-            "max_actions_in_an_hour": self.max_actions_in_an_hour,
-            "max_budgeted_actions_in_an_hour": self.max_budgeted_in_an_hour,
-            "api_calls": self.api_calls,
-            "seeds": self.seeds,
-            "availability_min": None if self.availability_min is None else round(self.availability_min, 4),
-            "service_restarts": self.service_restarts,
-            "guard": self.guard,
-        }
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)
 
 
 def simulation_settings(settings: Settings) -> Settings:

@@ -11,22 +11,20 @@ import math
 import random
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from orchestrator.box.model import Behaviour, Box, Cycle, Fault
 from orchestrator.config import Settings
 from orchestrator.simulate.conditions import FIELD, Conditions
+from orchestrator.simulate.figures import Figures
 from orchestrator.simulate.world import Outage, SimClock, World
-
-if TYPE_CHECKING:
-    from orchestrator.simulate.run import Figures
 
 ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
 HOUR = timedelta(hours=1)
 FLAT = Behaviour(base_percent=38.0, noise=1.0)
 
 
-Check = Callable[["Figures", Settings], list[str]]
+Check = Callable[[Figures, Settings], list[str]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,19 +47,18 @@ from tenacity import (
 from orchestrator.aws import describe_aws_error, error_code
 from orchestrator.model import InstanceHistory
 from orchestrator.state import codec
+from orchestrator.state.dynamodb_table import INDEX_BY_INSTANCE, INDEX_BY_TIME, TTL_ATTRIBUTE
+from orchestrator.state.dynamodb_table import SETUP_PERMISSIONS as SETUP_PERMISSIONS
+from orchestrator.state.dynamodb_table import create_table as create_table
+from orchestrator.state.leasing import LeaseBase, LeaseConflict
 from orchestrator.state.store import (
     ActionRecord,
     ActionStatus,
     AlertBook,
     Lease,
-    LeaseHeld,
-    LeaseLost,
     PauseState,
     StateError,
     SweepRecord,
-    lease_is_live,
-    lease_problem,
-    require_lease_args,
 )
 
 PERMISSIONS = frozenset(
@@ -79,13 +78,6 @@ READ_PERMISSIONS = frozenset({"dynamodb:GetItem", "dynamodb:Query", "dynamodb:Ba
 WRITE_PERMISSIONS = PERMISSIONS - READ_PERMISSIONS - CLI_ONLY_PERMISSIONS
 # `orch doctor` writes and deletes one probe item to prove the table takes writes.
 DOCTOR_PERMISSIONS = frozenset({"dynamodb:PutItem", "dynamodb:DeleteItem"})
-SETUP_PERMISSIONS = frozenset(
-    {"dynamodb:CreateTable", "dynamodb:DescribeTable", "dynamodb:UpdateTimeToLive", "dynamodb:DescribeTimeToLive"}
-)
-
-TTL_ATTRIBUTE = "expires_at_epoch"
-INDEX_BY_INSTANCE = "by-instance"
-INDEX_BY_TIME = "by-time"
 BATCH_GET_SIZE = 100  # BatchGetItem limit
 BATCH_ATTEMPTS = 6
 NO_SORT = "-"
@@ -124,7 +116,7 @@ def _key(pk: str, sk: str = NO_SORT) -> dict[str, dict[str, str]]:
     return {"pk": _s(pk), "sk": _s(sk)}
 
 
-class DynamoStore:
+class DynamoStore(LeaseBase):
     """StateStore over one DynamoDB table (see the module docstring for the layout)."""
 
     def __init__(
@@ -409,47 +401,33 @@ class DynamoStore:
             fence=int(item["fence"]["N"]),
         )
 
-    def _current(self, scope: str) -> Lease | None:
+    def _read_lease(self, scope: str) -> Lease | None:
         return self._lease_from_item(scope, self._get(f"LEASE#{scope}"))
 
-    def acquire_lease(self, scope: str, owner: str, ttl: timedelta, now: datetime, take_over: Lease | None = None) -> Lease:
-        """Read, then write conditioned on what was read: of two contenders only one write lands."""
-        require_lease_args(ttl, now)
-        if not owner:
-            raise ValueError("a lease owner must be a non-empty string")
-        current = self._current(scope)
-        dead = take_over is not None and current is not None and (current.owner, current.fence) == (take_over.owner, take_over.fence)
-        if current is not None and lease_is_live(current, now) and not dead:
-            raise LeaseHeld(scope, current.owner, current.expires_at, current.fence)
-        lease = Lease(
-            scope=scope,
-            owner=owner,
-            expires_at=(now + ttl).astimezone(codec.UTC),
-            fence=(current.fence if current else 0) + 1,
-        )
+    def _put_lease(self, lease: Lease, read: Lease | None, now: datetime, take_over: bool) -> None:
         names: dict[str, str] = {}
         values: dict[str, Any] = {}
-        if current is None:
+        if read is None:
             condition = "attribute_not_exists(pk)"
-        elif dead:
+        elif take_over:
             # The holder is known dead: the owner and fence pin exactly the lease judged so.
             condition = "#fence = :old_fence AND #owner = :old_owner"
             names = {"#fence": "fence", "#owner": "owner"}
-            values = {":old_fence": _n(current.fence), ":old_owner": _s(current.owner)}
+            values = {":old_fence": _n(read.fence), ":old_owner": _s(read.owner)}
         else:
             # The fence pins the version we judged expired; the expiry check stops us stealing
             # a lease its holder renewed between our read and this write.
             condition = "#fence = :old_fence AND #exp <= :now"
             names = {"#fence": "fence", "#exp": "expires_us"}
-            values = {":old_fence": _n(current.fence), ":now": _n(codec.to_us(now))}
+            values = {":old_fence": _n(read.fence), ":now": _n(codec.to_us(now))}
         try:
             with self._aws("PutItem"):
                 self._client.put_item(
                     TableName=self.table_name,
                     Item={
-                        **_key(f"LEASE#{scope}"),
-                        "scope": _s(scope),
-                        "owner": _s(owner),
+                        **_key(f"LEASE#{lease.scope}"),
+                        "scope": _s(lease.scope),
+                        "owner": _s(lease.owner),
                         "fence": _n(lease.fence),
                         "expires_us": _n(codec.to_us(lease.expires_at)),
                         "expires_at": _s(codec.to_iso(lease.expires_at)),
@@ -459,15 +437,9 @@ class DynamoStore:
                     **({"ExpressionAttributeValues": values} if values else {}),
                 )
         except _ConditionFailed:
-            winner = self._current(scope)
-            if winner is not None and winner.owner:
-                raise LeaseHeld(scope, winner.owner, winner.expires_at, winner.fence) from None
-            raise LeaseHeld(scope, "another contender (since released)", now) from None
-        return lease
+            raise LeaseConflict() from None
 
-    def renew_lease(self, lease: Lease, ttl: timedelta, now: datetime) -> Lease:
-        require_lease_args(ttl, now)
-        renewed = replace(lease, expires_at=(now + ttl).astimezone(codec.UTC))
+    def _extend_lease(self, lease: Lease, expires_at: datetime, now: datetime) -> None:
         try:
             with self._aws("UpdateItem"):
                 self._client.update_item(
@@ -477,28 +449,17 @@ class DynamoStore:
                     ConditionExpression="#owner = :me AND #fence = :fence AND #exp > :now",
                     ExpressionAttributeNames={"#owner": "owner", "#fence": "fence", "#exp": "expires_us"},
                     ExpressionAttributeValues={
-                        ":exp": _n(codec.to_us(renewed.expires_at)),
-                        ":exp_iso": _s(codec.to_iso(renewed.expires_at)),
+                        ":exp": _n(codec.to_us(expires_at)),
+                        ":exp_iso": _s(codec.to_iso(expires_at)),
                         ":me": _s(lease.owner),
                         ":fence": _n(lease.fence),
                         ":now": _n(codec.to_us(now)),
                     },
                 )
         except _ConditionFailed:
-            problem = lease_problem(lease, self._current(lease.scope), now)
-            raise LeaseLost(
-                problem or f"the lease for {lease.scope} changed while renewing it: stop mutating"
-            ) from None
-        return renewed
+            raise LeaseConflict() from None
 
-    def check_lease(self, lease: Lease, now: datetime) -> None:
-        require_lease_args(None, now)
-        problem = lease_problem(lease, self._current(lease.scope), now)
-        if problem:
-            raise LeaseLost(problem)
-
-    def release_lease(self, lease: Lease) -> None:
-        """Clears the owner instead of deleting, so the fence never goes backwards for this scope."""
+    def _clear_lease(self, lease: Lease) -> None:
         try:
             with self._aws("UpdateItem"):
                 self._client.update_item(
@@ -516,12 +477,7 @@ class DynamoStore:
                     },
                 )
         except _ConditionFailed:
-            problem = lease_problem(lease, self._current(lease.scope), codec.EPOCH)
-            raise LeaseLost(problem or f"the lease for {lease.scope} is not ours") from None
-
-    def get_lease(self, scope: str) -> Lease | None:
-        current = self._current(scope)
-        return current if current is not None and current.owner else None
+            raise LeaseConflict() from None
 
     # -- pause ------------------------------------------------------------------
 
@@ -563,49 +519,3 @@ class DynamoStore:
 
     def __repr__(self) -> str:
         return f"DynamoStore({self.table_name!r})"
-
-
-def create_table(client: Any, table_name: str, *, wait_delay_s: int = 2, wait_attempts: int = 60) -> None:
-    """Create the state table (on-demand, TTL on) if missing; safe to run again."""
-    index_key = [
-        {"AttributeName": a, "AttributeType": "S"} for a in ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk")
-    ]
-    try:
-        client.create_table(
-            TableName=table_name,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=index_key,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": name,
-                    "KeySchema": [
-                        {"AttributeName": hash_key, "KeyType": "HASH"},
-                        {"AttributeName": range_key, "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-                for name, hash_key, range_key in (
-                    (INDEX_BY_INSTANCE, "gsi1pk", "gsi1sk"),
-                    (INDEX_BY_TIME, "gsi2pk", "gsi2sk"),
-                )
-            ],
-        )
-    except ClientError as exc:
-        if error_code(exc) != "ResourceInUseException":
-            raise StateError(
-                f"cannot create the DynamoDB table {table_name}: {describe_aws_error(exc, 'dynamodb:CreateTable')}"
-            ) from exc
-    try:
-        client.get_waiter("table_exists").wait(
-            TableName=table_name, WaiterConfig={"Delay": wait_delay_s, "MaxAttempts": wait_attempts}
-        )
-        ttl = client.describe_time_to_live(TableName=table_name)["TimeToLiveDescription"]
-        if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
-            client.update_time_to_live(
-                TableName=table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE}
-            )
-    except (ClientError, BotoCoreError) as exc:
-        raise StateError(
-            f"cannot finish setting up the DynamoDB table {table_name}: {describe_aws_error(exc)}"
-        ) from exc

@@ -15,25 +15,21 @@ import sqlite3
 import threading
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from orchestrator.model import InstanceHistory
 from orchestrator.state import codec
+from orchestrator.state.leasing import LeaseBase, LeaseConflict
 from orchestrator.state.store import (
     ActionRecord,
     ActionStatus,
     AlertBook,
     Lease,
-    LeaseHeld,
-    LeaseLost,
     PauseState,
     StateError,
     SweepRecord,
-    lease_is_live,
-    lease_problem,
-    require_lease_args,
 )
 
 SCHEMA_VERSION = 1
@@ -58,7 +54,7 @@ _SCHEMA = (
 )
 
 
-class SqliteStore:
+class SqliteStore(LeaseBase):
     """StateStore over one SQLite file; safe to share between threads."""
 
     def __init__(self, path: str | Path, *, busy_timeout_s: float = 10.0) -> None:
@@ -276,61 +272,47 @@ class SqliteStore:
         owner, expires_us, fence = row
         return Lease(scope=scope, owner=owner, expires_at=codec.from_us(expires_us), fence=fence)
 
-    def _current(self, conn: sqlite3.Connection, scope: str) -> tuple[Lease | None, int]:
-        row = conn.execute("SELECT owner, expires_us, fence FROM leases WHERE scope = ?", (scope,)).fetchone()
-        current = self._lease_row(scope, row)
-        return current, (current.fence if current else 0)
+    def _read_lease(self, scope: str) -> Lease | None:
+        rows = self._read("SELECT owner, expires_us, fence FROM leases WHERE scope = ?", (scope,))
+        return self._lease_row(scope, rows[0] if rows else None)
 
-    def acquire_lease(self, scope: str, owner: str, ttl: timedelta, now: datetime, take_over: Lease | None = None) -> Lease:
-        require_lease_args(ttl, now)
-        if not owner:
-            raise ValueError("a lease owner must be a non-empty string")
-        with self._write() as conn:
-            current, fence = self._current(conn, scope)
-            if current is not None and lease_is_live(current, now) and not _is(current, take_over):
-                raise LeaseHeld(scope, current.owner, current.expires_at, current.fence)
-            lease = Lease(scope=scope, owner=owner, expires_at=(now + ttl).astimezone(codec.UTC), fence=fence + 1)
+    def _put_lease(self, lease: Lease, read: Lease | None, now: datetime, take_over: bool) -> None:
+        with self._write() as conn:  # BEGIN IMMEDIATE: the check and the write are one transaction
+            row = conn.execute("SELECT owner, expires_us, fence FROM leases WHERE scope = ?", (lease.scope,)).fetchone()
+            current = self._lease_row(lease.scope, row)
+            if read is None:
+                unchanged = current is None
+            elif current is None:
+                unchanged = False
+            elif take_over:
+                unchanged = (current.owner, current.fence) == (read.owner, read.fence)
+            else:
+                unchanged = current.fence == read.fence and current.expires_at <= now
+            if not unchanged:
+                raise LeaseConflict()
             conn.execute(
                 "INSERT INTO leases (scope, owner, expires_us, fence) VALUES (?, ?, ?, ?) ON CONFLICT (scope) DO UPDATE "
                 "SET owner = excluded.owner, expires_us = excluded.expires_us, fence = excluded.fence",
-                (scope, owner, codec.to_us(lease.expires_at), lease.fence),
+                (lease.scope, lease.owner, codec.to_us(lease.expires_at), lease.fence),
             )
-            return lease
 
-    def renew_lease(self, lease: Lease, ttl: timedelta, now: datetime) -> Lease:
-        require_lease_args(ttl, now)
+    def _extend_lease(self, lease: Lease, expires_at: datetime, now: datetime) -> None:
         with self._write() as conn:
-            current, _ = self._current(conn, lease.scope)
-            problem = lease_problem(lease, current, now)
-            if problem:
-                raise LeaseLost(problem)
-            renewed = replace(lease, expires_at=(now + ttl).astimezone(codec.UTC))
-            conn.execute(
-                "UPDATE leases SET expires_us = ? WHERE scope = ?", (codec.to_us(renewed.expires_at), lease.scope)
+            cursor = conn.execute(
+                "UPDATE leases SET expires_us = ? WHERE scope = ? AND owner = ? AND owner != '' AND fence = ? AND expires_us > ?",
+                (codec.to_us(expires_at), lease.scope, lease.owner, lease.fence, codec.to_us(now)),
             )
-            return renewed
+            if cursor.rowcount != 1:
+                raise LeaseConflict()
 
-    def check_lease(self, lease: Lease, now: datetime) -> None:
-        require_lease_args(None, now)
-        rows = self._read("SELECT owner, expires_us, fence FROM leases WHERE scope = ?", (lease.scope,))
-        problem = lease_problem(lease, self._lease_row(lease.scope, rows[0] if rows else None), now)
-        if problem:
-            raise LeaseLost(problem)
-
-    def release_lease(self, lease: Lease) -> None:
-        """Keeps the row (owner cleared) so the fence never goes backwards for this scope."""
+    def _clear_lease(self, lease: Lease) -> None:
         with self._write() as conn:
-            current, _ = self._current(conn, lease.scope)
-            if current is None or current.owner != lease.owner or current.fence != lease.fence:
-                raise LeaseLost(
-                    lease_problem(lease, current, codec.EPOCH) or f"the lease for {lease.scope} is not ours"
-                )
-            conn.execute("UPDATE leases SET owner = '', expires_us = 0 WHERE scope = ?", (lease.scope,))
-
-    def get_lease(self, scope: str) -> Lease | None:
-        rows = self._read("SELECT owner, expires_us, fence FROM leases WHERE scope = ?", (scope,))
-        current = self._lease_row(scope, rows[0] if rows else None)
-        return current if current is not None and current.owner else None
+            cursor = conn.execute(
+                "UPDATE leases SET owner = '', expires_us = 0 WHERE scope = ? AND owner = ? AND owner != '' AND fence = ?",
+                (lease.scope, lease.owner, lease.fence),
+            )
+            if cursor.rowcount != 1:
+                raise LeaseConflict()
 
     # -- pause ------------------------------------------------------------------
 
@@ -378,6 +360,3 @@ class SqliteStore:
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r})"
 
-
-def _is(current: Lease, take_over: Lease | None) -> bool:
-    return take_over is not None and (current.owner, current.fence) == (take_over.owner, take_over.fence)

@@ -7,12 +7,17 @@ conditional writes where two writers could race.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Protocol
 
 from orchestrator.model import ActionKind, InstanceHistory
+
+# The records the pure steps read live in the ground floor (decide/ may not import state/);
+# the store speaks them, so they are its names too.
+from orchestrator.model import ActionRecord as ActionRecord
+from orchestrator.model import ActionStatus as ActionStatus
+from orchestrator.model import PauseState as PauseState
 
 
 class StateError(Exception):
@@ -30,29 +35,6 @@ class LeaseHeld(StateError):
 
 class LeaseLost(StateError):
     """Our lease expired and was taken over (or its fence moved): stop mutating now."""
-
-
-class ActionStatus(str, enum.Enum):
-    INTENT = "intent"  # written before the call: a crash after this never repeats the call blindly
-    DONE = "done"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-    DRY_RUN = "dry-run"
-    VERIFIED = "verified"
-
-
-@dataclass(frozen=True, slots=True)
-class ActionRecord:
-    key: str  # idempotency key: instance, action, time window
-    sweep_id: str
-    instance_id: str
-    action: ActionKind
-    reason: str
-    status: ActionStatus
-    created_at: datetime
-    updated_at: datetime
-    detail: str = ""
-    evidence: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,13 +72,6 @@ class AlertBook:
 
     scope: str
     records: tuple[AlertRecord, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class PauseState:
-    paused_at: datetime
-    by: str
-    reason: str = ""
 
 
 def action_key(instance_id: str, action: ActionKind, now: datetime, window: timedelta) -> str:

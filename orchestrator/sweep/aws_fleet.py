@@ -10,34 +10,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Callable, Iterable, Mapping
+from types import MappingProxyType
+from typing import Callable, Iterable, Mapping
 
 from orchestrator.act.drain import DrainPolicy
 from orchestrator.act.evidence import EvidenceCollector
-from orchestrator.act.executor import AwsExecutor, Executor, Gate, Journal
+from orchestrator.act.executor import AwsExecutor, Gate, Journal
 from orchestrator.alerting import notify
 from orchestrator.aws import AWS_CALL_ERRORS, Clients, describe_aws_error
 from orchestrator.config import Settings
-from orchestrator.decide import reads
-from orchestrator.decide.plan import MEMORY_TROUBLE, actionable
+from orchestrator.decide.suspects import Suspects, console_targets, episode_console, history_targets, memory_targets
 from orchestrator.model import (
-    ActionKind,
     ConsoleEvidence,
     Facts,
-    Instance,
     InstanceHistory,
     MemorySeries,
     ProbeOutcome,
     ProbeResult,
     Verdict,
-    VerdictKind,
 )
 from orchestrator.observe import asg, inventory, metrics, ssm, status, stoppable
 from orchestrator.observe.console import evidence_of, read_console_output
 from orchestrator.observe.probe import probe_fleet
-
-if TYPE_CHECKING:
-    from orchestrator.sweep.pipeline import SweepReport
+from orchestrator.sweep.results import Acting, Observation, phase
 
 Prober = Callable[..., dict[str, ProbeResult]]
 Clock = Callable[[], datetime]
@@ -46,34 +41,6 @@ HistoryReader = Callable[[Iterable[str]], dict[str, InstanceHistory]]
 
 class SweepAborted(Exception):
     """The sweep stopped before acting because a fact it needs could not be read."""
-
-
-MEMORY_SUSPECTS = frozenset(
-    {VerdictKind.UNREACHABLE, VerdictKind.MEMORY_CRITICAL, VerdictKind.MEMORY_FORECAST, VerdictKind.METRICS_STALE}
-)
-
-
-def memory_targets(
-    running: list[Instance],
-    probes: Mapping[str, ProbeResult],
-    histories: Mapping[str, InstanceHistory],
-    full: bool,
-) -> list[str]:
-    """Whose memory to read: everyone on a full sweep, else only the suspects.
-
-    GetMetricData is billed per metric requested; at 10,000 instances every 5 minutes a
-    full read costs about $860 a month. Suspects (a failed probe now, or a memory or
-    reachability verdict last time) are read every sweep, so what matters is never late.
-    """
-    if full:
-        return [i.instance_id for i in running]
-    chosen = []
-    for inst in running:
-        probe = probes.get(inst.instance_id)
-        history = histories.get(inst.instance_id)
-        if (probe is not None and probe.outcome.is_failure) or (history is not None and history.last_verdict in MEMORY_SUSPECTS):
-            chosen.append(inst.instance_id)
-    return chosen
 
 
 def _no_progress(message: str) -> None:
@@ -100,14 +67,12 @@ class AwsFleet:
     def api_calls(self) -> Mapping[str, int]:
         return self.clients.counter.snapshot()
 
-    def observe(
-        self, settings: Settings, histories_of: HistoryReader, report: SweepReport, now: datetime
-    ) -> tuple[list[Facts], dict[str, InstanceHistory]]:
+    def observe(self, settings: Settings, histories_of: HistoryReader, now: datetime, memory_full_read: bool) -> Observation:
         """Read every fact the decision needs, or raise SweepAborted: never plan on partial facts."""
-        timer = report.timer
+        timings: dict[str, float] = {}
         clients = self.clients
         try:
-            with timer("aws"):
+            with phase(timings, "aws"):
                 self.progress("listing instances")
                 instances = inventory.list_instances(clients.ec2, settings.selector, self.only_instances, vpc_id=settings.vpc_id)
                 running = [i for i in instances if i.state == "running"]
@@ -119,12 +84,12 @@ class AwsFleet:
             i.instance_id: (i.private_ip if settings.probe.address == "private" else i.public_ip) for i in running
         }
         self.progress(f"probing SSH on {len(targets)} instances")
-        with timer("probe"):
+        with phase(timings, "probe"):
             probes = self.prober(targets, settings.probe, clock=self.clock) if targets else {}
         histories = histories_of(i.instance_id for i in instances)
-        wanted = memory_targets(running, probes, histories, report.memory_full_read)
+        wanted = memory_targets(running, probes, histories, memory_full_read)
         try:
-            with timer("aws"):
+            with phase(timings, "aws"):
                 self.progress(f"reading memory metrics of {len(wanted)} instances")
                 reader = metrics.MemoryReader(
                     clients.cloudwatch,
@@ -136,27 +101,27 @@ class AwsFleet:
                     progress=self.metric_progress,
                 )
                 memory: dict[str, MemorySeries] = dict(reader.read(wanted, now)) if wanted else {}
-                report.metrics_requested = reader.metrics_requested
-                back = reads.history_targets(running, checks, probes, memory, settings)
+                requested = reader.metrics_requested
+                back = history_targets(running, checks, probes, memory, settings)
                 if back:
                     self.progress(f"reading {settings.memory.history_hours:g} h of memory for {len(back)} silent suspects")
                     deeper = replace(reader, window=timedelta(hours=settings.memory.history_hours), progress=None, metrics_requested=0)
                     memory.update(deeper.read(back, now))
-                    report.metrics_requested += deeper.metrics_requested
+                    requested += deeper.metrics_requested
         except AWS_CALL_ERRORS as exc:
             raise SweepAborted(describe_aws_error(exc)) from exc
-        consoles = self._consoles(reads.console_targets(running, checks, probes, histories, now, settings), now)
+        consoles = self._consoles(console_targets(running, checks, probes, histories, now, settings), now)
         facts = [
             Facts(
                 instance=i,
                 status=checks.get(i.instance_id),
                 probe=probes.get(i.instance_id),
                 memory=memory.get(i.instance_id),
-                console=consoles.get(i.instance_id) or reads.episode_console(probes.get(i.instance_id), histories.get(i.instance_id)),
+                console=consoles.get(i.instance_id) or episode_console(probes.get(i.instance_id), histories.get(i.instance_id)),
             )
             for i in instances
         ]
-        return facts, histories
+        return Observation(facts, histories, requested, timings)
 
     def _consoles(self, ids: list[str], now: datetime) -> dict[str, ConsoleEvidence]:
         """The console of each unreachable suspect, before the plan: it comes through the hypervisor,
@@ -166,45 +131,34 @@ class AwsFleet:
             self.progress(f"reading the console of {len(ids)} unreachable instances")
         return {iid: evidence_of(read_console_output(self.clients.ec2, iid), now) for iid in ids}
 
-    def enrich(
-        self, facts: list[Facts], verdicts: list[Verdict], settings: Settings, also_stoppable: frozenset[str] = frozenset()
-    ) -> list[Facts]:
-        """Facts only suspects need, so a healthy fleet costs no call here.
+    def enrich(self, facts: list[Facts], suspects: Suspects) -> list[Facts]:
+        """Read the facts ``decide.suspects`` chose, so a healthy fleet costs no call here.
 
-        Auto Scaling lifecycle state for group members (an instance in Standby or
-        Terminating is in someone else's hands); whether SSM can reach a memory suspect
-        when an SSM command may be the action (memory.proactive = ssm, or a chronic
-        instance with memory.ssm_commands); and, for unreachable standalone instances
-        when stop/start is on the ladder, what decides whether they may be stopped
-        (orchestrator.observe.stoppable, orchestrator.decide.rungs); ``also_stoppable`` names more
-        instances to read that for (a person's `orch stop-start`).
+        Auto Scaling lifecycle state for the group members chosen; whether SSM can reach
+        the memory suspects chosen; the spot request type and instance storage of the
+        instances that may be stopped (orchestrator.observe.stoppable, orchestrator.decide.rungs).
         """
-        wanted = actionable(settings)
-        suspects = {v.instance_id for v in verdicts if v.kind in wanted}
-        members = [f.instance.instance_id for f in facts if f.instance.instance_id in suspects and f.instance.asg_name]
-        commands = settings.memory.proactive == "ssm" or bool(settings.memory.ssm_commands and settings.chronic.action != "off")
-        memory_suspects = [v.instance_id for v in verdicts if v.kind in MEMORY_TROUBLE] if commands else []
-        stoppable_suspects = _may_stop(facts, verdicts, settings, also_stoppable)
-        if not members and not memory_suspects and not stoppable_suspects:
+        if not suspects:
             return facts
+        members = sorted(suspects.lifecycle)
+        may_stop = [f.instance for f in facts if f.instance.instance_id in suspects.stoppable]
         try:
             states = asg.lifecycle_states(self.clients.autoscaling, members) if members else {}
-            online = ssm.agents_online(self.clients.client("ssm"), memory_suspects) if memory_suspects else {}
-            spot_ids = {f.instance.spot_request_id for f in stoppable_suspects if f.instance.spot_request_id}
+            online = ssm.agents_online(self.clients.client("ssm"), sorted(suspects.ssm_reach)) if suspects.ssm_reach else {}
+            spot_ids = {i.spot_request_id for i in may_stop if i.spot_request_id}
             spot_types = stoppable.spot_request_types(self.clients.ec2, spot_ids) if spot_ids else {}
-            types = {f.instance.instance_type for f in stoppable_suspects if f.instance.instance_type}
+            types = {i.instance_type for i in may_stop if i.instance_type}
             storage = stoppable.instance_storage(self.clients.ec2, types) if types else {}
         except AWS_CALL_ERRORS as exc:
             raise SweepAborted(describe_aws_error(exc)) from exc
-        may_stop = {f.instance.instance_id for f in stoppable_suspects}
         enriched = []
         for f in facts:
             iid = f.instance.instance_id
-            if iid in members:
+            if iid in suspects.lifecycle:
                 f = replace(f, lifecycle_state=states.get(iid, "not in a group"))
             if iid in online:
                 f = replace(f, ssm_online=online[iid])
-            if iid in may_stop:
+            if iid in suspects.stoppable:
                 f = replace(
                     f,
                     spot_request_type=spot_types.get(f.instance.spot_request_id or ""),
@@ -220,13 +174,12 @@ class AwsFleet:
         gate: Gate,
         facts: Mapping[str, Facts],
         verdicts: Mapping[str, Verdict],
-        report: SweepReport,
-    ) -> Executor:
+        sweep_id: str,
+    ) -> Acting:
         collector = EvidenceCollector(
-            self.clients, settings.evidence, facts, verdicts, report.sweep_id, self.clock, memory_namespace=settings.memory.namespace
+            self.clients, settings.evidence, facts, verdicts, sweep_id, self.clock, memory_namespace=settings.memory.namespace
         )
-        report.evidence = collector.captured
-        return AwsExecutor(
+        executor = AwsExecutor(
             self.clients,
             journal,
             gate=gate,
@@ -239,6 +192,7 @@ class AwsFleet:
             drain_policy=DrainPolicy(max_drain_seconds=settings.safety.drain_seconds) if settings.safety.drain_seconds else None,
             verify=self._answers(settings, facts),
         )
+        return Acting(executor, MappingProxyType(collector.captured))
 
     def _answers(self, settings: Settings, facts: Mapping[str, Facts]) -> Callable[[str], bool]:
         """After a drained reboot: does the instance's sshd answer again? One probe, as the sweep probes."""
@@ -257,13 +211,3 @@ class AwsFleet:
     def publish(self, topic_arn: str, message: notify.SnsMessage) -> str | None:
         return notify.publish(self.clients.client("sns"), topic_arn, message)
 
-
-def _may_stop(facts: list[Facts], verdicts: list[Verdict], settings: Settings, also: frozenset[str] = frozenset()) -> list[Facts]:
-    """Unreachable standalone suspects the ladder could stop (not members: they are replaced), and ``also``."""
-    unreachable = {v.instance_id for v in verdicts if v.kind is VerdictKind.UNREACHABLE}
-    wanted = (unreachable if ActionKind.STOP_START in settings.safety.ladder else set()) | also
-    return [
-        f
-        for f in facts
-        if f.instance.instance_id in wanted and not f.instance.asg_name and f.instance.root_device_type != "instance-store"
-    ]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping, Protocol
 
-from orchestrator.act.executor import DryRunExecutor, Executor, Gate, Journal, expected_seconds
+from orchestrator.act.executor import DryRunExecutor, Gate, Journal, expected_seconds
 from orchestrator.alerting import formats as alert_formats
 from orchestrator.alerting import news as alerts
 from orchestrator.alerting import notify, webhook
@@ -30,6 +30,7 @@ from orchestrator.decide.manual import ManualRequest, manual_plan
 from orchestrator.decide.memory import cycle_shape
 from orchestrator.decide.patterns import ChronicPattern, chronic_patterns
 from orchestrator.decide.plan import make_plan
+from orchestrator.decide.suspects import Suspects, choose_suspects, memory_targets
 from orchestrator.model import (
     Action,
     ActionKind,
@@ -50,7 +51,8 @@ from orchestrator.state.journal import StoreJournal
 from orchestrator.state.lease import LeaseKeeper, LeaseStore
 from orchestrator.state.ssm_lease import SsmLeases
 from orchestrator.state.store import ActionStatus, AlertBook, LeaseLost, StateError, StateStore, SweepRecord
-from orchestrator.sweep.aws_fleet import AwsFleet, HistoryReader, SweepAborted, memory_targets
+from orchestrator.sweep.aws_fleet import AwsFleet, HistoryReader, SweepAborted
+from orchestrator.sweep.results import Acting, Observation
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +85,9 @@ class Fleet(Protocol):
 
     def api_calls(self) -> Mapping[str, int]: ...
 
-    def observe(
-        self, settings: Settings, histories_of: HistoryReader, report: SweepReport, now: datetime
-    ) -> tuple[list[Facts], dict[str, InstanceHistory]]: ...
+    def observe(self, settings: Settings, histories_of: HistoryReader, now: datetime, memory_full_read: bool) -> Observation: ...
 
-    def enrich(
-        self, facts: list[Facts], verdicts: list[Verdict], settings: Settings, also_stoppable: frozenset[str] = frozenset()
-    ) -> list[Facts]: ...
+    def enrich(self, facts: list[Facts], suspects: Suspects) -> list[Facts]: ...
 
     def executor(
         self,
@@ -98,8 +96,8 @@ class Fleet(Protocol):
         gate: Gate,
         facts: Mapping[str, Facts],
         verdicts: Mapping[str, Verdict],
-        report: SweepReport,
-    ) -> Executor: ...
+        sweep_id: str,
+    ) -> Acting: ...
 
     def publish(self, topic_arn: str, message: notify.SnsMessage) -> str | None: ...
 
@@ -164,7 +162,7 @@ class SweepReport:
     finished_at: datetime | None = None
     sweep_number: int = 0  # counts sweeps in this store, for the memory cadence
     memory_full_read: bool = True
-    evidence: dict[str, dict[str, Any]] = field(default_factory=dict)  # instance -> summary
+    evidence: Mapping[str, dict[str, Any]] = field(default_factory=dict)  # instance -> summary, as the fleet captured it
     histories: dict[str, InstanceHistory] = field(default_factory=dict)  # after this sweep
     patterns: list[ChronicPattern] = field(default_factory=list)  # chronic conditions, grouped
     message: tuple[str, str] | None = None  # what was told (subject, body), if anything
@@ -453,7 +451,11 @@ def _record_sweep(settings: Settings, deps: SweepDeps, report: SweepReport) -> N
 
 def _run(settings: Settings, deps: SweepDeps, report: SweepReport, mode: Mode, dry: bool, keeper: LeaseKeeper | None) -> None:
     fleet = deps.the_fleet
-    facts, previous = fleet.observe(settings, deps.store.get_histories, report, report.started_at)
+    observed = fleet.observe(settings, deps.store.get_histories, report.started_at, report.memory_full_read)
+    facts, previous = observed.facts, observed.histories
+    report.metrics_requested = observed.metrics_requested
+    for name, seconds in observed.timings.items():
+        report.timings[name] = report.timings.get(name, 0.0) + seconds
     book = HistoryBook(deps.store, deps.clock, dict(previous))
     if mode is Mode.HEAL and not dry:
         # Before judging anything: an intent whose sweep died is an action possibly taken.
@@ -471,7 +473,7 @@ def _run(settings: Settings, deps: SweepDeps, report: SweepReport, mode: Mode, d
         return
     manual = deps.manual
     stoppable = frozenset({manual.instance_id}) if manual is not None and manual.kind is ActionKind.STOP_START else frozenset()
-    facts = fleet.enrich(facts, report.verdicts, settings, also_stoppable=stoppable)
+    facts = fleet.enrich(facts, choose_suspects(facts, report.verdicts, settings, also_stoppable=stoppable))
     report.facts = facts
     by_id = {f.instance.instance_id: f for f in facts}
     paused = deps.store.get_pause()
@@ -500,10 +502,11 @@ def _run(settings: Settings, deps: SweepDeps, report: SweepReport, mode: Mode, d
         book,
         lambda outcome, key: _acted_step(outcome, key, by_id, verdicts, book, report, now, settings),
     )
-    executor = fleet.executor(settings, journal, _gate(deps, report, keeper, journal, settings), by_id, verdicts, report)
+    acting = fleet.executor(settings, journal, _gate(deps, report, keeper, journal, settings), by_id, verdicts, report.sweep_id)
+    report.evidence = acting.evidence  # a live read-only view: filled as actions run
     deps.progress(f"acting: {len(report.plan.actions)} action(s)")
     with timer("act"):
-        report.outcomes = executor.execute(report.plan)
+        report.outcomes = acting.executor.execute(report.plan)
     try:
         book.write()
     except StateError as exc:

@@ -17,7 +17,12 @@ REGION = "us-east-1"
 
 
 @pytest.fixture
-def aws() -> Iterator[Clients]:
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clients]:
+    # moto's EC2 otherwise makes ~1,300 public AMIs for every account and region it sets up,
+    # each with a random id: a third of this tier's time. These tests launch from an AMI id
+    # no list holds (as moto's own tests do) and never describe images; the sandbox, which
+    # picks an Amazon Linux image, builds its own moto outside this fixture and keeps them.
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
     with mock_aws():
         yield Clients(boto3.Session(region_name=REGION))
 

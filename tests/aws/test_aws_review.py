@@ -22,7 +22,9 @@ WHERE = Where(REGION, ACCOUNT, table=dynamodb_table(SETTINGS.state), bucket=SETT
 
 # The least-privileged shape of cfn/orchestrator.yaml's role: reads on *, each mutation on its own resource.
 LEAST_PRIVILEGE = [
-    ({"ec2:RebootInstances", "ec2:StopInstances", "ec2:StartInstances", "ec2:GetConsoleOutput"}, f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/*"),
+    ({"ec2:RebootInstances", "ec2:StopInstances", "ec2:StartInstances", "ec2:GetConsoleOutput", "ssm:SendCommand"}, f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/*"),
+    ({"ssm:PutParameter", "ssm:DeleteParameter"}, f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/orch/lease/*"),
+    ({"ssm:DescribeInstanceInformation", "ssm:GetCommandInvocation"}, "*"),
     ({"autoscaling:SetInstanceHealth"}, f"arn:aws:autoscaling:{REGION}:{ACCOUNT}:autoScalingGroup:*:autoScalingGroupName/*"),
     ({"dynamodb:*"}, f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/orch-state"),
     ({"s3:PutObject"}, "arn:aws:s3:::orch-evidence/*"),

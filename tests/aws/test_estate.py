@@ -68,6 +68,7 @@ def estate_fleet(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[tuple[str, st
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")  # four account-regions, none describes an image
     with mock_aws():
         fleets = {}
         for n, (account, region, size) in enumerate([(OWN, "us-east-1", 2), (OWN, "eu-west-1", 3), (OTHER, "us-east-1", 4), (OTHER, "eu-west-1", 1)]):
@@ -75,8 +76,13 @@ def estate_fleet(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[tuple[str, st
         yield fleets
 
 
-def run(*args: str) -> Any:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+def run(*args: str, env: dict[str, str] | None = None) -> Any:
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+# Nothing listens on the fleets' loopback addresses: each probe is refused at once, and the
+# prober's retries spread over the default 20 s window would only make the test wait.
+NO_RETRY_WAIT = {"ORCH_PROBE_RETRY_WINDOW": "0"}
 
 
 def test_status_names_account_region_and_vpc_per_row_in_a_fixed_order(estate_fleet) -> None:
@@ -129,7 +135,7 @@ def test_the_table_shows_the_failed_region_too(estate_fleet, monkeypatch) -> Non
 
 
 def test_scan_across_regions_counts_each_vpcs_verdicts(estate_fleet) -> None:
-    result = run("scan", "--regions", ",".join(REGIONS), "--accounts", f"{OWN},{OTHER}", "--role-arn", ROLE, "-o", "json")
+    result = run("scan", "--regions", ",".join(REGIONS), "--accounts", f"{OWN},{OTHER}", "--role-arn", ROLE, "-o", "json", env=NO_RETRY_WAIT)
     rows = json.loads(result.stdout)
     assert [(r["account"], r["region"], r["vpc_id"], r["instances"]) for r in rows] == [
         (account, region, estate_fleet[(account, region)][0], len(estate_fleet[(account, region)][1]))

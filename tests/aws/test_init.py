@@ -107,11 +107,13 @@ def test_no_way_given_off_a_terminal_is_a_usage_error(aws, tmp_path):
 
 def test_the_existing_configs_other_settings_are_kept(aws, subnet, tmp_path):
     config = tmp_path / "c.toml"
-    config.write_text('[probe]\nport = 2200\n')
+    # Nothing listens on port 2200: a retry window of 0 spares the scan below the
+    # prober's 20 s of spacing between refused attempts.
+    config.write_text('[probe]\nport = 2200\nretry_window = 0\n')
     launch(aws, subnet, 1, tags={"Name": "web-1"})
     assert orch(config, "--name-pattern", "web-*", "--yes").exit_code == 0
     text = config.read_text()
-    assert "[probe]\nport = 2200" in text and 'region = "us-east-1"' in text
+    assert "[probe]\nport = 2200\nretry_window = 0" in text and 'region = "us-east-1"' in text
     # and a later command reads it: the selector and the probe port come from the file
     status = CliRunner().invoke(cli, ["--config", str(config), "scan", "-o", "json", "--state", str(tmp_path / "s.db")])
     assert json.loads(status.stdout)["instances"] == 1

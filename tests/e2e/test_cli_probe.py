@@ -40,7 +40,7 @@ def test_json_output_and_failure_exit(endpoints: EndpointLoop) -> None:
     try:
         code, out = run(
             f"127.0.0.1:{ok}", f"127.0.0.2:{hung}", f"127.0.0.3:{refused.getsockname()[1]}",
-            "--banner-timeout", "0.2", "--attempts", "2", "--retry-window", "0.1", "--output", "json",
+            "--banner-timeout", "2", "--attempts", "2", "--retry-window", "0.1", "--output", "json",
         )
     finally:
         refused.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -41,8 +42,20 @@ def shell_env() -> dict[str, str]:
     return env
 
 
-def run(script: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+def run(script: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run a block in bash in a session of its own: a block that outlives ``timeout`` is
+    killed with everything it started (a background sandbox too), so no sandbox.env and no
+    listening fleet is left for the next run to trip on."""
+    with subprocess.Popen(["bash", "-euo", "pipefail", "-c", script], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, start_new_session=True) as shell:
+        try:
+            out, err = shell.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(shell.pid, signal.SIGKILL)
+            out, err = shell.communicate()
+            (ROOT / "sandbox.env").unlink(missing_ok=True)
+            pytest.fail(f"the block ran over {timeout:g} s and was killed\n{out[-3000:]}{err[-3000:]}")
+    return subprocess.CompletedProcess(shell.args, shell.returncode, out, err)
 
 
 def test_the_demo_examples_exit_0(shell_env):

@@ -131,7 +131,8 @@ def sshd(start_sshd: Callable[..., Sshd]) -> Sshd:
     return start_sshd()
 
 
-def probe(sshd: Sshd, banner_timeout: float = 2.0) -> ProbeAttempt:
+def probe(sshd: Sshd, banner_timeout: float = 10.0) -> ProbeAttempt:
+    """An answering sshd sends its banner at once; the long default only spares a loaded machine a false timeout."""
     return asyncio.run(
         probe_once(sshd.host, sshd.port, connect_timeout=2.0, banner_timeout=banner_timeout, max_bytes=8192, clock=utc_now)
     )

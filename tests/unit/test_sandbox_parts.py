@@ -7,6 +7,7 @@ import random
 import socket
 import time
 from datetime import datetime, timedelta, timezone
+from typing import Callable
 
 import pytest
 
@@ -133,6 +134,14 @@ def _outcome(ip: str, port: int) -> str:
             return "silent"
 
 
+def _until(done: Callable[[], bool], limit_s: float = 10.0) -> None:
+    """Wait for an event the test caused; the limit only ends a broken run."""
+    deadline = time.monotonic() + limit_s
+    while not done():
+        assert time.monotonic() < deadline, "the event never came"
+        time.sleep(0.005)
+
+
 def test_endpoint_modes_switch_at_runtime_and_a_later_change_wins() -> None:
     port = _free_port()
     fleet = EndpointFleet(port)
@@ -151,7 +160,11 @@ def test_endpoint_modes_switch_at_runtime_and_a_later_change_wins() -> None:
 
         fleet.set_mode("i-a", Mode.HEALTHY, delay=0.05)  # a boot that a hang overtakes
         fleet.set_mode("i-a", Mode.HUNG)
-        time.sleep(0.3)
+        # A marker change due no earlier than the overtaken one: the loop fires timers in
+        # deadline order, so once the marker has switched, the boot's timer has fired too
+        # (no guessed sleep: the order is the proof).
+        fleet.set_mode("i-c", Mode.REFUSING, delay=0.05)
+        _until(lambda: fleet.mode("i-c") is Mode.REFUSING)
         assert fleet.mode("i-a") is Mode.HUNG and _outcome("127.20.250.4", port) == "silent"
 
         fleet.remove("i-b")

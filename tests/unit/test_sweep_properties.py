@@ -18,7 +18,7 @@ it, as from a killed process). After every step:
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -108,9 +108,11 @@ class CrashingFleet(SimFleet):
     crash_at: str | None = None
     store: Store | None = None
 
-    def executor(self, settings: Settings, journal: Any, gate: Any, facts: Any, verdicts: Any, report: Any) -> Any:
-        plain = super().executor(settings, journal, gate, facts, verdicts, report)
-        return CrashingExecutor(plain.fleet, plain.journal, plain.gate, plain.capture_evidence, self.crash_at, self.store)
+    def executor(self, settings: Settings, journal: Any, gate: Any, facts: Any, verdicts: Any, sweep_id: str) -> Any:
+        acting = super().executor(settings, journal, gate, facts, verdicts, sweep_id)
+        plain = acting.executor
+        crashing = CrashingExecutor(plain.fleet, plain.journal, plain.gate, plain.capture_evidence, self.crash_at, self.store)
+        return replace(acting, executor=crashing)
 
 
 def fleet_world() -> World:
