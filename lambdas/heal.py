@@ -150,6 +150,11 @@ def handler(event: Any, context: Any, hooks: Hooks | None = None) -> dict[str, A
         raise _fail("invalid-settings", str(exc)) from None
     except InvalidContext as exc:
         raise _fail("invalid-context", f"{exc}; nothing was acted on") from None
+    if settings.state is None:
+        # Not the CLI's default SQLite file: inside a function it lives in a container that
+        # AWS recycles at will, taking the ladder, the in-flight actions and the lease with it.
+        raise _fail("state", "ORCH_STATE is not set: the function needs its DynamoDB table (ORCH_STATE=dynamodb://TABLE, "
+                             "which cfn/orchestrator.yaml sets); nothing was acted on")
     settings, cut = fit_probe_to_deadline(settings, time_left() if time_left else None)
     if cut:
         emit({"level": "warning", "event": "deadline", "note": cut})

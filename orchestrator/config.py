@@ -336,8 +336,8 @@ class Settings(BaseSettings):
     state: str | None = Field(None, description="SQLite path or dynamodb://TABLE")
     stack: str | None = Field(None, description="the CloudFormation stack this healer belongs to (the template sets it); see the healer registry")
     vpc_id: str | None = Field(None, description="only instances in this VPC (the deployed stack sets its own: a Lambda reaches no other)")
-    sweep_interval_minutes: float = Field(
-        5.0, gt=0, le=1440, description="how often sweeps run (the stack sets its schedule's); sets the chronic lead's default"
+    sweep_interval_minutes: float = Field(  # EventBridge schedules run at most once a minute; below that simulate would never end
+        5.0, ge=1, le=1440, description="how often sweeps run (the stack sets its schedule's); sets the chronic lead's default"
     )
     probe: ProbeSettings = Field(default_factory=ProbeSettings)
     memory: MemorySettings = Field(default_factory=MemorySettings)
@@ -522,6 +522,10 @@ class _TomlFile(TomlConfigSettingsSource):
     """pydantic-settings' TOML source, with one line for each way a file can be unusable."""
 
     def __init__(self, path: Path) -> None:
+        try:
+            path.exists()
+        except OSError as exc:  # a name too long for the file system, a path through a file...
+            raise ConfigError(f"config file {clip(str(path), quote=False)} cannot be read: {exc.strerror or exc}") from None
         if not path.exists():
             raise ConfigError(f"config file {clip(str(path), quote=False)} does not exist (set --config or ORCH_CONFIG to a TOML file)")
         if not path.is_file():
@@ -543,6 +547,8 @@ class _TomlFile(TomlConfigSettingsSource):
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {self._shown} is not valid TOML: {clip(str(exc), quote=False)}") from None
+        except RecursionError:  # tomllib parses nested arrays and inline tables recursively: 50,000 `[` exhaust the stack
+            raise ConfigError(f"config file {self._shown} is not valid TOML: arrays or tables nested too deeply") from None
         for name in SECTIONS:
             if name in data and not isinstance(data[name], dict):
                 raise ConfigError(

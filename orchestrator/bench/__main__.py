@@ -22,6 +22,7 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from orchestrator.bench import figures
 from orchestrator.bench.fleet import FleetMix, start_fleet
@@ -158,7 +159,7 @@ def render(console: Console, results: list[dict[str, Any]]) -> None:
         targets.add_column("measured", justify="right")
         targets.add_column("")
         for target in result["targets"]:
-            targets.add_row(target["target"], target["measured"], "[green]pass[/]" if target["pass"] else "[red]FAIL[/]")
+            targets.add_row(target["target"], target["measured"], Text("pass", style="green") if target["pass"] else Text("FAIL", style="red"))  # the console prints no markup
         console.print(targets)
         if base and base.get("extrapolated"):
             sample = base["sample"]

@@ -17,6 +17,7 @@ import click
 from orchestrator.cli import consent
 from orchestrator.cli.common import Exit, OrchError, Runtime, add_global_options, common_options
 from orchestrator.cli.instances import resolve_instance
+from orchestrator.cli.params import FiniteFloat
 from orchestrator.cli.render import Column, fitted_table
 from orchestrator.cli.sweep_cmds import no_match
 from orchestrator.observe import inventory
@@ -123,7 +124,7 @@ def check_command(runtime: Runtime, process: str | None) -> None:
 @click.option("--max-instances", default=50, show_default=True, type=click.IntRange(1, 10000), help="At most this many instances a run.")
 @click.option("--batch-size", default=agent_install.MAX_IDS_PER_COMMAND, show_default=True,
               type=click.IntRange(1, agent_install.MAX_IDS_PER_COMMAND), help="Instance ids per SendCommand.")
-@click.option("--wait", "wait_seconds", default=900, show_default=True, type=click.FloatRange(0, 3600),
+@click.option("--wait", "wait_seconds", default=900, show_default=True, type=FiniteFloat(0, 3600),
               help="Seconds to follow each command before calling it timed out.")
 @click.option("--dry-run", is_flag=True, help="Show the config, the commands and who gets them; make no mutating call.")
 @click.option("--yes", "-y", "assume_yes", is_flag=True, help="Do not ask (needed off a terminal).")

@@ -52,6 +52,20 @@ class Exit(enum.IntEnum):
     STATE = 5  # the state store cannot be read or written; nothing was acted on
 
 
+def is_terminal(stream: Any) -> bool:
+    """``stream.isatty()``, False for a stream that is closed or absent: started with
+    ``<&-``, Python's sys.stdin is None, and a closed file's isatty() raises."""
+    try:
+        return bool(stream is not None and stream.isatty())
+    except (ValueError, OSError):
+        return False
+
+
+def stdin_is_terminal() -> bool:
+    """Only a person at a terminal can answer a question or press a key."""
+    return is_terminal(sys.stdin)
+
+
 class OrchError(click.ClickException):
     def __init__(self, message: str, code: Exit) -> None:
         super().__init__(message)
@@ -61,8 +75,10 @@ class OrchError(click.ClickException):
         """One line for logs and scripts; on a terminal the same words wrapped at spaces to
         its width (the terminal itself would break an id or a path mid-word)."""
         stream = file or sys.stderr
+        if stream is None:  # stderr closed: nowhere to say it; the exit code still does
+            return
         text = f"Error: {redact(self.format_message())}"
-        if stream.isatty():
+        if is_terminal(stream):
             width = shutil.get_terminal_size().columns
             text = textwrap.fill(text, width=max(width, 40), break_long_words=False, break_on_hyphens=False)
         click.echo(text, file=stream)
@@ -272,7 +288,8 @@ class Runtime(Display):
             self.console(stderr=True).print(f"note: {note}", markup=False, highlight=False)
 
     def selector_text(self) -> str:
-        return ",".join(f"{k}={v}" for k, v in self.settings.selector.items())
+        """The selector as given, for messages: cut to ECHO_LIMIT characters (a 100 kB tag value is not repeated whole)."""
+        return clip(",".join(f"{k}={v}" for k, v in self.settings.selector.items()), quote=False)
 
     def close(self) -> None:
         if self._store is not None:

@@ -13,14 +13,14 @@ import sys
 
 import click
 
-from orchestrator.cli.common import Exit, OrchError
+from orchestrator.cli.common import Exit, OrchError, is_terminal, stdin_is_terminal
 
 DECLINED = "declined: nothing was done and nobody was told"
 
 
 def on_terminal() -> bool:
     """Only a person at a terminal can answer (both ends: a question on stderr, the answer on stdin)."""
-    return sys.stdin.isatty() and sys.stderr.isatty()
+    return stdin_is_terminal() and is_terminal(sys.stderr)
 
 
 def require(what: str, assume_yes: bool, dry_run: bool) -> bool:

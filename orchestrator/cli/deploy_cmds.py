@@ -8,7 +8,6 @@ JSON document, go to stdout.
 from __future__ import annotations
 
 import functools
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -17,11 +16,21 @@ import click
 from rich.table import Table
 
 from orchestrator.aws import AWS_CALL_ERRORS, describe_aws_error
-from orchestrator.cli.common import DISPLAY, Exit, OrchError, Runtime, add_global_options, common_options, display_from, given_options
+from orchestrator.cli.common import (
+    DISPLAY,
+    Exit,
+    OrchError,
+    Runtime,
+    add_global_options,
+    common_options,
+    display_from,
+    given_options,
+    stdin_is_terminal,
+)
 from orchestrator.cli.extras import sandbox_deploy_hint
 from orchestrator.cli.output import FORMATS
 from orchestrator.cli.stackset_cmd import deploy_stack_set, stack_set_options
-from orchestrator.deploy import code, package
+from orchestrator.deploy import checks, code, package
 from orchestrator.deploy import stack as deploy
 from orchestrator.echo import clip
 
@@ -45,7 +54,7 @@ def _errors(endpoint_url: str | None = None) -> Iterator[None]:
 
 def can_ask() -> bool:
     """Only a person at a terminal can confirm a deletion."""
-    return sys.stdin.isatty()
+    return stdin_is_terminal()
 
 
 def _package_json(result: package.PackageResult) -> Json:
@@ -173,10 +182,14 @@ def deploy_command(
     err = runtime.console(stderr=True)
     out = runtime.console()
     with _errors(runtime.endpoint_url):
+        assert stack_name is not None  # exactly one of the two, above
+        checks.check_name(stack_name, "--stack-name")
+        checks.check_zip(zip_path, bucket)
         given = _deploy_parameters(runtime, parameters)
         body = deploy.read_template(template_path or deploy.default_template())
         clients = runtime.clients
         prepared = deploy.prepare(clients, stack_name, body, given)
+        checks.check_values(checks.parameter_rules(clients.client("cloudformation"), body), given)
         if dry_run:
             _show_preview(runtime, deploy.preview(clients, prepared, bucket, zip_path, arch), bucket)
             return

@@ -16,6 +16,7 @@ import click
 
 from orchestrator.cli.common import Exit, OrchError, Runtime, add_global_options, common_options
 from orchestrator.cli.instances import resolve_instance
+from orchestrator.cli.params import FiniteFloat
 from orchestrator.cli.render import Column, fitted_table
 from orchestrator.cli.sweep_cmds import no_match
 from orchestrator.guard import facts
@@ -58,7 +59,7 @@ def _selection(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--chronic", is_flag=True, help="The instances orch found chronic (leak again after every remedy)."),
         click.option("--all", "every", is_flag=True, help="Every selected instance."),
         click.option("--process", metavar="NAME", help="The leaking process as the kernel names it (default: the one chronic detection named)."),
-        click.option("--limit-percent", type=float, metavar="N", help="The service's memory limit, % of the box (default 75, lowered to leave 1 GiB)."),
+        click.option("--limit-percent", type=FiniteFloat(1, 100), metavar="N", help="The service's memory limit, % of the box (default 75, lowered to leave 1 GiB)."),
         click.option("--oomd", is_flag=True, help="Also let systemd-oomd kill the bounded unit under memory pressure."),
         click.option("--earlyoom", is_flag=True, help="Also configure earlyoom, where installed, to spare sshd and the agents."),
     ]
@@ -72,7 +73,7 @@ def _sending(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--max-instances", default=50, show_default=True, type=click.IntRange(1, 10000), help="At most this many instances a run."),
         click.option("--batch-size", default=guard_ssm.MAX_IDS_PER_COMMAND, show_default=True,
                      type=click.IntRange(1, guard_ssm.MAX_IDS_PER_COMMAND), help="Instance ids per SendCommand."),
-        click.option("--wait", "wait_seconds", default=300, show_default=True, type=click.FloatRange(0, 3600),
+        click.option("--wait", "wait_seconds", default=300, show_default=True, type=FiniteFloat(0, 3600),
                      help="Seconds to follow each invocation before calling it timed out."),
     ]
     for option in reversed(options):

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from orchestrator import files
 from orchestrator.cli import consent
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
 from orchestrator.cli.render import Column, fitted_table
@@ -149,15 +150,39 @@ def init_command(runtime: Runtime, tag: str | None, asgs: tuple[str, ...], name_
         if not consent.ask(f"tag {len(selection.to_tag)} instance(s) with {runtime.selector_text()}{left}?"):
             raise OrchError("nothing tagged, no config written (you said no)", Exit.UNHEALTHY)
 
+    # The config is rendered, checked and written beside its path before any tag is set: a
+    # value TOML cannot hold or a path that is not a file is refused with nothing changed
+    # (and said by a dry run too, which validates what the real run will).
+    pending = None
+    if changed:
+        try:
+            if dry_run:
+                config_file.render(wanted)
+                files.check_writable(target, make_parent=True, probe=True)
+            else:
+                pending = config_file.prepare(target, wanted)
+        except config_file.ConfigFileError as exc:
+            raise OrchError(f"{exc}; nothing tagged, no config written", Exit.USAGE) from None
+        except files.FileRefused as exc:
+            raise OrchError(f"config file {exc}; nothing tagged, no config written", Exit.USAGE) from None
+
     tagged: list[str] = []
     if not dry_run:
-        if selection.to_tag:
-            discover.tag_instances(runtime.clients.mutating_client("ec2"), [i.instance_id for i in selection.to_tag], settings.selector)
-            tagged = [i.instance_id for i in selection.to_tag]
-        for group in groups:
-            discover.tag_group(runtime.clients.mutating_client("autoscaling"), group, settings.selector)
-        if changed:
-            config_file.write(target, wanted)
+        try:
+            if selection.to_tag:
+                discover.tag_instances(runtime.clients.mutating_client("ec2"), [i.instance_id for i in selection.to_tag], settings.selector)
+                tagged = [i.instance_id for i in selection.to_tag]
+            for group in groups:
+                discover.tag_group(runtime.clients.mutating_client("autoscaling"), group, settings.selector)
+        except BaseException:
+            if pending is not None:
+                pending.discard()
+            raise
+        if pending is not None:
+            try:
+                pending.commit()
+            except files.FileRefused as exc:
+                raise OrchError(f"config file: {exc}; the instances are tagged: run orch init again to write the config", Exit.USAGE) from None
     document = _document(runtime, query, selection, groups, tagged, target, existing, wanted, changed, dry_run)
     runtime.emit(document, lambda: _say(runtime, selection, document))
 

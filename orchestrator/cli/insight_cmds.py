@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
-from pathlib import Path
 
 import click
-from rich.markup import escape
+from rich.text import Text
 
+from orchestrator import files
 from orchestrator.cli.chart import MemoryChart, render_chart
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
 from orchestrator.cli.instance_view import CHART_HEIGHT, CHART_MAX_WIDTH, memory_chart, memory_now
 from orchestrator.cli.instances import resolve_instance
-from orchestrator.cli.render import Column, fitted_table
+from orchestrator.cli.render import Column, fitted_table, styled
 from orchestrator.cli.sweep_cmds import no_match, run_sweep
 from orchestrator.decide.patterns import PatternRow, patterns
 from orchestrator.model import Facts, InstanceHistory, Verdict
@@ -80,8 +79,9 @@ def _explain_table(runtime: Runtime, facts: Facts, verdict: Verdict, findings: C
                    history: InstanceHistory | None, actions: list[ActionRecord], chart: MemoryChart) -> None:
     out = runtime.console()
     inst = facts.instance
-    out.print(f"[bold]{inst.instance_id}[/] {inst.name}  {inst.instance_type or ''} {inst.availability_zone}  {inst.private_ip or 'no private ip'}  {inst.state}")
-    out.print(f"verdict: [bold]{verdict.kind.value}[/]")
+    out.print(Text.assemble((inst.instance_id, "bold"), f" {inst.name}  {inst.instance_type or ''} {inst.availability_zone}  "
+                            f"{inst.private_ip or 'no private ip'}  {inst.state}"))
+    out.print(Text.assemble("verdict: ", (verdict.kind.value, "bold")))
     for reason in verdict.reasons:
         out.print(f"  - {reason}")
     if verdict.evidence:
@@ -89,8 +89,8 @@ def _explain_table(runtime: Runtime, facts: Facts, verdict: Verdict, findings: C
     if verdict.signals:
         out.print("evidence, by the path it travelled:")
         for signal in verdict.signals:
-            mark = " [bold](host-side)[/]" if signal.host_side else ""
-            out.print(f"  [dim]{signal.path.value:>10}[/]  {escape(signal.says)}{mark}")
+            out.print(Text.assemble(("  " + f"{signal.path.value:>10}", "dim"), f"  {signal.says}",
+                                    (" (host-side)", "bold") if signal.host_side else ""))
     if facts.memory and facts.memory.points:
         first, last = facts.memory.points[0], facts.memory.points[-1]
         out.print(f"memory %, {first[0]:%H:%M}-{last[0]:%H:%M} UTC: {memory_now(verdict, last, history)}", markup=False, highlight=False)
@@ -142,12 +142,17 @@ def _hot(row: PatternRow) -> str:
 @click.command("report")
 @click.option("--tag", help="Also group by this tag, e.g. app:version.")
 @click.option(
-    "--html", "html_path", type=click.Path(dir_okay=False, writable=True),
+    "--html", "html_path", metavar="FILE",
     help="Also write one self-contained HTML page here: memory charts, timeline, chronic patterns, what changed.",
 )
 @common_options
 def report_command(runtime: Runtime, tag: str | None, html_path: str | None) -> None:
     """Unhealthy and leaking instances grouped by AMI, template, type, group and tag."""
+    if html_path is not None:
+        try:  # before the scan: a path that cannot be written is said at once, not after a minute of reads
+            files.check_writable(html_path, probe=True)
+        except files.FileRefused as exc:
+            raise html_refused(exc) from None
     report = run_sweep(runtime, Mode.SCAN, dry_run=True, assume_yes=True)
     if not report.facts:
         raise no_match(runtime)
@@ -160,10 +165,10 @@ def report_command(runtime: Runtime, tag: str | None, html_path: str | None) -> 
     def table() -> None:
         out = runtime.console()
         out.print(f"{len(report.facts)} instances; verdicts: {', '.join(f'{n} {k}' for k, n in counts.items())}")
-        out.print("[dim]unhealthy: unreachable, aws-impaired, memory-critical or metrics-stale; leaking: memory-exhaustion-forecast[/]")
+        out.print(styled("unhealthy: unreachable, aws-impaired, memory-critical or metrics-stale; leaking: memory-exhaustion-forecast", "dim"))
         for name, rows in found.items():
             cells = [
-                {"value": f"[{style}]{r.value}[/]" if (style := _hot(r)) else r.value, "instances": str(r.total),
+                {"value": styled(r.value, _hot(r)), "instances": str(r.total),
                  "unhealthy": str(r.unhealthy), "leaking": str(r.leaking), "which": " ".join(r.instance_ids)}
                 for r in rows
             ]
@@ -180,6 +185,10 @@ def report_command(runtime: Runtime, tag: str | None, html_path: str | None) -> 
     if html_path is not None:
         document["html"] = html_path
     runtime.emit(document, table)
+
+
+def html_refused(exc: files.FileRefused) -> OrchError:
+    return OrchError(f"cannot write the HTML report to {exc.shown}: {exc.why}; give a regular file path with --html", Exit.USAGE)
 
 
 def write_html_report(runtime: Runtime, report: SweepReport, found: dict[str, list[PatternRow]], path: str) -> None:
@@ -204,14 +213,10 @@ def write_html_report(runtime: Runtime, report: SweepReport, found: dict[str, li
         window_minutes=settings.memory.window_minutes,
         ssm_configured=bool(settings.memory.ssm_commands),
     )
-    target = Path(path)
-    partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        partial.write_text(render_html(page), encoding="utf-8")
-        os.replace(partial, target)
-    except OSError as exc:
-        partial.unlink(missing_ok=True)
-        raise OrchError(f"cannot write the HTML report to {path}: {exc.strerror or exc}; give a writable file path with --html", Exit.USAGE) from None
+        files.write_text(path, render_html(page))
+    except files.FileRefused as exc:
+        raise html_refused(exc) from None
     sick = sum(1 for v in page.instances if v.needs_a_look)
     runtime.console(stderr=True).print(
         f"wrote {path}: {len(page.instances)} instances, {sick} need a look, {len(page.timeline)} timeline events", markup=False, highlight=False

@@ -16,6 +16,7 @@ from orchestrator.alerting import notify
 from orchestrator.cli import consent
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
 from orchestrator.cli.instances import resolve_instance
+from orchestrator.cli.params import FiniteFloat
 from orchestrator.cli.sweep_cmds import ASKS, audit_directory, declined, no_match, run_sweep
 from orchestrator.cli.who import who
 from orchestrator.decide.manual import FORCEABLE, ManualRequest
@@ -50,7 +51,7 @@ def manual_options(func: Any) -> Any:
             click.option("--dry-run", is_flag=True, help="Check the rules and say what would be done; make no mutating call."),
             click.option("--force", is_flag=True, help="Act past the breaker, a budget or quarantine (needs --reason)."),
             click.option("--reason", help="Why --force: kept in the action's record and history."),
-            click.option("--wait", type=click.FloatRange(0, 3600), default=0, help="Seconds to wait for another sweep's lease."),
+            click.option("--wait", type=FiniteFloat(0, 3600), default=0, help="Seconds to wait for another sweep's lease."),
             click.option("--notify/--no-notify", default=None, help="Tell SNS and the webhooks (default: yes, not for --dry-run)."),
         )
     ):

@@ -15,12 +15,20 @@ import os
 from typing import Any, Callable
 
 import click
+from jmespath.exceptions import JMESPathError
 from rich.console import Console
 
+from orchestrator.echo import clip
 from orchestrator.jsonable import to_jsonable
 
 FORMATS = ("table", "wide", "json", "text")
 TABLES = ("table", "wide")  # for people: wide is the table with every column and every reason whole
+
+
+class QueryError(click.ClickException):
+    """A --query that compiled but cannot be applied: a usage error (exit 2), one line."""
+
+    exit_code = 2
 
 
 def console(no_color: bool = False, stderr: bool = False) -> Console:
@@ -28,11 +36,17 @@ def console(no_color: bool = False, stderr: bool = False) -> Console:
 
     Piped output gets 120 columns, the width orch's tables are laid out for; a
     terminal's own width otherwise.
+
+    Markup and emoji codes are off: every string printed is text as given. What orch
+    prints holds AWS's strings (a Name tag ``web [/x] prod``, a stack parameter, a box's
+    SSH banner) and rich would read ``[...]`` in them as markup (a crash, or text
+    swallowed) and ``:fire:`` as an emoji. orch's own styles are ``rich.text.Text``
+    objects (``orchestrator.cli.render.styled``), so nothing needs escaping call by call.
     """
-    made = Console(stderr=stderr, no_color=no_color or None)
+    made = Console(stderr=stderr, no_color=no_color or None, markup=False, emoji=False)
     if made.is_terminal or os.environ.get("COLUMNS"):
         return made
-    return Console(stderr=stderr, no_color=no_color or None, width=120)
+    return Console(stderr=stderr, no_color=no_color or None, width=120, markup=False, emoji=False)
 
 
 def render_text(value: Any) -> str:
@@ -83,7 +97,10 @@ def emit(document: Any, output: str, query: Any = None, table: Callable[[], None
         return
     value = to_jsonable(document)
     if query is not None:
-        value = query.search(value)
+        try:
+            value = query.search(value)
+        except JMESPathError as exc:  # compiles, fails on the data: an unknown function, a type mismatch
+            raise QueryError(f"--query failed on the result: {clip(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, quote=False)}") from None
     if output == "text":
         text = render_text(value)
         if text:

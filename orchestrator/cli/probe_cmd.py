@@ -15,11 +15,12 @@ from typing import Any
 import click
 from pydantic import ValidationError
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 
 from orchestrator.aws import AWS_CALL_ERRORS, AwsError
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
 from orchestrator.cli.instances import INSTANCE_ID
+from orchestrator.cli.params import FiniteFloat
 from orchestrator.cli.render import Column, fitted_table
 from orchestrator.config import ProbeSettings, describe_validation_error
 from orchestrator.echo import clip
@@ -106,8 +107,8 @@ PROBE_COLUMNS = (
 
 def render_table(rows: list[dict[str, Any]], console: Console) -> None:
     cells = [
-        {"target": r["target"] if r.get("address") in (None, r["target"]) else f"{r['target']} ({r['address']})", "outcome": f"[{'green' if r['outcome'] == ProbeOutcome.OK.value else 'red'}]{r['outcome']}[/]",
-         "latency": f"{r['latency_ms']:.1f} ms", "tries": str(r["attempts"]), "detail": escape(r["banner"] or r["detail"] or "-")}
+        {"target": r["target"] if r.get("address") in (None, r["target"]) else f"{r['target']} ({r['address']})", "outcome": Text(r["outcome"], style="green" if r["outcome"] == ProbeOutcome.OK.value else "red"),
+         "latency": f"{r['latency_ms']:.1f} ms", "tries": str(r["attempts"]), "detail": r["banner"] or r["detail"] or "-"}
         for r in rows
     ]
     console.print(fitted_table(None, PROBE_COLUMNS, cells, console.width))
@@ -166,10 +167,10 @@ def _maybe_instance(text: str) -> bool:
 
 @click.argument("targets", metavar="TARGET...", nargs=-1, required=True)
 @click.option("--port", type=click.IntRange(1, 65535), help="Port for targets without one (default: probe.port, ORCH_PROBE_PORT, 22).")
-@click.option("--connect-timeout", type=float, help="Seconds for the TCP handshake (default: probe.connect_timeout).")
-@click.option("--banner-timeout", type=float, help="Seconds from connect to the SSH- line (default: probe.banner_timeout).")
+@click.option("--connect-timeout", type=FiniteFloat(), help="Seconds for the TCP handshake (default: probe.connect_timeout).")
+@click.option("--banner-timeout", type=FiniteFloat(), help="Seconds from connect to the SSH- line (default: probe.banner_timeout).")
 @click.option("--attempts", type=int, default=1, show_default=True, help="Probes of a target that does not answer.")
-@click.option("--retry-window", type=float, help="Seconds the attempts are spread over (default: probe.retry_window).")
+@click.option("--retry-window", type=FiniteFloat(), help="Seconds the attempts are spread over (default: probe.retry_window).")
 @click.option("--concurrency", type=int, help="Probes in flight at once (default: probe.concurrency).")
 @common_options
 def probe(

@@ -18,7 +18,6 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from rich import box
 from rich.console import Console, Group, RenderableType
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -44,6 +43,12 @@ OUTCOME_STYLE = {
 }
 
 
+def styled(text: object, style: str) -> Text:
+    """``text`` in ``style``: the one way orch colours a cell or a line, never markup in a
+    string (which would read an AWS string's ``[...]`` as a tag)."""
+    return Text(str(text), style=style)
+
+
 def grid(title: str | None = None) -> Table:
     """orch's one table style: a rule under the header, two spaces between columns, no edges,
     so 80 columns hold what they can."""
@@ -57,7 +62,7 @@ GAP = 2  # what grid() puts between two columns
 # take several lines. Set once per command by the global options (orchestrator.cli.common).
 WIDE: ContextVar[bool] = ContextVar("wide", default=False)
 ELLIPSIS = "…"
-Cell = str | Text  # a str is rich markup
+Cell = str | Text  # a str is plain text, shown as given (AWS strings hold brackets); style with styled()
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +99,7 @@ class Fit:
 
 
 def plain(cell: Cell | int) -> str:
-    return cell.plain if isinstance(cell, Text) else Text.from_markup(str(cell)).plain
+    return cell.plain if isinstance(cell, Text) else str(cell)
 
 
 def cell_width(cell: Cell | int) -> int:
@@ -142,7 +147,7 @@ def fit_columns(columns: Sequence[Column], rows: Sequence[Mapping[str, Cell | in
 def clip(cell: Cell, width: int) -> Text:
     """Each line of a prose cell shortened to ``width``: at the last space that keeps half
     of it, else mid-word, with ``…``; styles kept."""
-    text = cell.copy() if isinstance(cell, Text) else Text.from_markup(cell)
+    text = cell.copy() if isinstance(cell, Text) else Text(cell)
     lines = text.split("\n")
     out = Text()
     for n, line in enumerate(lines):
@@ -169,7 +174,9 @@ def fitted_table(title: str | None, columns: Sequence[Column], rows: Sequence[Ma
     if WIDE.get() if wide is None else wide:
         return _wide_table(title, columns, rows, width, notes)
     fit = fit_columns(columns, rows, width)
-    table = grid(title)
+    table = grid(None)
+    if title is not None:
+        table.title = Text(title)  # plain: a title may name an AWS string
     for c in fit.shown:
         table.add_column(c.heading, width=fit.widths[c.key], no_wrap=True, overflow="ellipsis", justify="right" if c.right else "left")
     cut = False
@@ -181,7 +188,7 @@ def fitted_table(title: str | None, columns: Sequence[Column], rows: Sequence[Ma
                 cut = True
                 cells.append(clip(value, fit.widths[c.key]))
             else:
-                cells.append(value)
+                cells.append(value if isinstance(value, Text) else Text(str(value)))
         table.add_row(*cells)
     caption = list(notes)
     if fit.dropped or cut:
@@ -189,7 +196,7 @@ def fitted_table(title: str | None, columns: Sequence[Column], rows: Sequence[Ma
         said += [f"{ELLIPSIS}: text cut to fit" + ("" if fit.dropped else f" {width} columns")] if cut else []
         caption.append("; ".join(said) + " (-o wide shows it all)")
     if caption:
-        table.caption = "\n".join(caption)
+        table.caption = Text("\n".join(caption))
         table.caption_justify = "left"
     return table
 
@@ -232,7 +239,7 @@ def _blocks(title: str | None, columns: Sequence[Column], rows: Sequence[Mapping
     label = max((cell_width(c.heading) for c in prose), default=0) + 1
     parts: list[RenderableType] = [Text(title, style="bold")] if title else []
     for row in rows:
-        head = Text("  ").join(Text.from_markup(v) if isinstance(v := row.get(c.key, "-"), str) else v for c in short)
+        head = Text("  ").join(Text(v) if isinstance(v := row.get(c.key, "-"), str) else v for c in short)
         parts.append(head)
         block = Table.grid(padding=(0, 1))
         block.add_column(width=label + 2, no_wrap=True, style="dim")
@@ -328,7 +335,7 @@ def fleet_table(report: SweepReport, width: int, opt_out_tag: str) -> Renderable
             "ssh": probe_cell(facts, counts=False),
             "tries": f"{probe.failed_attempts}/{len(probe.attempts)}" if probe and probe.outcome is not ProbeOutcome.OK else "-",
             "memory": memory_cell(verdict),
-            "verdict": f"[{VERDICT_STYLE[verdict.kind]}]{verdict.kind.value}[/]" + (" [dim]*[/]" if skip else ""),
+            "verdict": Text.assemble((verdict.kind.value, VERDICT_STYLE[verdict.kind]), (" *", "dim") if skip else ""),
         })
     notes = [f"* opted out by tag {opt_out_tag}: reported, never acted on"] if opted else []
     return fitted_table(f"{len(report.facts)} instances, worst first", FLEET_COLUMNS, rows, width, notes)
@@ -359,13 +366,13 @@ def plan_tables(plan: Plan, outcome_list: Iterable[ActionOutcome] = (), width: i
         rows = []
         for action in sorted(plan.actions, key=lambda a: by_name(named.get(a.instance_id), a.instance_id)):
             outcome = outcomes.get(action.instance_id)
-            cell = "-" if outcome is None else f"[{OUTCOME_STYLE[outcome.status]}]{outcome.status.value}[/] {escape(outcome.detail)}"
+            cell: Cell = "-" if outcome is None else Text.assemble((outcome.status.value, OUTCOME_STYLE[outcome.status]), f" {outcome.detail}")
             rows.append({"instance": action.instance_id, "name": named.get(action.instance_id) or "-", "action": action.kind.value,
-                         "reason": escape(action.reason), "outcome": cell})
+                         "reason": action.reason, "outcome": cell})
         columns = ACTION_COLUMNS if outcomes else tuple(c for c in ACTION_COLUMNS if c.key != "outcome")  # asked before acting: none yet
         tables.append(fitted_table("actions", columns, rows, width, wide=wide))
     if plan.blocked:
-        rows = [{"instance": b.instance_id, "name": named.get(b.instance_id) or "-", "action": b.kind.value, "why": f"[yellow]{escape(b.why)}[/]"}
+        rows = [{"instance": b.instance_id, "name": named.get(b.instance_id) or "-", "action": b.kind.value, "why": styled(b.why, "yellow")}
                 for b in sorted(plan.blocked, key=lambda b: by_name(named.get(b.instance_id), b.instance_id))]
         tables.append(fitted_table("blocked", BLOCKED_COLUMNS, rows, width, wide=wide))
     return tables
@@ -386,9 +393,9 @@ def print_report(console: Console, report: SweepReport, opt_out_tag: str, show_f
         if not report.plan.actions and not report.plan.blocked:
             console.print("nothing to do")
     for note in list(report.plan.notes) + report.notes:
-        console.print(f"[yellow]note:[/] {note}")
+        console.print(Text.assemble(("note:", "yellow"), f" {note}"))
     calls = sum(report.api_calls.values())
-    console.print(f"[dim]{calls} AWS API calls, {report.metrics_requested} metrics requested, sweep {report.sweep_id}[/]")
+    console.print(styled(f"{calls} AWS API calls, {report.metrics_requested} metrics requested, sweep {report.sweep_id}", "dim"))
 
 
 def stdout_console() -> Console:

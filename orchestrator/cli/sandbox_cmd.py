@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any
 import click
 from pydantic import ValidationError
 from rich.console import Console
+from rich.text import Text
 
 from orchestrator.cli.common import Display, Exit, OrchError, display_options
+from orchestrator.cli.params import FiniteFloat
 from orchestrator.cli.render import print_report
 from orchestrator.config import describe_validation_error
 from orchestrator.model import VerdictKind
@@ -50,7 +52,7 @@ def _spec(**fields: Any) -> FleetSpec:
 @click.option("--refusing", default=1, show_default=True, type=click.IntRange(0), help="Nothing listens on the SSH port.")
 @click.option("--leaking", default=2, show_default=True, type=click.IntRange(0), help="Healthy now, memory climbing.")
 @click.option("--slow", default=0, show_default=True, type=click.IntRange(0), help="Banner only after --slow-delay seconds.")
-@click.option("--slow-delay", default=1.5, show_default=True, type=click.FloatRange(0, 60), help="Seconds before a slow banner.")
+@click.option("--slow-delay", default=1.5, show_default=True, type=FiniteFloat(0, 60), help="Seconds before a slow banner.")
 @click.option("--no-metrics", default=0, show_default=True, type=click.IntRange(0), help="Healthy instances whose agent sends nothing.")
 @click.option("--opt-out", default=1, show_default=True, type=click.IntRange(0), help="Instances tagged orch:skip (hung: must be left alone).")
 @click.option("--unmanaged", default=2, show_default=True, type=click.IntRange(0), help="Hung bystanders without the orch tag.")
@@ -62,7 +64,7 @@ def _spec(**fields: Any) -> FleetSpec:
               help="With --serve: write the export lines here, for `source FILE` in another shell (removed on exit).")
 @click.option("--scenario", metavar="NAME",
               help="With --serve: one of orch simulate's fleets (orch simulate --list), live on the wall clock.")
-@click.option("--time-scale", type=click.FloatRange(0.1, 120), default=1.0, show_default=True,
+@click.option("--time-scale", type=FiniteFloat(0.1, 120), default=1.0, show_default=True,
               help="With --serve: simulated minutes per wall-clock minute (10: a leak wedges ten times sooner).")
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where --serve keeps its state file and request log (default: a temporary directory, removed on exit).")
@@ -157,10 +159,11 @@ def _print_outcome(out: Console, result: DemoResult) -> None:
             out.print(f"sweep {number}: {action['instance_id']}: {action['action']} -> {action['outcome']}; "
                       f"evidence {evidence.get('s3_key') or '-'}; console: {evidence.get('console_summary') or '-'}")
     if result.message:
-        out.print(f"\n[bold]SNS message[/] ({result.message[0]}):\n{result.message[1]}")
-    verdict = "[green]healed[/]" if result.ok else "[red]not all healed[/]"
-    out.print(f"\n{verdict}: {len(result.healed)} of {len(result.broken)} broken instances answer SSH again after "
-              f"{len(result.sweeps)} sweeps; opt-out and unmanaged instances {'untouched' if result.untouched_bystanders else '[red]TOUCHED[/]'}")
+        out.print(Text.assemble("\n", ("SNS message", "bold"), f" ({result.message[0]}):\n{result.message[1]}"))
+    verdict = ("healed", "green") if result.ok else ("not all healed", "red")
+    out.print(Text.assemble("\n", verdict, f": {len(result.healed)} of {len(result.broken)} broken instances answer SSH again after "
+                            f"{len(result.sweeps)} sweeps; opt-out and unmanaged instances ",
+                            "untouched" if result.untouched_bystanders else ("TOUCHED", "red")))
 
 
 def _scenario_boxes(name: str, seed: int) -> list[Any]:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import sys
 
 import click
-from rich.console import Console, RenderableType
+from rich.console import RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from orchestrator.cli.common import Runtime, common_options
-from orchestrator.cli.render import Column, fitted_table
+from orchestrator.cli.params import FiniteFloat
+from orchestrator.cli.render import Column, fitted_table, styled
 from orchestrator.simulate import BY_NAME, SCENARIOS, Figures, Policy, simulate
 from orchestrator.simulate.conditions import Conditions, overridden
 from orchestrator.simulate.run import combine
@@ -40,12 +42,14 @@ FIGURE_COLUMNS = (  # left out least telling first; the scenario, its policy, SS
 )
 
 
-def figures_table(rows: list[tuple[Figures, list[str]]], width: int = 120) -> RenderableType:
+def figures_table(rows: list[tuple[Figures, list[str]]], width: int = 120, unjudged: dict[str, str] | None = None) -> RenderableType:
     cells = []
     for f, violations in rows:
-        verdict = "[green]met[/]" if not violations else "[bold red]" + "; ".join(violations) + "[/]"
+        verdict = styled("met", "green") if not violations else styled("; ".join(violations), "bold red")
+        if not violations and f.policy is Policy.ORCH and (unjudged or {}).get(f.scenario):
+            verdict = styled("met so far (" + (unjudged or {})[f.scenario] + ")", "yellow")
         if f.policy is not Policy.ORCH:
-            verdict = "[dim]baseline[/]"
+            verdict = styled("baseline", "dim")
         cells.append({
             "scenario": f.scenario, "policy": f.policy.value, "availability": _percent(f.availability), "wedged": f"{f.wedged_box_hours:.1f}",
             "actions": ", ".join(f"{n} {k}" for k, n in f.actions.items()) or "0", "on_fine": str(f.on_fine_boxes),
@@ -85,7 +89,7 @@ POLICIES = (Policy.ORCH, Policy.NOBODY, Policy.REACTIVE, Policy.ORACLE, Policy.N
 @click.command("simulate")
 @click.option("--scenario", "names", multiple=True, type=click.Choice(["all", *(s.name for s in SCENARIOS)]), default=("chronic-leak",),
               show_default=True, metavar="NAME", help="Fleet to simulate (--list shows them); repeat it, or 'all'.")
-@click.option("--hours", type=click.FloatRange(0.5, 24 * 30), default=24.0, show_default=True, help="Simulated hours.")
+@click.option("--hours", type=FiniteFloat(0.5, 24 * 30), default=24.0, show_default=True, help="Simulated hours.")
 @click.option("--instances", type=click.IntRange(1, 2000), default=None, help="Fleet size (default: the scenario's).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same fleet, same day.")
 @click.option("--seeds", type=click.IntRange(1, 50), default=1, show_default=True,
@@ -96,9 +100,9 @@ POLICIES = (Policy.ORCH, Policy.NOBODY, Policy.REACTIVE, Policy.ORACLE, Policy.N
 @click.option("--boot-minutes", callback=_minutes_range, help="Boot time range for every box, e.g. 8-10 (default: the scenario's).")
 @click.option("--metric-delay-minutes", callback=_minutes_range,
               help="How late the agent's points reach CloudWatch, e.g. 1-3 (default: the scenario's).")
-@click.option("--lost-points", type=click.FloatRange(0, 0.9), default=None, help="Share of the agent's points lost, e.g. 0.05.")
-@click.option("--sawtooth", type=click.FloatRange(0, 30), default=None, help="GC sawtooth on memory, +- percentage points.")
-@click.option("--agents", type=click.FloatRange(0, 1), default=None, help="Share of boxes with the CloudWatch agent, e.g. 0.5.")
+@click.option("--lost-points", type=FiniteFloat(0, 0.9), default=None, help="Share of the agent's points lost, e.g. 0.05.")
+@click.option("--sawtooth", type=FiniteFloat(0, 30), default=None, help="GC sawtooth on memory, +- percentage points.")
+@click.option("--agents", type=FiniteFloat(0, 1), default=None, help="Share of boxes with the CloudWatch agent, e.g. 0.5.")
 @click.option("--list", "list_only", is_flag=True, help="List the scenarios and what each expects, then exit.")
 @common_options
 def simulate_command(runtime: Runtime, names: tuple[str, ...], hours: float, instances: int | None, seed: int, seeds: int,
@@ -122,11 +126,11 @@ def simulate_command(runtime: Runtime, names: tuple[str, ...], hours: float, ins
     policies = POLICIES if baselines else (Policy.ORCH,)
     changes = {"boot_seconds": boot_minutes, "metric_delay_seconds": metric_delay_minutes, "lost_share": lost_points,
                "sawtooth_percent": sawtooth, "agent_share": agents}
-    err = Console(stderr=True)
+    err = runtime.console(stderr=True)
     rows: list[tuple[Figures, list[str]]] = []
     used: dict[str, Conditions] = {}
     show = err.is_terminal and not runtime.json
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("sweeps"), TimeElapsedColumn(),
+    with Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TextColumn("sweeps"), TimeElapsedColumn(),
                   console=err, disable=not show, transient=True) as bar:
         for scenario in chosen:
             conditions = used[scenario.name] = overridden(scenario.conditions, **changes)
@@ -151,24 +155,27 @@ def simulate_command(runtime: Runtime, names: tuple[str, ...], hours: float, ins
                 violations += against_the_limits(by_policy[Policy.ORCH], by_policy.get(Policy.REACTIVE), by_policy.get(Policy.ORACLE))
             rows += [(f, violations if f.policy is Policy.ORCH else []) for f in by_policy.values()]
     failed = any(v for _, v in rows)
-    document = [{**f.as_dict(), "conditions": used[f.scenario].describe(), "expectation": BY_NAME[f.scenario].expect, "violations": v}
-                for f, v in rows]
+    unjudged = {f.scenario: text for f, _ in rows if f.policy is Policy.ORCH and (text := BY_NAME[f.scenario].unjudged(f, settings))}
+    document = [{**f.as_dict(), "conditions": used[f.scenario].describe(), "expectation": BY_NAME[f.scenario].expect, "violations": v,
+                 "not_judged": unjudged.get(f.scenario) if f.policy is Policy.ORCH else None} for f, v in rows]
 
     def table() -> None:
         out = runtime.console()
         seeds_text = f"seed {seed}" if seeds == 1 else f"seeds {seed}-{seed + seeds - 1} (means)"
         out.print(f"{hours:g} simulated hours, {seeds_text}, sweeps every {settings.sweep_interval_minutes:g} min")
-        out.print(figures_table(rows, out.width))
+        out.print(figures_table(rows, out.width, unjudged))
         for name, conditions in used.items():
             if conditions != Conditions():
-                out.print(f"[dim]{name}: {conditions.describe()}[/]")
+                out.print(styled(f"{name}: {conditions.describe()}", "dim"))
         for f, violations in rows:
             for text in f.chronic_text[:1]:
-                out.print(f"[bold]{f.scenario}[/]: {text}")
+                out.print(Text.assemble((f.scenario, "bold"), f": {text}"))
             if f.guard:
-                out.print(f"[bold]{f.scenario}[/]: {f.guard}", markup=True, highlight=False)
+                out.print(Text.assemble((f.scenario, "bold"), f": {f.guard}"))
+            if f.scenario in unjudged and f.policy is Policy.ORCH:
+                out.print(Text.assemble((f"{f.scenario}: expectation {BY_NAME[f.scenario].expect!r}", "yellow"), f" {unjudged[f.scenario]}"))
             if violations:
-                out.print(f"[bold red]{f.scenario}: expectation not met[/] ({BY_NAME[f.scenario].expect}): {'; '.join(violations)}")
+                out.print(Text.assemble((f"{f.scenario}: expectation not met", "bold red"), f" ({BY_NAME[f.scenario].expect}): {'; '.join(violations)}"))
 
     runtime.emit(document, table)
     sys.exit(1 if failed else 0)

@@ -15,8 +15,9 @@ from rich.table import Table
 
 from orchestrator.aws import Clients
 from orchestrator.cli.common import Runtime
-from orchestrator.deploy import code, stackset, stackset_aws
+from orchestrator.deploy import checks, code, stackset, stackset_aws
 from orchestrator.deploy import stack as deploy
+from orchestrator.echo import clip
 from orchestrator.estate.accounts import split_list
 
 F = Callable[..., Any]
@@ -50,7 +51,7 @@ def parse_instance_parameters(pairs: tuple[str, ...]) -> dict[tuple[str, str], d
         account, sep2, region = where.partition(":")
         key, eq, value = assignment.partition("=")
         if not sep or not sep2 or not eq or not account or not region or not key:
-            raise deploy.DeployUsageError(f"--instance-parameter {pair!r} is not ACCOUNT:REGION:KEY=VALUE (example: 111122223333:us-east-1:VpcId=vpc-0abc)")
+            raise deploy.DeployUsageError(f"--instance-parameter {clip(pair)} is not ACCOUNT:REGION:KEY=VALUE (example: 111122223333:us-east-1:VpcId=vpc-0abc)")
         found.setdefault((account, region), {})[key] = value
     return found
 
@@ -147,9 +148,19 @@ def deploy_stack_set(
 ) -> None:
     err = runtime.console(stderr=True)
     request = build_request(given, body, options["stack_set"], options)
+    # What the real deploy would fail on, refused before any call (a dry run included).
+    checks.check_name(request.name, "--stack-set")
+    checks.check_regions(request.regions)
+    if bool(request.accounts) != bool(request.ous):  # both or neither: check_request's own error, below
+        checks.check_instance_targets(request.instance_parameters, None if request.service_managed else request.accounts, request.regions)
+    checks.check_zip(zip_path, bucket)
     clients = runtime.clients  # the administrator account, in the stack set's home region
     cfn = clients.client("cloudformation")
     declared = deploy.template_parameters(cfn, body)
+    rules = checks.parameter_rules(cfn, body)
+    checks.check_values(rules, request.parameters)
+    for (target, region), values in request.instance_parameters.items():
+        checks.check_values(rules, values, f"--instance-parameter {target}:{region}:")
     buckets = {region: bucket_in(bucket, region, request.regions) for region in request.regions}
     stackset.check_request(request, declared)
     existing_set = stackset_aws.current_stack_set(cfn, request.name, request.call_as)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
+from typing import Callable
 
 import click
 
@@ -16,10 +17,12 @@ from orchestrator.cli.sweep_cmds import no_match
 from orchestrator.cli.who import who
 from orchestrator.decide import history as history_step
 from orchestrator.decide.patterns import chronic_patterns
+from orchestrator.echo import clip
 from orchestrator.model import Facts
 from orchestrator.observe import inventory
 from orchestrator.state import lease_scope
-from orchestrator.state.store import ActionStatus, PauseState
+from orchestrator.state.lease import holder_is_dead
+from orchestrator.state.store import ActionStatus, Lease, PauseState
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +59,37 @@ HISTORY_COLUMNS = (
 )
 
 
+def lease_state(lease: Lease | None, now: datetime, dead: Callable[[str], bool] = holder_is_dead) -> str:
+    """free, held, expired (past its expiry: the next sweep takes it) or stale (its holder,
+    a process of this host, is gone: the next sweep takes it). A record is not a holder:
+    a killed `orch heal` leaves its lease behind, and showing it as held would send
+    people waiting for nobody."""
+    if lease is None:
+        return "free"
+    if lease.expires_at <= now:
+        return "expired"
+    return "stale" if dead(lease.owner) else "held"
+
+
+def lease_text(lease: Lease | None, now: datetime) -> str:
+    state = lease_state(lease, now)
+    if lease is None or state == "free":
+        return "free"
+    owner = clip(lease.owner, 80, quote=False)
+    if state == "expired":
+        return f"free (the lease of {owner} expired at {_when(lease.expires_at)} without being released)"
+    if state == "stale":
+        return f"free to take ({owner} is no longer running; its lease would have expired at {_when(lease.expires_at)})"
+    return f"held by {owner} until {_when(lease.expires_at)}"
+
+
+PAUSE_REASON_LIMIT = 500  # characters: every sweep repeats the reason in each blocked action and message
+
+
 def _paused_text(pause: PauseState) -> str:
-    return f"paused by {pause.by} since {_when(pause.paused_at)}" + (f": {pause.reason}" if pause.reason else "")
+    """A pause written by an older orch (or by hand) may hold a longer reason: shown cut."""
+    reason = clip(pause.reason, PAUSE_REASON_LIMIT, quote=False) if pause.reason else ""
+    return f"paused by {clip(pause.by, 100, quote=False)} since {_when(pause.paused_at)}" + (f": {reason}" if reason else "")
 
 
 @click.command("status")
@@ -95,6 +127,7 @@ def status_command(runtime: Runtime, regions: str | None, accounts: str | None, 
         "chronic": chronic,
         "selector": settings.selector,
         "lease": lease,
+        "lease_state": lease_state(lease, now),
         "paused": pause,
         "last_sweep": sweeps[0] if sweeps else None,
         "instances_with_state": notable,
@@ -104,7 +137,7 @@ def status_command(runtime: Runtime, regions: str | None, accounts: str | None, 
     def table() -> None:
         console = runtime.console()
         console.print(f"{len(instances)} selected instances ({runtime.selector_text()})")
-        console.print(f"lease: {f'held by {lease.owner} until {_when(lease.expires_at)}' if lease else 'free'}")
+        runtime.say(f"lease: {lease_text(lease, now)}")
         console.print(f"paused: {'yes, ' + _paused_text(pause) if pause else 'no'}")
         if sweeps:
             last = sweeps[0]
@@ -191,6 +224,9 @@ def pause_command(runtime: Runtime, reason: str, replace: bool) -> None:
     A second `orch pause` keeps the first one's reason, author and time and says so,
     unless --replace.
     """
+    if len(reason) > PAUSE_REASON_LIMIT:
+        raise OrchError(f"--reason is {len(reason):,} characters; give at most {PAUSE_REASON_LIMIT} (a ticket link says the rest); "
+                        "not paused", Exit.USAGE)
     store = runtime.store
     current = store.get_pause()
     if current is not None and not replace:

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from orchestrator.cli import consent
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
 from orchestrator.cli.estate_cmds import estate_options, estate_scan
+from orchestrator.cli.params import FiniteFloat
 from orchestrator.cli.render import instances_detail, plan_tables, print_report, report_names
 from orchestrator.decide.manual import ManualRequest
 from orchestrator.model import ActionKind, BlockRule, OutcomeStatus, VerdictKind
@@ -76,7 +77,7 @@ class SweepProgress:
 
     def __init__(self, err: Console) -> None:
         self.progress = Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(), TimeElapsedColumn(),
+            SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(bar_width=20), MofNCompleteColumn(), TimeElapsedColumn(),
             console=err, transient=True,
         )
         self.phase = self.progress.add_task("starting sweep", total=None)
@@ -227,7 +228,7 @@ def scan_command(runtime: Runtime, regions: str | None, accounts: str | None, ro
 @click.command("heal", epilog=EXIT_HELP)
 @click.option("--dry-run", is_flag=True, help="Plan and print; make no mutating call.")
 @click.option("--yes", "-y", "assume_yes", is_flag=True, help="Act without asking (needed off a terminal).")
-@click.option("--wait", type=click.FloatRange(0, 3600), default=0, help="Seconds to wait for another sweep's lease.")
+@click.option("--wait", type=FiniteFloat(0, 3600), default=0, help="Seconds to wait for another sweep's lease.")
 @click.option(
     "--notify/--no-notify",
     default=None,

@@ -29,8 +29,9 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
+from orchestrator.cli.common import Exit, OrchError, Runtime, common_options, stdin_is_terminal
 from orchestrator.cli.instance_view import detail_lines
+from orchestrator.cli.params import FiniteFloat
 from orchestrator.cli.sweep_cmds import no_match, run_sweep
 from orchestrator.cli.top_keys import Do, Screen, State, press, split_keys
 from orchestrator.cli.top_layout import Line, View, frame, legend_notes, wrap_words
@@ -80,7 +81,7 @@ def to_text(lines: list[Line]) -> Text:
 @click.option("--only", type=click.Choice([o.value for o in Only]), default=Only.ALL.value, show_default=True,
               help="unhealthy: hide healthy instances.")
 @click.option("--filter", "needle", default="", help="Only rows whose name, id, AZ or verdict holds this text (live: /).")
-@click.option("--interval", type=click.FloatRange(1, 3600), default=None,
+@click.option("--interval", type=FiniteFloat(1, 3600), default=None,
               help="Seconds between scans while live (default: ORCH_TOP_INTERVAL, else 5; live: + and -).")
 @click.option("--once", is_flag=True, help="Print one frame and exit (what a pipe gets anyway).")
 @common_options
@@ -265,19 +266,41 @@ def instance_screen(runtime: Runtime, snap: Snapshot, row: TopRow, width: int) -
 
 @contextlib.contextmanager
 def keys() -> Iterator[Callable[[float], list[str]]]:
-    """Single key presses from the terminal (cbreak: no Enter needed, no echo); none if stdin is not one."""
-    fd = sys.stdin.fileno() if sys.stdin.isatty() else None
+    """Single key presses from the terminal (cbreak: no Enter needed, no echo); none if stdin
+    is not one, is closed (``<&-``), or reaches its end (the terminal hung up): then the
+    frame still refreshes, and Ctrl-C quits."""
+
+    def no_keys(timeout: float) -> list[str]:
+        threading.Event().wait(timeout)
+        return []
+
+    fd = sys.stdin.fileno() if stdin_is_terminal() else None
     if fd is None:
-        yield lambda timeout: (threading.Event().wait(timeout), [])[1]
+        yield no_keys
         return
-    saved = termios.tcgetattr(fd)
-    tty.setcbreak(fd)
+    try:
+        saved = termios.tcgetattr(fd)
+        tty.setcbreak(fd)
+    except (termios.error, OSError):
+        yield no_keys
+        return
+    ended = threading.Event()
     try:
 
         def read(timeout: float) -> list[str]:
-            ready, _, _ = select.select([fd], [], [], timeout)
-            return split_keys(os.read(fd, 64).decode(errors="ignore")) if ready else []
+            if ended.is_set():
+                return no_keys(timeout)
+            try:
+                ready, _, _ = select.select([fd], [], [], timeout)
+                data = os.read(fd, 64) if ready else b"-"
+            except OSError:
+                data = b""
+            if not data:  # end of input: select would say "ready" forever
+                ended.set()
+                return []
+            return split_keys(data.decode(errors="ignore")) if ready else []
 
         yield read
     finally:
-        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        with contextlib.suppress(termios.error, OSError):
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+from orchestrator.echo import clip
+
 LAMBDA_PYTHON = "3.12"  # the template's Runtime is python3.12
 ARCHITECTURES: dict[str, tuple[str, ...]] = {
     # Lambda's python3.12 runs on Amazon Linux 2023 (glibc 2.34): manylinux2014 and
@@ -265,8 +267,15 @@ def read_manifest(zip_path: Path) -> dict[str, object]:
                 raise PackageError(f"{zip_path} is not an orch Lambda zip (no {', '.join(missing)}): build one with orch package")
             if MANIFEST not in names:
                 raise PackageError(f"{zip_path} has no {MANIFEST}: build it with orch package")
-            return dict(json.loads(archive.read(MANIFEST)))
+            manifest = json.loads(archive.read(MANIFEST))
     except FileNotFoundError:
         raise PackageError(f"{zip_path} does not exist: build it with orch package --output {zip_path}") from None
-    except (zipfile.BadZipFile, json.JSONDecodeError) as exc:
-        raise PackageError(f"{zip_path} is not a readable zip: {exc}") from None
+    except (zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise PackageError(f"{zip_path} is not a readable zip: {clip(str(exc), quote=False)}") from None
+    except IsADirectoryError:
+        raise PackageError(f"{zip_path} is a directory: give the zip orch package wrote") from None
+    except OSError as exc:
+        raise PackageError(f"{zip_path} cannot be read: {exc.strerror or exc}") from None
+    if not isinstance(manifest, dict) or not all(isinstance(k, str) for k in manifest):
+        raise PackageError(f"{zip_path}: {MANIFEST} is not a JSON object (got {type(manifest).__name__}): rebuild the zip with orch package")
+    return manifest

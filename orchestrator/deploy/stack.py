@@ -23,7 +23,8 @@ from botocore.exceptions import ClientError, WaiterError
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from orchestrator.aws import Clients, describe_aws_error, error_code
-from orchestrator.deploy.package import LAMBDA_PYTHON, PackageError, read_manifest
+from orchestrator.deploy.package import ARCHITECTURES, LAMBDA_PYTHON, PackageError, read_manifest
+from orchestrator.echo import clip
 
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"]
 MANAGED_PARAMETERS = frozenset({"CodeBucket", "CodeKey", "Architecture"})  # set by deploy from the uploaded zip
@@ -68,7 +69,7 @@ def parse_parameters(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise DeployUsageError(f"--parameter {pair!r} is not KEY=VALUE (example: --parameter Mode=heal)")
+            raise DeployUsageError(f"--parameter {clip(pair)} is not KEY=VALUE (example: --parameter Mode=heal)")
         if key.strip() in result:
             raise DeployUsageError(f"--parameter {key.strip()} given twice")
         result[key.strip()] = value
@@ -189,9 +190,12 @@ def inspect_code(bucket: str, zip_path: Path) -> tuple[Uploaded, bytes]:
         raise DeployUsageError(str(exc)) from None
     if manifest.get("python") != LAMBDA_PYTHON:
         raise DeployUsageError(
-            f"{zip_path} was built for Python {manifest.get('python')} but the function runs python{LAMBDA_PYTHON}: "
+            f"{zip_path} was built for Python {clip(manifest.get('python'), quote=False)} but the function runs python{LAMBDA_PYTHON}: "
             f"rebuild with orch package (default --python-version {LAMBDA_PYTHON})"
         )
+    if str(manifest.get("arch", "x86_64")) not in ARCHITECTURES:
+        raise DeployUsageError(f"{zip_path} names architecture {clip(manifest.get('arch'))}; the function runs on "
+                               f"{' or '.join(sorted(ARCHITECTURES))}: rebuild it with orch package --arch")
     data = Path(zip_path).read_bytes()
     key = f"{CODE_PREFIX}{hashlib.sha256(data).hexdigest()[:24]}.zip"
     return Uploaded(bucket, key, len(data), str(manifest.get("python")), str(manifest.get("arch", "x86_64"))), data

@@ -38,6 +38,21 @@ DESTROY_CALLS = frozenset(
         "cloudformation:DescribeStackEvents",
     }
 )
+STACK_SET_CALLS = frozenset(
+    {  # `orch deploy --stack-set` (orchestrator.deploy.stackset), in the administrator account
+        "cloudformation:GetTemplateSummary",
+        "cloudformation:DescribeStackSet",
+        "cloudformation:CreateStackSet",
+        "cloudformation:UpdateStackSet",
+        "cloudformation:ListStackInstances",
+        "cloudformation:CreateStackInstances",
+        "cloudformation:UpdateStackInstances",  # a changed parameter of an existing stack instance
+        "cloudformation:DescribeStackSetOperation",
+        "cloudformation:ListStackSetOperationResults",
+        "iam:PassRole",  # --administration-role-arn: the stack set runs as that role
+        "s3:PutObject", "s3:GetObject", "s3:ListBucket",  # the code zip, to each region's bucket
+    }
+)
 CODE_UPLOAD = frozenset({"s3:PutObject", "s3:GetObject", "s3:ListBucket"})  # on the artifact bucket, not the evidence one
 
 STACK_RESOURCES: Mapping[str, frozenset[str]] = {
@@ -101,5 +116,5 @@ STACK_RESOURCES: Mapping[str, frozenset[str]] = {
 }
 STACK = frozenset().union(*STACK_RESOURCES.values())
 
-DEPLOY = DEPLOY_CALLS | STACK
+DEPLOY = DEPLOY_CALLS | STACK_SET_CALLS | STACK
 DESTROY = DESTROY_CALLS | STACK

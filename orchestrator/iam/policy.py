@@ -30,6 +30,7 @@ from orchestrator.estate import registry
 from orchestrator.iam import deploy as deploy_permissions
 from orchestrator.iam import permissions
 from orchestrator.observe import console, inventory, metrics
+from orchestrator.onboard import agent_install, discover
 from orchestrator.state import DYNAMODB_SCHEME, dynamodb, ssm_lease
 
 VERSION = "2012-10-17"
@@ -54,6 +55,7 @@ class CommandNeeds:
     sweep_features: bool = False  # plus what the settings turn on for a sweep (run command, diagnostic interrupt)
     uploads_code: bool = False  # writes to orch deploy's --bucket, which the settings do not name
     operates: bool = True  # runs the healer (what orch doctor checks), rather than deploying it
+    shell: bool = True  # its ssm:SendCommand runs the settings' document (a shell); False: only the agent's documents
 
     def for_settings(self, settings: Settings) -> frozenset[str]:
         if not self.sweep_features:
@@ -76,8 +78,15 @@ COMMANDS: tuple[CommandNeeds, ...] = (
         "every check of orch doctor",
         doctor_gather.PERMISSIONS | BY_NAME | metrics.PERMISSIONS | STORE_READ | dynamodb.DOCTOR_PERMISSIONS,
     ),
+    CommandNeeds("reboot", "one instance (by id or Name) rebooted with a sweep's care", BY_NAME | STORE_WRITE | permissions.SWEEP, sweep_features=True),
+    CommandNeeds("stop-start", "one instance (by id or Name) stopped and started with a sweep's care", BY_NAME | STORE_WRITE | permissions.SWEEP,
+                 sweep_features=True),
+    CommandNeeds("init", "find the fleet (instances, --asg groups) and tag it with the selector", permissions.INIT, operates=False),
+    CommandNeeds("agent", "orch agent check and install: the agent's metrics, SSM registration, its config parameter, Run Command",
+                 permissions.AGENT_CHECK | permissions.AGENT_INSTALL, operates=False, shell=False),
     CommandNeeds("guard", "plan, apply, status, remove of the host guard through SSM Run Command", permissions.GUARD | BY_NAME | STORE_READ),
-    CommandNeeds("deploy", "change sets, the code upload, and every resource of the stack", deploy_permissions.DEPLOY, uploads_code=True, operates=False),
+    CommandNeeds("deploy", "change sets or a stack set, the code upload, and every resource of the stack", deploy_permissions.DEPLOY,
+                 uploads_code=True, operates=False),
     CommandNeeds("destroy", "deleting the stack and its resources", deploy_permissions.DESTROY, operates=False),
 )
 NAMES: tuple[str, ...] = tuple(c.name for c in COMMANDS)
@@ -95,7 +104,10 @@ def policy_for(names: Iterable[str], settings: Settings, region: str | None = No
     """The policy for running the named commands with these settings."""
     chosen = list(names)
     uploads = any(command(n).uploads_code for n in chosen)
-    return policy(actions_for(chosen, settings), Scope.from_settings(settings, region), code_upload=uploads)
+    sends = [command(n) for n in chosen if act_ssm.PERMISSIONS <= command(n).for_settings(settings)]
+    shell = any(c.shell for c in sends)
+    agent = any(not c.shell for c in sends)
+    return policy(actions_for(chosen, settings), Scope.from_settings(settings, region), code_upload=uploads, run_command=shell, agent=agent)
 
 
 def actions_for(names: Iterable[str], settings: Settings) -> frozenset[str]:
@@ -117,6 +129,8 @@ ON_TABLE = dynamodb.PERMISSIONS | dynamodb.DOCTOR_PERMISSIONS
 ON_BUCKET = evidence.PERMISSIONS
 ON_TOPIC = notify.PERMISSIONS
 ON_PRINCIPALS = doctor_gather.SIMULATE_PERMISSIONS
+TAGGING = discover.TAG_PERMISSIONS  # `orch init`: the instances are not tagged yet; the tags it may set are the condition
+ON_AGENT_DOCUMENTS = act_ssm.PERMISSIONS  # SendCommand of the agent's install and configure documents
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +165,12 @@ class Scope:
     def tag_condition(self) -> dict[str, Any]:
         return {"StringEquals": {f"aws:ResourceTag/{k}": v for k, v in sorted(self.selector.items())}}
 
+    @property
+    def request_tag_condition(self) -> dict[str, Any]:
+        """Setting the selector's tags and no other (EC2 CreateTags and CreateOrUpdateTags take both keys)."""
+        return {"StringEquals": {f"aws:RequestTag/{k}": v for k, v in sorted(self.selector.items())},
+                "ForAllValues:StringEquals": {"aws:TagKeys": sorted(self.selector)}}
+
 
 @dataclass
 class Policy:
@@ -174,8 +194,15 @@ def _as_list(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def policy(actions: frozenset[str], scope: Scope, code_upload: bool = False) -> Policy:
-    """A policy document granting exactly ``actions``, each on the narrowest resource known."""
+def policy(actions: frozenset[str], scope: Scope, code_upload: bool = False, run_command: bool | None = None, agent: bool | None = None) -> Policy:
+    """A policy document granting exactly ``actions``, each on the narrowest resource known.
+
+    ``run_command``: the sweep's own document (memory.ssm_document, a root shell) may be sent;
+    ``agent``: the CloudWatch agent's install and configure documents may be. None: whenever
+    ssm:SendCommand is among the actions (both then)."""
+    sends = bool(actions & act_ssm.PERMISSIONS)
+    run_command = sends if run_command is None else run_command
+    agent = sends if agent is None else agent
     statements: list[dict[str, Any]] = []
     notes: list[str] = []
 
@@ -190,11 +217,17 @@ def policy(actions: frozenset[str], scope: Scope, code_upload: bool = False) -> 
 
     add("MutateSelectedInstances", ON_TAGGED_INSTANCES, scope.arn("ec2", "instance/*"), scope.tag_condition)
     add("ReplaceInSelectedGroups", ON_TAGGED_GROUPS, scope.arn("autoscaling", "autoScalingGroup:*:autoScalingGroupName/*"), scope.tag_condition)
-    add(
-        "RunCommandDocument",
-        ON_DOCUMENT,
-        [scope.arn("ssm", f"document/{scope.ssm_document}", account=""), scope.arn("ssm", f"document/{scope.ssm_document}")],
-    )
+    if run_command:
+        add(
+            "RunCommandDocument",
+            ON_DOCUMENT,
+            [scope.arn("ssm", f"document/{scope.ssm_document}", account=""), scope.arn("ssm", f"document/{scope.ssm_document}")],
+        )
+    if agent:  # AWS-owned documents: no account in their ARN
+        documents = (agent_install.INSTALL_DOCUMENT, agent_install.CONFIGURE_DOCUMENT)
+        add("AgentDocuments", ON_AGENT_DOCUMENTS, [scope.arn("ssm", f"document/{d}", account="") for d in documents])
+    add("TagTheFleet", TAGGING, [scope.arn("ec2", "instance/*"), scope.arn("autoscaling", "autoScalingGroup:*:autoScalingGroupName/*")],
+        scope.request_tag_condition)
     add("SimulateUsersAndRoles", ON_PRINCIPALS, [f"arn:{scope.partition}:iam::*:user/*", f"arn:{scope.partition}:iam::*:role/*"])
     registry_paths = [scope.arn("ssm", "parameter/orch/healers"), scope.arn("ssm", "parameter/orch/healers/*")]
     takes_lease = bool(actions & (ON_LEASE - ON_REGISTRY))
@@ -219,7 +252,7 @@ def policy(actions: frozenset[str], scope: Scope, code_upload: bool = False) -> 
     elif actions & ON_TOPIC:
         add("Notify", ON_TOPIC, "*")
         notes.append("Notify is on \"*\": no notify.topic_arn in the settings (without one orch publishes nothing)")
-    scoped = ON_TAGGED_INSTANCES | ON_TAGGED_GROUPS | ON_DOCUMENT | ON_REGISTRY | ON_LEASE | ON_TABLE | ON_BUCKET | ON_TOPIC | ON_PRINCIPALS
+    scoped = ON_TAGGED_INSTANCES | ON_TAGGED_GROUPS | ON_DOCUMENT | ON_REGISTRY | ON_LEASE | ON_TABLE | ON_BUCKET | ON_TOPIC | ON_PRINCIPALS | TAGGING
     if code_upload:
         add("CodeUpload", deploy_permissions.CODE_UPLOAD, "*")
         scoped |= deploy_permissions.CODE_UPLOAD

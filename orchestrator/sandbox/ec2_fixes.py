@@ -19,6 +19,13 @@ every tag of every resource. Called per instance while filtering by tag and agai
 while serializing, that makes a 10,000-instance DescribeInstances quadratic: minutes
 per page. The result is the same list, in the same order.
 
+And the root volume is attached where the image says the root device is. moto reports an
+instance's ``RootDeviceName`` from its AMI (``/dev/xvda`` for the Amazon Linux images the
+sandbox launches) but attaches the default root volume at ``/dev/sda1`` whatever the
+AMI: an instance whose root device is not among its EBS volumes, which orch's stop/start
+rung rightly refuses (``orchestrator.decide.rungs.misfit``), so every sandbox stop-start
+was refused. EC2 attaches the root volume at the AMI's root device name.
+
 Installed only while a Sandbox runs and removed when it stops, like ``cloudwatch_fixes``.
 """
 
@@ -29,6 +36,7 @@ from typing import Any
 
 from moto.core.responses import ActionResult
 from moto.ec2.models.core import TaggedEC2Resource
+from moto.ec2.models.instances import Instance
 from moto.ec2.responses.instances import InstanceResponse
 from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
 
@@ -37,6 +45,12 @@ from orchestrator.sandbox.patching import PatchSet
 MAX_PAGE = 1000  # EC2's ceiling for MaxResults on both calls
 _TOKEN_PREFIX = "orch-sandbox-offset-"
 
+
+
+def _setup_defaults(self: Instance) -> None:
+    """moto's default root volume (8 GiB), attached at the root device name the instance reports."""
+    volume = self.ec2_backend.create_volume(size=8, zone_name=self._placement.zone)
+    self.ec2_backend.attach_volume(volume.id, self.id, self.root_device_name or "/dev/sda1", True)
 
 
 def _get_tags(self: TaggedEC2Resource) -> list[dict[str, str]]:
@@ -95,6 +109,7 @@ PATCHES = PatchSet(
     (InstanceResponse, "describe_instances", _describe_instances),
     (InstanceResponse, "describe_instance_status", _describe_instance_status),
     (TaggedEC2Resource, "get_tags", _get_tags),
+    (Instance, "setup_defaults", _setup_defaults),
 )
 
 

@@ -7,6 +7,7 @@ The expectation beside each one is what the README's figures and the suite hold 
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -33,13 +34,37 @@ class Scenario:
     expect: str  # what a good policy does here, in words
     instances: int
     build: Callable[[World, random.Random, int, Conditions], None] = field(repr=False)
-    check: Check = field(repr=False, default=lambda figures, settings: [])
+    check: Check = field(repr=False, default=lambda figures, settings: [])  # judged on a run of any length
     conditions: Conditions = Conditions()
     wedges: bool = False  # boxes wedge: SSH up is judged beside the reactive rebooter and the oracle
+    # What must have happened by the end (a heal, a quarantine), and when the trouble it
+    # answers arrives: judged only on runs that reach past it by ``outcome_allowance``.
+    outcome: Check | None = field(repr=False, default=None)
+    trouble_at_hours: float = 0.0
 
     def violations(self, figures: Figures, settings: Settings) -> list[str]:
-        """What the run did that the expectation forbids; empty when it met it."""
-        return self.check(figures, settings)
+        """What the run did that the expectation forbids, and what it should have done by
+        its end but did not; empty when it met it (``unjudged`` says what a short run leaves out)."""
+        found = self.check(figures, settings)
+        if self.outcome is not None and self.unjudged(figures, settings) is None:
+            found += self.outcome(figures, settings)
+        return found
+
+    def judged_from_hours(self, settings: Settings) -> float:
+        return self.trouble_at_hours + outcome_allowance(settings)
+
+    def unjudged(self, figures: Figures, settings: Settings) -> str | None:
+        """Why the expected outcome was not judged (the run ended before the trouble could be
+        answered), or None. A run judges only what it covers."""
+        if self.outcome is None or figures.hours >= self.judged_from_hours(settings):
+            return None
+        return (f"not judged: the trouble comes about {self.trouble_at_hours:g} h in; "
+                f"run --hours {math.ceil(self.judged_from_hours(settings) * 2) / 2:g} or more")
+
+
+def outcome_allowance(settings: Settings) -> float:
+    """Hours from the trouble's arrival to its expected answer: debounce, a few sweeps, and the action."""
+    return max(0.5, 3 * settings.sweep_interval_minutes / 60)
 
 
 def no_actions(figures: Figures, settings: Settings) -> list[str]:
@@ -383,7 +408,7 @@ SCENARIOS: tuple[Scenario, ...] = (
              "SSH up >= 99.9% over a day; no reboot or stop/start; the service's restarts counted", 8,
              build_chronic_leak_guard, all_of(guard_works, available_at_least(0.999))),
     Scenario("single-hang", "one box leaks once, an hour in, and wedges", "one reboot, soon after the wedge", 20, build_single_hang,
-             all_of(one_heal, nothing_on_fine_boxes), wedges=True),
+             nothing_on_fine_boxes, wedges=True, outcome=one_heal, trouble_at_hours=1.95),  # leaks from 1 h at 1%/min: 40% to 97%
     Scenario("slow-leak", "every box leaks ~0.12%/min: nine hours to exhaustion", "act ahead of each exhaustion once chronic", 10,
              build_slow_leak, LEAK_CHECKS, wedges=True),
     Scenario("mixed-slow-leak", "half the fleet leaks 0.1-0.2%/min and wedges at 90%, half is flat", "the leaking half healed, the rest untouched",
@@ -404,9 +429,9 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("restart-loop", "the process is OOM-killed at 95% and restarted, again and again; SSH fine", "zero actions", 8,
              build_restart_loop, no_actions, FIELD),
     Scenario("flapping", "one box hangs 3 minutes after every boot", "escalated, then quarantined: 'remediation failed'", 10, build_flapping,
-             all_of(quarantined_in_time, nothing_on_fine_boxes)),
+             nothing_on_fine_boxes, outcome=quarantined_in_time, trouble_at_hours=1.0),
     Scenario("never-recovers", "one box hangs and nothing brings it back", "escalated, quarantined after at most the ladder's rungs plus one",
-             10, build_never_recovers, all_of(quarantined_in_time, nothing_on_fine_boxes)),
+             10, build_never_recovers, nothing_on_fine_boxes, outcome=quarantined_in_time, trouble_at_hours=1.0),
     Scenario("baseline-shift", "the whole fleet sits at 96.5% memory with SSH fine",
              "zero actions (with memory.proactive = reboot: the memory breaker holds)", 20, build_baseline_shift, no_actions),
 )

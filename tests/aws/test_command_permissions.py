@@ -79,6 +79,9 @@ RUNS = [
     ("resume", ["resume"], {0}),
     ("release", ["release", "web-1"], {0}),
     ("doctor", ["doctor"], {1}),  # the simulator cannot tell under moto, and two instances are silent
+    # Issue 20 case 12: the manual actions are commands of their own in `orch permissions`.
+    ("reboot", ["reboot", "web-1", "--yes", "--force", "--reason", "test"], {0, 1}),  # skipped: the heal above rebooted it this minute
+    ("stop-start", ["stop-start", "web-1", "--yes", "--force", "--reason", "test"], {0, 1}),
 ]
 
 
@@ -98,6 +101,7 @@ def test_every_command_calls_only_what_its_policy_grants(estate) -> None:
         seen[name] = called
     # Not vacuous: the widest paths ran.
     assert {"ec2:RebootInstances", "s3:PutObject", "sns:Publish", "dynamodb:PutItem"} <= seen["heal"]
+    assert {"ec2:StopInstances", "ec2:StartInstances"} <= seen["stop-start"]
     assert {"dynamodb:DeleteItem"} <= seen["resume"] and "dynamodb:DeleteItem" not in iam_policy.command("pause").actions
     assert {"ec2:DescribeSecurityGroups", "ec2:DescribeRouteTables", "ec2:DescribeNetworkAcls", "dynamodb:DeleteItem", "cloudwatch:ListMetrics"} <= seen["doctor"]
     # The union (no COMMAND) holds every command's.

@@ -366,14 +366,14 @@ def test_case_17_existing_overrides_are_read_with_describe_stack_instance() -> N
 
 def test_case_17_the_cli_updates_an_instance_whose_subnets_changed(buckets, code_zip) -> None:  # noqa: F811
     assert orch(*stack_set_args(code_zip)).exit_code == 0
-    again = orch(*stack_set_args(code_zip, "--instance-parameter", f"{B}:eu-west-1:SubnetIds=subnet-moved", "-o", "json"))
+    again = orch(*stack_set_args(code_zip, "--instance-parameter", f"{B}:eu-west-1:SubnetIds=subnet-0000abcd", "-o", "json"))
     assert again.exit_code == 0, again.output
     document = json.loads(again.stdout)
     (update,) = document["update_stack_instances"]
-    assert update["targets"] == [B] and update["region"] == "eu-west-1" and update["parameter_overrides"]["SubnetIds"] == "subnet-moved"
+    assert update["targets"] == [B] and update["region"] == "eu-west-1" and update["parameter_overrides"]["SubnetIds"] == "subnet-0000abcd"
     found = boto3.client("cloudformation", region_name=HOME).describe_stack_instance(
         StackSetName="orch-estate", StackInstanceAccount=B, StackInstanceRegion="eu-west-1")["StackInstance"]
-    assert {p["ParameterKey"]: p["ParameterValue"] for p in found["ParameterOverrides"]}["SubnetIds"] == "subnet-moved"
+    assert {p["ParameterKey"]: p["ParameterValue"] for p in found["ParameterOverrides"]}["SubnetIds"] == "subnet-0000abcd"
 
 
 def test_case_18_per_account_values_in_an_ou_use_intersection_and_no_auto_deployment() -> None:

@@ -20,7 +20,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "architecture.md"
-GROUND_MODULES = frozenset({"orchestrator", "orchestrator.model", "orchestrator.config", "orchestrator.echo", "orchestrator.jsonable"})
+GROUND_MODULES = frozenset({"orchestrator", "orchestrator.model", "orchestrator.config", "orchestrator.echo", "orchestrator.jsonable", "orchestrator.files"})
 ROOT_ALLOWED = GROUND_MODULES | {"orchestrator.aws"}
 AWS_SDK = ("boto3", "botocore")
 CLOCK_CALLS = frozenset({("datetime", "now"), ("datetime", "utcnow"), ("datetime", "today"), ("date", "today"),

@@ -13,6 +13,9 @@ from orchestrator.iam import policy as iam_policy
 from tests.unit.test_cfn_template import STAR_ONLY_ACTIONS
 
 DOCTOR_STAR_ONLY = frozenset({"ec2:DescribeSecurityGroups", "ec2:DescribeRouteTables", "ec2:DescribeNetworkAcls"})
+# Onboarding reads (and the agent's config parameter, whose name the person chooses) accept no narrower resource here.
+ONBOARD_STAR_ONLY = frozenset({"autoscaling:DescribeAutoScalingGroups", "ssm:DescribeInstanceInformation", "ssm:GetParameter", "ssm:PutParameter",
+                               "ssm:ListCommands", "ssm:ListCommandInvocations", "ssm:GetCommandInvocation"})
 
 
 def settings(**env: str):
@@ -27,7 +30,7 @@ def statements(names=iam_policy.NAMES, **env: str) -> list[dict]:
 def test_each_action_is_granted_once_and_all_are_granted() -> None:
     s = settings(ORCH_MEMORY_PROACTIVE="ssm", ORCH_MEMORY_SSM_COMMANDS='["systemctl restart app"]', ORCH_EVIDENCE_DIAGNOSTIC_INTERRUPT="true")
     made = iam_policy.policy_for(iam_policy.NAMES, s)
-    granted = [a for st in made.document["Statement"] if st["Sid"] not in ("RunCommandDocument", "CodeUpload") for a in st["Action"]]
+    granted = [a for st in made.document["Statement"] if st["Sid"] not in ("RunCommandDocument", "AgentDocuments", "CodeUpload") for a in st["Action"]]
     assert len(granted) == len(set(granted))
     assert set(made.actions) == iam_policy.actions_for(iam_policy.NAMES, s)
     assert permissions.for_settings(s) <= set(made.actions)  # heal by hand needs what the stack's role has
@@ -50,7 +53,7 @@ def test_mutations_only_on_instances_and_groups_carrying_the_selector() -> None:
 def test_star_only_for_what_accepts_nothing_narrower_unless_the_settings_name_nothing() -> None:
     for st in statements():
         if st["Resource"] == "*" and st["Sid"] == "AnyResource":
-            assert set(st["Action"]) <= STAR_ONLY_ACTIONS | DOCTOR_STAR_ONLY | deploy_permissions.DEPLOY | deploy_permissions.DESTROY, st
+            assert set(st["Action"]) <= STAR_ONLY_ACTIONS | DOCTOR_STAR_ONLY | ONBOARD_STAR_ONLY | deploy_permissions.DEPLOY | deploy_permissions.DESTROY, st
     for st in statements(iam_policy.OPERATING):
         if st["Resource"] == "*" and st["Sid"] == "AnyResource":
             assert set(st["Action"]) <= STAR_ONLY_ACTIONS | DOCTOR_STAR_ONLY, st

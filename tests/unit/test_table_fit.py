@@ -8,6 +8,7 @@ import re
 
 import pytest
 from rich.console import Console
+from rich.text import Text
 
 from orchestrator.cli.render import ELLIPSIS, FLEET_COLUMNS, GAP, Column, cell_width, clip, fit_columns, fitted_table
 from orchestrator.cli.state_cmds import HISTORY_COLUMNS, STATE_COLUMNS
@@ -15,7 +16,7 @@ from orchestrator.cli.state_cmds import HISTORY_COLUMNS, STATE_COLUMNS
 INSTANCE = "i-0123456789abcdef0"
 FLEET_ROW = {
     "instance": INSTANCE, "name": "crawler-eu-west-1-batch-17", "az": "eu-west-1a", "checks": "ok/ok", "ssh": "banner-timeout",
-    "tries": "3/3", "memory": "98% +1.2/min", "verdict": "[magenta]memory-exhaustion-forecast[/] [dim]*[/]",
+    "tries": "3/3", "memory": "98% +1.2/min", "verdict": Text.assemble(("memory-exhaustion-forecast", "magenta"), (" *", "dim")),
 }
 HISTORY_ROW = {
     "when": "2026-12-01 12:03:00", "instance": INSTANCE, "name": "crawler-eu-west-1-batch-17", "action": "stop-start", "status": "uncertain",
@@ -88,8 +89,11 @@ def test_prose_shares_what_is_left_up_to_its_longest_line():
     assert abs((narrow.widths["reason"] - 20) - (narrow.widths["detail"] - 24)) <= 1  # what is left, shared alike
 
 
-def test_markup_is_not_counted():
-    assert cell_width("[magenta]memory-exhaustion-forecast[/] [dim]*[/]") == len("memory-exhaustion-forecast *")
+def test_styles_are_not_counted_and_a_plain_cell_is_text_as_given():
+    assert cell_width(Text.assemble(("memory-exhaustion-forecast", "magenta"), (" *", "dim"))) == len("memory-exhaustion-forecast *")
+    # A str cell is text, not markup: an AWS Name tag with brackets is measured, cut and shown as it is.
+    assert cell_width("web [/x] prod") == len("web [/x] prod")
+    assert clip("web [/x] prod [red]x[/] and more", 12).plain == "web [/x]…"
 
 
 def test_a_column_of_several_lines_needs_its_longest_line():
