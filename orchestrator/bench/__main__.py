@@ -197,7 +197,7 @@ def main(sizes: str, output: str, no_baseline: bool, baseline_sample: int, seed:
 
     def say(message: str) -> None:
         load = os.getloadavg()
-        err.print(f"[dim]{time.monotonic() - started:6.0f}s load {load[0]:.2f}[/] {message}")
+        err.print(Text.assemble((f"{time.monotonic() - started:6.0f}s load {load[0]:.2f}", "dim"), f" {message}"))
 
     directory = work_dir or Path(tempfile.mkdtemp(prefix="orch-bench-"))
     results: list[dict[str, Any]] = []

@@ -214,7 +214,7 @@ def permissions_command(runtime: Runtime, command_name: str | None) -> None:
 
     def table() -> None:
         out = runtime.console()
-        out.print(f"[bold]IAM for orch {command_name or '(every command)'}[/]: a statement a block")
+        out.print(Text.assemble((f"IAM for orch {command_name or '(every command)'}", "bold"), ": a statement a block"))
         for line in statement_lines(made.document["Statement"], out.width):
             out.print(line, markup=False, highlight=False, soft_wrap=True)
 
