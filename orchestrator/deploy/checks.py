@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-import boto3
 from botocore.exceptions import ClientError
 
 from orchestrator.aws import describe_aws_error
@@ -63,6 +62,8 @@ def check_name(name: str, flag: str) -> None:
 @functools.cache
 def known_regions() -> frozenset[str]:
     """Every region botocore's endpoint data has CloudFormation in, across partitions (no AWS call)."""
+    import boto3  # here, not at import: `orch --help` must not load boto3 (docs/performance.md)
+
     session = boto3.session.Session()
     found: set[str] = set()
     for partition in session.get_available_partitions():

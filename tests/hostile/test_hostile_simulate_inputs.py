@@ -94,8 +94,8 @@ def test_case_13_simulate_list_honours_output_json() -> None:
     no_traceback(result)
     assert result.exit_code == 0
     listed = json.loads(result.stdout)
-    assert [s["name"] for s in listed] == list(BY_NAME) and all({"summary", "instances", "expect"} <= set(s) for s in listed)
-    names = invoke("simulate", "--list", "--query", "[].name", "-o", "text")
+    assert [s["scenario"] for s in listed] == list(BY_NAME) and all({"summary", "instances", "expect"} <= set(s) for s in listed)
+    names = invoke("simulate", "--list", "--query", "[].scenario", "-o", "text")
     assert names.stdout.split() == list(BY_NAME)
     plain = invoke("simulate", "--list")
     assert plain.stdout.splitlines()[0].startswith("chronic-leak ")

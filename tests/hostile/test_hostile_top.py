@@ -63,7 +63,7 @@ def test_case_10_a_closed_or_absent_stdin_is_no_terminal(monkeypatch: pytest.Mon
     monkeypatch.setattr(sys, "stdin", None)
     assert common.stdin_is_terminal() is False
     with top_cmd.keys() as read:
-        assert read(0) == ""
+        assert read(0) == []
     closed = (tmp_path / "f").open("w")
     closed.close()
     monkeypatch.setattr(sys, "stdin", closed)  # isatty() on a closed file raises ValueError
@@ -77,12 +77,12 @@ def test_case_10_a_terminal_that_hangs_up_ends_the_keys_without_spinning(monkeyp
     try:
         with top_cmd.keys() as read:
             os.write(master, b"u")
-            assert read(5) == "u"  # a key still works
+            assert read(5) == ["u"]  # a key still works
             os.close(master)  # the terminal hangs up: the end of input, select "ready" forever
-            assert read(5) == ""
+            assert read(5) == []
             calls = []
             monkeypatch.setattr(top_cmd.select, "select", lambda *a: calls.append(a) or ([], [], []))
-            assert read(0) == "" and read(0) == "" and calls == []  # no more polling of a dead terminal
+            assert read(0) == [] and read(0) == [] and calls == []  # no more polling of a dead terminal
     finally:
         stdin.close()
 
