@@ -32,7 +32,7 @@ def scenario_boxes(name: str, now: datetime, seed: int, instances: int | None = 
     if scenario is None:
         raise ScenarioError(f"no scenario {name!r}: orch simulate --list names them ({', '.join(BY_NAME)})")
     world = World(SimClock(now))
-    scenario.build(world, random.Random(f"orch-sandbox/scenario/{seed}/{name}"), instances or scenario.instances)
+    scenario.build(world, random.Random(f"orch-sandbox/scenario/{seed}/{name}"), instances or scenario.instances, scenario.conditions)
     if world.outages:
         raise ScenarioError(f"{name} is about the network failing between orch and the boxes, which the sandbox's loopback "
                             f"endpoints cannot fake yet: see it with orch simulate --scenario {name}")
