@@ -90,7 +90,7 @@ class _Trend:
 SETTLE_MINUTES = 10.0
 
 
-def since_cycle(points: list[Point], start: datetime | None) -> list[Point]:
+def since_cycle(points: list[Point], start: datetime | None, now: datetime | None = None) -> list[Point]:
     """The points that describe the current cycle: after ``start``, from where memory fell.
 
     Points from before the last (re)boot or service restart describe the previous cycle
@@ -103,7 +103,11 @@ def since_cycle(points: list[Point], start: datetime | None) -> list[Point]:
     if settle:
         fall, at = max((kept[i - 1][1] - kept[i][1], i) for i in settle)
         if fall >= RECLAIM_MIN_PERCENT:
-            kept = kept[at:]
+            return kept[at:]
+    if now is not None and _minutes(start, now) <= SETTLE_MINUTES:
+        # No fall yet, within the settle window: what reported is the old box still going
+        # down (a wedged guest waits for EC2's hard reboot), not the new cycle.
+        return []
     return kept
 
 
@@ -115,7 +119,7 @@ def assess_memory(
     ``cycle_start``: the last (re)boot or restart orch caused, or the instance's launch;
     points before it are not this cycle's.
     """
-    points = since_cycle(_usable(series.points), cycle_start)
+    points = since_cycle(_usable(series.points), cycle_start, now)
     if not points:
         return MemoryAssessment(
             current_percent=None,
@@ -342,7 +346,7 @@ def cycle_shape(
     """
     if series is None or start is None:
         return CycleShape(None, None)
-    points = since_cycle(_usable(series.points), start)
+    points = since_cycle(_usable(series.points), start, now)
     if len(points) < 2:
         return CycleShape(None, None)
     top = next((i for i, (_, v) in enumerate(points) if v >= settings.exhaustion_percent), None)
