@@ -104,7 +104,9 @@ def since_cycle(points: list[Point], start: datetime | None, now: datetime | Non
         fall, at = max((kept[i - 1][1] - kept[i][1], i) for i in settle)
         if fall >= RECLAIM_MIN_PERCENT:
             return kept[at:]
-    if now is not None and _minutes(start, now) <= SETTLE_MINUTES:
+    before = [p for p in points if p[0] < start]
+    fell_at_start = bool(before and kept and kept[0][1] <= before[-1][1] - RECLAIM_MIN_PERCENT)
+    if now is not None and _minutes(start, now) <= SETTLE_MINUTES and not fell_at_start:
         # No fall yet, within the settle window: what reported is the old box still going
         # down (a wedged guest waits for EC2's hard reboot), not the new cycle.
         return []

@@ -33,6 +33,8 @@ WEDGED_UNTIL_HARD_REBOOT = [(at(m), 98.5) for m in (-3, -2, -1, 0.75, 1.75, 2.75
         ("no fall after the settle window: the action did not reset memory", WEDGED_UNTIL_HARD_REBOOT + [(at(m), 98.5) for m in (6, 8, 10, 11)], at(11),
          len([p for p in WEDGED_UNTIL_HARD_REBOOT if p[0] >= START]) + 4),
         ("no cycle start: every point", WEDGED_UNTIL_HARD_REBOOT, None, len(WEDGED_UNTIL_HARD_REBOOT)),
+        ("the old box fell silent before the action: the first point after it is the new cycle's",
+         [(at(m), 98.5) for m in (-3, -2, -1)] + [(at(m), 35.0 + m) for m in (1, 2, 3)], at(4), 3),
     ],
 )
 def test_since_cycle(name: str, points: list, now: datetime | None, kept: int) -> None:
