@@ -26,6 +26,7 @@ from orchestrator.guard.plan import GuardSpec
 from orchestrator.guard.script import Action, BoxStatus, commands, parse_status
 from orchestrator.model import Instance
 from orchestrator.observe import ssm as observe_ssm
+from orchestrator.observe.ssm import Refused, reachable
 
 DOCUMENT = "AWS-RunShellScript"
 PLUGIN = "aws:runShellScript"
@@ -33,13 +34,6 @@ MAX_IDS_PER_COMMAND = 50
 RUNNING = frozenset({"Pending", "InProgress", "Delayed", "Cancelling", "NotYetStarted"})
 PERMISSIONS = frozenset({"ssm:GetCommandInvocation"}) | observe_ssm.PERMISSIONS
 MUTATE_PERMISSIONS = frozenset({"ssm:SendCommand"})
-
-
-@dataclass(frozen=True, slots=True)
-class Refused:
-    instance_id: str
-    name: str
-    why: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,23 +58,10 @@ def plan_delivery(instances: Sequence[Instance], specs: Mapping[str, GuardSpec],
                   max_instances: int, batch_size: int = MAX_IDS_PER_COMMAND) -> Delivery:
     if not 1 <= batch_size <= MAX_IDS_PER_COMMAND:
         raise ValueError(f"batch size must be 1 to {MAX_IDS_PER_COMMAND} (SendCommand's limit)")
-    chosen: list[Instance] = []
-    refused: list[Refused] = []
-    for i in sorted(instances, key=lambda x: x.instance_id):
-        status = ping.get(i.instance_id)
-        if i.instance_id not in specs:
-            continue
-        if i.state != "running":
-            refused.append(Refused(i.instance_id, i.name, f"{i.state}: the guard is applied to a running instance"))
-        elif status is None:
-            refused.append(Refused(i.instance_id, i.name, "not registered with SSM: no SSM agent, or no instance profile with "
-                                   "AmazonSSMManagedInstanceCore; the guard cannot reach it"))
-        elif status != "Online":
-            refused.append(Refused(i.instance_id, i.name, f"SSM agent {status}, not Online: SSM cannot deliver a command to it"))
-        elif len(chosen) >= max_instances:
-            refused.append(Refused(i.instance_id, i.name, f"over the budget of {max_instances} instances a run (--max-instances)"))
-        else:
-            chosen.append(i)
+    chosen, refused = reachable(
+        [i for i in instances if i.instance_id in specs], ping, max_instances, "the guard is applied to a running instance",
+        "not registered with SSM: no SSM agent, or no instance profile with AmazonSSMManagedInstanceCore; the guard cannot reach it",
+    )
     by_spec: dict[GuardSpec, list[str]] = {}
     for i in chosen:
         by_spec.setdefault(specs[i.instance_id], []).append(i.instance_id)

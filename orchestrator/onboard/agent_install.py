@@ -35,6 +35,7 @@ from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_fixed
 
 from orchestrator.aws import error_code, retry_throttled
 from orchestrator.model import Instance
+from orchestrator.observe.ssm import Refused, reachable
 from orchestrator.onboard.agent_config import tier_for
 
 PERMISSIONS = frozenset({"ssm:DescribeInstanceInformation", "ssm:GetParameter", "ssm:ListCommands", "ssm:ListCommandInvocations",
@@ -65,13 +66,6 @@ def configure_parameters(parameter_name: str) -> dict[str, list[str]]:
 
 
 @dataclass(frozen=True, slots=True)
-class Refused:
-    instance_id: str
-    name: str
-    why: str
-
-
-@dataclass(frozen=True, slots=True)
 class InstallPlan:
     batches: tuple[tuple[str, ...], ...]
     refused: tuple[Refused, ...]
@@ -85,21 +79,10 @@ def plan_install(instances: Sequence[Instance], ping: Mapping[str, str | None], 
     """Who gets the agent, in which batches, and who is refused with why. Pure."""
     if not 1 <= batch_size <= MAX_IDS_PER_COMMAND:
         raise ValueError(f"batch size must be 1 to {MAX_IDS_PER_COMMAND} (SendCommand's limit)")
-    eligible: list[Instance] = []
-    refused: list[Refused] = []
-    for i in sorted(instances, key=lambda x: x.instance_id):
-        status = ping.get(i.instance_id)
-        if i.state != "running":
-            refused.append(Refused(i.instance_id, i.name, f"{i.state}: the agent installs on a running instance"))
-        elif status is None:
-            refused.append(Refused(i.instance_id, i.name, "not registered with SSM: install the SSM agent and give the instance "
-                                   "a profile with AmazonSSMManagedInstanceCore"))
-        elif status != "Online":
-            refused.append(Refused(i.instance_id, i.name, f"SSM agent {status}, not Online: SSM cannot deliver a command to it"))
-        elif len(eligible) >= max_instances:
-            refused.append(Refused(i.instance_id, i.name, f"over the budget of {max_instances} instances a run (--max-instances)"))
-        else:
-            eligible.append(i)
+    eligible, refused = reachable(
+        instances, ping, max_instances, "the agent installs on a running instance",
+        "not registered with SSM: install the SSM agent and give the instance a profile with AmazonSSMManagedInstanceCore",
+    )
     ids = [i.instance_id for i in eligible]
     return InstallPlan(tuple(tuple(ids[s : s + batch_size]) for s in range(0, len(ids), batch_size)), tuple(refused))
 
