@@ -1,9 +1,7 @@
-"""What every `orch` command shares: AWS-CLI-style options, settings, exit codes, errors.
+"""What every `orch` command shares when it runs: its settings, clients, store and display.
 
-The global options are defined once (``GLOBAL_OPTIONS``) and attached both to the
-``orch`` group and to each command, so ``orch --region us-east-1 status`` and
-``orch status --region us-east-1`` mean the same, as with the AWS CLI; a value given
-after the command wins over one given before it.
+The options, exit codes and the error type themselves live in ``orchestrator.cli.options``
+(light, for `orch --help`) and are re-exported here for the commands.
 
 Errors a user can cause or fix (bad config, missing credentials, AWS refusing a call,
 an endpoint that does not answer, another sweep holding the lease) end in one line on
@@ -12,146 +10,40 @@ stderr and a documented exit code, never a traceback.
 
 from __future__ import annotations
 
-import enum
 import functools
 import logging
 import os
-import shutil
 import sys
-import textwrap
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar
-from urllib.parse import urlsplit
+from typing import Any, Callable
 
 import click
-import jmespath
-from jmespath.exceptions import JMESPathError
 from rich.console import Console
 
 from orchestrator.aws import AWS_CALL_ERRORS, AwsError, Clients, describe_aws_error
 from orchestrator.cli import output as out
+from orchestrator.cli.options import (  # noqa: F401 - re-exported: the commands' one import
+    ALL,
+    DISPLAY,
+    GLOBAL_OPTIONS,
+    OUTPUT_HELP,
+    Exit,
+    F,
+    OrchError,
+    add_global_options,
+    check_endpoint_url,
+    is_terminal,
+    stdin_is_terminal,
+)
 from orchestrator.cli.render import WIDE
-from orchestrator.config import ConfigError, Settings, load_settings, parse_selector
-from orchestrator.echo import RedactingFilter, clip, redact
+from orchestrator.config import ConfigError, Settings, load_settings
+from orchestrator.echo import RedactingFilter, clip
 from orchestrator.estate import registry
 from orchestrator.onboard.config_file import user_config_path
 from orchestrator.state import open_store
 from orchestrator.state.store import LeaseHeld, StateError, StateStore
 
 log = logging.getLogger(__name__)
-
-
-class Exit(enum.IntEnum):
-    """Documented in the README and `orch --help`; scripts and schedulers branch on these."""
-
-    OK = 0
-    UNHEALTHY = 1  # the sweep ran; something is still unhealthy, blocked or failed; or nothing matched
-    USAGE = 2  # bad flags or configuration
-    AWS = 3  # an AWS call failed or the endpoint did not answer; nothing was acted on after it
-    LEASE_HELD = 4  # another sweep is running for this scope
-    STATE = 5  # the state store cannot be read or written; nothing was acted on
-
-
-def is_terminal(stream: Any) -> bool:
-    """``stream.isatty()``, False for a stream that is closed or absent: started with
-    ``<&-``, Python's sys.stdin is None, and a closed file's isatty() raises."""
-    try:
-        return bool(stream is not None and stream.isatty())
-    except (ValueError, OSError):
-        return False
-
-
-def stdin_is_terminal() -> bool:
-    """Only a person at a terminal can answer a question or press a key."""
-    return is_terminal(sys.stdin)
-
-
-class OrchError(click.ClickException):
-    def __init__(self, message: str, code: Exit) -> None:
-        super().__init__(message)
-        self.exit_code = int(code)
-
-    def show(self, file: Any = None) -> None:
-        """One line for logs and scripts; on a terminal the same words wrapped at spaces to
-        its width (the terminal itself would break an id or a path mid-word)."""
-        stream = file or sys.stderr
-        if stream is None:  # stderr closed: nowhere to say it; the exit code still does
-            return
-        text = f"Error: {redact(self.format_message())}"
-        if is_terminal(stream):
-            width = shutil.get_terminal_size().columns
-            text = textwrap.fill(text, width=max(width, 40), break_long_words=False, break_on_hyphens=False)
-        click.echo(text, file=stream)
-
-
-# -- the global options, defined once ----------------------------------------------------
-
-
-def _selector_value(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[str, str] | None:
-    if value is None:
-        return None
-    try:
-        return parse_selector(value)
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
-def _query_value(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
-    if value is None:
-        return None
-    try:
-        return jmespath.compile(value)
-    except JMESPathError as exc:
-        raise click.BadParameter(f"not a JMESPath expression: {clip(str(exc).splitlines()[0], quote=False)}") from None
-
-
-def check_endpoint_url(value: str, name: str) -> str:
-    """The AWS CLI's rule: a full URL with a scheme and a host (botocore's own error is a traceback)."""
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{name}={clip(value)} is not a URL: give http(s)://HOST[:PORT], e.g. http://127.0.0.1:5000")
-    try:
-        parts.port
-    except ValueError:
-        raise ValueError(f"{name}={clip(value)} has an invalid port: give http(s)://HOST[:PORT]") from None
-    return value
-
-
-def _endpoint_value(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        return check_endpoint_url(value, "--endpoint-url")
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
-OUTPUT_HELP = "Output format; wide: every column, reasons wrapped whole (default: AWS_DEFAULT_OUTPUT, else table)."
-
-GLOBAL_OPTIONS: dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]] = {
-    "region": click.option("--region", help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION or the profile's)."),
-    "profile": click.option("--profile", help="AWS named profile (default: AWS_PROFILE)."),
-    "endpoint_url": click.option(
-        "--endpoint-url", callback=_endpoint_value, help="Send every AWS call here (as AWS_ENDPOINT_URL), e.g. a moto server."
-    ),
-    "config_path": click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML settings file (default: ORCH_CONFIG)."),
-    "state": click.option("--state", help="State store: a SQLite path or dynamodb://TABLE."),
-    "selector": click.option("--selector", callback=_selector_value, help="Instances to manage, as tag KEY=VALUE[,KEY=VALUE]."),
-    "output": click.option("--output", "-o", type=click.Choice(out.FORMATS), help=OUTPUT_HELP),
-    "query": click.option("--query", callback=_query_value, help="JMESPath expression applied to the JSON result (as in the AWS CLI)."),
-    "debug": click.option("--debug", is_flag=True, default=None, help="Log orch's and botocore's debug messages to stderr."),
-    "no_color": click.option("--no-color", is_flag=True, default=None, help="No colours (also NO_COLOR=1)."),
-}
-DISPLAY = ("output", "query", "debug", "no_color")  # for commands that call no AWS API
-ALL = tuple(GLOBAL_OPTIONS)
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def add_global_options(func: F, names: tuple[str, ...] = ALL) -> F:
-    for name in reversed(names):
-        func = GLOBAL_OPTIONS[name](func)  # type: ignore[assignment]
-    return func
 
 
 def given_options(values: dict[str, Any], names: tuple[str, ...] = ALL) -> dict[str, Any]:

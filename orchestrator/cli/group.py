@@ -1,4 +1,4 @@
-"""The `orch` group itself: Ctrl-C and `orch help`.
+"""The `orch` group itself: commands loaded when used, Ctrl-C and `orch help`.
 
 Ctrl-C is the person's choice, not an error: exit 130 (128 + SIGINT, as the AWS CLI and
 shells do) with nothing printed but the newline that closes the terminal's ``^C``; click's
@@ -12,10 +12,54 @@ from typing import Any
 
 import click
 
+from orchestrator.cli.commands import LazyCommand
+
 INTERRUPTED = 130
 
 
 class OrchGroup(click.Group):
+    """click's group, with commands that load on first use (``orch.cli.commands``).
+
+    `orch --help` lists them from their summaries, so it imports no command module; any
+    other use (running one, `orch help X`, shell completion) loads the one it names.
+    """
+
+    def __init__(self, *args: Any, lazy: tuple[LazyCommand, ...] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = {entry.name: entry for entry in lazy}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy:
+            self.add_command(self.lazy[cmd_name].load(), cmd_name)
+        return self.commands.get(cmd_name)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        """click's, with "Did you mean" drawn from every command, loaded or not."""
+        try:
+            return super().resolve_command(ctx, args)
+        except click.exceptions.NoSuchCommand as exc:
+            raise click.exceptions.NoSuchCommand(exc.command_name, possibilities=self.list_commands(ctx), ctx=ctx) from None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """click's own listing, shortened the way click shortens a command's help, but from
+        the summaries for commands not loaded yet."""
+        names = self.list_commands(ctx)
+        shown = [name for name in names if name not in self.commands or not self.commands[name].hidden]
+        if not shown:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in shown)
+        rows = []
+        for name in shown:
+            loaded = self.commands.get(name)
+            shortened = loaded or click.Command(name, help=self.lazy[name].summary)  # click's own shortening
+            text = shortened.get_short_help_str(limit)
+            rows.append((name, text))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)

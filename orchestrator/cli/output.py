@@ -18,11 +18,9 @@ import click
 from jmespath.exceptions import JMESPathError
 from rich.console import Console
 
+from orchestrator.cli.options import FORMATS, TABLES  # noqa: F401 - re-exported
 from orchestrator.echo import clip
 from orchestrator.jsonable import to_jsonable
-
-FORMATS = ("table", "wide", "json", "text")
-TABLES = ("table", "wide")  # for people: wide is the table with every column and every reason whole
 
 
 class QueryError(click.ClickException):

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from orchestrator.cli import consent
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
 from orchestrator.cli.estate_cmds import estate_options, estate_scan
+from orchestrator.cli.options import EXIT_HELP
 from orchestrator.cli.params import FiniteFloat
 from orchestrator.cli.render import instances_detail, plan_tables, print_report, report_names
 from orchestrator.decide.manual import ManualRequest
@@ -30,24 +31,7 @@ from orchestrator.sweep.pipeline import Mode, SweepAborted, SweepDeps, SweepRepo
 NOT_FAILURES = frozenset(rule for rule in BlockRule if rule.expected)
 FAILED_OUTCOMES = frozenset({OutcomeStatus.FAILED, OutcomeStatus.SKIPPED})
 
-EXIT_HELP = """\b
-Exit codes:
-  0  ok: scan found every instance healthy (opted-out ones aside);
-     heal did what the rules allow, waiting included (an action in
-     flight awaiting verification, a failure not yet confirmed, launch
-     grace), and left opted-out (orch:skip) instances alone
-  1  the sweep ran and needs a look: scan found an unhealthy instance;
-     heal was held back by the circuit breaker, a budget, quarantine,
-     pause or a rule that needs a human, or an action failed or was
-     skipped, or a webhook target did not take the news (SNS and
-     the records are kept); or the selector or region matched no
-     instance; or you said no at the prompt (then a dry run)
-  2  bad usage or configuration, or acting off a terminal without --yes
-  3  an AWS call failed or the endpoint did not answer (nothing acted
-     on after it)
-  4  another sweep holds the lease
-  5  the state store cannot be read or written (nothing acted on)
-  130  interrupted (Ctrl-C): nothing more is done"""
+
 
 
 def heal_exit(report: SweepReport) -> Exit:

@@ -86,7 +86,9 @@ def test_every_command_is_in_the_commands_table():
     assert rows
     named = " ".join(rows)
     missing = []
-    for name, command in cli.commands.items():
+    ctx = click.Context(cli)
+    for name in cli.list_commands(ctx):
+        command = cli.get_command(ctx, name)
         if isinstance(command, click.Group):
             missing += [f"{name} {sub}" for sub in command.commands if f"`orch {name} {sub}" not in named]
         elif f"`orch {name}" not in named:
@@ -105,8 +107,9 @@ def test_the_commands_table_names_only_real_options():
             words = spelled.split()
             command: click.Command = cli
             for word in words[1:]:
-                if isinstance(command, click.Group) and word in command.commands:
-                    command = command.commands[word]
+                found = command.get_command(click.Context(command), word) if isinstance(command, click.Group) else None
+                if found is not None:
+                    command = found
             options = {o for p in command.params for o in getattr(p, "opts", [])}
             for option in re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", spelled):
                 assert option in options, f"{spelled}: {option} is not an option of {command.name}"
