@@ -12,8 +12,9 @@ from orchestrator.aws import AWS_CALL_ERRORS, AwsError
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
 from orchestrator.cli.estate_cmds import estate_history, estate_options, estate_status
 from orchestrator.cli.instances import resolve_instance
-from orchestrator.cli.render import Column, by_name, fitted_table
+from orchestrator.cli.render import by_name
 from orchestrator.cli.sweep_cmds import no_match
+from orchestrator.cli.tables import Column, fitted_table
 from orchestrator.cli.who import who
 from orchestrator.decide import history as history_step
 from orchestrator.decide.chronic import chronic as chronic_condition
