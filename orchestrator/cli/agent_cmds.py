@@ -18,8 +18,8 @@ from orchestrator.cli import consent
 from orchestrator.cli.common import Exit, OrchError, Runtime, add_global_options, common_options
 from orchestrator.cli.instances import resolve_instance
 from orchestrator.cli.params import FiniteFloat
-from orchestrator.cli.render import Column, fitted_table
 from orchestrator.cli.sweep_cmds import no_match
+from orchestrator.cli.tables import Column, fitted_table
 from orchestrator.observe import inventory
 from orchestrator.observe.ssm import ping_status
 from orchestrator.onboard import agent_check, agent_install

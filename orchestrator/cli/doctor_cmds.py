@@ -18,7 +18,7 @@ from rich.text import Text
 
 from orchestrator.aws import AWS_CALL_ERRORS, AwsError, describe_aws_error
 from orchestrator.cli.common import Exit, Runtime, common_options
-from orchestrator.cli.render import Column, fitted_table
+from orchestrator.cli.tables import Column, fitted_table
 from orchestrator.doctor import fail2ban, gather
 from orchestrator.doctor.checks import (
     CheckResult,

@@ -2,7 +2,7 @@
 
 The fan-out is orchestrator.estate.accounts; this module is what each place reads and how the
 rows are shown: one table, each row naming its account, region and VPC, fitted to the
-terminal by orchestrator.cli.render.fit_columns, as every orch table is (columns left
+terminal by orchestrator.cli.tables.fit_columns, as every orch table is (columns left
 out in a fixed order and said under the table; ids, times and status words are never
 wrapped or cut); a place that failed is a line with its error
 under the table (a row in ``-o json``), and the command exits 3 (AWS) after showing the rest.
@@ -20,7 +20,7 @@ import click
 
 from orchestrator.aws import Clients
 from orchestrator.cli.common import Exit, OrchError, Runtime
-from orchestrator.cli.render import Column, fitted_table
+from orchestrator.cli.tables import Column, fitted_table
 from orchestrator.estate import accounts as estate
 from orchestrator.model import VerdictKind
 from orchestrator.observe import inventory

@@ -17,8 +17,8 @@ import click
 from orchestrator.cli.common import Exit, OrchError, Runtime, add_global_options, common_options
 from orchestrator.cli.instances import resolve_instance
 from orchestrator.cli.params import FiniteFloat
-from orchestrator.cli.render import Column, fitted_table
 from orchestrator.cli.sweep_cmds import no_match
+from orchestrator.cli.tables import Column, fitted_table
 from orchestrator.guard import facts
 from orchestrator.guard import ssm as guard_ssm
 from orchestrator.guard.plan import GuardError, GuardSpec, InstancePlan, Target, check_process, plan, spec_for, target_from_chronic

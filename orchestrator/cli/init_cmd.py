@@ -18,7 +18,7 @@ import click
 from orchestrator import files
 from orchestrator.cli import consent
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
-from orchestrator.cli.render import Column, fitted_table
+from orchestrator.cli.tables import Column, fitted_table
 from orchestrator.config import ConfigError, load_settings, parse_selector
 from orchestrator.echo import clip
 from orchestrator.model import Instance

@@ -12,8 +12,8 @@ from orchestrator.cli.chart import MemoryChart, render_chart
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
 from orchestrator.cli.instance_view import CHART_HEIGHT, CHART_MAX_WIDTH, memory_chart, memory_now
 from orchestrator.cli.instances import resolve_instance
-from orchestrator.cli.render import Column, fitted_table, styled
 from orchestrator.cli.sweep_cmds import no_match, run_sweep
+from orchestrator.cli.tables import Column, fitted_table, styled
 from orchestrator.decide.patterns import PatternRow, patterns
 from orchestrator.model import Facts, InstanceHistory, Verdict
 from orchestrator.observe.console import read_console

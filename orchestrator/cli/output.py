@@ -39,7 +39,7 @@ def console(no_color: bool = False, stderr: bool = False) -> Console:
     prints holds AWS's strings (a Name tag ``web [/x] prod``, a stack parameter, a box's
     SSH banner) and rich would read ``[...]`` in them as markup (a crash, or text
     swallowed) and ``:fire:`` as an emoji. orch's own styles are ``rich.text.Text``
-    objects (``orchestrator.cli.render.styled``), so nothing needs escaping call by call.
+    objects (``orchestrator.cli.tables.styled``), so nothing needs escaping call by call.
     """
     made = Console(stderr=stderr, no_color=no_color or None, markup=False, emoji=False)
     if made.is_terminal or os.environ.get("COLUMNS"):

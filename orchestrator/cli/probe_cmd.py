@@ -21,7 +21,7 @@ from orchestrator.aws import AWS_CALL_ERRORS, AwsError
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
 from orchestrator.cli.instances import INSTANCE_ID
 from orchestrator.cli.params import FiniteFloat
-from orchestrator.cli.render import Column, fitted_table
+from orchestrator.cli.tables import Column, fitted_table
 from orchestrator.config import ProbeSettings, describe_validation_error
 from orchestrator.echo import clip
 from orchestrator.model import Instance, ProbeOutcome, ProbeResult

@@ -11,11 +11,11 @@ from rich.text import Text
 
 from orchestrator.cli.common import Runtime, common_options
 from orchestrator.cli.params import FiniteFloat
-from orchestrator.cli.render import Column, fitted_table, styled
+from orchestrator.cli.tables import Column, fitted_table, styled
 from orchestrator.simulate import BY_NAME, SCENARIOS, Figures, Policy, simulate
+from orchestrator.simulate.checks import against_the_limits
 from orchestrator.simulate.conditions import Conditions, overridden
 from orchestrator.simulate.run import combine
-from orchestrator.simulate.scenarios import against_the_limits
 
 
 def _percent(value: float) -> str:

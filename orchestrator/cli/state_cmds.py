@@ -12,10 +12,12 @@ from orchestrator.aws import AWS_CALL_ERRORS, AwsError
 from orchestrator.cli.common import Exit, OrchError, Runtime, common_options
 from orchestrator.cli.estate_cmds import estate_history, estate_options, estate_status
 from orchestrator.cli.instances import resolve_instance
-from orchestrator.cli.render import Column, by_name, fitted_table
+from orchestrator.cli.render import by_name
 from orchestrator.cli.sweep_cmds import no_match
+from orchestrator.cli.tables import Column, fitted_table
 from orchestrator.cli.who import who
 from orchestrator.decide import history as history_step
+from orchestrator.decide.chronic import chronic as chronic_condition
 from orchestrator.decide.patterns import chronic_patterns
 from orchestrator.echo import clip
 from orchestrator.model import Facts
@@ -119,7 +121,7 @@ def status_command(runtime: Runtime, regions: str | None, accounts: str | None, 
         key=lambda h: by_name(names.get(h.instance_id), h.instance_id),
     )
     now = datetime.now(timezone.utc)
-    conditions = {i: c for i, h in histories.items() if (c := history_step.chronic(h, now, settings)) is not None}
+    conditions = {i: c for i, h in histories.items() if (c := chronic_condition(h, now, settings)) is not None}
     found = chronic_patterns([Facts(instance=i) for i in instances], conditions, histories, now) if conditions else []
     chronic = [p.describe(bool(settings.memory.ssm_commands)) for p in found]
     document = {

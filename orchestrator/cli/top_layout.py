@@ -29,8 +29,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Mapping, Sequence
 
-from orchestrator.cli.render import SEVERITY, VERDICT_STYLE, Column
-from orchestrator.cli.render import fit_columns as shared_fit
+from orchestrator.cli.render import SEVERITY, VERDICT_STYLE
+from orchestrator.cli.tables import Column
+from orchestrator.cli.tables import fit_columns as shared_fit
 from orchestrator.cli.top_cells import (
     EMPTY,
     OVER,
@@ -113,7 +114,7 @@ class Layout:
 
 def fit_columns(table: Sequence[Mapping[str, str]], width: int) -> Layout:
     """The columns that fit ``width``: first those with nothing to say leave, then
-    orchestrator.cli.render.fit_columns (the one mechanism every orch table fits by)
+    orchestrator.cli.tables.fit_columns (the one mechanism every orch table fits by)
     drops in DROP_ORDER; the window takes what is left, up to SPARK_MAX. Columns dropped
     on the way that fit in what the later drops freed come back, the most useful first."""
     empty = {k for k in DROP_ORDER if k != "window" and table and all(r[k] == EMPTY for r in table)}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from orchestrator.decide.history import Chronic
+from orchestrator.decide.chronic import Chronic
 from orchestrator.model import (
     ActionKind,
     BlockRule,

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from statistics import median
 from typing import Callable, Iterable, Mapping
 
-from orchestrator.decide.history import Chronic
+from orchestrator.decide.chronic import Chronic
 from orchestrator.model import ActionAttempt, Facts, Instance, InstanceHistory, Verdict, VerdictKind
 
 UNHEALTHY = frozenset({VerdictKind.UNREACHABLE, VerdictKind.AWS_IMPAIRED, VerdictKind.MEMORY_CRITICAL, VerdictKind.METRICS_STALE})

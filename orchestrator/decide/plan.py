@@ -16,6 +16,7 @@ from orchestrator.config import Settings
 from orchestrator.decide import rungs
 from orchestrator.decide.budget import Budget
 from orchestrator.decide.candidate import IN_SERVICE, Candidate, Stop
+from orchestrator.decide.chronic import Chronic, chronic
 from orchestrator.decide.diagnose import PATH_NOTE
 from orchestrator.decide.fleet_rules import (
     FLEET,
@@ -41,7 +42,6 @@ from orchestrator.decide.gates import (
     gate_scheduled_event,
     gate_ssm_online,
 )
-from orchestrator.decide.history import Chronic, chronic
 from orchestrator.model import (
     Action,
     ActionKind,

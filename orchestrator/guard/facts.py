@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any, Iterable, Mapping
 
 from orchestrator.config import Settings
-from orchestrator.decide.history import Chronic, chronic
+from orchestrator.decide.chronic import Chronic, chronic
 from orchestrator.model import InstanceHistory
 
 PERMISSIONS = frozenset({"ec2:DescribeInstanceTypes"})

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from orchestrator.decide.history import Chronic
+from orchestrator.decide.chronic import Chronic
 
 # sshd's unit is ssh.service on Debian and Ubuntu, sshd.service elsewhere; the SSM agent is a
 # snap on Ubuntu. The script shields whichever of these exist on the box.

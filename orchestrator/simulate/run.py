@@ -31,7 +31,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping
 
 from orchestrator.config import Settings
-from orchestrator.decide.history import chronic
+from orchestrator.decide.chronic import chronic
 from orchestrator.model import ActionKind, InstanceHistory
 from orchestrator.simulate.conditions import Conditions
 from orchestrator.simulate.figures import Figures, Policy

@@ -19,6 +19,7 @@ from orchestrator.config import Settings
 from orchestrator.decide import diagnose as diagnose_step
 from orchestrator.decide import history as history_step
 from orchestrator.decide import pending_start
+from orchestrator.decide.chronic import chronic
 from orchestrator.decide.manual import manual_plan
 from orchestrator.decide.memory import cycle_shape
 from orchestrator.decide.patterns import ChronicPattern, chronic_patterns
@@ -245,7 +246,7 @@ def _start_what_orch_stopped(
 
 
 def _patterns(facts: list[Facts], histories: Mapping[str, InstanceHistory], now: datetime, settings: Settings) -> list[ChronicPattern]:
-    conditions = {iid: c for iid, h in histories.items() if (c := history_step.chronic(h, now, settings)) is not None}
+    conditions = {iid: c for iid, h in histories.items() if (c := chronic(h, now, settings)) is not None}
     return chronic_patterns(facts, conditions, histories, now) if conditions else []
 
 

@@ -3,7 +3,7 @@ fleet healed once (history, actions in flight, state to show).
 
 Each instance id is printed whole on one line, and the ids are those of the same
 command's ``-o json``; each verdict and status word is whole (compared with the JSON);
-times are never cut; a row with an id is one line (orchestrator.cli.render.fit_columns
+times are never cut; a row with an id is one line (orchestrator.cli.tables.fit_columns
 leaves columns out or cuts prose at a word instead of folding it).
 """
 

@@ -1,7 +1,7 @@
 """Hostile input to `orch top` (issue 20, cases 9 and 10).
 
 Case 9: a Name tag with rich markup (``web [/x] prod``) crashed the column fitting
-every table shares (orchestrator/cli/render.py read each cell as markup).
+every table shares (orchestrator/cli/tables.py, then part of render.py, read each cell as markup).
 Case 10: `orch top` on a terminal with stdin closed (``<&-``: Python's sys.stdin is None)
 crashed before its first frame; a terminal that hangs up (end of input) must not make
 the key reader spin.

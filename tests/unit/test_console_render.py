@@ -10,8 +10,9 @@ from rich.console import Console
 
 from orchestrator.cli.chart import MemoryChart, render_chart
 from orchestrator.cli.instance_view import boot_at, memory_now
-from orchestrator.cli.render import WIDE, by_name, fitted_table
+from orchestrator.cli.render import by_name
 from orchestrator.cli.state_cmds import HISTORY_COLUMNS
+from orchestrator.cli.tables import WIDE, fitted_table
 from orchestrator.model import ActionAttempt, ActionKind, InstanceHistory, Verdict, VerdictKind
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)

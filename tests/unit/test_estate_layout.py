@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.cli.estate_cmds import HISTORY_COLUMNS, SCAN_COLUMNS, STATUS_COLUMNS
-from orchestrator.cli.render import GAP, Column, fit_columns
+from orchestrator.cli.tables import GAP, Column, fit_columns
 
 VPC = "vpc-0123456789abcdef0"
 INSTANCE = "i-0123456789abcdef0"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.decide.history import Chronic
+from orchestrator.decide.chronic import Chronic
 from orchestrator.guard.plan import (
     GuardError,
     GuardSpec,

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 import pytest
 
 from orchestrator.config import Settings
-from orchestrator.decide.history import ActionContext, acted, chronic, observe, release
+from orchestrator.decide.chronic import chronic
+from orchestrator.decide.history import ActionContext, acted, observe, release
 from orchestrator.model import (
     Action,
     ActionKind,

@@ -1,4 +1,4 @@
-"""orchestrator.cli.render.fit_columns, the one way every orch table fits a terminal: pure,
+"""orchestrator.cli.tables.fit_columns, the one way every orch table fits a terminal: pure,
 table-driven; tests/e2e/test_table_fit.py checks the commands in a real pty."""
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import pytest
 from rich.console import Console
 from rich.text import Text
 
-from orchestrator.cli.render import ELLIPSIS, FLEET_COLUMNS, GAP, Column, cell_width, clip, fit_columns, fitted_table
+from orchestrator.cli.render import FLEET_COLUMNS
 from orchestrator.cli.state_cmds import HISTORY_COLUMNS, STATE_COLUMNS
+from orchestrator.cli.tables import ELLIPSIS, GAP, Column, cell_width, clip, fit_columns, fitted_table
 
 INSTANCE = "i-0123456789abcdef0"
 FLEET_ROW = {
