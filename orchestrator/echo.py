@@ -21,7 +21,7 @@ def clip(value: object, limit: int = ECHO_LIMIT, *, quote: bool = True) -> str:
 # -- secrets --------------------------------------------------------------------------
 #
 # A webhook URL is its own credential (Slack's path is the key) and a PagerDuty routing
-# key is one outright. config.py remembers each as it is read; every place that renders
+# key is one outright. config/sections.py remembers each as it is read; every place that renders
 # an error or a log line for a person or a log group (the CLI's error line, its --debug
 # log handler, the Lambda's JSON lines) passes the text through ``redact``. Remembering,
 # not pattern-matching: a documentation link in a message stays whole, a secret never does.

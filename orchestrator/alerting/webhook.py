@@ -10,7 +10,7 @@ no wall clock is read) up to ``max_retry_after``; a wait that would not fit in t
 time left stops the retries at once. Not retried: any other 4xx (a bad URL, a wrong
 routing key: the same request fails the same way) and redirects, which are not
 followed (a webhook that moved is a configuration to fix, and following it would send
-the body somewhere nobody configured). Only http(s) URLs are accepted (config.py).
+the body somewhere nobody configured). Only http(s) URLs are accepted (config/sections.py).
 
 stdlib urllib, not requests: the Lambda zip stays small and this is one POST.
 """
@@ -213,7 +213,7 @@ def post_json(url: str, payload: Mapping[str, Any], timeout: float) -> int:
         request = urllib.request.Request(
             url, data=data, method="POST", headers={"Content-Type": "application/json", "User-Agent": USER_AGENT}
         )
-    except ValueError as exc:  # config.py refuses such URLs; never quote one here
+    except ValueError as exc:  # config/sections.py refuses such URLs; never quote one here
         raise Refused(_reason(exc)) from None
     sockets = _Sockets()
     opener = urllib.request.build_opener(_NoRedirects(), _HttpHandler(sockets), _HttpsHandler(sockets))
@@ -331,7 +331,7 @@ def payloads_for(target: WebhookTarget, doc: alert_formats.AlertDocument) -> lis
     if target.format == "slack":
         return [alert_formats.slack_message(doc)]
     if target.format == "pagerduty":
-        assert target.routing_key is not None  # config.py refuses a pagerduty target without one
+        assert target.routing_key is not None  # config/sections.py refuses a pagerduty target without one
         return alert_formats.pagerduty_events(doc, target.routing_key.get_secret_value())
     return [alert_formats.json_message(doc)]
 

@@ -32,6 +32,10 @@ from orchestrator.cli.output import FORMATS
 from orchestrator.cli.stackset_cmd import deploy_stack_set, stack_set_options
 from orchestrator.deploy import checks, code, package
 from orchestrator.deploy import stack as deploy
+from orchestrator.deploy.code import CODE_PREFIX
+from orchestrator.deploy.errors import DeployError, DeployUsageError
+from orchestrator.deploy.stack_watch import current_stack
+from orchestrator.deploy.template import default_template, parse_parameters, read_template
 from orchestrator.echo import clip
 
 Json = dict[str, Any]
@@ -42,9 +46,9 @@ def _errors(endpoint_url: str | None = None) -> Iterator[None]:
     """Every failure the user can act on as one line and a documented exit code."""
     try:
         yield
-    except deploy.DeployUsageError as exc:
+    except DeployUsageError as exc:
         raise OrchError(str(exc), Exit.USAGE) from None
-    except deploy.DeployError as exc:
+    except DeployError as exc:
         raise OrchError(sandbox_deploy_hint(endpoint_url) or str(exc), Exit.AWS) from None
     except package.PackageError as exc:
         raise OrchError(str(exc), Exit.USAGE) from None
@@ -133,15 +137,15 @@ def outputs_table(outputs: dict[str, str]) -> Table:
 
 def _deploy_parameters(runtime: Runtime, pairs: tuple[str, ...]) -> dict[str, str]:
     """--parameter pairs, plus --selector mapped onto SelectorKey/SelectorValue."""
-    given = deploy.parse_parameters(pairs)
+    given = parse_parameters(pairs)
     if runtime.overrides.get("state"):
-        raise deploy.DeployUsageError("--state does not apply to deploy: the stack makes its own table (see the StateStore output)")
+        raise DeployUsageError("--state does not apply to deploy: the stack makes its own table (see the StateStore output)")
     selector = runtime.overrides.get("selector")
     if selector:
         if len(selector) != 1:
-            raise deploy.DeployUsageError("the stack manages instances by one tag: pass --selector KEY=VALUE with a single pair")
+            raise DeployUsageError("the stack manages instances by one tag: pass --selector KEY=VALUE with a single pair")
         if {"SelectorKey", "SelectorValue"} & set(given):
-            raise deploy.DeployUsageError("give the selector either as --selector or as --parameter SelectorKey/SelectorValue, not both")
+            raise DeployUsageError("give the selector either as --selector or as --parameter SelectorKey/SelectorValue, not both")
         ((key, value),) = selector.items()
         given.update(SelectorKey=key, SelectorValue=value)
     return given
@@ -174,7 +178,7 @@ def deploy_command(
     if stack_set["stack_set"] is not None:
         with _errors(runtime.endpoint_url):
             given = _deploy_parameters(runtime, parameters)
-            body = deploy.read_template(template_path or deploy.default_template())
+            body = read_template(template_path or default_template())
             deploy_stack_set(runtime, given, body, bucket, zip_path, arch, dry_run, **stack_set)
         return
     if any(stack_set.values()):
@@ -186,7 +190,7 @@ def deploy_command(
         checks.check_name(stack_name, "--stack-name")
         checks.check_zip(zip_path, bucket)
         given = _deploy_parameters(runtime, parameters)
-        body = deploy.read_template(template_path or deploy.default_template())
+        body = read_template(template_path or default_template())
         clients = runtime.clients
         prepared = deploy.prepare(clients, stack_name, body, given)
         checks.check_values(checks.parameter_rules(clients.client("cloudformation"), body), given)
@@ -247,7 +251,7 @@ def _show_preview(runtime: Runtime, seen: deploy.Preview, bucket: str) -> None:
     table.add_column("what")
     table.add_column("would be", overflow="fold")
     if seen.code is None:
-        table.add_row("code", f"built by orch package and uploaded to s3://{bucket}/{deploy.CODE_PREFIX}<content hash>.zip")
+        table.add_row("code", f"built by orch package and uploaded to s3://{bucket}/{CODE_PREFIX}<content hash>.zip")
     else:
         there = {True: "already uploaded", False: "uploaded", None: "uploaded (cannot tell whether it is already there)"}[seen.code_uploaded]
         table.add_row("code", f"s3://{bucket}/{seen.code.key} ({seen.code.size / 1048576:.1f} MB): {there}")
@@ -270,7 +274,7 @@ def destroy_command(runtime: Runtime, stack_name: str, assume_yes: bool) -> None
     with _errors(runtime.endpoint_url):
         clients = runtime.clients
         cfn = clients.client("cloudformation")
-        stack = deploy.current_stack(cfn, stack_name)
+        stack = current_stack(cfn, stack_name)
         if stack is None:
             out.print(f"no stack {stack_name} in {clients.region}: nothing to destroy")
             return

@@ -16,7 +16,8 @@ from rich.table import Table
 from orchestrator.aws import Clients
 from orchestrator.cli.common import Runtime
 from orchestrator.deploy import checks, code, stackset, stackset_aws
-from orchestrator.deploy import stack as deploy
+from orchestrator.deploy.errors import DeployUsageError
+from orchestrator.deploy.template import MANAGED_PARAMETERS, template_parameters
 from orchestrator.echo import clip
 from orchestrator.estate.accounts import split_list
 
@@ -51,7 +52,7 @@ def parse_instance_parameters(pairs: tuple[str, ...]) -> dict[tuple[str, str], d
         account, sep2, region = where.partition(":")
         key, eq, value = assignment.partition("=")
         if not sep or not sep2 or not eq or not account or not region or not key:
-            raise deploy.DeployUsageError(f"--instance-parameter {clip(pair)} is not ACCOUNT:REGION:KEY=VALUE (example: 111122223333:us-east-1:VpcId=vpc-0abc)")
+            raise DeployUsageError(f"--instance-parameter {clip(pair)} is not ACCOUNT:REGION:KEY=VALUE (example: 111122223333:us-east-1:VpcId=vpc-0abc)")
         found.setdefault((account, region), {})[key] = value
     return found
 
@@ -80,7 +81,7 @@ def build_request(given: dict[str, str], body: str, name: str, options: dict[str
 
 def bucket_in(bucket: str, region: str, regions: tuple[str, ...]) -> str:
     if "{region}" not in bucket and len(regions) > 1:
-        raise deploy.DeployUsageError(
+        raise DeployUsageError(
             f"a function's code must be in a bucket of its own region: pass --bucket with {{region}} in it (e.g. {bucket}-{{region}}), one bucket per region"
         )
     return bucket.replace("{region}", region)
@@ -156,7 +157,7 @@ def deploy_stack_set(
     checks.check_zip(zip_path, bucket)
     clients = runtime.clients  # the administrator account, in the stack set's home region
     cfn = clients.client("cloudformation")
-    declared = deploy.template_parameters(cfn, body)
+    declared = template_parameters(cfn, body)
     rules = checks.parameter_rules(cfn, body)
     checks.check_values(rules, request.parameters)
     for (target, region), values in request.instance_parameters.items():
@@ -165,7 +166,7 @@ def deploy_stack_set(
     stackset.check_request(request, declared)
     existing_set = stackset_aws.current_stack_set(cfn, request.name, request.call_as)
     existing = stackset_aws.existing_instances(cfn, request, existing_set)
-    placeholder = {k: "-" for k in deploy.MANAGED_PARAMETERS}
+    placeholder = {k: "-" for k in MANAGED_PARAMETERS}
     with_code = stackset.Request(**{**request.__dict__, "parameters": {**request.parameters, **placeholder}})
     planned = stackset.plan(with_code, declared, existing_set, existing)  # every check before any upload
     readers = code_readers(request)
@@ -182,7 +183,7 @@ def deploy_stack_set(
     org_id = code.organization_id(clients) if request.service_managed else None
     for where in {d.bucket: d for d in destinations}.values():
         code.grant_code_read(where.clients, where.bucket, readers, org_id)
-        err.print(f"s3://{where.bucket}: {'the organization ' + str(org_id) if org_id else ', '.join(readers)} may read {deploy.CODE_PREFIX}*")
+        err.print(f"s3://{where.bucket}: {'the organization ' + str(org_id) if org_id else ', '.join(readers)} may read {code.CODE_PREFIX}*")
     managed = {"CodeKey": uploaded.key, "Architecture": uploaded.arch}
     parameters = {**request.parameters, **managed}
     if len(set(buckets.values())) == 1:

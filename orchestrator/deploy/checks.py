@@ -33,7 +33,8 @@ from typing import Any, Iterable, Mapping, Sequence
 from botocore.exceptions import ClientError
 
 from orchestrator.aws import describe_aws_error
-from orchestrator.deploy.stack import DeployUsageError, inspect_code
+from orchestrator.deploy.code import inspect_code
+from orchestrator.deploy.errors import DeployUsageError
 from orchestrator.echo import clip
 
 NAME = re.compile(r"[A-Za-z][-A-Za-z0-9]*")

@@ -9,6 +9,7 @@ policy that lets those accounts read the code (``grant_code_read``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 from dataclasses import dataclass
@@ -19,11 +20,59 @@ from botocore.exceptions import ClientError
 
 from orchestrator.aws import Clients, describe_aws_error, error_code
 from orchestrator.deploy import package
-from orchestrator.deploy.stack import CODE_PREFIX, DeployError, Uploaded, upload_code
+from orchestrator.deploy.errors import DeployError, DeployUsageError
+from orchestrator.echo import clip
 
 Say = Callable[[str], None]
+CODE_PREFIX = "orch/lambda/"
 GRANT_SID = "OrchStackSetCodeRead"
 PERMISSIONS = frozenset({"s3:GetBucketPolicy", "s3:PutBucketPolicy", "organizations:DescribeOrganization"})
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    bucket: str
+    key: str
+    size: int
+    python: str
+    arch: str
+
+
+def inspect_code(bucket: str, zip_path: Path) -> tuple[Uploaded, bytes]:
+    """The checked zip and the content-hash key it is uploaded under; calls no AWS."""
+    try:
+        manifest = package.read_manifest(zip_path)
+    except package.PackageError as exc:
+        raise DeployUsageError(str(exc)) from None
+    if manifest.get("python") != package.LAMBDA_PYTHON:
+        raise DeployUsageError(
+            f"{zip_path} was built for Python {clip(manifest.get('python'), quote=False)} "
+            f"but the function runs python{package.LAMBDA_PYTHON}: "
+            f"rebuild with orch package (default --python-version {package.LAMBDA_PYTHON})"
+        )
+    if str(manifest.get("arch", "x86_64")) not in package.ARCHITECTURES:
+        raise DeployUsageError(f"{zip_path} names architecture {clip(manifest.get('arch'))}; the function runs on "
+                               f"{' or '.join(sorted(package.ARCHITECTURES))}: rebuild it with orch package --arch")
+    data = Path(zip_path).read_bytes()
+    key = f"{CODE_PREFIX}{hashlib.sha256(data).hexdigest()[:24]}.zip"
+    return Uploaded(bucket, key, len(data), str(manifest.get("python")), str(manifest.get("arch", "x86_64"))), data
+
+
+def upload_code(clients: Clients, bucket: str, zip_path: Path) -> Uploaded:
+    """Upload under a content-hash key: same code, same key, no change to the function."""
+    code, data = inspect_code(bucket, zip_path)
+    key = code.key
+    s3 = clients.client("s3")
+    try:
+        s3.put_object(Bucket=bucket, Key=key, Body=data)
+    except ClientError as exc:
+        if error_code(exc) in ("NoSuchBucket", "404"):
+            raise DeployUsageError(
+                f"bucket {bucket} does not exist in this account: create it in the stack's region first "
+                f"(aws s3 mb s3://{bucket}) or pass another --bucket"
+            ) from None
+        raise DeployError(f"cannot upload the code to s3://{bucket}/{key}: {describe_aws_error(exc, 's3:PutObject')}") from None
+    return code
 
 
 @dataclass(frozen=True)

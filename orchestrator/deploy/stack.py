@@ -8,11 +8,13 @@ set even creates a stack, in REVIEW_IN_PROGRESS): ``preview`` reads what it can 
 creating and executing it; all AWS calls go through ``Clients`` (so --region,
 --profile and AWS_ENDPOINT_URL apply), waiting uses botocore's waiter for the change
 set and a tenacity poll for the stack, which prints stack events as they arrive.
+
+The zip's checks and upload are ``code``, the template and its parameters ``template``,
+the wait for the stack and its events ``stack_watch``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -20,60 +22,19 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from botocore.exceptions import ClientError, WaiterError
-from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from orchestrator.aws import Clients, describe_aws_error, error_code
-from orchestrator.deploy.package import ARCHITECTURES, LAMBDA_PYTHON, PackageError, read_manifest
-from orchestrator.echo import clip
+from orchestrator.deploy.code import Uploaded, inspect_code
+from orchestrator.deploy.errors import DeployError, DeployUsageError
+from orchestrator.deploy.stack_watch import Say, current_stack, event_ids, failure_reasons, wait_for_stack
+from orchestrator.deploy.template import MANAGED_PARAMETERS, stack_parameters, template_parameters
 
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"]
-MANAGED_PARAMETERS = frozenset({"CodeBucket", "CodeKey", "Architecture"})  # set by deploy from the uploaded zip
-CODE_PREFIX = "orch/lambda/"
 # The template keeps these on stack deletion (DeletionPolicy: Retain): audit records
 # outlive the healer. A test checks this matches the template.
 RETAINED_TYPES = frozenset({"AWS::DynamoDB::Table", "AWS::S3::Bucket"})
 NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
 FAILED_SUFFIXES = ("_FAILED", "ROLLBACK_COMPLETE")
-
-Say = Callable[[str], None]
-
-
-class DeployError(Exception):
-    """AWS refused or the stack failed; the message says what happened and what to do."""
-
-
-class DeployUsageError(DeployError):
-    """The request itself is wrong (parameters, zip, template); nothing was changed."""
-
-
-PACKAGED_TEMPLATE = Path(__file__).resolve().parents[1] / "templates" / "orchestrator.yaml"
-"""Package data, so an installed wheel has it; in the repository a symlink to cfn/orchestrator.yaml."""
-CHECKOUT_TEMPLATE = Path(__file__).resolve().parents[2] / "cfn" / "orchestrator.yaml"
-
-
-def default_template() -> Path:
-    """The template shipped with this orch: package data in a wheel, cfn/ in a checkout.
-
-    The packaged copy comes first because it is the one that travels with the code
-    (``pip install .`` leaves no cfn/ beside site-packages); the checkout's file is the
-    fallback for a tree whose symlink was not materialised.
-    """
-    for candidate in (PACKAGED_TEMPLATE, CHECKOUT_TEMPLATE):
-        if candidate.is_file():
-            return candidate
-    return PACKAGED_TEMPLATE  # read_template names it and the fix
-
-
-def parse_parameters(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
-    result: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise DeployUsageError(f"--parameter {clip(pair)} is not KEY=VALUE (example: --parameter Mode=heal)")
-        if key.strip() in result:
-            raise DeployUsageError(f"--parameter {key.strip()} given twice")
-        result[key.strip()] = value
-    return result
 
 
 @dataclass(frozen=True)
@@ -101,48 +62,6 @@ class StackResult:
     outputs: dict[str, str]
 
 
-@dataclass(frozen=True)
-class Uploaded:
-    bucket: str
-    key: str
-    size: int
-    python: str
-    arch: str
-
-
-# -- template and parameters ------------------------------------------------------------
-
-
-def read_template(path: Path) -> str:
-    try:
-        return Path(path).read_text()
-    except FileNotFoundError:
-        raise DeployUsageError(
-            f"template {path} does not exist: pass --template PATH (cfn/orchestrator.yaml in orch's repository), or reinstall orch"
-        ) from None
-    except OSError as exc:
-        raise DeployUsageError(f"template {path} cannot be read: {exc.strerror}") from None
-
-
-def template_parameters(cfn: Any, body: str) -> dict[str, bool]:
-    """Parameter name -> has a default, as CloudFormation itself reads the template."""
-    try:
-        summary = cfn.get_template_summary(TemplateBody=body)
-    except ClientError as exc:
-        raise DeployUsageError(f"CloudFormation rejects the template: {describe_aws_error(exc)}") from None
-    return {p["ParameterKey"]: "DefaultValue" in p and p["DefaultValue"] is not None for p in summary.get("Parameters", [])}
-
-
-def current_stack(cfn: Any, stack_name: str) -> dict[str, Any] | None:
-    try:
-        stacks = cfn.describe_stacks(StackName=stack_name)["Stacks"]
-    except ClientError as exc:
-        if error_code(exc) == "ValidationError" and "does not exist" in str(exc):
-            return None
-        raise
-    return stacks[0] if stacks else None
-
-
 def change_set_type(stack: Mapping[str, Any] | None) -> str:
     """CREATE or UPDATE, or DeployUsageError for a stack that can be neither."""
     if stack is None:
@@ -158,64 +77,7 @@ def change_set_type(stack: Mapping[str, Any] | None) -> str:
     return "UPDATE"
 
 
-def stack_parameters(
-    declared: Mapping[str, bool], given: Mapping[str, str], managed: Mapping[str, str], stack: Mapping[str, Any] | None, kind: str
-) -> list[dict[str, Any]]:
-    """The Parameters of the change set; unknown or missing names are refused up front."""
-    unknown = sorted(set(given) - set(declared))
-    if unknown:
-        raise DeployUsageError(
-            f"unknown parameter(s) {', '.join(unknown)}: the template takes {', '.join(sorted(set(declared) - MANAGED_PARAMETERS))}"
-        )
-    clash = sorted(set(given) & set(managed))
-    if clash:
-        raise DeployUsageError(f"{', '.join(clash)} are set by orch deploy from the uploaded zip; do not pass them")
-    previous = {p["ParameterKey"] for p in (stack or {}).get("Parameters", [])} if kind == "UPDATE" else set()
-    missing = sorted(k for k, has_default in declared.items() if not has_default and k not in given and k not in managed and k not in previous)
-    if missing:
-        raise DeployUsageError("missing required parameter(s): " + " ".join(f"--parameter {k}=..." for k in missing))
-    result = [{"ParameterKey": k, "ParameterValue": v} for k, v in sorted({**given, **managed}.items())]
-    result += [{"ParameterKey": k, "UsePreviousValue": True} for k in sorted(previous & set(declared) - set(given) - set(managed))]
-    return result
-
-
 # -- steps --------------------------------------------------------------------------------
-
-
-def inspect_code(bucket: str, zip_path: Path) -> tuple[Uploaded, bytes]:
-    """The checked zip and the content-hash key it is uploaded under; calls no AWS."""
-    try:
-        manifest = read_manifest(zip_path)
-    except PackageError as exc:
-        raise DeployUsageError(str(exc)) from None
-    if manifest.get("python") != LAMBDA_PYTHON:
-        raise DeployUsageError(
-            f"{zip_path} was built for Python {clip(manifest.get('python'), quote=False)} but the function runs python{LAMBDA_PYTHON}: "
-            f"rebuild with orch package (default --python-version {LAMBDA_PYTHON})"
-        )
-    if str(manifest.get("arch", "x86_64")) not in ARCHITECTURES:
-        raise DeployUsageError(f"{zip_path} names architecture {clip(manifest.get('arch'))}; the function runs on "
-                               f"{' or '.join(sorted(ARCHITECTURES))}: rebuild it with orch package --arch")
-    data = Path(zip_path).read_bytes()
-    key = f"{CODE_PREFIX}{hashlib.sha256(data).hexdigest()[:24]}.zip"
-    return Uploaded(bucket, key, len(data), str(manifest.get("python")), str(manifest.get("arch", "x86_64"))), data
-
-
-def upload_code(clients: Clients, bucket: str, zip_path: Path) -> Uploaded:
-    """Upload under a content-hash key: same code, same key, no change to the function."""
-    code, data = inspect_code(bucket, zip_path)
-    key = code.key
-    s3 = clients.client("s3")
-    try:
-        s3.put_object(Bucket=bucket, Key=key, Body=data)
-    except ClientError as exc:
-        if error_code(exc) in ("NoSuchBucket", "404"):
-            raise DeployUsageError(
-                f"bucket {bucket} does not exist in this account: create it in the stack's region first "
-                f"(aws s3 mb s3://{bucket}) or pass another --bucket"
-            ) from None
-        raise DeployError(f"cannot upload the code to s3://{bucket}/{key}: {describe_aws_error(exc, 's3:PutObject')}") from None
-    return code
 
 
 @dataclass(frozen=True)
@@ -375,66 +237,6 @@ def execute(
     stack = current_stack(cfn, change_set.stack_id) or {}
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs") or []}
     return StackResult(change_set.stack_name, status, outputs)
-
-
-def event_ids(cfn: Any, stack_id: str) -> frozenset[str]:
-    """Ids of the events already there, so only what this run causes is shown."""
-    return frozenset(e["EventId"] for e in cfn.describe_stack_events(StackName=stack_id).get("StackEvents", []))
-
-
-def wait_for_stack(
-    cfn: Any,
-    stack_id: str,
-    on_event: Say,
-    poll_seconds: float,
-    timeout_seconds: float,
-    sleep: Callable[[float], None] | None = None,
-    seen: set[str] | None = None,
-) -> str:
-    """Poll until the stack leaves *_IN_PROGRESS; returns its final status."""
-    shown: set[str] = set() if seen is None else seen
-
-    def poll() -> str:
-        for line in new_events(cfn, stack_id, shown):
-            on_event(line)
-        stack = current_stack(cfn, stack_id)
-        return str(stack["StackStatus"]) if stack else "DELETE_COMPLETE"
-
-    extra = {"sleep": sleep} if sleep is not None else {}
-    retrying = Retrying(
-        retry=retry_if_result(lambda status: status.endswith("_IN_PROGRESS")),
-        wait=wait_fixed(poll_seconds),
-        stop=stop_after_delay(timeout_seconds),
-        retry_error_callback=lambda state: state.outcome.result() if state.outcome else "UNKNOWN",
-        **extra,
-    )
-    status = str(retrying(poll))
-    if status.endswith("_IN_PROGRESS"):
-        raise DeployError(
-            f"stack still {status} after {timeout_seconds:.0f} s; follow it with aws cloudformation describe-stack-events --stack-name {stack_id}"
-        )
-    return status
-
-
-def new_events(cfn: Any, stack_id: str, shown: set[str]) -> list[str]:
-    """Lines for stack events not shown yet, oldest first (the API lists newest first)."""
-    events = cfn.describe_stack_events(StackName=stack_id).get("StackEvents", [])
-    lines = []
-    for event in sorted((e for e in events if e["EventId"] not in shown), key=lambda e: e["Timestamp"]):
-        shown.add(event["EventId"])
-        reason = f"  {event['ResourceStatusReason']}" if event.get("ResourceStatusReason") else ""
-        lines.append(f"{event['Timestamp']:%H:%M:%S}  {event['ResourceStatus']:<20} {event['LogicalResourceId']} ({event['ResourceType']}){reason}")
-    return lines
-
-
-def failure_reasons(cfn: Any, stack_id: str, earlier: frozenset[str], limit: int = 3) -> str:
-    events = cfn.describe_stack_events(StackName=stack_id).get("StackEvents", [])
-    reasons = [
-        f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason', e['ResourceStatus'])}"
-        for e in sorted(events, key=lambda e: e["Timestamp"])
-        if e["ResourceStatus"].endswith("_FAILED") and e["EventId"] not in earlier
-    ]
-    return "; ".join(reasons[:limit]) or "no failure reason in the stack events"
 
 
 # -- destroy -------------------------------------------------------------------------------

@@ -37,7 +37,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from orchestrator.deploy.stack import CAPABILITIES, MANAGED_PARAMETERS, DeployUsageError
+from orchestrator.deploy.errors import DeployUsageError
+from orchestrator.deploy.stack import CAPABILITIES
+from orchestrator.deploy.template import MANAGED_PARAMETERS
 
 ACCOUNT_ID_LENGTH = 12
 OFFSET_PARAMETER = "ScheduleOffsetMinutes"

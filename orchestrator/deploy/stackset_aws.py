@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from orchestrator.aws import describe_aws_error, error_code
-from orchestrator.deploy.stack import DeployError
+from orchestrator.deploy.errors import DeployError
 from orchestrator.deploy.stackset import Plan, Request
 
 BUSY = frozenset({"RUNNING", "QUEUED", "STOPPING"})

@@ -38,7 +38,7 @@ def read(path: Path) -> dict[str, Any]:
     """The file's settings, or {} when it does not exist; a broken file is the loader's ConfigError."""
     if not path.is_file():
         return {}
-    from orchestrator.config import _TomlFile  # the loader's one-line errors for unusable files
+    from orchestrator.config.sources import _TomlFile  # the loader's one-line errors for unusable files
 
     return dict(_TomlFile(path)._read_file(path))
 

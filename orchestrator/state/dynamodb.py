@@ -21,32 +21,22 @@ Actions and sweeps expire (TTL attribute ``expires_at_epoch``) 90 days after the
 created; a history expires 30 days after its last write, which is how histories of
 terminated instances, no longer rewritten, go away.
 
-Every call goes through botocore's retry policy (aws.RETRY_CONFIG). The one thing it
-does not cover, items a batch call leaves unprocessed, is resent under a bounded
-tenacity policy.
+The store is what each record family needs of the table; the calls themselves (their
+errors, the batch resends, the query pages) are ``dynamodb_calls``, the items' attribute
+values and the records stored one attribute per field ``dynamodb_items``.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable
 
-from botocore.exceptions import BotoCoreError, ClientError
-from botocore.parsers import ResponseParserError
-from tenacity import (
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
-)
-
-from orchestrator.aws import describe_aws_error, error_code
 from orchestrator.model import InstanceHistory
 from orchestrator.state import codec
+from orchestrator.state.dynamodb_calls import ConditionFailed, TableCalls
+from orchestrator.state.dynamodb_items import action_from_item, action_item, item_key, lease_from_item, lease_item, number, string
 from orchestrator.state.dynamodb_table import INDEX_BY_INSTANCE, INDEX_BY_TIME, TTL_ATTRIBUTE
 from orchestrator.state.dynamodb_table import SETUP_PERMISSIONS as SETUP_PERMISSIONS
 from orchestrator.state.dynamodb_table import create_table as create_table
@@ -79,41 +69,8 @@ WRITE_PERMISSIONS = PERMISSIONS - READ_PERMISSIONS - CLI_ONLY_PERMISSIONS
 # `orch doctor` writes and deletes one probe item to prove the table takes writes.
 DOCTOR_PERMISSIONS = frozenset({"dynamodb:PutItem", "dynamodb:DeleteItem"})
 BATCH_GET_SIZE = 100  # BatchGetItem limit
-BATCH_ATTEMPTS = 6
-NO_SORT = "-"
-_ACTION_TEXT_FIELDS = (
-    "key",
-    "sweep_id",
-    "instance_id",
-    "action",
-    "reason",
-    "status",
-    "created_at",
-    "updated_at",
-    "detail",
-)
 
 Clock = Callable[[], datetime]
-
-
-class _ConditionFailed(Exception):
-    """A conditional write lost: what that means is the caller's business."""
-
-
-class _Unprocessed(Exception):
-    pass
-
-
-def _s(value: str) -> dict[str, str]:
-    return {"S": value}
-
-
-def _n(value: int) -> dict[str, str]:
-    return {"N": str(value)}
-
-
-def _key(pk: str, sk: str = NO_SORT) -> dict[str, dict[str, str]]:
-    return {"pk": _s(pk), "sk": _s(sk)}
 
 
 class DynamoStore(LeaseBase):
@@ -134,82 +91,12 @@ class DynamoStore(LeaseBase):
         self._action_retention = action_retention
         self._history_retention = history_retention
         self._clock = clock
-        self._sleep = sleep
+        self._table = TableCalls(client, table_name, sleep)
 
-    # -- plumbing ---------------------------------------------------------------
-
-    def _describe(self, exc: BaseException, operation: str) -> str:
-        if error_code(exc) == "ResourceNotFoundException":
-            region = getattr(getattr(self._client, "meta", None), "region_name", None) or "this region"
-            return (
-                f"the DynamoDB table {self.table_name} does not exist in {region}: create it by deploying the "
-                f"stack in cfn/ or with orchestrator.state.dynamodb.create_table(client, {self.table_name!r}), "
-                "or point --state at an existing table"
-            )
-        return f"state store dynamodb://{self.table_name}: " + describe_aws_error(exc, f"dynamodb:{operation}")
-
-    @contextmanager
-    def _aws(self, operation: str) -> Iterator[None]:
-        try:
-            yield
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                raise _ConditionFailed() from exc
-            raise StateError(self._describe(exc, operation)) from exc
-        except (BotoCoreError, ResponseParserError) as exc:
-            raise StateError(self._describe(exc, operation)) from exc
-
-    def _get(self, pk: str, sk: str = NO_SORT) -> dict[str, Any] | None:
-        with self._aws("GetItem"):
-            response = self._client.get_item(TableName=self.table_name, Key=_key(pk, sk), ConsistentRead=True)
-        item: dict[str, Any] | None = response.get("Item")
-        return item
-
-    def _batch(self, operation: str, request: dict[str, Any], collect: Callable[[dict[str, Any]], None]) -> None:
-        """Send one batch call and resend whatever DynamoDB leaves unprocessed, a bounded number of times."""
-        pending = request
-        retrying = Retrying(
-            stop=stop_after_attempt(BATCH_ATTEMPTS),
-            wait=wait_exponential(multiplier=0.1, max=3),
-            retry=retry_if_exception_type(_Unprocessed),
-            sleep=self._sleep,
-            reraise=True,
-        )
-        try:
-            for attempt in retrying:
-                with attempt:
-                    with self._aws(operation):
-                        if operation == "BatchGetItem":
-                            response = self._client.batch_get_item(RequestItems=pending)
-                            unprocessed = response.get("UnprocessedKeys")
-                        else:
-                            response = self._client.batch_write_item(RequestItems=pending)
-                            unprocessed = response.get("UnprocessedItems")
-                    collect(response)
-                    if unprocessed:
-                        pending = unprocessed
-                        raise _Unprocessed()
-        except _Unprocessed:
-            raise StateError(
-                f"state store dynamodb://{self.table_name}: {operation} still left items unprocessed after "
-                f"{BATCH_ATTEMPTS} attempts: the table is being throttled; retry the sweep later"
-            ) from None
-
-    def _query(self, limit: int, **kwargs: Any) -> list[dict[str, Any]]:
-        paginator = self._client.get_paginator("query")
-        items: list[dict[str, Any]] = []
-        with self._aws("Query"):
-            for page in paginator.paginate(
-                TableName=self.table_name,
-                ScanIndexForward=False,
-                PaginationConfig={"MaxItems": limit, "PageSize": min(limit, 100)},
-                **kwargs,
-            ):
-                items.extend(page.get("Items", []))
-        return items[:limit]
+    # -- expiry -----------------------------------------------------------------
 
     def _expiry(self, start: datetime, retention: timedelta) -> dict[str, str]:
-        return _n(int((start + retention).timestamp()))
+        return number(int((start + retention).timestamp()))
 
     # -- histories --------------------------------------------------------------
 
@@ -223,8 +110,8 @@ class DynamoStore(LeaseBase):
                 found[history.instance_id] = history
 
         for start in range(0, len(ids), BATCH_GET_SIZE):
-            keys = [_key(f"HIST#{i}") for i in ids[start : start + BATCH_GET_SIZE]]
-            self._batch("BatchGetItem", {self.table_name: {"Keys": keys, "ConsistentRead": True}}, collect)
+            keys = [item_key(f"HIST#{i}") for i in ids[start : start + BATCH_GET_SIZE]]
+            self._table.batch("BatchGetItem", {self.table_name: {"Keys": keys, "ConsistentRead": True}}, collect)
         return found
 
     def put_histories(self, histories: Iterable[InstanceHistory]) -> frozenset[str]:
@@ -244,61 +131,34 @@ class DynamoStore(LeaseBase):
                 condition = "#v = :v"
             stored = replace(history, version=history.version + 1)
             try:
-                with self._aws("PutItem"):
+                with self._table.aws("PutItem"):
                     self._client.put_item(
                         TableName=self.table_name,
                         Item={
-                            **_key(f"HIST#{instance_id}"),
-                            "data": _s(codec.dumps(stored)),
-                            "version": _n(stored.version),
+                            **item_key(f"HIST#{instance_id}"),
+                            "data": string(codec.dumps(stored)),
+                            "version": number(stored.version),
                             TTL_ATTRIBUTE: expires,
                         },
                         ConditionExpression=condition,
                         ExpressionAttributeNames={"#v": "version"},
-                        ExpressionAttributeValues={":v": _n(history.version)},
+                        ExpressionAttributeValues={":v": number(history.version)},
                     )
-            except _ConditionFailed:
+            except ConditionFailed:
                 moved.add(instance_id)
         return frozenset(moved)
 
     # -- actions ----------------------------------------------------------------
 
-    def _action_item(self, record: ActionRecord) -> dict[str, Any]:
-        created = codec.to_iso(record.created_at)
-        order = f"{created}#{record.key}"
-        return {
-            **_key(f"ACTION#{record.key}"),
-            "gsi1pk": _s(f"INSTANCE#{record.instance_id}"),
-            "gsi1sk": _s(order),
-            "gsi2pk": _s("ACTION"),
-            "gsi2sk": _s(order),
-            "key": _s(record.key),
-            "sweep_id": _s(record.sweep_id),
-            "instance_id": _s(record.instance_id),
-            "action": _s(record.action.value),
-            "reason": _s(record.reason),
-            "status": _s(record.status.value),
-            "created_at": _s(created),
-            "updated_at": _s(codec.to_iso(record.updated_at)),
-            "detail": _s(record.detail),
-            "evidence": _s(codec.dumps_value(record.evidence)),
-            TTL_ATTRIBUTE: self._expiry(record.created_at, self._action_retention),
-        }
-
-    @staticmethod
-    def _action_from_item(item: Mapping[str, Any]) -> ActionRecord:
-        fields = {name: item[name]["S"] for name in _ACTION_TEXT_FIELDS if name in item}
-        return codec.record_from_dict(ActionRecord, {**fields, "evidence": json.loads(item["evidence"]["S"])})
-
     def put_action_intent(self, record: ActionRecord) -> bool:
         try:
-            with self._aws("PutItem"):
+            with self._table.aws("PutItem"):
                 self._client.put_item(
                     TableName=self.table_name,
-                    Item=self._action_item(record),
+                    Item={**action_item(record), TTL_ATTRIBUTE: self._expiry(record.created_at, self._action_retention)},
                     ConditionExpression="attribute_not_exists(pk)",
                 )
-        except _ConditionFailed:
+        except ConditionFailed:
             return False
         return True
 
@@ -312,29 +172,29 @@ class DynamoStore(LeaseBase):
     ) -> None:
         """An empty ``detail`` or ``None`` evidence keeps what is stored; given ones replace it."""
         sets = ["#status = :status", "updated_at = :updated"]
-        values: dict[str, Any] = {":status": _s(status.value), ":updated": _s(codec.to_iso(now))}
+        values: dict[str, Any] = {":status": string(status.value), ":updated": string(codec.to_iso(now))}
         if detail:
             sets.append("detail = :detail")
-            values[":detail"] = _s(detail)
+            values[":detail"] = string(detail)
         if evidence is not None:
             sets.append("evidence = :evidence")
-            values[":evidence"] = _s(codec.dumps_value(evidence))
+            values[":evidence"] = string(codec.dumps_value(evidence))
         try:
-            with self._aws("UpdateItem"):
+            with self._table.aws("UpdateItem"):
                 self._client.update_item(
                     TableName=self.table_name,
-                    Key=_key(f"ACTION#{key}"),
+                    Key=item_key(f"ACTION#{key}"),
                     UpdateExpression="SET " + ", ".join(sets),
                     ConditionExpression="attribute_exists(pk)",
                     ExpressionAttributeNames={"#status": "status"},
                     ExpressionAttributeValues=values,
                 )
-        except _ConditionFailed:
+        except ConditionFailed:
             raise StateError(f"no action recorded with key {key} in dynamodb://{self.table_name}") from None
 
     def get_action(self, key: str) -> ActionRecord | None:
-        item = self._get(f"ACTION#{key}")
-        return self._action_from_item(item) if item else None
+        item = self._table.get(f"ACTION#{key}")
+        return action_from_item(item) if item else None
 
     def list_actions(self, instance_id: str | None = None, limit: int = 50) -> list[ActionRecord]:
         if limit <= 0:
@@ -343,39 +203,39 @@ class DynamoStore(LeaseBase):
             index, attribute, value = INDEX_BY_TIME, "gsi2pk", "ACTION"
         else:
             index, attribute, value = INDEX_BY_INSTANCE, "gsi1pk", f"INSTANCE#{instance_id}"
-        items = self._query(
+        items = self._table.query(
             limit,
             IndexName=index,
             KeyConditionExpression=f"{attribute} = :p",
-            ExpressionAttributeValues={":p": _s(value)},
+            ExpressionAttributeValues={":p": string(value)},
         )
-        return [self._action_from_item(item) for item in items]
+        return [action_from_item(item) for item in items]
 
     def actions_since(self, since: datetime, status: ActionStatus | None = None, limit: int = 1000) -> list[ActionRecord]:
         """The by-time index from ``since`` on (a status is a filter: read capacity counts every action since)."""
         extra: dict[str, Any] = {}
-        values: dict[str, Any] = {":p": _s("ACTION"), ":since": _s(codec.to_iso(since))}
+        values: dict[str, Any] = {":p": string("ACTION"), ":since": string(codec.to_iso(since))}
         if status is not None:
             extra = {"FilterExpression": "#status = :status", "ExpressionAttributeNames": {"#status": "status"}}
-            values[":status"] = _s(status.value)
-        items = self._query(
+            values[":status"] = string(status.value)
+        items = self._table.query(
             limit,
             IndexName=INDEX_BY_TIME,
             KeyConditionExpression="gsi2pk = :p AND gsi2sk >= :since",
             ExpressionAttributeValues=values,
             **extra,
         )
-        return sorted((self._action_from_item(item) for item in items), key=lambda r: (r.created_at, r.key))
+        return sorted((action_from_item(item) for item in items), key=lambda r: (r.created_at, r.key))
 
     # -- sweeps -----------------------------------------------------------------
 
     def put_sweep(self, record: SweepRecord) -> None:
-        with self._aws("PutItem"):
+        with self._table.aws("PutItem"):
             self._client.put_item(
                 TableName=self.table_name,
                 Item={
-                    **_key("SWEEP", f"{codec.to_iso(record.started_at)}#{record.sweep_id}"),
-                    "data": _s(codec.dumps(record)),
+                    **item_key("SWEEP", f"{codec.to_iso(record.started_at)}#{record.sweep_id}"),
+                    "data": string(codec.dumps(record)),
                     TTL_ATTRIBUTE: self._expiry(record.started_at, self._action_retention),
                 },
             )
@@ -383,26 +243,15 @@ class DynamoStore(LeaseBase):
     def list_sweeps(self, limit: int = 20) -> list[SweepRecord]:
         if limit <= 0:
             return []
-        items = self._query(
-            limit, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": _s("SWEEP")}, ConsistentRead=True
+        items = self._table.query(
+            limit, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": string("SWEEP")}, ConsistentRead=True
         )
         return [codec.loads(SweepRecord, item["data"]["S"]) for item in items]
 
     # -- lease ------------------------------------------------------------------
 
-    @staticmethod
-    def _lease_from_item(scope: str, item: Mapping[str, Any] | None) -> Lease | None:
-        if not item:
-            return None
-        return Lease(
-            scope=scope,
-            owner=item["owner"]["S"],
-            expires_at=codec.from_us(int(item["expires_us"]["N"])),
-            fence=int(item["fence"]["N"]),
-        )
-
     def _read_lease(self, scope: str) -> Lease | None:
-        return self._lease_from_item(scope, self._get(f"LEASE#{scope}"))
+        return lease_from_item(scope, self._table.get(f"LEASE#{scope}"))
 
     def _put_lease(self, lease: Lease, read: Lease | None, now: datetime, take_over: bool) -> None:
         names: dict[str, str] = {}
@@ -413,105 +262,98 @@ class DynamoStore(LeaseBase):
             # The holder is known dead: the owner and fence pin exactly the lease judged so.
             condition = "#fence = :old_fence AND #owner = :old_owner"
             names = {"#fence": "fence", "#owner": "owner"}
-            values = {":old_fence": _n(read.fence), ":old_owner": _s(read.owner)}
+            values = {":old_fence": number(read.fence), ":old_owner": string(read.owner)}
         else:
             # The fence pins the version we judged expired; the expiry check stops us stealing
             # a lease its holder renewed between our read and this write.
             condition = "#fence = :old_fence AND #exp <= :now"
             names = {"#fence": "fence", "#exp": "expires_us"}
-            values = {":old_fence": _n(read.fence), ":now": _n(codec.to_us(now))}
+            values = {":old_fence": number(read.fence), ":now": number(codec.to_us(now))}
         try:
-            with self._aws("PutItem"):
+            with self._table.aws("PutItem"):
                 self._client.put_item(
                     TableName=self.table_name,
-                    Item={
-                        **_key(f"LEASE#{lease.scope}"),
-                        "scope": _s(lease.scope),
-                        "owner": _s(lease.owner),
-                        "fence": _n(lease.fence),
-                        "expires_us": _n(codec.to_us(lease.expires_at)),
-                        "expires_at": _s(codec.to_iso(lease.expires_at)),
-                    },
+                    Item=lease_item(lease),
                     ConditionExpression=condition,
                     **({"ExpressionAttributeNames": names} if names else {}),
                     **({"ExpressionAttributeValues": values} if values else {}),
                 )
-        except _ConditionFailed:
+        except ConditionFailed:
             raise LeaseConflict() from None
 
     def _extend_lease(self, lease: Lease, expires_at: datetime, now: datetime) -> None:
         try:
-            with self._aws("UpdateItem"):
+            with self._table.aws("UpdateItem"):
                 self._client.update_item(
                     TableName=self.table_name,
-                    Key=_key(f"LEASE#{lease.scope}"),
+                    Key=item_key(f"LEASE#{lease.scope}"),
                     UpdateExpression="SET #exp = :exp, expires_at = :exp_iso",
                     ConditionExpression="#owner = :me AND #fence = :fence AND #exp > :now",
                     ExpressionAttributeNames={"#owner": "owner", "#fence": "fence", "#exp": "expires_us"},
                     ExpressionAttributeValues={
-                        ":exp": _n(codec.to_us(expires_at)),
-                        ":exp_iso": _s(codec.to_iso(expires_at)),
-                        ":me": _s(lease.owner),
-                        ":fence": _n(lease.fence),
-                        ":now": _n(codec.to_us(now)),
+                        ":exp": number(codec.to_us(expires_at)),
+                        ":exp_iso": string(codec.to_iso(expires_at)),
+                        ":me": string(lease.owner),
+                        ":fence": number(lease.fence),
+                        ":now": number(codec.to_us(now)),
                     },
                 )
-        except _ConditionFailed:
+        except ConditionFailed:
             raise LeaseConflict() from None
 
     def _clear_lease(self, lease: Lease) -> None:
         try:
-            with self._aws("UpdateItem"):
+            with self._table.aws("UpdateItem"):
                 self._client.update_item(
                     TableName=self.table_name,
-                    Key=_key(f"LEASE#{lease.scope}"),
+                    Key=item_key(f"LEASE#{lease.scope}"),
                     UpdateExpression="SET #owner = :none, #exp = :zero, expires_at = :epoch",
                     ConditionExpression="#owner = :me AND #fence = :fence",
                     ExpressionAttributeNames={"#owner": "owner", "#fence": "fence", "#exp": "expires_us"},
                     ExpressionAttributeValues={
-                        ":none": _s(""),
-                        ":zero": _n(0),
-                        ":epoch": _s(codec.to_iso(codec.EPOCH)),
-                        ":me": _s(lease.owner),
-                        ":fence": _n(lease.fence),
+                        ":none": string(""),
+                        ":zero": number(0),
+                        ":epoch": string(codec.to_iso(codec.EPOCH)),
+                        ":me": string(lease.owner),
+                        ":fence": number(lease.fence),
                     },
                 )
-        except _ConditionFailed:
+        except ConditionFailed:
             raise LeaseConflict() from None
 
     # -- pause ------------------------------------------------------------------
 
     def get_pause(self) -> PauseState | None:
-        item = self._get("PAUSE")
+        item = self._table.get("PAUSE")
         return codec.loads(PauseState, item["data"]["S"]) if item else None
 
     def set_pause(self, state: PauseState | None) -> None:
         if state is None:
-            with self._aws("DeleteItem"):
-                self._client.delete_item(TableName=self.table_name, Key=_key("PAUSE"))
+            with self._table.aws("DeleteItem"):
+                self._client.delete_item(TableName=self.table_name, Key=item_key("PAUSE"))
             return
-        with self._aws("PutItem"):
-            self._client.put_item(TableName=self.table_name, Item={**_key("PAUSE"), "data": _s(codec.dumps(state))})
+        with self._table.aws("PutItem"):
+            self._client.put_item(TableName=self.table_name, Item={**item_key("PAUSE"), "data": string(codec.dumps(state))})
 
     def probe_write(self, token: str) -> None:
         """Prove the table takes writes (`orch doctor`): one item, under a key no sweep
         reads, written with a near expiry and deleted at once."""
-        key = _key(f"DOCTOR#{token}")
-        with self._aws("PutItem"):
+        key = item_key(f"DOCTOR#{token}")
+        with self._table.aws("PutItem"):
             self._client.put_item(TableName=self.table_name, Item={**key, TTL_ATTRIBUTE: self._expiry(self._clock(), timedelta(hours=1))})
-        with self._aws("DeleteItem"):
+        with self._table.aws("DeleteItem"):
             self._client.delete_item(TableName=self.table_name, Key=key)
 
     # -- alerts -----------------------------------------------------------------
 
     def get_alerts(self, scope: str) -> AlertBook:
-        item = self._get(f"ALERTS#{scope}")
+        item = self._table.get(f"ALERTS#{scope}")
         return codec.loads(AlertBook, item["data"]["S"]) if item else AlertBook(scope)
 
     def put_alerts(self, book: AlertBook) -> None:
-        with self._aws("PutItem"):
+        with self._table.aws("PutItem"):
             self._client.put_item(
-                TableName=self.table_name, Item={**_key(f"ALERTS#{book.scope}"), "data": _s(codec.dumps(book))}
+                TableName=self.table_name, Item={**item_key(f"ALERTS#{book.scope}"), "data": string(codec.dumps(book))}
             )
 
     def close(self) -> None:

@@ -31,6 +31,9 @@ from orchestrator.aws import Clients
 from orchestrator.cli import cli
 from orchestrator.deploy import package
 from orchestrator.deploy import stack as deploy
+from orchestrator.deploy.code import CODE_PREFIX, Uploaded
+from orchestrator.deploy.errors import DeployError
+from orchestrator.deploy.stack_watch import wait_for_stack
 from tests.unit.test_package import fake_installer
 
 REGION = "us-east-1"
@@ -105,7 +108,7 @@ def test_deploy_creates_the_stack_and_its_resources(session, network, code_zip):
     assert "stack orch: CREATE_COMPLETE" in result.output
     stack = session.client("cloudformation").describe_stacks(StackName="orch")["Stacks"][0]
     assert stack["StackStatus"] == "CREATE_COMPLETE"
-    assert {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}["CodeKey"].startswith(deploy.CODE_PREFIX)
+    assert {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}["CodeKey"].startswith(CODE_PREFIX)
 
     made = stack_resources(session)
     table = session.client("dynamodb").describe_table(TableName=made["StateTable"])["Table"]
@@ -136,7 +139,7 @@ def test_redeploying_the_same_zip_uploads_it_under_the_same_key(session, network
     assert orch(*deploy_args(network, code_zip)).exit_code == 0
     assert orch(*deploy_args(network, code_zip)).exit_code == 0
     keys = [o["Key"] for o in session.client("s3").list_objects_v2(Bucket=BUCKET)["Contents"]]
-    assert len(keys) == 1 and keys[0].startswith(deploy.CODE_PREFIX)
+    assert len(keys) == 1 and keys[0].startswith(CODE_PREFIX)
 
 
 def test_no_changes_is_said_and_exits_0(session, network, code_zip, monkeypatch):
@@ -184,7 +187,7 @@ def test_dry_run_uploads_nothing_and_creates_no_change_set(session, network, cod
     result = orch(*deploy_args(network, code_zip, "--dry-run"))
     assert result.exit_code == 0, result.output
     assert "dry run for orch (CREATE): nothing uploaded, no change set created" in result.output
-    assert f"s3://{BUCKET}/{deploy.CODE_PREFIX}" in result.output and ": uploaded" in result.output
+    assert f"s3://{BUCKET}/{CODE_PREFIX}" in result.output and ": uploaded" in result.output
     assert "parameter VpcCidr" in result.output and "127.20.0.0/16" in result.output
     assert session.client("s3").list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0
     assert live_stacks(session) == []
@@ -311,7 +314,7 @@ def test_destroy_asks_on_a_terminal(session, network, code_zip, monkeypatch):
 
 def test_a_failed_stack_exits_3_with_the_reason(session, network, code_zip, monkeypatch):
     def fails(*args, **kwargs):
-        raise deploy.DeployError("stack orch ended ROLLBACK_COMPLETE: Function: Error occurred while GetObject")
+        raise DeployError("stack orch ended ROLLBACK_COMPLETE: Function: Error occurred while GetObject")
 
     monkeypatch.setattr(deploy, "execute", fails)
     result = orch(*deploy_args(network, code_zip))
@@ -339,7 +342,7 @@ def _prepared(kind: str = "UPDATE") -> deploy.Prepared:
     return deploy.Prepared("orch", "{}", kind, None, {"Mode": True}, {})
 
 
-UPLOADED = deploy.Uploaded(BUCKET, "orch/lambda/abc.zip", 10, "3.12", "x86_64")
+UPLOADED = Uploaded(BUCKET, "orch/lambda/abc.zip", 10, "3.12", "x86_64")
 STACK_ID = "arn:aws:cloudformation:us-east-1:123456789012:stack/orch/1"
 CS_ID = "arn:aws:cloudformation:us-east-1:123456789012:changeSet/orch-1/1"
 
@@ -379,7 +382,7 @@ def test_a_failed_stack_reports_the_resource_that_failed(monkeypatch):
     stub.add_response("describe_stack_events", events)
     shown: list[str] = []
     change_set = deploy.ChangeSet("orch", STACK_ID, CS_ID, "CREATE")
-    with stub, pytest.raises(deploy.DeployError, match="ended ROLLBACK_COMPLETE: Function: Error occurred while GetObject"):
+    with stub, pytest.raises(DeployError, match="ended ROLLBACK_COMPLETE: Function: Error occurred while GetObject"):
         deploy.execute(clients, change_set, shown.append, poll_seconds=0)
     assert [line.split()[1] for line in shown] == ["CREATE_FAILED", "ROLLBACK_COMPLETE"]  # oldest first
 
@@ -402,7 +405,7 @@ def test_waiting_prints_each_event_once_while_the_stack_works(monkeypatch):
     shown: list[str] = []
     slept: list[float] = []
     with stub:
-        status = deploy.wait_for_stack(clients.client("cloudformation"), STACK_ID, shown.append, 7.0, 60.0, slept.append, {"0"})
+        status = wait_for_stack(clients.client("cloudformation"), STACK_ID, shown.append, 7.0, 60.0, slept.append, {"0"})
     assert status == "CREATE_COMPLETE" and slept == [7.0]
     assert [line.split()[2] for line in shown] == ["R1", "R2"]
 

@@ -22,8 +22,9 @@ from botocore.stub import ANY, Stubber
 from click.testing import CliRunner
 
 from orchestrator.cli import cli
-from orchestrator.deploy import stack as deploy
 from orchestrator.deploy import stackset, stackset_aws
+from orchestrator.deploy.code import CODE_PREFIX
+from orchestrator.deploy.errors import DeployError, DeployUsageError
 from tests.aws.test_deploy import code_zip, endpoint, moto_endpoint  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*not supported by moto's CloudFormation")
@@ -120,7 +121,7 @@ def test_deploy_creates_the_stack_set_and_an_instance_per_account_and_region(buc
     assert all(op["status"] == "SUCCEEDED" for op in document["operations"])
     for region in REGIONS:  # the code went to each region's bucket
         keys = [o["Key"] for o in boto3.client("s3", region_name=region).list_objects_v2(Bucket=f"orch-artifacts-{region}")["Contents"]]
-        assert len(keys) == 1 and keys[0].startswith(deploy.CODE_PREFIX)
+        assert len(keys) == 1 and keys[0].startswith(CODE_PREFIX)
     cfn = boto3.client("cloudformation", region_name=HOME)
     summary = cfn.describe_stack_set(StackSetName="orch-estate")["StackSet"]
     assert summary["Status"] == "ACTIVE"
@@ -228,7 +229,7 @@ def test_a_failed_operation_names_the_failed_account_and_region() -> None:
     stub.add_response("describe_stack_set_operation", {"StackSetOperation": {"OperationId": "op-create", "Action": "CREATE", "Status": "FAILED"}})
     stub.add_response("list_stack_set_operation_results", {"Summaries": [
         {"Account": A, "Region": "us-east-1", "Status": "FAILED", "StatusReason": "ResourceLogicalId:Function, ResourceStatusReason:subnet not found"}]})
-    with stub, pytest.raises(deploy.DeployError, match=f"ended FAILED: {A} us-east-1: .*subnet not found"):
+    with stub, pytest.raises(DeployError, match=f"ended FAILED: {A} us-east-1: .*subnet not found"):
         stackset_aws.run(cfn, planned, lambda line: None, poll_seconds=0, sleep=lambda s: None)
 
 
@@ -236,7 +237,7 @@ def test_an_operation_still_running_at_the_deadline_says_how_to_follow_it() -> N
     cfn = boto3.client("cloudformation", region_name=HOME, aws_access_key_id="x", aws_secret_access_key="x")
     stub = Stubber(cfn)
     stub.add_response("describe_stack_set_operation", {"StackSetOperation": {"OperationId": "op-1", "Status": "RUNNING"}})
-    with stub, pytest.raises(deploy.DeployError, match="still RUNNING .*describe-stack-set-operation"):
+    with stub, pytest.raises(DeployError, match="still RUNNING .*describe-stack-set-operation"):
         stackset_aws.wait_for_operation(cfn, "orch-estate", "op-1", lambda line: None, poll_seconds=0, timeout_seconds=0, sleep=lambda s: None)
 
 
@@ -412,9 +413,9 @@ def test_case_18_one_value_for_the_whole_ou_keeps_auto_deployment() -> None:
 
 
 def test_case_18_an_ou_without_values_for_every_account_is_refused() -> None:
-    with pytest.raises(deploy.DeployUsageError, match="lacks parameter"):
+    with pytest.raises(DeployUsageError, match="lacks parameter"):
         stackset.plan(request(accounts=(), ous=("ou-abcd-12345678",), parameters=code()), TEMPLATE_KEYS, None, {})
-    with pytest.raises(deploy.DeployUsageError, match="DELEGATED_ADMIN is for --ou"):
+    with pytest.raises(DeployUsageError, match="DELEGATED_ADMIN is for --ou"):
         stackset.plan(request(call_as="DELEGATED_ADMIN"), TEMPLATE_KEYS, None, {})
 
 
@@ -441,7 +442,7 @@ def test_case_16_the_target_accounts_may_read_the_code_and_nothing_else(buckets,
         policy = json.loads(boto3.client("s3", region_name=region).get_bucket_policy(Bucket=f"orch-artifacts-{region}")["Policy"])
         (grant,) = [s for s in policy["Statement"] if s.get("Sid") == "OrchStackSetCodeRead"]
         assert grant["Effect"] == "Allow" and grant["Action"] == "s3:GetObject"
-        assert grant["Resource"] == f"arn:aws:s3:::orch-artifacts-{region}/{deploy.CODE_PREFIX}*"
+        assert grant["Resource"] == f"arn:aws:s3:::orch-artifacts-{region}/{CODE_PREFIX}*"
         assert sorted(grant["Principal"]["AWS"]) == [f"arn:aws:iam::{A}:root", f"arn:aws:iam::{B}:root"]
     policy = json.loads(s3.get_bucket_policy(Bucket="orch-artifacts-eu-west-1")["Policy"])
     assert theirs in policy["Statement"]  # the bucket's other statements are kept
@@ -467,5 +468,5 @@ def test_case_18_values_per_ou_go_to_that_ous_own_call() -> None:
     assert calls[(east,)]["DeploymentTargets"] == {"OrganizationalUnitIds": [east]}
     assert {p["ParameterKey"]: p["ParameterValue"] for p in calls[(west,)]["ParameterOverrides"]}["VpcId"] == "vpc-west"
     assert planned.stack_set_call["AutoDeployment"] == {"Enabled": False}  # a joining account would not get its OU's VpcId
-    with pytest.raises(deploy.DeployUsageError, match="which --ou does not deploy to"):
+    with pytest.raises(DeployUsageError, match="which --ou does not deploy to"):
         stackset.plan(request(accounts=(), ous=(east,), parameters=code(), instance_parameters=per_ou), TEMPLATE_KEYS, None, {})

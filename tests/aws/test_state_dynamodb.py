@@ -13,13 +13,13 @@ from moto import mock_aws
 from orchestrator.aws import Clients
 from orchestrator.model import InstanceHistory
 from orchestrator.state.dynamodb import (
-    BATCH_ATTEMPTS,
     PERMISSIONS,
     SETUP_PERMISSIONS,
     TTL_ATTRIBUTE,
     DynamoStore,
     create_table,
 )
+from orchestrator.state.dynamodb_calls import BATCH_ATTEMPTS
 from orchestrator.state.store import (
     ActionStatus,
     LeaseHeld,

@@ -20,8 +20,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "architecture.md"
-GROUND_MODULES = frozenset({"orchestrator", "orchestrator.model", "orchestrator.config", "orchestrator.echo", "orchestrator.jsonable", "orchestrator.files"})
-ROOT_ALLOWED = GROUND_MODULES | {"orchestrator.aws"}
+GROUND_MODULES = frozenset({"orchestrator", "orchestrator.echo", "orchestrator.jsonable", "orchestrator.files"})
+# Ground too big for one module is a package: it and every module under it are ground,
+# held to ground's rule (they import only ground), and its __init__ re-exports the names.
+GROUND_PACKAGES = frozenset({"orchestrator.model", "orchestrator.config"})
+ROOT_ALLOWED = GROUND_MODULES | GROUND_PACKAGES | {"orchestrator.aws"}
 AWS_SDK = ("boto3", "botocore")
 CLOCK_CALLS = frozenset({("datetime", "now"), ("datetime", "utcnow"), ("datetime", "today"), ("date", "today"),
                          ("time", "time"), ("time", "time_ns"), ("time", "monotonic"), ("time", "perf_counter")})
@@ -94,7 +97,7 @@ def _project_graph() -> dict[str, frozenset[str]]:
 
 def package_of(module: str) -> str:
     """The row of the floor table a module belongs to."""
-    if module in GROUND_MODULES:
+    if module in GROUND_MODULES or any(module == p or module.startswith(p + ".") for p in GROUND_PACKAGES):
         return "ground"
     parts = module.split(".")
     if parts[0] == "lambdas":
@@ -274,6 +277,18 @@ def test_the_checker_refuses_an_upward_import_and_one_off_the_list():
     assert floor_violations(sideways, table) != []
     allowed = {"orchestrator.sweep.pipeline": {"orchestrator.decide.plan", "orchestrator.model"}}
     assert floor_violations(allowed, table) == []
+
+
+def test_a_ground_package_is_ground_all_the_way_down():
+    """A module inside a ground package is held to ground's rule, and may be imported by anyone."""
+    table = floor_table()
+    assert package_of("orchestrator.config.sections") == package_of("orchestrator.model.facts") == "ground"
+    assert package_of("orchestrator.configuration") != "ground"  # a prefix of the name is not the package
+    climbing = {"orchestrator.config.sections": {"orchestrator.aws"}}
+    assert any("ground may import only ground" in p for p in floor_violations(climbing, table))
+    inside = {"orchestrator.config.loading": {"orchestrator.config.sections", "orchestrator.model.actions", "orchestrator.echo"}}
+    assert floor_violations(inside, table) == []
+    assert {p for p in GROUND_PACKAGES if p in MODULES and MODULES[p].name == "__init__.py"} == GROUND_PACKAGES
 
 
 def test_the_checker_sees_the_clock_and_boto3():

@@ -14,6 +14,7 @@ from cfnlint.decode import cfn_yaml
 from lambdas import heal
 from orchestrator.config import load_settings
 from orchestrator.deploy import stack as deploy
+from orchestrator.deploy.template import MANAGED_PARAMETERS
 from orchestrator.iam import permissions
 from orchestrator.state import dynamodb
 
@@ -475,8 +476,8 @@ def test_the_state_store_output_is_what_orch_state_takes(template) -> None:
 
 def test_deploy_sets_exactly_the_code_parameters_the_template_declares(template) -> None:
     no_default = {name for name, p in template["Parameters"].items() if "Default" not in p}
-    assert deploy.MANAGED_PARAMETERS <= set(template["Parameters"])
-    assert no_default - deploy.MANAGED_PARAMETERS == {"VpcId", "VpcCidr", "SubnetIds"}
+    assert MANAGED_PARAMETERS <= set(template["Parameters"])
+    assert no_default - MANAGED_PARAMETERS == {"VpcId", "VpcCidr", "SubnetIds"}
 
 
 def test_the_stack_registers_its_healer_for_manual_runs_to_find(template):

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.deploy import stack as deploy
+from orchestrator.deploy import template
+from orchestrator.deploy.errors import DeployUsageError
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "cfn" / "orchestrator.yaml"
@@ -33,22 +34,22 @@ def test_the_template_is_declared_package_data():
 
 
 def test_default_template_is_the_packaged_one_and_reads_as_the_source():
-    found = deploy.default_template()
-    assert found == deploy.PACKAGED_TEMPLATE
+    found = template.default_template()
+    assert found == template.PACKAGED_TEMPLATE
     assert found.parent.name == "templates" and found.parent.parent.name == "orchestrator"
-    assert deploy.read_template(found) == SOURCE.read_text()
+    assert template.read_template(found) == SOURCE.read_text()
 
 
 def test_default_template_falls_back_to_the_checkout(tmp_path, monkeypatch):
-    monkeypatch.setattr(deploy, "PACKAGED_TEMPLATE", tmp_path / "absent.yaml")
-    assert deploy.default_template() == deploy.CHECKOUT_TEMPLATE == SOURCE.resolve()
+    monkeypatch.setattr(template, "PACKAGED_TEMPLATE", tmp_path / "absent.yaml")
+    assert template.default_template() == template.CHECKOUT_TEMPLATE == SOURCE.resolve()
 
 
 def test_no_template_anywhere_is_one_clear_line(tmp_path, monkeypatch):
-    monkeypatch.setattr(deploy, "PACKAGED_TEMPLATE", tmp_path / "absent.yaml")
-    monkeypatch.setattr(deploy, "CHECKOUT_TEMPLATE", tmp_path / "also-absent.yaml")
-    missing = deploy.default_template()
-    with pytest.raises(deploy.DeployUsageError) as refused:
-        deploy.read_template(missing)
+    monkeypatch.setattr(template, "PACKAGED_TEMPLATE", tmp_path / "absent.yaml")
+    monkeypatch.setattr(template, "CHECKOUT_TEMPLATE", tmp_path / "also-absent.yaml")
+    missing = template.default_template()
+    with pytest.raises(DeployUsageError) as refused:
+        template.read_template(missing)
     message = str(refused.value)
     assert str(missing) in message and "--template PATH" in message and "\n" not in message

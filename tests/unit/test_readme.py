@@ -2,7 +2,8 @@
 
 import re
 
-from orchestrator.config import Settings, _Section, load_settings
+from orchestrator.config import Settings, load_settings
+from orchestrator.config.sections import _Section
 from tests.docs_text import README as FRONT
 from tests.docs_text import all_text, page, readme_text
 
