@@ -35,7 +35,7 @@ from orchestrator.cli.options import (  # noqa: F401 - re-exported: the commands
     is_terminal,
     stdin_is_terminal,
 )
-from orchestrator.cli.render import WIDE
+from orchestrator.cli.tables import WIDE
 from orchestrator.config import ConfigError, Settings, load_settings
 from orchestrator.echo import RedactingFilter, clip
 from orchestrator.estate import registry

@@ -14,7 +14,6 @@ from typing import Any, Iterable, Mapping
 from rich.console import Console, RenderableType
 from rich.text import Text
 
-from orchestrator.cli.tables import WIDE as WIDE  # cli/common sets it from here; the flag is tables'
 from orchestrator.cli.tables import Cell, Column, fitted_table, styled
 from orchestrator.decide.patterns import SEVERITY  # worst first: what needs a look leads the table
 from orchestrator.model import ActionOutcome, Facts, OutcomeStatus, Plan, ProbeOutcome, Verdict, VerdictKind
