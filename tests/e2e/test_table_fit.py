@@ -18,6 +18,7 @@ import pytest
 
 from orchestrator.sandbox import FleetSpec, Sandbox
 from orchestrator.sandbox.demo import exports, stage
+from tests.e2e.sandbox_env import quick_probes
 from tests.e2e.test_terminal_fit import ORCH, on_terminal
 
 pytestmark = pytest.mark.e2e
@@ -33,7 +34,7 @@ def healed_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, s
     spec = FleetSpec(instances=24, hung=2, refusing=1, leaking=2, opt_out=1, unmanaged=2, seed=6, port=0)
     with Sandbox(spec) as sb:
         env = exports(sb, stage(sb, tmp_path_factory.mktemp("healed-state")))
-        env = {"PATH": "/usr/bin:/bin", "TERM": "xterm-256color", "HOME": str(tmp_path_factory.mktemp("healed-home")), **env}
+        env = {"PATH": "/usr/bin:/bin", "TERM": "xterm-256color", "HOME": str(tmp_path_factory.mktemp("healed-home")), **quick_probes(env)}
         assert as_json("heal --yes", env) is not None
         yield env
 
@@ -112,7 +113,12 @@ def check_table_output(command: str, lines: list[str], columns: int, document: A
 def test_table_commands_keep_ids_verdicts_and_rows_whole(healed_env, command, every_id, words, columns):
     if "{acted}" in command:
         command = command.format(acted=acted_on(healed_env))
-    check_table_output(command, on_terminal(command, healed_env, columns), columns, as_json(command, healed_env), every_id, words)
+    if command not in JSON_OF:  # the same fleet at every width: one JSON run a command (a sweep takes seconds)
+        JSON_OF[command] = as_json(command, healed_env)
+    check_table_output(command, on_terminal(command, healed_env, columns), columns, JSON_OF[command], every_id, words)
+
+
+JSON_OF: dict[str, Any] = {}
 
 
 @pytest.mark.parametrize("columns", [80, 100, 120])

@@ -20,6 +20,7 @@ import pytest
 from orchestrator.model import VerdictKind
 from orchestrator.sandbox import FleetSpec, Sandbox
 from orchestrator.sandbox.demo import exports, stage
+from tests.e2e.sandbox_env import quick_probes
 
 pytestmark = pytest.mark.e2e
 
@@ -33,7 +34,7 @@ def fleet_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
     spec = FleetSpec(instances=24, hung=2, refusing=1, leaking=2, opt_out=1, unmanaged=2, seed=5, port=0)
     with Sandbox(spec) as sb:
         env = exports(sb, stage(sb, tmp_path_factory.mktemp("state")))
-        yield {"PATH": "/usr/bin:/bin", "TERM": "xterm-256color", "HOME": str(tmp_path_factory.mktemp("home")), **env}
+        yield {"PATH": "/usr/bin:/bin", "TERM": "xterm-256color", "HOME": str(tmp_path_factory.mktemp("home")), **quick_probes(env)}
 
 
 def on_terminal(command: str, env: dict[str, str], columns: int, stderr_too: bool = False) -> list[str]:
