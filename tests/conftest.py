@@ -156,16 +156,22 @@ def _no_forbidden_connections(monkeypatch: pytest.MonkeyPatch) -> None:
 #
 # xdist's own groups (the xdist_group mark) rename each test's node id, which this pytest
 # no longer lets a plugin do; the same grouping is made here with xdist's scheduler hook.
+#
+# The end-to-end modules that only build in-process sandboxes of their own and read nothing at
+# the repository's root form a second group, run beside the first: their fleets live in
+# another VPC (tests/e2e/sandbox_env.py, SECOND_VPC), so no address is shared.
 SERIAL_GROUP = "serial"
+SECOND_GROUP = "serial-second-vpc"
 PARALLEL_E2E = frozenset({"test_probe_endpoints.py", "test_cli_probe.py", "test_wheel_install.py"})
+SECOND_VPC_E2E = frozenset({"test_heal_sandbox.py", "test_table_fit.py", "test_terminal_fit.py", "test_top_terminal.py", "test_console.py"})
 
 
 def work_unit(nodeid: str) -> str:
-    """What one worker runs whole: the serial group, or else the test's file."""
+    """What one worker runs whole: one of the two end-to-end groups, or else the test's file."""
     path = nodeid.split("::", 1)[0]
     parts = path.split("/")
     if "e2e" in parts[:-1] and parts[-1] not in PARALLEL_E2E:
-        return SERIAL_GROUP
+        return SECOND_GROUP if parts[-1] in SECOND_VPC_E2E else SERIAL_GROUP
     return path
 
 

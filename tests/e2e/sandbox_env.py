@@ -10,6 +10,8 @@ half the time. Tests of probing, debounce and healing keep the sandbox's setting
 
 from __future__ import annotations
 
+from orchestrator.sandbox.spec import FleetSpec
+
 QUICK_PROBES = {
     "ORCH_PROBE_BANNER_TIMEOUT": "1.0",
     "ORCH_PROBE_RETRY_WINDOW": "0.5",
@@ -20,3 +22,13 @@ QUICK_PROBES = {
 def quick_probes(env: dict[str, str]) -> dict[str, str]:
     """``env`` (a served sandbox's exports) with the quick probe settings over it."""
     return {**env, **QUICK_PROBES}
+
+
+# The end-to-end modules run in two groups at once (tests/conftest.py, work_unit): the
+# first builds its fleets in the sandbox's own 127.20.0.0/16, the second here, so two fleets
+# never share an address (their fake sshds bind each instance's address).
+SECOND_VPC = "127.21.0.0/16"
+
+
+def in_second_vpc(spec: FleetSpec) -> FleetSpec:
+    return spec.model_copy(update={"vpc_cidr": SECOND_VPC})

@@ -23,6 +23,7 @@ import pytest
 from orchestrator.sandbox import FleetSpec, Sandbox
 from orchestrator.sandbox.demo import exports, stage
 from orchestrator.state import open_store
+from tests.e2e.sandbox_env import in_second_vpc
 from tests.e2e.test_terminal_fit import ANSI, ORCH
 
 pytestmark = pytest.mark.e2e
@@ -33,7 +34,7 @@ PROMPT = r"take (\d+) action\(s\)\? \[y/N\]"
 @pytest.fixture(scope="module")
 def fleet_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sandbox, dict[str, str]]]:
     spec = FleetSpec(instances=12, hung=2, refusing=1, leaking=1, opt_out=1, unmanaged=1, seed=7, port=0)
-    with Sandbox(spec) as sb:
+    with Sandbox(in_second_vpc(spec)) as sb:
         env = exports(sb, stage(sb, tmp_path_factory.mktemp("state")))
         yield sb, {"PATH": "/usr/bin:/bin", "TERM": "xterm-256color", "HOME": str(tmp_path_factory.mktemp("home")), **env}
 

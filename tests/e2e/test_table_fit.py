@@ -18,7 +18,7 @@ import pytest
 
 from orchestrator.sandbox import FleetSpec, Sandbox
 from orchestrator.sandbox.demo import exports, stage
-from tests.e2e.sandbox_env import quick_probes
+from tests.e2e.sandbox_env import in_second_vpc, quick_probes
 from tests.e2e.test_terminal_fit import ORCH, on_terminal
 
 pytestmark = pytest.mark.e2e
@@ -32,7 +32,7 @@ CONTINUATION = re.compile(r"^\s{2,}\S")
 def healed_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """A sandbox fleet after one `orch heal --yes`: history, actions in flight and state to show."""
     spec = FleetSpec(instances=24, hung=2, refusing=1, leaking=2, opt_out=1, unmanaged=2, seed=6, port=0)
-    with Sandbox(spec) as sb:
+    with Sandbox(in_second_vpc(spec)) as sb:
         env = exports(sb, stage(sb, tmp_path_factory.mktemp("healed-state")))
         env = {"PATH": "/usr/bin:/bin", "TERM": "xterm-256color", "HOME": str(tmp_path_factory.mktemp("healed-home")), **quick_probes(env)}
         assert as_json("heal --yes", env) is not None

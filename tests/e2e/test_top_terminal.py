@@ -21,7 +21,7 @@ from orchestrator.model import VerdictKind
 from orchestrator.sandbox import FleetSpec, Sandbox
 from orchestrator.sandbox.demo import exports, stage
 from orchestrator.state import open_store
-from tests.e2e.sandbox_env import quick_probes
+from tests.e2e.sandbox_env import in_second_vpc, quick_probes
 from tests.e2e.test_terminal_fit import ANSI, ORCH, on_terminal
 
 pytestmark = pytest.mark.e2e
@@ -35,7 +35,7 @@ ROW = re.compile(r"i-[0-9a-f]{17}\b")
 def fleet_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """One sandbox for the module (moto's state is one per process); the last test heals it."""
     spec = FleetSpec(instances=24, hung=2, refusing=1, leaking=2, opt_out=1, unmanaged=2, seed=5, port=0)
-    with Sandbox(spec) as sb:
+    with Sandbox(in_second_vpc(spec)) as sb:
         env = exports(sb, stage(sb, tmp_path_factory.mktemp("state")))
         yield {"PATH": "/usr/bin:/bin", "TERM": "xterm-256color", "HOME": str(tmp_path_factory.mktemp("home")), **quick_probes(env)}
 
