@@ -24,6 +24,7 @@ from orchestrator.sweep.pipeline import SweepReport
 
 if TYPE_CHECKING:
     from orchestrator.sandbox.demo import DemoResult
+    from orchestrator.sandbox.scenario import LiveScenario
     from orchestrator.sandbox.spec import FleetSpec
 
 OPT_OUT_TAG = "orch:skip"  # the sandbox's settings are the defaults here
@@ -94,7 +95,8 @@ def sandbox_command(display: Display, instances: int, hung: int, refusing: int, 
                  port_fallback=default_port)
     if untagged and not serve:
         raise OrchError("--untagged needs --serve: an untagged fleet is one to adopt by hand with orch init", Exit.USAGE)
-    boxes = _scenario_boxes(scenario, seed) if scenario else []
+    live = _scenario(scenario, seed) if scenario else None
+    boxes = live.boxes if live else []
     if scenario and not serve:
         raise OrchError("--scenario goes with --serve: the scenario lives on the wall clock (orch simulate runs it in simulated time)",
                         Exit.USAGE)
@@ -104,7 +106,7 @@ def sandbox_command(display: Display, instances: int, hung: int, refusing: int, 
     if serve:
         if schedule_minutes is None:  # an untagged fleet is one nobody heals yet: the adopt walk (docs/adopt.md) deploys its healer
             schedule_minutes = 0 if untagged else DEFAULT_SCHEDULE_MINUTES
-        _serve(spec, state_dir, env_file, time_scale, boxes, schedule_minutes)
+        _serve(spec, state_dir, env_file, time_scale, live, schedule_minutes)
         return
     if schedule_minutes is not None:
         raise OrchError("--schedule-minutes goes with --serve (the demo without --serve sweeps until the fleet is healed)", Exit.USAGE)
@@ -177,18 +179,18 @@ def _print_outcome(out: Console, result: DemoResult) -> None:
                             "untouched" if result.untouched_bystanders else ("TOUCHED", "red")))
 
 
-def _scenario_boxes(name: str, seed: int) -> list[Any]:
+def _scenario(name: str, seed: int) -> LiveScenario:
     from datetime import datetime, timezone
 
-    from orchestrator.sandbox.scenario import ScenarioError, scenario_boxes
+    from orchestrator.sandbox.scenario import ScenarioError, scenario_fleet
 
     try:
-        return scenario_boxes(name, datetime.now(timezone.utc), seed)
+        return scenario_fleet(name, datetime.now(timezone.utc), seed)
     except ScenarioError as exc:
         raise OrchError(str(exc), Exit.USAGE) from None
 
 
-def _serve(spec: FleetSpec, state_dir: Path | None, env_file: Path | None, time_scale: float = 1.0, boxes: list[Any] | None = None,
+def _serve(spec: FleetSpec, state_dir: Path | None, env_file: Path | None, time_scale: float = 1.0, live: LiveScenario | None = None,
            schedule_minutes: float = DEFAULT_SCHEDULE_MINUTES) -> None:
     from orchestrator.sandbox.demo import aws_env, exports, stage
     from orchestrator.sandbox.fleet import Sandbox
@@ -215,7 +217,9 @@ def _serve(spec: FleetSpec, state_dir: Path | None, env_file: Path | None, time_
                 raise OrchError(f"cannot use --state-dir {directory}: {exc.strerror or exc}", Exit.USAGE) from None
         log_path = directory / "requests.log"
         made = Sandbox(spec)
-        made.boxes = dict(enumerate(boxes or []))  # a scenario's boxes, by managed index
+        if live is not None:  # a scenario's boxes, by managed index, and its network's outages
+            made.boxes = dict(enumerate(live.boxes))
+            made.outages = list(live.outages)
         try:
             sb = cleanup.enter_context(made)
         except OSError as exc:
@@ -248,6 +252,11 @@ def _serve(spec: FleetSpec, state_dir: Path | None, env_file: Path | None, time_
                        f"(its log: {lambda_log}); --schedule-minutes 0 leaves it to orch heal by hand", err=True)
         else:
             click.echo("no scheduled sweep (--schedule-minutes 0): only orch heal by hand heals it", err=True)
+        if live is not None and live.started is not None:
+            from orchestrator.sandbox.scenario import describe
+
+            for outage in live.outages:
+                click.echo(f"the scenario's network: {describe(outage, live.started)}", err=True)
         click.echo("ready")
         sys.stdout.flush()
         # After `ready`: the scheduled sweep's log lines take stdout for their file while it runs.
