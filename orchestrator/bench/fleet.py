@@ -123,6 +123,7 @@ def start_fleet(mix: FleetMix, work_dir: Path, *, seed: int = 0, timeout: float 
         "--slow-delay", str(SLOW_DELAY),
         "--no-metrics", str(mix.no_metrics),
         "--refusing", "0", "--leaking", "0", "--opt-out", "0", "--unmanaged", "0",
+        "--schedule-minutes", "0",  # measured sweeps only: no scheduled healer in the fleet's process
         "--seed", str(seed),
         "--port", "0",  # a free port: other sandboxes on this host may use 127.20.0.0/16 too
         "--state-dir", str(work_dir / f"fleet-{mix.instances}-state"),

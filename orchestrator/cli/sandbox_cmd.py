@@ -24,9 +24,13 @@ from orchestrator.sweep.pipeline import SweepReport
 
 if TYPE_CHECKING:
     from orchestrator.sandbox.demo import DemoResult
+    from orchestrator.sandbox.scenario import LiveScenario
     from orchestrator.sandbox.spec import FleetSpec
 
 OPT_OUT_TAG = "orch:skip"  # the sandbox's settings are the defaults here
+# cfn/orchestrator.yaml's ScheduleMinutes default (orchestrator.sandbox.schedule has it too; a test compares
+# both with the template): here so that `orch sandbox --help` does not import moto.
+DEFAULT_SCHEDULE_MINUTES = 5
 
 
 def _spec(**fields: Any) -> FleetSpec:
@@ -66,12 +70,16 @@ def _spec(**fields: Any) -> FleetSpec:
               help="With --serve: one of orch simulate's fleets (orch simulate --list), live on the wall clock.")
 @click.option("--time-scale", type=FiniteFloat(0.1, 120), default=1.0, show_default=True,
               help="With --serve: simulated minutes per wall-clock minute (10: a leak wedges ten times sooner).")
+@click.option("--schedule-minutes", type=FiniteFloat(0, 1440), default=None, metavar="MINUTES",
+              help=f"With --serve: heal as the deployed stack would, its Lambda every MINUTES simulated minutes, the first "
+                   f"one interval after start (the stack's ScheduleMinutes; default {DEFAULT_SCHEDULE_MINUTES}, 0 with --untagged: "
+                   "a fleet to adopt has no healer yet). 0: never, heal by hand.")
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Where --serve keeps its state file and request log (default: a temporary directory, removed on exit).")
+              help="Where --serve keeps its state file and logs (default: a temporary directory, removed on exit).")
 @display_options
 def sandbox_command(display: Display, instances: int, hung: int, refusing: int, leaking: int, slow: int, slow_delay: float,
                     no_metrics: int, opt_out: int, unmanaged: int, seed: int, port: int, untagged: bool, serve: bool, env_file: Path | None,
-                    scenario: str | None, time_scale: float, state_dir: Path | None) -> None:
+                    scenario: str | None, time_scale: float, schedule_minutes: float | None, state_dir: Path | None) -> None:
     """A simulated fleet on embedded AWS (moto on 127.0.0.1), healed by the real sweep.
 
     Without --serve: build the fleet, sweep until every broken instance is healed and a
@@ -87,7 +95,8 @@ def sandbox_command(display: Display, instances: int, hung: int, refusing: int, 
                  port_fallback=default_port)
     if untagged and not serve:
         raise OrchError("--untagged needs --serve: an untagged fleet is one to adopt by hand with orch init", Exit.USAGE)
-    boxes = _scenario_boxes(scenario, seed) if scenario else []
+    live = _scenario(scenario, seed) if scenario else None
+    boxes = live.boxes if live else []
     if scenario and not serve:
         raise OrchError("--scenario goes with --serve: the scenario lives on the wall clock (orch simulate runs it in simulated time)",
                         Exit.USAGE)
@@ -95,8 +104,12 @@ def sandbox_command(display: Display, instances: int, hung: int, refusing: int, 
         spec = spec.model_copy(update={"instances": len(boxes), "hung": 0, "refusing": 0, "leaking": 0, "slow": 0, "no_metrics": 0,
                                        "opt_out": 0, "unmanaged": 0})
     if serve:
-        _serve(spec, state_dir, env_file, time_scale, boxes)
+        if schedule_minutes is None:  # an untagged fleet is one nobody heals yet: the adopt walk (docs/adopt.md) deploys its healer
+            schedule_minutes = 0 if untagged else DEFAULT_SCHEDULE_MINUTES
+        _serve(spec, state_dir, env_file, time_scale, live, schedule_minutes)
         return
+    if schedule_minutes is not None:
+        raise OrchError("--schedule-minutes goes with --serve (the demo without --serve sweeps until the fleet is healed)", Exit.USAGE)
     if time_scale != 1.0:
         raise OrchError("--time-scale goes with --serve (the demo without --serve moves its own clock)", Exit.USAGE)
     if env_file is not None:
@@ -166,21 +179,22 @@ def _print_outcome(out: Console, result: DemoResult) -> None:
                             "untouched" if result.untouched_bystanders else ("TOUCHED", "red")))
 
 
-def _scenario_boxes(name: str, seed: int) -> list[Any]:
+def _scenario(name: str, seed: int) -> LiveScenario:
     from datetime import datetime, timezone
 
-    from orchestrator.sandbox.scenario import ScenarioError, scenario_boxes
+    from orchestrator.sandbox.scenario import ScenarioError, scenario_fleet
 
     try:
-        return scenario_boxes(name, datetime.now(timezone.utc), seed)
+        return scenario_fleet(name, datetime.now(timezone.utc), seed)
     except ScenarioError as exc:
         raise OrchError(str(exc), Exit.USAGE) from None
 
 
-def _serve(spec: FleetSpec, state_dir: Path | None, env_file: Path | None, time_scale: float = 1.0, boxes: list[Any] | None = None) -> None:
+def _serve(spec: FleetSpec, state_dir: Path | None, env_file: Path | None, time_scale: float = 1.0, live: LiveScenario | None = None,
+           schedule_minutes: float = DEFAULT_SCHEDULE_MINUTES) -> None:
     from orchestrator.sandbox.demo import aws_env, exports, stage
     from orchestrator.sandbox.fleet import Sandbox
-    from orchestrator.sandbox.living import Driver
+    from orchestrator.sandbox.schedule import living_driver
     from orchestrator.sandbox.server import log_requests
 
     # A flag and signal.pause, not a threading.Event: Event.set from a signal handler
@@ -203,7 +217,9 @@ def _serve(spec: FleetSpec, state_dir: Path | None, env_file: Path | None, time_
                 raise OrchError(f"cannot use --state-dir {directory}: {exc.strerror or exc}", Exit.USAGE) from None
         log_path = directory / "requests.log"
         made = Sandbox(spec)
-        made.boxes = dict(enumerate(boxes or []))  # a scenario's boxes, by managed index
+        if live is not None:  # a scenario's boxes, by managed index, and its network's outages
+            made.boxes = dict(enumerate(live.boxes))
+            made.outages = list(live.outages)
         try:
             sb = cleanup.enter_context(made)
         except OSError as exc:
@@ -223,14 +239,35 @@ def _serve(spec: FleetSpec, state_dir: Path | None, env_file: Path | None, time_
             click.echo(f"in another shell: source {shlex.quote(str(env_file))}", err=True)
         else:
             click.echo("\n".join(lines))
-        # The fleet lives: every minute its agents publish, leaks climb and wedge (orchestrator.sandbox.living).
-        driver = Driver(sb, time_scale, on_error=lambda exc: click.echo(f"warning: the sandbox's clock tick failed: {exc}", err=True))
-        driver.start()
-        cleanup.callback(driver.stop.set)
+        # The fleet lives: every minute its agents publish, leaks climb and wedge (orchestrator.sandbox.living);
+        # and, as a deployed stack would, its Lambda heals it on the schedule (orchestrator.sandbox.schedule).
+        lambda_log = directory / "lambda.log"
+        log = cleanup.enter_context(lambda_log.open("a", encoding="utf-8")) if schedule_minutes > 0 else None
+        driver = living_driver(sb, exported, time_scale, schedule_minutes, say=lambda line: click.echo(line, err=True), log=log,
+                               on_error=lambda exc: click.echo(f"warning: the sandbox's clock tick failed: {exc}", err=True))
         pace = "" if time_scale == 1.0 else f", {time_scale:g} simulated minutes a minute"
         click.echo(f"AWS requests are logged to {log_path}; the fleet lives on the wall clock{pace}; stop with Ctrl-C", err=True)
+        if driver.schedule:
+            click.echo(f"the deployed Lambda's sweep heals it every {schedule_minutes:g} simulated minutes, a line here each time "
+                       f"(its log: {lambda_log}); --schedule-minutes 0 leaves it to orch heal by hand", err=True)
+        else:
+            click.echo("no scheduled sweep (--schedule-minutes 0): only orch heal by hand heals it", err=True)
+        if live is not None and live.started is not None:
+            from orchestrator.sandbox.scenario import describe
+
+            for outage in live.outages:
+                click.echo(f"the scenario's network: {describe(outage, live.started)}", err=True)
         click.echo("ready")
         sys.stdout.flush()
+        # After `ready`: the scheduled sweep's log lines take stdout for their file while it runs.
+        thread = driver.start()
+
+        def stop_driver() -> None:
+            """Before the sandbox stops: a sweep under way finishes (its lease released, its record written)."""
+            driver.stop.set()
+            thread.join(timeout=120)
+
+        cleanup.callback(stop_driver)
         while not stopping:
             signal.pause()
 

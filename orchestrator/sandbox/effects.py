@@ -131,7 +131,7 @@ class Effects:
         self._impaired.pop(instance_id, None)
         self._console[instance_id] = boot_log(self._console_rng[instance_id], hostname(sim.private_ip))
         level = box.memory(at)
-        if sim.reports_metrics and level is not None:
+        if sim.reports_metrics and level is not None and not self.agent_cut(sim, at):
             # Straight into moto's backend: we are inside a moto request thread here.
             # moto keeps request timestamps as naive UTC; an aware one would not compare.
             backend = cloudwatch_backends[self.account_id][self.region]

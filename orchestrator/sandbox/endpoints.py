@@ -6,6 +6,14 @@ healthy sshd sends its identification line at once; the incident's sshd never do
 while the kernel still completes the TCP handshake. Those behaviours (and a refused
 port, and a slow banner) are what a prober can observe, so they are all we fake.
 
+A network fault between the prober and a box (a route, a NAT, an ACL, a dark zone) is
+the path, not sshd: ``set_cut`` drops the prober's packets, so a connection attempt
+times out whatever sshd is doing, and the endpoint's mode (a reboot's, a flap's) takes
+effect again when the cut is lifted. On loopback, without root and without a firewall,
+a cut endpoint is a listening socket of backlog 0 whose one queue slot is taken by a
+connection of our own and never accepted: Linux drops a SYN to a listener whose accept
+queue is full, so the prober's handshake never completes and its connect times out.
+
 Why one loop: a thread per endpoint would be 10,000 threads. One asyncio loop in one
 background thread serves every endpoint; other threads change modes through
 ``call_soon_threadsafe``-style hand-offs, so callers never touch loop state directly.
@@ -128,6 +136,8 @@ class _Endpoint:
     server: asyncio.AbstractServer | None = None
     connections: set[_Connection] = field(default_factory=set)
     generation: int = 0
+    cut: bool = False  # the network path is cut: connections time out whatever the mode
+    dark: tuple[socket.socket, socket.socket] | None = None  # while cut: the full listener and the connection filling it
 
 
 class EndpointFleet:
@@ -216,6 +226,18 @@ class EndpointFleet:
         else:
             self._call(self._schedule, instance_id, mode, delay)
 
+    def set_cut(self, instance_id: str, cut: bool) -> None:
+        """Cut the network path to the endpoint (a connection attempt times out) or restore it.
+
+        Connections already open are left as they are (a cut path stalls them, it does
+        not reset them); the mode set meanwhile is the one in force once restored.
+        """
+        self._call(self._set_cut, instance_id, cut)
+
+    def cut_off(self) -> set[str]:
+        """The endpoints whose network path is cut now."""
+        return set(self._call(lambda: {i for i, e in self._endpoints.items() if e.cut}))
+
     def remove(self, instance_id: str) -> None:
         """Forget an endpoint (the instance is gone): nothing listens there any more."""
         self._call(self._remove, instance_id)
@@ -295,6 +317,46 @@ class EndpointFleet:
         if endpoint.server is not None:
             endpoint.server.close()
             endpoint.server = None
+        if endpoint.dark is not None:
+            for sock in endpoint.dark:
+                sock.close()
+            endpoint.dark = None
+
+    def _darken(self, endpoint: _Endpoint) -> None:
+        """Bind the endpoint's address with a listener whose accept queue is full: SYNs are dropped."""
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((endpoint.ip, self.port))
+            listener.listen(0)  # Linux queues backlog + 1: the filler's connection takes the one slot
+            filler.settimeout(0.5)
+            try:
+                filler.connect((endpoint.ip, self.port))  # loopback: the handshake completes at once
+            except TimeoutError:
+                pass  # a probe's connection took the slot first: the queue is full all the same
+        except OSError as exc:
+            listener.close()
+            filler.close()
+            raise OSError(exc.errno, f"cannot cut {endpoint.ip}:{self.port} for {endpoint.instance_id}: {exc.strerror}") from None
+        endpoint.dark = (listener, filler)
+
+    async def _realize(self, endpoint: _Endpoint) -> None:
+        """Make the sockets match the endpoint's mode and cut."""
+        if endpoint.cut:
+            if endpoint.dark is None:
+                self._unlisten(endpoint)
+                self._darken(endpoint)
+        elif endpoint.mode is Mode.REFUSING or endpoint.dark is not None:
+            self._unlisten(endpoint)
+        if not endpoint.cut and endpoint.mode is not Mode.REFUSING and endpoint.server is None:
+            await self._listen(endpoint)
+
+    async def _set_cut(self, instance_id: str, cut: bool) -> None:
+        endpoint = self._endpoints[instance_id]
+        if endpoint.cut is not cut:
+            endpoint.cut = cut
+            await self._realize(endpoint)
 
     def _reset_connections(self, endpoint: _Endpoint) -> None:
         for connection in list(endpoint.connections):
@@ -308,10 +370,7 @@ class EndpointFleet:
     async def _switch(self, endpoint: _Endpoint, mode: Mode) -> None:
         self._reset_connections(endpoint)
         endpoint.mode = mode
-        if mode is Mode.REFUSING:
-            self._unlisten(endpoint)
-        elif endpoint.server is None:
-            await self._listen(endpoint)
+        await self._realize(endpoint)
 
     def _schedule(self, instance_id: str, mode: Mode, delay: float) -> None:
         endpoint = self._endpoints[instance_id]

@@ -56,6 +56,7 @@ class SimInstance:
     index: int | None = None  # managed: 0-based, name crawler-(index+1); unmanaged: None
     memory_percent: float | None = None
     impaired: bool = False
+    cut: bool = False  # the network path to it is cut (a scenario's outage): probes time out whatever its sshd does
 
     @property
     def asg_member(self) -> bool:

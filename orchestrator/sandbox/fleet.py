@@ -54,6 +54,7 @@ from orchestrator.sandbox.memory import MemoryShape, box_for
 from orchestrator.sandbox.moto_version import require_supported_moto
 from orchestrator.sandbox.server import MotoServer, sandbox_env
 from orchestrator.sandbox.spec import FleetSpec, Role, assign_roles, opt_out_indices
+from orchestrator.simulate.world import Outage
 
 _CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=300)
 # The sandbox's own clients skip botocore's parameter validation: building a large
@@ -91,6 +92,9 @@ class Sandbox(Effects):
         # Managed index -> box, from a scenario of `orch simulate` (orchestrator.sandbox.scenario);
         # their sshd then follows the model minute by minute, faults and flaps included.
         self.boxes: dict[int, Box] = {}
+        # The scenario's network faults, in simulated time: a cut path makes the prober's connections time
+        # out (EndpointFleet.set_cut), a cut agent publishes nothing while it lasts.
+        self.outages: list[Outage] = []
         self._series_end = self.clock.wall()
         self._installed = False
         self._ready = False
@@ -169,6 +173,7 @@ class Sandbox(Effects):
         """Snapshot of every instance (managed by index, then unmanaged), modes live."""
         with self._lock:
             live = self._endpoints.modes() if self._endpoints is not None else {}
+            cut = self._endpoints.cut_off() if self._endpoints is not None and self.outages else set()
             result = [
                 dataclasses.replace(
                     sim,
@@ -177,6 +182,7 @@ class Sandbox(Effects):
                     if sim.reports_metrics and sim.state == "running"
                     else None,
                     impaired=sim.instance_id in self._impaired,
+                    cut=sim.instance_id in cut,
                 )
                 for sim in self._sims.values()
             ]
@@ -268,7 +274,7 @@ class Sandbox(Effects):
                     if at < box.current.started_at:
                         continue  # minutes the box's (re)boot already left behind
                     value = box.memory(at)
-                    if value is not None:
+                    if value is not None and not self.agent_cut(sim, at):
                         points.append((sim, at, value))
                         self._level[sim.instance_id] = value
                     if box.wedged(at) and not box.wedged(at - timedelta(minutes=1)):
@@ -276,8 +282,32 @@ class Sandbox(Effects):
                     elif self.boxes and sim.index in self.boxes:
                         self._follow(sim, box, at)
             self._series_end = start + timedelta(minutes=minutes)
+            if self.outages:
+                self._cut_paths(self._series_end)
         self._put_points(points)
         return caused
+
+    def path_cut(self, sim: SimInstance, t: datetime) -> bool:
+        """The prober cannot reach this instance's sshd at ``t``: its own network is down, or the path to the box is cut."""
+        slot = None if sim.index is None else f"slot-{sim.index}"
+        return any((o.prober and o.start <= t < o.end) or (o.cuts_ssh and o.reaches(slot, sim.availability_zone, t))
+                   for o in self.outages)
+
+    def agent_cut(self, sim: SimInstance, t: datetime) -> bool:
+        """The instance's agent cannot reach CloudWatch at ``t``: that minute's point never arrives."""
+        slot = None if sim.index is None else f"slot-{sim.index}"
+        return any(o.cuts_agent and o.reaches(slot, sim.availability_zone, t) for o in self.outages)
+
+    def _cut_paths(self, t: datetime) -> None:
+        """Every endpoint's path as the outages have it at ``t`` (cut or restored)."""
+        endpoints = self._require_endpoints()
+        cut = endpoints.cut_off()
+        for sim in self._sims.values():
+            if sim.state == "terminated":
+                continue
+            wanted = self.path_cut(sim, t)
+            if wanted is not (sim.instance_id in cut):
+                endpoints.set_cut(sim.instance_id, wanted)
 
     leak_progress = advance
 

@@ -11,9 +11,16 @@ OOM killer), and a box orch rebooted starts a new cycle and, if it leaks, leaks 
 demos; each simulated minute's point is stamped at the wall time it happens, so sweeps in
 other processes read CloudWatch on their own clocks and see the story K times faster.
 
-The driver only asks the sandbox for what is due (``Sandbox.publish_due``); the loop that
-waits between ticks is the one piece that reads the wall clock, and tests call ``tick``
-with the sandbox's clock injected instead (no test waits).
+The driver also keeps a schedule (``Every``): jobs due every so many *simulated* minutes,
+the first one interval after start, as an EventBridge rate fires. The served sandbox puts
+the deployed Lambda's sweep there (orchestrator.sandbox.schedule), so the fleet heals itself
+as a deployed stack would heal it; at ``--time-scale 10`` it sweeps ten times as often in
+wall time, like everything else.
+
+The driver only asks the sandbox what time it is (``Sandbox.now``) and what is due
+(``Sandbox.publish_due``): the sandbox's clock is the one place the wall clock is read, and
+tests inject it (``sb.wall = ...``) and call ``tick`` instead of waiting. The loop between
+ticks only sleeps.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Callable, Protocol
 
 log = logging.getLogger(__name__)
@@ -35,6 +43,40 @@ class Lives(Protocol):
 
     def set_time_scale(self, scale: float) -> None: ...
 
+    def now(self) -> datetime: ...
+
+
+@dataclass
+class Every:
+    """``job`` every ``minutes`` simulated minutes, the first time one interval after the driver starts.
+
+    Like an EventBridge rate: a slot missed (the driver was busy, the machine asleep) is
+    skipped, not made up in a burst; the job runs once and the next slot is the next one
+    after now.
+    """
+
+    minutes: float
+    job: Callable[[], object]
+    due: datetime | None = None  # the next slot; set from the sandbox's clock when the driver is made
+
+    def __post_init__(self) -> None:
+        if self.minutes <= 0:
+            raise ValueError("a schedule needs a positive number of minutes")
+
+    @property
+    def interval(self) -> timedelta:
+        return timedelta(minutes=self.minutes)
+
+    def take(self, now: datetime) -> bool:
+        """Whether a slot has come by ``now``; if so, the next slot is the first one after ``now``."""
+        if self.due is None:
+            self.due = now + self.interval
+        if now < self.due:
+            return False
+        missed = (now - self.due) // self.interval
+        self.due += self.interval * (missed + 1)
+        return True
+
 
 @dataclass
 class Driver:
@@ -44,11 +86,16 @@ class Driver:
     scale: float = 1.0
     on_error: Callable[[BaseException], None] = field(default=lambda exc: log.warning("sandbox tick failed: %s", exc))
     stop: threading.Event = field(default_factory=threading.Event)
+    schedule: list[Every] = field(default_factory=list)
     ticks: int = 0
 
     def __post_init__(self) -> None:
         if self.scale != 1.0:
             self.sandbox.set_time_scale(self.scale)
+        started = self.sandbox.now()
+        for every in self.schedule:
+            if every.due is None:
+                every.due = started + every.interval
 
     @property
     def interval(self) -> float:
@@ -56,9 +103,19 @@ class Driver:
         return min(TICK_SECONDS, 60.0 / self.scale / 2)
 
     def tick(self) -> list[object]:
-        """Whatever is due happens now (the minutes that passed since the last point)."""
+        """Whatever is due happens now: the minutes that passed since the last point, then the
+        scheduled jobs whose slot has come (they see the minutes just published). A job that
+        fails is told (``on_error``) and the schedule goes on."""
         self.ticks += 1
-        return self.sandbox.publish_due()
+        caused = self.sandbox.publish_due()
+        now = self.sandbox.now()
+        for every in self.schedule:
+            if every.take(now):
+                try:
+                    every.job()
+                except Exception as exc:  # noqa: BLE001 - the server keeps serving; the next slot tries again
+                    self.on_error(exc)
+        return caused
 
     def run(self) -> None:
         """The loop: tick, wait, until stopped. A failed tick is said and the next one tries again."""

@@ -61,11 +61,16 @@ class Outage:
     prober: bool = False  # the prober's own network: every probe fails
 
     def covers(self, machine: Machine, t: datetime) -> bool:
+        return self.reaches(machine.slot_key, machine.instance.availability_zone, t)
+
+    def reaches(self, slot_key: str | None, zone: str, t: datetime) -> bool:
+        """Whether the outage is on the path of the instance in ``slot_key`` (None: no slot) and ``zone`` at ``t``;
+        the served sandbox asks it of its own instances."""
         if not (self.start <= t < self.end):
             return False
-        if self.zone is not None and machine.instance.availability_zone != self.zone:
+        if self.zone is not None and zone != self.zone:
             return False
-        return self.instances is None or machine.slot_key in self.instances
+        return self.instances is None or slot_key in self.instances
 
 
 @dataclass

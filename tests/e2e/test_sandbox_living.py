@@ -142,12 +142,29 @@ def test_a_simulate_scenario_runs_live_through_the_same_box_model(tmp_path):
             store.close()
 
 
-def test_a_scenario_the_sandbox_cannot_fake_is_refused_with_the_simulator_named():
+def test_a_scenario_is_served_only_with_serve_and_an_unknown_one_names_the_list():
     from click.testing import CliRunner
 
     from orchestrator.cli import cli
 
-    ran = CliRunner().invoke(cli, ["sandbox", "--serve", "--scenario", "dark-az"])
-    assert ran.exit_code == 2 and "orch simulate --scenario dark-az" in ran.stderr
+    ran = CliRunner().invoke(cli, ["sandbox", "--serve", "--scenario", "no-such-thing"])
+    assert ran.exit_code == 2 and "orch simulate --list names them" in ran.stderr and "dark-az" in ran.stderr
     ran = CliRunner().invoke(cli, ["sandbox", "--scenario", "chronic-leak"])
     assert ran.exit_code == 2 and "--scenario goes with --serve" in ran.stderr
+
+
+def test_a_scenario_that_launches_later_is_refused_with_the_simulator_named(monkeypatch):
+    """What the sandbox cannot serve yet (instances launched later in the story) says why and what to run instead."""
+    from dataclasses import replace
+
+    from orchestrator.sandbox import scenario as live
+    from orchestrator.simulate import BY_NAME
+
+    def build(world, rng, count, conditions):
+        BY_NAME["chronic-leak"].build(world, rng, count, conditions)
+        machine = next(iter(world.machines.values()))
+        world.pending.append((world.clock.now + timedelta(minutes=5), machine))
+
+    monkeypatch.setitem(live.BY_NAME, "later", replace(BY_NAME["chronic-leak"], name="later", build=build))
+    with pytest.raises(live.ScenarioError, match="launches instances later in its story.*orch simulate --scenario later"):
+        live.scenario_fleet("later", datetime.now(timezone.utc), seed=0)

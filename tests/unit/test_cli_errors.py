@@ -19,6 +19,8 @@ from orchestrator.cli import cli
         (["scan"], {"AWS_REGION": "", "AWS_DEFAULT_REGION": ""}, 3, "no AWS region"),
         (["status", "--state", "s3://bucket/x"], {}, 5, "state store"),
         (["sandbox", "--instances", "3", "--hung", "5"], {}, 2, "exceeds instances"),
+        (["sandbox", "--schedule-minutes", "0"], {}, 2, "--schedule-minutes goes with --serve"),
+        (["sandbox", "--serve", "--schedule-minutes", "-1"], {}, 2, "--schedule-minutes"),
         (["probe", "not a host:99999"], {}, 2, ""),
     ],
 )

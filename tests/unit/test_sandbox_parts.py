@@ -175,6 +175,44 @@ def test_endpoint_modes_switch_at_runtime_and_a_later_change_wins() -> None:
     assert _outcome("127.20.250.6", port) == "refused"
 
 
+def _reached(ip: str, port: int) -> str:
+    """``_outcome``, or "timeout" when the handshake never completes (a cut path drops the SYN)."""
+    try:
+        socket.create_connection((ip, port), timeout=0.3).close()
+    except TimeoutError:
+        return "timeout"
+    except ConnectionRefusedError:
+        pass
+    return _outcome(ip, port)
+
+
+def test_a_cut_path_times_out_whatever_sshd_does_and_the_mode_set_meanwhile_holds_after() -> None:
+    """A network fault (orchestrator.sandbox.scenario's outages) is the path, not sshd."""
+    port = _free_port()
+    fleet = EndpointFleet(port)
+    fleet.start(expected_endpoints=3)
+    ips = [f"127.20.250.{n}" for n in (10, 11, 12)]
+    try:
+        fleet.add_many([("i-a", ips[0], Mode.HEALTHY), ("i-b", ips[1], Mode.HUNG), ("i-c", ips[2], Mode.REFUSING)])
+        for instance_id in ("i-a", "i-b", "i-c"):
+            fleet.set_cut(instance_id, True)
+        assert fleet.cut_off() == {"i-a", "i-b", "i-c"}
+        assert [_reached(ip, port) for ip in ips] == ["timeout"] * 3
+        fleet.set_mode("i-b", Mode.HEALTHY)  # rebooted while cut off: still unreachable
+        fleet.set_mode("i-a", Mode.REFUSING)
+        fleet.set_cut("i-a", True)  # idempotent
+        assert [_reached(ip, port) for ip in ips] == ["timeout"] * 3
+        for instance_id in ("i-a", "i-b", "i-c"):
+            fleet.set_cut(instance_id, False)
+        assert fleet.cut_off() == set()
+        assert [_reached(ip, port) for ip in ips] == ["refused", "banner", "refused"]
+        fleet.set_cut("i-b", True)
+        fleet.remove("i-b")  # a terminated box's cut socket goes with it
+        assert _reached(ips[1], port) == "refused"
+    finally:
+        fleet.stop()
+
+
 def test_a_half_built_batch_leaves_nothing_behind() -> None:
     port = _free_port()
     fleet = EndpointFleet(port)
