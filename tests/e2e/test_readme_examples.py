@@ -61,9 +61,20 @@ def run(script: str, env: dict[str, str], timeout: float = 600) -> subprocess.Co
 
 
 def test_the_demo_examples_exit_0(shell_env):
-    ran = run(block("readme-demo"), shell_env)
+    text = block("readme-demo")
+    ran = run(text, shell_env)
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
-    assert "healed: 4 of 4 broken instances answer SSH again after 3 sweeps" in ran.stdout
+    # The figures in the block's comment ("4 broken: 3 healed, 1 next sweep, verified") are this run's.
+    said = re.search(r"# (\d+) broken: (\d+) healed, (\d+) next sweep, verified", text)
+    assert said, "the demo block's comment no longer says what the run shows"
+    broken, first, rest = map(int, said.groups())
+    assert broken == first + rest
+    sweeps = 2 + (rest > 0)  # the healing sweeps, then one that verifies
+    assert f"healed: {broken} of {broken} broken instances answer SSH again after {sweeps} sweeps" in ran.stdout
+    assert f"sweep 1: find and heal ({rest} more next sweep" in ran.stdout
+    assert len(re.findall(r"^sweep 1: i-[0-9a-f]+: reboot -> done", ran.stdout, re.M)) == first
+    assert len(re.findall(r"^sweep 2: i-[0-9a-f]+: reboot -> done", ran.stdout, re.M)) == rest
+    assert f"sweep {sweeps}: verify" in ran.stdout
     assert ran.stdout.rstrip().endswith("]") and '"sweeps"' not in ran.stdout  # the --query picked [ok, sweeps, healed]
 
 
