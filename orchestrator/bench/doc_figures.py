@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import orchestrator
-from orchestrator.bench import scaling
+from orchestrator.bench import safe_cadence, scale_model, scaling
 from orchestrator.simulate.conditions import FIELD, Conditions
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -253,8 +253,8 @@ class ScalingRun:
 def scaling_runs() -> list[ScalingRun]:
     runs = []
     for k in scaling.CADENCES:
-        runs += [ScalingRun(k, seed, scaling.LEAK_SCENARIOS) for seed in range(SCALING_SEEDS)]
-        runs.append(ScalingRun(k, 0, scaling.NO_ACTION_SCENARIOS))
+        runs += [ScalingRun(k, seed, safe_cadence.LEAK_SCENARIOS) for seed in range(SCALING_SEEDS)]
+        runs.append(ScalingRun(k, 0, safe_cadence.NO_ACTION_SCENARIOS))
     return runs
 
 
@@ -268,7 +268,7 @@ def scaling_simulations(runs: Sequence[ScalingRun], progress: Callable[[str], No
 
 def scaling_page(text: str, bench: Path, sims: list[dict[str, Any]]) -> str:
     """docs/scaling.md with every ``<!-- scaling:NAME -->`` block as orchestrator.bench.scaling renders it from the data."""
-    tables = scaling.render(scaling.Estate(), scaling.Measured.from_bench(json.loads(bench.read_text())[0]), sims)
+    tables = scaling.render(scale_model.Estate(), scale_model.Measured.from_bench(json.loads(bench.read_text())[0]), sims)
     out, at = [], 0
     for match in SCALING_MARKER.finditer(text):
         start = match.end()
