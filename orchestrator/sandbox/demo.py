@@ -20,9 +20,9 @@ import boto3
 
 from orchestrator.aws import Clients
 from orchestrator.config import Settings, load_settings
-from orchestrator.sandbox.endpoints import Mode as EndpointMode
 from orchestrator.sandbox.fleet import Sandbox
 from orchestrator.sandbox.spec import FleetSpec
+from orchestrator.sandbox.sshd import Mode as EndpointMode
 from orchestrator.state.sqlite import SqliteStore
 from orchestrator.sweep.pipeline import Mode, SweepDeps, SweepReport, sweep
 

@@ -17,9 +17,9 @@ from moto.ec2.models.instances import Instance as MotoInstance
 from orchestrator.box.console import boot_log, oom_log
 from orchestrator.box.model import Box, Sshd
 from orchestrator.sandbox.build import MANAGED_TAG
-from orchestrator.sandbox.endpoints import Mode
 from orchestrator.sandbox.events import EventKind, SandboxEvent, SimInstance
 from orchestrator.sandbox.memory import MemoryShape, box_for
+from orchestrator.sandbox.sshd import Mode
 
 ENDPOINT_MODE = {Sshd.OK: Mode.HEALTHY, Sshd.SLOW: Mode.SLOW, Sshd.HUNG: Mode.HUNG, Sshd.REFUSED: Mode.REFUSING}
 

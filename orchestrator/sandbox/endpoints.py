@@ -1,10 +1,8 @@
 """Fake sshd endpoints: one listening socket per instance, all on one event loop.
 
-Why not real sshd per instance: the scale target is 10,000 endpoints in one process,
-and the failure under study is only about the first bytes of the conversation. A
-healthy sshd sends its identification line at once; the incident's sshd never does
-while the kernel still completes the TCP handshake. Those behaviours (and a refused
-port, and a slow banner) are what a prober can observe, so they are all we fake.
+What each fake sshd says on a connection (its ``Mode``, the banner) is ``sshd``'s job;
+this module owns the listeners: binding, rebinding on a mode change, the network cut,
+the loop they are served from and the file descriptors they cost.
 
 A network fault between the prober and a box (a route, a NAT, an ACL, a dark zone) is
 the path, not sshd: ``set_cut`` drops the prober's packets, so a connection attempt
@@ -29,29 +27,19 @@ process (moto server, clients, pytest). At a hard limit of 20,000 that is about
 from __future__ import annotations
 
 import asyncio
-import enum
 import errno
 import logging
 import resource
 import socket
 import threading
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
+
+from orchestrator.sandbox.sshd import BANNER, Connection, Endpoint, Mode
 
 log = logging.getLogger(__name__)
 
-BANNER = b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n"
 FD_HEADROOM = 1024  # probes in flight, moto's server and clients, pytest itself
-
-
-class Mode(str, enum.Enum):
-    """What a prober sees when it connects to the instance's sshd port."""
-
-    HEALTHY = "healthy"  # banner at once
-    HUNG = "hung"  # TCP accepted, never a byte: the incident
-    REFUSING = "refusing"  # nothing listens: connection refused
-    SLOW = "slow"  # banner after ``slow_delay`` seconds
 
 
 class FdLimitError(RuntimeError):
@@ -81,65 +69,6 @@ def ensure_fd_limit(needed: int) -> int:
     return needed
 
 
-class _Connection(asyncio.Protocol):
-    """One accepted TCP connection; behaves as the endpoint's mode was when it arrived."""
-
-    def __init__(self, endpoint: _Endpoint, fleet: EndpointFleet) -> None:
-        self._endpoint = endpoint
-        self._fleet = fleet
-        self._transport: asyncio.Transport | None = None
-        self._timer: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-        self._endpoint.connections.add(self)
-        loop = asyncio.get_running_loop()
-        mode = self._endpoint.mode
-        if mode is Mode.HEALTHY:
-            self._send_banner()
-        elif mode is Mode.SLOW:
-            self._timer = loop.call_later(self._fleet.slow_delay, self._send_banner)
-        # HUNG: accept, read and discard, never answer, hold until the peer goes.
-
-    def _send_banner(self) -> None:
-        if self._transport is None or self._transport.is_closing():
-            return
-        self._transport.write(self._fleet.banner)
-        # Real sshd would now wait for the client's line and do key exchange; a prober
-        # only wants the banner, so hang up a little later if the peer has not.
-        self._timer = asyncio.get_running_loop().call_later(self._fleet.hold, self.close)
-
-    def data_received(self, data: bytes) -> None:
-        """Client identification and key exchange are ignored: the banner is all we fake."""
-
-    def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-
-    def abort(self) -> None:
-        if self._transport is not None:
-            self._transport.abort()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._endpoint.connections.discard(self)
-        self._transport = None
-
-
-@dataclass(eq=False)
-class _Endpoint:
-    instance_id: str
-    ip: str
-    mode: Mode
-    server: asyncio.AbstractServer | None = None
-    connections: set[_Connection] = field(default_factory=set)
-    generation: int = 0
-    cut: bool = False  # the network path is cut: connections time out whatever the mode
-    dark: tuple[socket.socket, socket.socket] | None = None  # while cut: the full listener and the connection filling it
-
-
 class EndpointFleet:
     """Every fake sshd of a simulated fleet, served from one background event loop.
 
@@ -164,7 +93,7 @@ class EndpointFleet:
         self.hold = hold
         self.banner = banner
         self.backlog = backlog
-        self._endpoints: dict[str, _Endpoint] = {}
+        self._endpoints: dict[str, Endpoint] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
@@ -288,7 +217,7 @@ class EndpointFleet:
         added: list[str] = []
         try:
             for instance_id, ip, mode in batch:
-                endpoint = _Endpoint(instance_id, ip, Mode(mode))
+                endpoint = Endpoint(instance_id, ip, Mode(mode))
                 self._endpoints[instance_id] = endpoint
                 added.append(instance_id)
                 if endpoint.mode is not Mode.REFUSING:
@@ -298,7 +227,7 @@ class EndpointFleet:
                 self._remove(instance_id)
             raise
 
-    async def _listen(self, endpoint: _Endpoint) -> None:
+    async def _listen(self, endpoint: Endpoint) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             # Re-binding after REFUSING must not wait for TIME_WAIT of old connections.
@@ -311,9 +240,9 @@ class EndpointFleet:
             hint = " (another sandbox on the same addresses? give another --port, or --port 0 for a free one)" if exc.errno == errno.EADDRINUSE else ""
             raise OSError(exc.errno, f"cannot listen on {endpoint.ip}:{self.port} for {endpoint.instance_id}: {exc.strerror}{hint}") from None
         loop = asyncio.get_running_loop()
-        endpoint.server = await loop.create_server(lambda: _Connection(endpoint, self), sock=sock)
+        endpoint.server = await loop.create_server(lambda: Connection(endpoint, self), sock=sock)
 
-    def _unlisten(self, endpoint: _Endpoint) -> None:
+    def _unlisten(self, endpoint: Endpoint) -> None:
         if endpoint.server is not None:
             endpoint.server.close()
             endpoint.server = None
@@ -322,7 +251,7 @@ class EndpointFleet:
                 sock.close()
             endpoint.dark = None
 
-    def _darken(self, endpoint: _Endpoint) -> None:
+    def _darken(self, endpoint: Endpoint) -> None:
         """Bind the endpoint's address with a listener whose accept queue is full: SYNs are dropped."""
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -341,7 +270,7 @@ class EndpointFleet:
             raise OSError(exc.errno, f"cannot cut {endpoint.ip}:{self.port} for {endpoint.instance_id}: {exc.strerror}") from None
         endpoint.dark = (listener, filler)
 
-    async def _realize(self, endpoint: _Endpoint) -> None:
+    async def _realize(self, endpoint: Endpoint) -> None:
         """Make the sockets match the endpoint's mode and cut."""
         if endpoint.cut:
             if endpoint.dark is None:
@@ -358,7 +287,7 @@ class EndpointFleet:
             endpoint.cut = cut
             await self._realize(endpoint)
 
-    def _reset_connections(self, endpoint: _Endpoint) -> None:
+    def _reset_connections(self, endpoint: Endpoint) -> None:
         for connection in list(endpoint.connections):
             connection.abort()
 
@@ -367,7 +296,7 @@ class EndpointFleet:
         endpoint.generation += 1
         await self._switch(endpoint, mode)
 
-    async def _switch(self, endpoint: _Endpoint, mode: Mode) -> None:
+    async def _switch(self, endpoint: Endpoint, mode: Mode) -> None:
         self._reset_connections(endpoint)
         endpoint.mode = mode
         await self._realize(endpoint)

@@ -8,7 +8,7 @@ import enum
 from datetime import datetime
 from typing import NamedTuple
 
-from orchestrator.sandbox.endpoints import Mode
+from orchestrator.sandbox.sshd import Mode
 
 
 class EventKind(str, enum.Enum):

@@ -24,14 +24,14 @@ ListMetrics + GetMetricData for all ~25 s, ``advance(1)`` <1 s, ``stop`` ~1.5 s.
 Those read times need ``ec2_fixes`` and ``cloudwatch_fixes`` (263 s and hours without).
 
 By job: the clock (``clock``), the agents' publishing (``agents``), the effects of actions
-(``effects``), the records callers read (``events``), the port check (``ports``), living on
-the wall clock (``living``) and `orch simulate`'s scenarios live (``scenario``).
+(``effects``), the records callers read (``events``), the port check and choice (``ports``),
+who each built instance is and its first hour of history (``population``), living on the
+wall clock (``living``) and `orch simulate`'s scenarios live (``scenario``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import errno
 import random
 import threading
 from datetime import datetime, timedelta
@@ -42,18 +42,17 @@ from botocore.config import Config
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.moto_api._internal.models import moto_api_backend
 
-from orchestrator.box.console import boot_log, oom_log
-from orchestrator.box.model import Box, Fault
-from orchestrator.sandbox import agents, cloudwatch_fixes, ec2_fixes, hooks, ports, ssm_fixes
-from orchestrator.sandbox.build import REPLACEMENT_HEADROOM, BuiltFleet, Launched, build_fleet, subnet_cidrs
+from orchestrator.box.model import Box
+from orchestrator.sandbox import agents, cloudwatch_fixes, ec2_fixes, hooks, population, ports, ssm_fixes
+from orchestrator.sandbox.build import build_fleet
 from orchestrator.sandbox.clock import SandboxClock
-from orchestrator.sandbox.effects import ENDPOINT_MODE, Effects, hostname
-from orchestrator.sandbox.endpoints import EndpointFleet, Mode
+from orchestrator.sandbox.effects import Effects
+from orchestrator.sandbox.endpoints import EndpointFleet
 from orchestrator.sandbox.events import ACTIONS, EventKind, SandboxEvent, SimInstance
-from orchestrator.sandbox.memory import MemoryShape, box_for
 from orchestrator.sandbox.moto_version import require_supported_moto
 from orchestrator.sandbox.server import MotoServer, sandbox_env
-from orchestrator.sandbox.spec import FleetSpec, Role, assign_roles, opt_out_indices
+from orchestrator.sandbox.spec import FleetSpec, assign_roles, opt_out_indices
+from orchestrator.sandbox.sshd import Mode
 from orchestrator.simulate.world import Outage
 
 _CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=300)
@@ -114,7 +113,8 @@ class Sandbox(Effects):
         self._installed = True
         try:
             moto_api_backend.reset()
-            self._choose_port()  # before moto and the build: a busy port is found in a millisecond
+            self.port, note = ports.choose(self.port, self.spec)  # before moto and the build: a busy port is found in a millisecond
+            self.port_note = note or self.port_note
             ec2_fixes.install()  # before the build: tagging 10,000 instances needs it too
             self._server.start()
             self._build()
@@ -336,22 +336,6 @@ class Sandbox(Effects):
 
     # -- internals -------------------------------------------------------------------
 
-    def _choose_port(self) -> None:
-        """The spec's port, or a free one: when it is 0, or busy and the spec allows another."""
-        if self.port == 0:
-            self.port = ports.free_port()
-            return
-        spec = self.spec
-        per_subnet = (spec.standalone + 1) // 2 + spec.asg_members + spec.unmanaged + REPLACEMENT_HEADROOM
-        why = ports.taken(self.port, subnet_cidrs(spec.vpc_cidr, per_subnet))
-        if why is None:
-            return
-        if not spec.port_fallback:
-            raise OSError(errno.EADDRINUSE, f"the fake sshd's port {self.port} is taken ({why}): give another --port, or --port 0 for a free one")
-        chosen = ports.free_port()
-        self.port_note = f"port {self.port} is taken ({why}): the fake sshd listens on port {chosen} instead"
-        self.port = chosen
-
     def _build(self) -> None:
         spec = self.spec
         self._series_end = self.clock.wall().replace(microsecond=0)  # 'now' for the shapes
@@ -369,82 +353,23 @@ class Sandbox(Effects):
             ssh_port=self.port,
         )
         self.vpc_id, self.subnet_ids = built.vpc_id, built.subnet_ids
-        self._register(built, roles)
+        for member in population.members(built, roles, spec, self.boxes, self._series_end):
+            instance_id = member.sim.instance_id
+            self._sims[instance_id], self._boxes[instance_id] = member.sim, member.box
+            self._console[instance_id], self._console_rng[instance_id] = member.console, member.console_rng
         self._endpoints = EndpointFleet(self.port, slow_delay=spec.slow_delay, hold=spec.hold)
         self._endpoints.start(expected_endpoints=len(self._sims))
         self._endpoints.add_many((s.instance_id, s.private_ip, s.mode) for s in self._sims.values())
-        self._write_history()
-
-    def _register(self, built: BuiltFleet, roles: list[Role]) -> None:
-        for role, launched in zip(roles, built.managed):
-            self._add_sim(launched, role.mode, role.memory, role.reports_metrics, f"m{role.index}", role.index)
-        for number, launched in enumerate(built.unmanaged):
-            # Bystanders look exactly like the incident: only the selector keeps orch away.
-            self._add_sim(launched, Mode.HUNG, MemoryShape.EXHAUSTED, True, f"u{number}", None)
-
-    def _add_sim(
-        self, launched: Launched, mode: Mode, shape: MemoryShape, reports: bool, key: str, index: int | None
-    ) -> None:
-        given = self.boxes.get(index) if launched.managed and index is not None else None
-        if given is not None:  # a scenario's box (orchestrator.sandbox.scenario): its sshd and agent are the model's
-            mode, reports = ENDPOINT_MODE[given.sshd(self._series_end)], given.behaviour.agent
-            shape = MemoryShape.LEAKING if given.current.rate > 0 else MemoryShape.FLAT
-        sim = SimInstance(
-            instance_id=launched.instance_id,
-            name=launched.name,
-            private_ip=launched.private_ip,
-            availability_zone=launched.availability_zone,
-            subnet_id=launched.subnet_id,
-            image_id=launched.image_id,
-            instance_type=launched.instance_type,
-            mode=mode,
-            state="running",
-            managed=launched.managed,
-            opt_out=launched.opt_out,
-            leaking=shape is MemoryShape.LEAKING,
-            reports_metrics=reports,
-            asg_name=launched.asg_name,
-            index=index,
-        )
-        self._sims[sim.instance_id] = sim
-        fault = {Mode.REFUSING: Fault.REFUSED, Mode.SLOW: Fault.SLOW}.get(mode)
-        if mode is Mode.HUNG and shape is not MemoryShape.EXHAUSTED:
-            fault = Fault.HUNG  # hung with memory normal: nothing on the host says why
-        if given is not None:
-            self._boxes[sim.instance_id] = given
-        else:
-            self._boxes[sim.instance_id] = box_for(
-                shape, self._rng("memory", key), self._series_end, self._box_seed(key), fault,
-                starves=self.spec.agents_starve, wedged_minutes=self.spec.wedged_minutes,
-            )
-        rng = self._rng("console", key)
-        self._console_rng[sim.instance_id] = rng
-        text = boot_log(rng, hostname(sim.private_ip))
-        if mode is Mode.HUNG and shape is MemoryShape.EXHAUSTED:
-            text += oom_log(rng)  # the leak won: the kernel says so (a hung sshd with memory normal leaves no such line)
-        self._console[sim.instance_id] = text
-
-    def _rng(self, purpose: str, key: str) -> random.Random:
-        return random.Random(f"orch-sandbox/{purpose}/{self.spec.seed}/{key}")
-
-    def _write_history(self) -> None:
-        end = self._series_end
-        minutes = self.spec.metric_minutes
-        points: list[tuple[SimInstance, datetime, float]] = []
-        for sim in self._sims.values():
-            if not sim.reports_metrics:
-                continue
-            box = self._boxes[sim.instance_id]
-            for ago in range(minutes - 1, -1, -1):
-                at = end - timedelta(minutes=ago)
-                value = box.memory(at)
-                if value is not None:
-                    points.append((sim, at, value))
-                    self._level[sim.instance_id] = value
+        points = population.history(self._sims.values(), self._boxes, self._series_end, spec.metric_minutes)
+        for sim, _, value in points:
+            self._level[sim.instance_id] = value
         self._put_points(points)
 
+    def _rng(self, purpose: str, key: str) -> random.Random:
+        return population.seeded_rng(self.spec.seed, purpose, key)
+
     def _box_seed(self, key: str) -> str:
-        return f"orch-sandbox/box/{self.spec.seed}/{key}"
+        return population.box_seed(self.spec.seed, key)
 
     def _put_points(self, points: list[tuple[SimInstance, datetime, float]]) -> None:
         agents.put_batches(self.client("cloudwatch", validate=False), self.spec.namespace,

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from orchestrator.sandbox.endpoints import Mode
 from orchestrator.sandbox.memory import MemoryShape
+from orchestrator.sandbox.sshd import Mode
 
 LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
 
