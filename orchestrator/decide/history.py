@@ -129,7 +129,11 @@ def boot_deadline(h: InstanceHistory, last: ActionAttempt, settings: Settings) -
     """
     s = settings.safety
     ceiling = timedelta(minutes=s.boot_ceiling_minutes)
-    boots = [a.verified_at - a.at for a in h.actions[:-1] if a.verified_at is not None and a.kind is not ActionKind.RUN_COMMAND]
+    boots = [
+        a.verified_at - a.at
+        for a in h.actions[:-1]
+        if a.verified_at is not None and not a.seen_back_late and a.kind is not ActionKind.RUN_COMMAND
+    ]
     if not boots or last.kind is ActionKind.RUN_COMMAND:
         return timedelta(minutes=s.verify_minutes) if last.kind is ActionKind.RUN_COMMAND else ceiling
     return min(ceiling, max(timedelta(minutes=s.verify_minutes), 2 * max(boots[-5:])))
@@ -156,7 +160,11 @@ def _judge_last_action(h: InstanceHistory, facts: Facts, verdict: Verdict, now: 
     if ssh_ok and (last.cause is not Cause.MEMORY or fell is not False):
         # Back. For a memory cause, memory fell too, or there is no reading to say it did not.
         # A failure seen while it booted belongs to the action, not to the next episode.
-        return _with_last(h, replace(last, verified_at=now), in_flight_key=None, first_failure_at=None, failed_probes=0)
+        # The box came back since a sweep last stored it (its action's sweep, or one that saw it
+        # still down); a verification much later than the schedule says little of when.
+        seen = max(last.at, h.written_at or last.at)
+        late = now - seen > timedelta(minutes=1.5 * settings.sweep_interval_minutes)
+        return _with_last(h, replace(last, verified_at=now, seen_back_late=late), in_flight_key=None, first_failure_at=None, failed_probes=0)
     if not due:
         return h  # still in flight: judged on a later sweep
     booting = facts.status is not None and CheckState.INITIALIZING in (facts.status.system, facts.status.instance)
@@ -308,7 +316,7 @@ def acted(
     previous = _last(prev)
     proactive = verdict is not None and verdict.kind is not VerdictKind.UNREACHABLE
     up_minutes = None
-    if previous is not None and previous.verified_at is not None and not proactive:
+    if previous is not None and previous.verified_at is not None and not previous.seen_back_late and not proactive:
         # The box was seen back up at the last verification and failed again from here: one whole cycle, observed.
         ended = prev.first_failure_at or now
         up_minutes = max(0.0, (ended - previous.verified_at).total_seconds() / 60)

@@ -248,3 +248,24 @@ def test_old_actions_are_pruned_but_the_last_one_is_kept():
     old = taken(InstanceHistory(ID), NOW - timedelta(days=3))
     h = up(replace(old, in_flight_key=None), NOW)
     assert len(h.actions) == 1 and h.cycle_started_at == NOW - timedelta(days=3)
+
+
+@pytest.mark.parametrize(
+    "stored_at, verified_at, late",
+    [
+        (0.2, 5, False),  # the first sweep after the action saw it back: known to within a sweep
+        (0.2, 7.5, False),  # a sweep and a half: the schedule's jitter
+        (0.2, 37, True),  # nothing stored it for half an hour (the sweeps in between died)
+        (30, 35, False),  # a sweep saw it still down at 30 min (slow boot): back since then
+    ],
+)
+def test_a_verification_long_after_the_last_sweep_that_stored_the_box_says_not_when_it_came_back(stored_at, verified_at, late):
+    """Found by tests/unit/test_sweep_properties.py: sweeps that died for half an hour made the
+    next verification look like a box back 5 minutes before its next exhaustion, and the
+    chronic rule rebooted it the moment it came back. A late verification measures no cycle
+    and no boot time."""
+    acted_on = replace(taken(down(InstanceHistory(ID))), written_at=minutes(stored_at))
+    h = up(acted_on, minutes(verified_at))
+    assert h.actions[-1].verified_at == minutes(verified_at) and h.actions[-1].seen_back_late is late
+    again = taken(down(replace(h, written_at=minutes(verified_at)), minutes(verified_at + 30)), minutes(verified_at + 31), context=ActionContext(verdict=memory_verdict()))
+    assert (again.actions[-1].up_minutes is None) is late
