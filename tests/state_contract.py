@@ -67,7 +67,7 @@ def full_history(instance_id: str = "i-0123456789abcdef0") -> InstanceHistory:
                 canary=True,
                 chronic=True,
                 up_minutes=31.5,
-                seen_back_late=True,
+                back_unknown=True,
             ),
         ),
         last_action=ActionKind.STOP_START,

@@ -132,7 +132,7 @@ def boot_deadline(h: InstanceHistory, last: ActionAttempt, settings: Settings) -
     boots = [
         a.verified_at - a.at
         for a in h.actions[:-1]
-        if a.verified_at is not None and not a.seen_back_late and a.kind is not ActionKind.RUN_COMMAND
+        if a.verified_at is not None and not a.back_unknown and a.kind is not ActionKind.RUN_COMMAND
     ]
     if not boots or last.kind is ActionKind.RUN_COMMAND:
         return timedelta(minutes=s.verify_minutes) if last.kind is ActionKind.RUN_COMMAND else ceiling
@@ -164,7 +164,8 @@ def _judge_last_action(h: InstanceHistory, facts: Facts, verdict: Verdict, now: 
         # still down); a verification much later than the schedule says little of when.
         seen = max(last.at, h.written_at or last.at)
         late = now - seen > timedelta(minutes=1.5 * settings.sweep_interval_minutes)
-        return _with_last(h, replace(last, verified_at=now, seen_back_late=late), in_flight_key=None, first_failure_at=None, failed_probes=0)
+        back_unknown = last.back_unknown or late
+        return _with_last(h, replace(last, verified_at=now, back_unknown=back_unknown), in_flight_key=None, first_failure_at=None, failed_probes=0)
     if not due:
         return h  # still in flight: judged on a later sweep
     booting = facts.status is not None and CheckState.INITIALIZING in (facts.status.system, facts.status.instance)
@@ -316,7 +317,7 @@ def acted(
     previous = _last(prev)
     proactive = verdict is not None and verdict.kind is not VerdictKind.UNREACHABLE
     up_minutes = None
-    if previous is not None and previous.verified_at is not None and not previous.seen_back_late and not proactive:
+    if previous is not None and previous.verified_at is not None and not previous.back_unknown and not proactive:
         # The box was seen back up at the last verification and failed again from here: one whole cycle, observed.
         ended = prev.first_failure_at or now
         up_minutes = max(0.0, (ended - previous.verified_at).total_seconds() / 60)
@@ -359,10 +360,12 @@ def recovered(prev: InstanceHistory, key: str, kind: ActionKind, at: datetime) -
 
     It goes in flight like any action taken then: not repeated inside its verify window,
     counted by the budgets, judged on a later sweep (verified, or failed and escalated).
+    Whether it ran is not known, so no cycle or boot time is measured from it
+    (``back_unknown``): a box it never rebooted answers SSH and looks verified.
     """
     if any(a.key == key for a in prev.actions):
         return prev  # the history was written; only the outcome update was lost
-    attempt = ActionAttempt(at=at, kind=kind, key=key)
+    attempt = ActionAttempt(at=at, kind=kind, key=key, back_unknown=True)
     actions = tuple(sorted(prev.actions + (attempt,), key=lambda a: a.at))
     newest = actions[-1] is attempt
     return replace(

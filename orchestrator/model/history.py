@@ -47,9 +47,11 @@ class ActionAttempt:
     canary: bool = False  # taken as the canary past the breaker
     chronic: bool = False  # taken on a chronic instance (paced by its cycle, not counted in the fleet's budgets)
     up_minutes: float | None = None  # from the box seen back up after the action before to the exhaustion this one answered
-    # Verified more than a sweep and a half after any sweep last stored the box (sweeps died or did
-    # not run): when it came back is not known, so no cycle or boot time is measured from it.
-    seen_back_late: bool = False
+    # When the box came back after it is not known, so no cycle or boot time is measured from it:
+    # its sweep died before recording an outcome (it may never have run, and a box that still
+    # answered looks verified), or it was verified more than a sweep and a half after any sweep
+    # last stored the box (sweeps died or did not run).
+    back_unknown: bool = False
 
     @property
     def settled(self) -> bool:

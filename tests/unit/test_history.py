@@ -9,7 +9,7 @@ import pytest
 
 from orchestrator.config import Settings
 from orchestrator.decide.chronic import chronic
-from orchestrator.decide.history import ActionContext, acted, observe, release
+from orchestrator.decide.history import ActionContext, acted, observe, recovered, release
 from orchestrator.model import (
     Action,
     ActionKind,
@@ -266,6 +266,18 @@ def test_a_verification_long_after_the_last_sweep_that_stored_the_box_says_not_w
     and no boot time."""
     acted_on = replace(taken(down(InstanceHistory(ID))), written_at=minutes(stored_at))
     h = up(acted_on, minutes(verified_at))
-    assert h.actions[-1].verified_at == minutes(verified_at) and h.actions[-1].seen_back_late is late
+    assert h.actions[-1].verified_at == minutes(verified_at) and h.actions[-1].back_unknown is late
     again = taken(down(replace(h, written_at=minutes(verified_at)), minutes(verified_at + 30)), minutes(verified_at + 31), context=ActionContext(verdict=memory_verdict()))
     assert (again.actions[-1].up_minutes is None) is late
+
+
+def test_an_action_whose_sweep_died_measures_no_cycle_even_when_verified_in_time():
+    """Its intent was written and the process died: the reboot may never have run, and a box
+    that still answered looks verified at once; the box then ran out on its old cycle, minutes
+    later, which read as a 5-minute cycle (found by the sweep property test)."""
+    h = recovered(down(InstanceHistory(ID)), "key-lost", ActionKind.REBOOT, NOW)
+    assert h.in_flight_key == "key-lost" and h.actions[-1].back_unknown
+    h = up(replace(h, written_at=NOW), minutes(5))
+    assert h.actions[-1].verified_at == minutes(5) and h.actions[-1].back_unknown
+    again = taken(down(h, minutes(9)), minutes(10), context=ActionContext(verdict=memory_verdict()))
+    assert again.actions[-1].up_minutes is None
