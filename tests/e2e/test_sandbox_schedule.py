@@ -120,11 +120,14 @@ def test_a_served_leaking_fleet_wedges_and_the_schedule_heals_it(served):
         assert line.startswith(f"{rebooted[instance_id].astimezone(timezone.utc):%H:%M}")
     first = started + timedelta(minutes=5)
     assert said[0] == f"{first:%H:%M:%S} scheduled sweep, 8 instances (6 healthy, 2 memory-exhaustion-forecast): nothing to do", said
-    # No sweep saw a silent agent, and `orch top` now shows every box healthy, the rebooted ones leaking again.
+    # No sweep saw a silent agent, and `orch top` now shows every box answering: the others
+    # healthy, the rebooted ones leaking again (healthy, or already forecast again: how far a
+    # new cycle has climbed at the end depends on the second the test started).
     assert all("metrics-stale" not in r["verdicts"] for r in heal.results)
     rows = top_rows(sb, staged, wall)
     assert set(rows) == {s.name for s in sb.instances}
-    assert set(rows.values()) == {VerdictKind.HEALTHY}, rows
+    assert {v for name, v in rows.items() if name not in leaky.values()} == {VerdictKind.HEALTHY}, rows
+    assert {rows[name] for name in leaky.values()} <= {VerdictKind.HEALTHY, VerdictKind.MEMORY_FORECAST}, rows
     assert all(sb.instance(i).mode is not Mode.HUNG for i in leaky)
 
 
