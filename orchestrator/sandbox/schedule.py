@@ -41,6 +41,7 @@ from orchestrator.aws import Clients
 from orchestrator.config import Settings
 from orchestrator.echo import clip
 from orchestrator.estate.registry import PREFIX as REGISTRY_PREFIX
+from orchestrator.model import ActionKind
 from orchestrator.sandbox.living import Driver, Every
 from orchestrator.sandbox.server import FAKE_KEY
 
@@ -62,8 +63,8 @@ STACK_DEFAULTS = {  # the function's variables that are the parameters' defaults
     "ORCH_MEMORY_SSM_COMMANDS": "",
     "ORCH_EVIDENCE_DIAGNOSTIC_INTERRUPT": "false",
 }
-DONE = {"reboot": "rebooted", "stop-start": "stop-started", "replace": "replaced", "run-command": "ran the restart command on",
-        "start": "started"}
+DONE = {ActionKind.REBOOT: "rebooted", ActionKind.STOP_START: "stop-started", ActionKind.REPLACE: "replaced",
+        ActionKind.RUN_COMMAND: "ran the restart command on", ActionKind.START: "started"}  # every kind: a test checks
 
 
 def function_environment(exported: Mapping[str, str], vpc_id: str, schedule_minutes: float, time_scale: float = 1.0) -> dict[str, str]:
@@ -209,7 +210,7 @@ def told(result: Mapping[str, Any], names: Mapping[str, str]) -> str:
         evidence = action.get("evidence") or {}
         why = "out of memory" if evidence.get("console_cause") == "oom" else _first_clause(action["reason"])
         if action["outcome"] == "done":
-            parts.append(f"{DONE.get(action['action'], action['action'])} {who} ({why})")
+            parts.append(f"{DONE[ActionKind(action['action'])]} {who} ({why})")
         else:
             detail = clip(action.get("detail") or "", 100, quote=False)
             parts.append(f"{action['action']} {who} ({why}): {action['outcome']}" + (f", {detail}" if detail else ""))

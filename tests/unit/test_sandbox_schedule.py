@@ -187,3 +187,10 @@ def test_the_context_counts_down_the_stacks_timeout_on_the_given_clock():
     assert context.get_remaining_time_in_millis() == 500
     now[0] += timedelta(seconds=5)
     assert context.get_remaining_time_in_millis() == 0
+
+
+def test_every_action_kind_has_its_words_in_the_line():
+    from orchestrator.model import ActionKind
+    from orchestrator.sandbox.schedule import DONE
+
+    assert set(DONE) == set(ActionKind)
